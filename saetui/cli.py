@@ -1,0 +1,146 @@
+"""The `saetui` command: headless subcommands that print JSON (and, later, the terminal app).
+
+    saetui analyze --model ID_OR_DIR --sae SPEC [--sae SPEC ...] --prompt TEXT [--top-k 10] [--json]
+    saetui saes [--model NAME] [--json]
+
+User mistakes print one line on stderr (`saetui: error: ...`) and exit with code 2; warnings print
+one line each (`saetui: warning: ...`). Nothing is written to stdout unless the command succeeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from typing import Any, Sequence
+
+from saetui.errors import InputError, SaetuiError
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="saetui", description="Look inside a language model through a sparse autoencoder.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    analyze = sub.add_parser("analyze", help="per-token SAE features of a prompt")
+    _model_args(analyze)
+    analyze.add_argument("--sae", action="append", required=True, metavar="SPEC",
+                         help="RELEASE/SAE_ID, a sae-lens directory, or params.npz[@HOOK]; repeat for several")
+    analyze.add_argument("--prompt", required=True, help="text to analyze")
+    analyze.add_argument("--top-k", type=int, default=10, help="features per token and per prompt (default 10)")
+    analyze.add_argument("--predictions", type=int, default=0, metavar="N",
+                         help="also give the top N next-token predictions after each token (runs the full model)")
+    analyze.add_argument("--include-special", action="store_true", help="let BOS/pad/special tokens count in the prompt summary")
+    analyze.add_argument("--json", action="store_true", help="print one JSON object")
+
+    saes = sub.add_parser("saes", help="list SAEs in the sae-lens registry (offline)")
+    saes.add_argument("--model", help="only SAEs for this model (HF id or short name)")
+    saes.add_argument("--json", action="store_true", help="print a JSON list")
+    return parser
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="HF model id or local directory")
+    p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: best available)")
+    p.add_argument("--dtype", help="float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 elsewhere)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the hub")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    _quiet_libraries()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        for noise in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+            warnings.simplefilter("ignore", noise)  # library internals, not the user's business
+        warnings.showwarning = _one_line_warning  # type: ignore[assignment]
+        try:
+            return {"analyze": cmd_analyze, "saes": cmd_saes}[args.command](args)
+        except SaetuiError as exc:
+            print(f"saetui: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except BrokenPipeError:  # `saetui ... | head`
+            sys.stderr.close()
+            return 0
+        except KeyboardInterrupt:
+            print("saetui: interrupted", file=sys.stderr)
+            return 130
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from saetui.models.model import ModelWithHooks
+    from saetui.sae.analyzer import SAEAnalyzer
+    from saetui.sae.manager import SAEManager
+
+    if not args.model:
+        raise InputError("--model is required: give an HF id or a local model directory")
+    if not args.prompt.strip():
+        raise InputError("empty prompt: give --prompt some text")
+    model = ModelWithHooks.from_pretrained(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    manager = SAEManager(model)
+    for spec in args.sae:
+        manager.load(spec)
+    result = SAEAnalyzer(model, manager).analyze(
+        args.prompt, top_k=args.top_k, include_special=args.include_special, predictions=args.predictions
+    )
+    if args.json:
+        print(result.to_json())
+    else:
+        print(_format_analysis(result.to_dict()))
+    return 0
+
+
+def cmd_saes(args: argparse.Namespace) -> int:
+    from saetui.sae.registry import list_registry
+
+    entries = list_registry(args.model)
+    if args.model and not entries:
+        raise InputError(f"no registry SAEs for model {args.model!r}; `saetui saes` lists every model")
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries]))
+        return 0
+    for e in entries:
+        width = str(e.width) if e.width else "?"
+        print(f"{e.spec}\t{e.hook or '?'}\t{width}\t{e.neuronpedia_id or ''}")
+    return 0
+
+
+def _format_analysis(result: dict[str, Any]) -> str:
+    """A plain-text table: one line per token, top features per SAE."""
+    lines = []
+    for sae in result["saes"]:
+        lines.append(f"== {sae['name']} ({sae['hook']}, d_sae={sae['d_sae']}) fvu={_num(sae['fvu'])} mean_l0={_num(sae['mean_l0'])}")
+        for tok, feats in zip(result["tokens"], sae["per_token"]):
+            mark = "*" if tok["special"] else " "
+            shown = "  ".join(f"{f}:{a:.2f}" for f, a in feats[:5])
+            lines.append(f"{tok['index']:>4}{mark} {tok['text']!r:<16} {shown}")
+        top = ", ".join(f"{f} ({a:.2f} @ {i})" for f, a, i in sae["top_features"])
+        lines.append(f"top: {top}")
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    text = " ".join(str(message).split())
+    print(f"saetui: warning: {text}", file=sys.stderr)
+
+
+def _quiet_libraries() -> None:
+    """No progress bars or info logs from transformers/huggingface_hub on the CLI."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

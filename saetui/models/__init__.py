@@ -1,0 +1,1 @@
+"""Model loading (ModelWithHooks), architecture tables and hook plumbing."""

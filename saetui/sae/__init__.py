@@ -1,0 +1,1 @@
+"""SAE loading through sae-lens (SAEManager, registry) and per-token analysis (SAEAnalyzer)."""

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny random models for every supported architecture, and SAEs built from sae-lens configs.
+
+Nothing here touches the network: HF_HUB_OFFLINE is set for the whole run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@pytest.fixture(scope="session")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory):
+    """arch -> directory of a saved tiny model; built on first use."""
+    from saetui.models.synthetic import tiny_model_dir
+
+    root = tmp_path_factory.mktemp("models")
+    cache: dict[str, Path] = {}
+
+    def get(arch: str) -> Path:
+        if arch not in cache:
+            cache[arch] = tiny_model_dir(arch, root / arch)
+        return cache[arch]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def gemma2_dir(model_dirs) -> Path:
+    return model_dirs("gemma2")
+
+
+@pytest.fixture(scope="session")
+def gemma2(gemma2_dir):
+    """A loaded tiny Gemma-2 model (4 layers, width 64). Tests must not change its weights."""
+    from saetui.models.model import ModelWithHooks
+
+    return ModelWithHooks.from_pretrained(str(gemma2_dir))
+
+
+@pytest.fixture()
+def make_sae():
+    """make_sae(d_in, d_sae, hook) -> a random sae-lens JumpReLUSAE that fires sparsely."""
+    from saetui.models.synthetic import random_jumprelu_sae
+
+    return random_jumprelu_sae
+
+
+@pytest.fixture()
+def sae_dir(tmp_path, make_sae) -> Path:
+    """A local sae-lens directory for the tiny Gemma-2 at blocks.1.hook_resid_post, width 256."""
+    sae = make_sae(64, 256, "blocks.1.hook_resid_post")
+    sae.save_model(tmp_path / "sae")
+    return tmp_path / "sae"
+
+
+def hook_ids(module) -> dict[str, tuple]:
+    """Every forward and pre-forward hook id in `module`, by submodule name.
+
+    transformers installs hooks of its own (to record outputs), so tests compare this before and
+    after a call instead of expecting none at all.
+    """
+    return {name: (tuple(m._forward_hooks), tuple(m._forward_pre_hooks)) for name, m in module.named_modules()}

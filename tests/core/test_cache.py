@@ -1,0 +1,83 @@
+"""ActivationCache: shards equal the collector, reads are memory-mapped, a killed build resumes exactly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from saetui.activations.cache import ActivationCache, read_dataset
+from saetui.activations.collector import ActivationCollector
+from saetui.errors import InputError
+
+HOOKS = ["blocks.0.hook_resid_post", "blocks.2.hook_mlp_out"]
+TEXTS = [f"The cat number {i} sat on {'the ' * (i % 4)}mat" for i in range(23)]
+
+
+def test_build_matches_the_collector_and_reads_memory_mapped(gemma2, tmp_path):
+    cache = ActivationCache(tmp_path / "c").build(gemma2, TEXTS, HOOKS, batch_size=4, prompts_per_shard=10, progress=False)
+    manifest = cache.manifest
+    assert manifest["complete"] and [s["prompts"] for s in manifest["shards"]] == [[0, 10], [10, 20], [20, 23]]
+    acts = cache.activations(HOOKS[1])
+    assert all(isinstance(a, np.memmap) for a in acts)
+    tokens, offsets = np.concatenate(cache.tokens()), cache.offsets()
+    expected = ActivationCollector(gemma2).collect(TEXTS[10:20], HOOKS[1])
+    shard = acts[1]
+    for j, ids in enumerate(expected.token_ids):
+        start, end = offsets[1][j], offsets[1][j + 1]
+        np.testing.assert_allclose(shard[start:end], expected[HOOKS[1]][j].numpy(), atol=1e-6)
+        assert cache.tokens()[1][start:end].tolist() == ids
+    assert len(tokens) == cache.n_tokens == sum(s["n_tokens"] for s in manifest["shards"])
+    assert (tokens == 1).sum() == len(TEXTS)  # one BOS per prompt
+    assert (tokens == 0).sum() == 0  # no padding stored
+
+
+def test_killed_build_resumes_to_the_same_result(gemma2, tmp_path, monkeypatch):
+    whole = ActivationCache(tmp_path / "whole").build(gemma2, TEXTS, HOOKS, batch_size=4, prompts_per_shard=8, progress=False)
+
+    calls = {"n": 0}
+    original = ActivationCollector.run
+
+    def dying(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:  # second batch of the second shard
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ActivationCollector, "run", dying)
+    with pytest.raises(KeyboardInterrupt):
+        ActivationCache(tmp_path / "resumed").build(gemma2, TEXTS, HOOKS, batch_size=4, prompts_per_shard=8, progress=False)
+    partial = json.loads((tmp_path / "resumed" / "manifest.json").read_text())
+    assert [s["index"] for s in partial["shards"]] == [0] and not partial["complete"]
+    # A half-written file from the killed shard must not be trusted.
+    (tmp_path / "resumed" / "shard_00001.tokens.npy.tmp").write_bytes(b"partial")
+    monkeypatch.setattr(ActivationCollector, "run", original)
+    resumed = ActivationCache(tmp_path / "resumed").build(gemma2, TEXTS, HOOKS, batch_size=4, prompts_per_shard=8, progress=False)
+    assert resumed.manifest["shards"] == whole.manifest["shards"]
+    for hook in HOOKS:
+        for a, b in zip(whole.activations(hook), resumed.activations(hook)):
+            assert np.array_equal(a, b)
+    for a, b in zip(whole.tokens(), resumed.tokens()):
+        assert np.array_equal(a, b)
+
+
+def test_other_settings_are_refused(gemma2, tmp_path):
+    ActivationCache(tmp_path / "c").build(gemma2, TEXTS, HOOKS[:1], prompts_per_shard=8, progress=False)
+    with pytest.raises(InputError, match="other settings"):
+        ActivationCache(tmp_path / "c").build(gemma2, TEXTS[:5], HOOKS[:1], prompts_per_shard=8, progress=False)
+
+
+def test_dataset_formats_and_errors(tmp_path):
+    (tmp_path / "a.txt").write_text("first line\n\nsecond line\n")
+    assert read_dataset(tmp_path / "a.txt") == ["first line", "second line"]
+    (tmp_path / "b.jsonl").write_text('{"text": "one"}\n{"body": "two"}\n')
+    with pytest.raises(InputError, match="b.jsonl:2 has no field 'text'"):
+        read_dataset(tmp_path / "b.jsonl")
+    (tmp_path / "c.jsonl").write_text('{"body": "x"}\n')
+    assert read_dataset(tmp_path / "c.jsonl", field="body") == ["x"]
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with pytest.raises(InputError, match="has no text"):
+        read_dataset(tmp_path / "empty.txt")
+    with pytest.raises(InputError, match="no dataset file"):
+        read_dataset(tmp_path / "missing.txt")

@@ -1,0 +1,127 @@
+"""`saetui analyze` / `saetui saes`: the JSON contract and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from saetui.cli import main
+from saetui.sae.analyzer import SAEAnalyzer
+from saetui.sae.manager import SAEManager
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_analyze_json_contract(capsys, gemma2, gemma2_dir, sae_dir):
+    code, out, err = run(capsys, "analyze", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--prompt", "The cat sat", "--top-k", "4", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [set(t) for t in data["tokens"]] == [{"index", "id", "text", "special"}] * len(data["tokens"])
+    assert data["tokens"][0]["special"] is True
+    (sae,) = data["saes"]
+    assert {"name", "hook", "d_sae", "per_token", "top_features"} <= set(sae)
+    assert sae["hook"] == "blocks.1.hook_resid_post" and sae["d_sae"] == 256
+    assert len(sae["per_token"]) == len(data["tokens"])
+    # Same numbers as the Python API.
+    manager = SAEManager(gemma2)
+    manager.load(str(sae_dir))
+    api = SAEAnalyzer(gemma2, manager).analyze("The cat sat", top_k=4).to_dict()
+    assert sae["per_token"] == api["saes"][0]["per_token"]
+    assert sae["top_features"] == api["saes"][0]["top_features"]
+    for feats in sae["per_token"]:
+        assert len(feats) <= 4 and [a for _, a in feats] == sorted((a for _, a in feats), reverse=True)
+    for f, a, i in sae["top_features"]:
+        assert not data["tokens"][i]["special"] and a > 0
+
+
+def test_analyze_text_output(capsys, gemma2_dir, sae_dir):
+    code, out, _ = run(capsys, "analyze", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--prompt", "Hi there")
+    assert code == 0 and "blocks.1.hook_resid_post" in out and "'<bos>'" in out
+
+
+def test_long_prompt_is_truncated_with_a_warning(capsys, gemma2_dir, sae_dir):
+    code, out, err = run(capsys, "analyze", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--prompt", "word " * 400, "--json")
+    assert code == 0
+    assert len(json.loads(out)["tokens"]) == 128
+    assert err.count("\n") == 1 and "saetui: warning:" in err and "truncated to 128" in err
+
+
+def _bad_sae(tmp_path, make_sae, kind):
+    if kind == "narrow":
+        make_sae(32, 64, "blocks.1.hook_resid_post").save_model(tmp_path / kind)
+    elif kind == "deep":
+        make_sae(64, 64, "blocks.7.hook_resid_post").save_model(tmp_path / kind)
+    elif kind == "nan":
+        sae = make_sae(64, 64, "blocks.1.hook_resid_post")
+        with torch.no_grad():
+            sae.b_enc[0] = float("inf")
+        sae.save_model(tmp_path / kind)
+    elif kind == "badcfg":
+        make_sae(64, 64, "blocks.1.hook_resid_post").save_model(tmp_path / kind)
+        (tmp_path / kind / "cfg.json").write_text('{"d_in": 64,')
+    elif kind == "badweights":
+        make_sae(64, 64, "blocks.1.hook_resid_post").save_model(tmp_path / kind)
+        (tmp_path / kind / "sae_weights.safetensors").write_bytes(b"nope")
+    return str(tmp_path / kind)
+
+
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("unknown-model", "cannot load model 'nobody/missing-model'.*HF_HUB_OFFLINE"),
+        ("narrow", "expects d_in=32"),
+        ("deep", "layer 7 out of range"),
+        ("unknown-release", "unknown SAE release 'gemma-scope-2b-pt-res-canonicl'; did you mean"),
+        ("unknown-id", "unknown sae_id 'layer_99/width_16k/canonical'"),
+        ("empty-prompt", "empty prompt"),
+        ("badcfg", "corrupt SAE config"),
+        ("badweights", "corrupt SAE at"),
+        ("nan", "non-finite values"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_nothing_written(case, pattern, capsys, tmp_path, gemma2_dir, sae_dir, make_sae):
+    model, sae, prompt = str(gemma2_dir), str(sae_dir), "The cat"
+    if case == "unknown-model":
+        model = "nobody/missing-model"
+    elif case == "unknown-release":
+        sae = "gemma-scope-2b-pt-res-canonicl/layer_1/width_16k/canonical"
+    elif case == "unknown-id":
+        sae = "gemma-scope-2b-pt-res-canonical/layer_99/width_16k/canonical"
+    elif case == "empty-prompt":
+        prompt = "   "
+    elif case in ("narrow", "deep", "nan", "badcfg", "badweights"):
+        sae = _bad_sae(tmp_path, make_sae, case)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    code, out, err = run(capsys, "analyze", "--model", model, "--sae", sae, "--prompt", prompt, "--json")
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("saetui: error: "), err
+    assert __import__("re").search(pattern, lines[0]), lines[0]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_saes_lists_the_registry_offline(capsys):
+    code, out, _ = run(capsys, "saes", "--model", "google/gemma-2-2b", "--json")
+    assert code == 0
+    entries = json.loads(out)
+    spec = "gemma-scope-2b-pt-res-canonical/layer_12/width_16k/canonical"
+    (entry,) = [e for e in entries if e["spec"] == spec]
+    assert entry["hook"] == "blocks.12.hook_resid_post" and entry["width"] == 16384
+    assert entry["neuronpedia_id"] == "gemma-2-2b/12-gemmascope-res-16k"
+    code, out, err = run(capsys, "saes", "--model", "no-such-model")
+    assert code == 2 and out == "" and "no registry SAEs" in err
+
+
+def test_import_saetui_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, saetui; assert 'torch' not in sys.modules, 'torch imported'; assert saetui.SAEManager.__name__ == 'SAEManager'"
+    subprocess.run([sys.executable, "-c", code], check=True)
