@@ -269,7 +269,7 @@ class ModelWithHooks:
 
     def token_texts(self, ids: Sequence[int]) -> list[str]:
         """Each token's own text, as the tokenizer decodes it alone (leading spaces kept)."""
-        return [self.tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
+        return self.tokenizer.batch_decode([[int(i)] for i in ids], skip_special_tokens=False)
 
     def is_special(self, token_id: int) -> bool:
         return int(token_id) in self._special_ids

@@ -129,3 +129,28 @@ def random_jumprelu_sae(d_in: int, d_sae: int, hook_name: str, *, seed: int = 0,
         sae.b_dec.zero_()
         sae.threshold.fill_(0.05 * d_in**0.5)
     return sae
+
+
+def calibrate_threshold(sae: Any, x: Any, target_l0: float) -> None:
+    """Set a JumpReLU SAE's threshold so that about `target_l0` features fire per row of x (N, d_in),
+    as in a trained SAE; random encoders otherwise fire on half their features."""
+    import torch
+
+    with torch.no_grad():
+        pre = sae.process_sae_in(x) @ sae.W_enc + sae.b_enc  # (N, d_sae)
+        k = max(1, int(target_l0 * pre.shape[0]))
+        cut = pre.flatten().float().topk(k).values[-1]
+        sae.threshold.fill_(float(cut))
+
+
+def build_wordlevel_tokenizer(vocab_size: int) -> Any:
+    """A tokenizer with exactly `vocab_size` ids (`<pad>`, `<bos>`, `<eos>`, then `t3`, `t4`, ...), for benchmarks."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": PAD_ID, "<bos>": BOS_ID, "<eos>": EOS_ID}
+    vocab.update({f"t{i}": i for i in range(3, vocab_size)})
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<eos>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", BOS_ID)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")

@@ -94,9 +94,13 @@ class SAEAnalyzer:
         self.saes = saes
         self.collector = ActivationCollector(model)
 
-    def analyze(self, prompt: str, *, top_k: int = 10, include_special: bool = False, predictions: int = 0) -> AnalysisResult:
+    def analyze(
+        self, prompt: str, *, top_k: int = 10, include_special: bool = False, predictions: int = 0, reconstruction: bool = True
+    ) -> AnalysisResult:
         """Analyze one prompt with every loaded SAE."""
-        return self.analyze_batch([prompt], top_k=top_k, include_special=include_special, predictions=predictions)[0]
+        return self.analyze_batch(
+            [prompt], top_k=top_k, include_special=include_special, predictions=predictions, reconstruction=reconstruction
+        )[0]
 
     def analyze_batch(
         self,
@@ -105,8 +109,15 @@ class SAEAnalyzer:
         top_k: int = 10,
         include_special: bool = False,
         predictions: int = 0,
+        reconstruction: bool = True,
     ) -> list[AnalysisResult]:
-        """Analyze prompts in one padded forward; results are per prompt, for real tokens only."""
+        """Analyze prompts in one padded forward; results are per prompt, for real tokens only.
+
+        top_k:           features kept per token and per prompt (positive activations only)
+        include_special: let BOS/pad/special tokens take part in the per-prompt summary
+        predictions:     > 0 runs the whole model and adds the top-N next tokens after each token
+        reconstruction:  per-token fvu and cosine (costs one SAE decode); L0 is always given
+        """
         import torch
 
         from saetui.errors import InputError
@@ -123,13 +134,13 @@ class SAEAnalyzer:
             batch, [s.hook_name for s in loaded], stop_early=predictions <= 0, return_logits=predictions > 0
         )
         real = batch.attention_mask.bool()
-        special = batch.special_mask[real]  # (N,) over the real tokens of all prompts, prompt after prompt
+        special = batch.special_mask[real].cpu()  # (N,) over the real tokens of all prompts, prompt after prompt
         counted = torch.ones_like(special) if include_special else ~special
         per_sae = []
         with torch.inference_mode():
             for s in loaded:
                 x = captured[s.hook_name][real]  # (N, d_model)
-                per_sae.append(_analyze_tokens(s, x, counted.to(x.device), batch.lengths, top_k))
+                per_sae.append(_analyze_tokens(s, x, counted, batch.lengths, top_k, reconstruction))
             preds = _predictions(self.model, logits[real], predictions) if logits is not None else None
         del captured, logits
         ids = batch.input_ids.tolist()
@@ -160,49 +171,118 @@ class SAEAnalyzer:
             return loaded.sae.encode(acts[loaded.hook_name][0])
 
 
-def _analyze_tokens(s: LoadedSAE, x: torch.Tensor, counted: torch.Tensor, lengths: list[int], top_k: int) -> list[SAEResult]:
-    """Encode the real tokens of all prompts (x: (N, d)) and split the summaries per prompt."""
+def _analyze_tokens(
+    s: LoadedSAE, x: torch.Tensor, counted: torch.Tensor, lengths: list[int], top_k: int, reconstruction: bool
+) -> list[SAEResult]:
+    """Encode the real tokens of all prompts (x: (N, d)) and split the summaries per prompt.
+
+    counted: (N,) bool on the CPU, the tokens that take part in per-prompt summaries.
+    """
     import torch
 
     lat = s.sae.encode(x)  # (N, d_sae)
-    x_hat = s.sae.decode(lat).to(lat.dtype)
-    xf = x.to(lat.dtype)
     k = min(top_k, lat.shape[-1])
     tok_vals, tok_idx = lat.topk(k, dim=-1)  # (N, k)
-    l0 = (lat > 0).sum(-1)
-    err = (xf - x_hat).pow(2).sum(-1)
-    cos = torch.nn.functional.cosine_similarity(xf, x_hat, dim=-1)
+    sparse = _sparse_latents(s.sae, lat)
+    l0 = sparse.crow_indices().diff() if sparse is not None else (lat != 0).sum(-1)
+    if reconstruction:
+        x_hat = _decode(s.sae, lat, sparse).to(lat.dtype)
+        xf = x.to(lat.dtype)
+        err = (xf - x_hat).pow(2).sum(-1)
+        cos = torch.nn.functional.cosine_similarity(xf, x_hat, dim=-1)
 
     # Per-prompt summaries over counted tokens: max over tokens, then top-k.
-    prompt_vals, prompt_idx, prompt_pos, fvu_tok, fvu_all, mean_l0 = [], [], [], [], [], []
-    for lat_i, x_i, err_i, l0_i, c_i in zip(*(t.split(lengths) for t in (lat, xf, err, l0, counted))):
-        if c_i.any():
-            masked = lat_i.masked_fill(~c_i[:, None], float("-inf"))
-            mx, arg = masked.max(0)  # (d_sae,)
-            v, f = mx.topk(k)
-            prompt_vals.append(v), prompt_idx.append(f), prompt_pos.append(arg[f])
-            centered = (x_i - x_i[c_i].mean(0)).pow(2).sum(-1)  # (n,)
-            fvu_tok.append(err_i / centered)
-            fvu_all.append(err_i[c_i].sum() / centered[c_i].sum())
-            mean_l0.append(l0_i[c_i].float().mean())
-        else:
-            empty = lat_i.new_zeros(0)
-            prompt_vals.append(empty), prompt_idx.append(empty.long()), prompt_pos.append(empty.long())
-            fvu_tok.append(torch.full_like(err_i, float("nan")))
-            fvu_all.append(lat_i.new_tensor(float("nan"))), mean_l0.append(lat_i.new_tensor(float("nan")))
+    prompt_top, fvu_tok, fvu_all, mean_l0 = [], [], [], []
+    start = 0
+    for n, c in zip(lengths, counted.split(lengths)):
+        rows = slice(start, start + n)
+        start += n
+        lat_c, offset = _counted_rows(lat[rows], c)
+        if lat_c is None:
+            prompt_top.append(None)
+            fvu_tok.append(torch.full((n,), float("nan"), device=lat.device)), fvu_all.append(None), mean_l0.append(None)
+            continue
+        v, f = lat_c.amax(0).topk(k)  # (k,)
+        pos = lat_c[:, f].argmax(0) + offset  # the token where each top feature peaks
+        prompt_top.append((f, v, pos))
+        c_dev = c.to(lat.device)
+        mean_l0.append(l0[rows][c_dev].float().mean())
+        if reconstruction:
+            x_i = xf[rows]
+            centered = (x_i - x_i[c_dev].mean(0)).pow(2).sum(-1)  # (n,)
+            fvu_tok.append(err[rows] / centered)
+            fvu_all.append(err[rows][c_dev].sum() / centered[c_dev].sum())
 
-    # One transfer to the host for everything.
-    tv, ti, l0l, cosl = tok_vals.tolist(), tok_idx.tolist(), l0.tolist(), cos.tolist()
-    fvul = torch.cat(fvu_tok).tolist()
+    # One transfer to the host per tensor.
+    tv, ti, l0l = tok_vals.tolist(), tok_idx.tolist(), l0.tolist()
+    if reconstruction:
+        fvul, cosl = torch.cat(fvu_tok).tolist(), cos.tolist()
     results, start = [], 0
     for p, n in enumerate(lengths):
         rows = range(start, start + n)
         per_token = [[(f, a) for f, a in zip(ti[r], tv[r]) if a > 0] for r in rows]
-        top = [(f, a, pos) for f, a, pos in zip(prompt_idx[p].tolist(), prompt_vals[p].tolist(), prompt_pos[p].tolist()) if a > 0]
-        recon = [Reconstruction(int(l0l[r]), _finite(fvul[r]), _finite(cosl[r])) for r in rows]
-        results.append(SAEResult(s.name, s.hook_name, s.d_sae, per_token, top, recon, _finite(float(fvu_all[p])), _finite(float(mean_l0[p]))))
+        top = []
+        if prompt_top[p] is not None:
+            f, v, pos = (t.tolist() for t in prompt_top[p])
+            top = [(fi, a, q) for fi, a, q in zip(f, v, pos) if a > 0]
+        recon = [Reconstruction(int(l0l[r]), _finite(fvul[r]), _finite(cosl[r])) if reconstruction
+                 else Reconstruction(int(l0l[r]), None, None) for r in rows]
+        fvu = _finite(float(fvu_all[p])) if reconstruction and fvu_all[p] is not None else None
+        ml0 = _finite(float(mean_l0[p])) if mean_l0[p] is not None else None
+        results.append(SAEResult(s.name, s.hook_name, s.d_sae, per_token, top, recon, fvu, ml0))
         start += n
     return results
+
+
+def _counted_rows(lat: torch.Tensor, counted: torch.Tensor) -> tuple[torch.Tensor | None, int]:
+    """The rows of lat (n, d_sae) whose `counted` flag is set, and the index of the first one.
+
+    Usually only BOS is left out, so the counted rows form one run and a view avoids copying
+    (n, d_sae) floats; otherwise they are gathered. Returns (None, 0) when no token counts.
+    """
+    idx = counted.nonzero().flatten().tolist()
+    if not idx:
+        return None, 0
+    if idx[-1] - idx[0] + 1 == len(idx):
+        return lat[idx[0] : idx[-1] + 1], idx[0]
+    # Not one run: zero out the others (activations are >= 0 for ReLU-family SAEs, so they never win a max).
+    import torch
+
+    keep = torch.zeros(lat.shape[0], 1, dtype=lat.dtype, device=lat.device)
+    keep[idx] = 1
+    return lat * keep, 0
+
+
+def _sparse_latents(sae: Any, lat: torch.Tensor) -> torch.Tensor | None:
+    """lat (N, d_sae) as a CSR matrix, on the CPU, for SAEs whose decoder is plain `lat @ W_dec + b_dec`.
+
+    A trained SAE fires ~1% of its features, and on the CPU one CSR conversion gives both the L0
+    (row lengths) and a decode 2-3x cheaper than the dense product; on GPUs dense is faster.
+    """
+    import warnings
+
+    import torch
+    from sae_lens import JumpReLUSAE, StandardSAE
+
+    plain = (
+        lat.device.type == "cpu"
+        and lat.dtype == torch.float32
+        and type(sae).decode in (JumpReLUSAE.decode, StandardSAE.decode)
+        and sae.cfg.normalize_activations == "none"
+        and sae.cfg.reshape_activations == "none"
+    )
+    if not plain:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        return lat.to_sparse_csr()
+
+
+def _decode(sae: Any, lat: torch.Tensor, sparse: torch.Tensor | None) -> torch.Tensor:
+    """sae.decode(lat), through the CSR form when there is one and it is sparse enough to pay off."""
+    if sparse is None or sparse.values().numel() > 0.05 * lat.numel():
+        return sae.decode(lat)
+    return sparse @ sae.W_dec + sae.b_dec
 
 
 def _predictions(model: ModelWithHooks, logits: torch.Tensor, n: int) -> list[list[tuple[int, str, float]]]:
@@ -211,7 +291,7 @@ def _predictions(model: ModelWithHooks, logits: torch.Tensor, n: int) -> list[li
     vals, idx = probs.topk(min(n, probs.shape[-1]), dim=-1)
     out = []
     for row_ids, row_p in zip(idx.tolist(), vals.tolist()):
-        out.append([(t, text, p) for t, text, p in zip(row_ids, model.token_texts(row_ids), row_p)])
+        out.append(list(zip(row_ids, model.token_texts(row_ids), row_p)))
     return out
 
 

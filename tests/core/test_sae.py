@@ -55,6 +55,23 @@ def test_special_tokens_count_only_when_asked(gemma2, manager):
     assert any(pos == 0 for _, _, pos in with_bos.top_features)
 
 
+def test_special_token_mid_prompt_is_left_out_of_the_summary(gemma2, manager):
+    """A special token between ordinary ones (not one run of counted rows) never becomes a top example."""
+    prompt = "The cat<eos> sat on the mat"
+    analyzer = SAEAnalyzer(gemma2, manager)
+    result = analyzer.analyze(prompt, top_k=300)
+    special = [t.index for t in result.tokens if t.special]
+    assert len(special) == 2 and special[0] == 0 and special[1] > 1
+    lat = analyzer.latents(prompt)
+    keep = [t.index for t in result.tokens if not t.special]
+    best, where = lat[keep].max(0)
+    got = {f: (a, pos) for f, a, pos in result.sae("res1").top_features}
+    want = {f: (float(best[f]), keep[int(where[f])]) for f in range(lat.shape[1]) if best[f] > 0}
+    assert got.keys() == want.keys()
+    for f, (a, pos) in got.items():
+        assert a == pytest.approx(want[f][0]) and pos == want[f][1]
+
+
 def test_reconstruction_stats(gemma2, manager):
     prompt = "One two three four five"
     res = SAEAnalyzer(gemma2, manager).analyze(prompt).sae("res1")
