@@ -80,7 +80,7 @@ def build(preset: str, device: str):
     return model, analyzer, loaded, full_forward, by_hand, layer, hook
 
 
-def build_sae_lens(preset: str, device: str, sae, hook: str):
+def build_sae_lens_model(preset: str, device: str):
     """A HookedSAETransformer of the same shape (Gemma-2 style: RMS pre/post norms, gated MLP, GQA, soft caps)."""
     from sae_lens import HookedSAETransformer
     from transformer_lens import HookedTransformerConfig
@@ -97,7 +97,12 @@ def build_sae_lens(preset: str, device: str, sae, hook: str):
         rotary_dim=c.head_dim, device=device, dtype=torch.bfloat16 if device.startswith("cuda") else torch.float32,
     )
     torch.manual_seed(0)
-    tl = HookedSAETransformer(cfg).eval()
+    return HookedSAETransformer(cfg).eval()
+
+
+def build_sae_lens(preset: str, device: str, sae, hook: str):
+    """run_with_cache_with_saes on that model, caching only the SAE's feature activations."""
+    tl = build_sae_lens_model(preset, device)
     names = [f"{hook}.hook_sae_acts_post"]
 
     def run(tokens):

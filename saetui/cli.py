@@ -1,6 +1,7 @@
 """The `saetui` command: headless subcommands that print JSON (and, later, the terminal app).
 
     saetui analyze --model ID_OR_DIR --sae SPEC [--sae SPEC ...] --prompt TEXT [--top-k 10] [--json]
+    saetui steer --model ID_OR_DIR --sae SPEC --prompt TEXT --feature [SAE/]FEATURE:COEF[:MODE] ... [--compare] [--sweep C1,C2]
     saetui saes [--model NAME] [--json]
 
 User mistakes print one line on stderr (`saetui: error: ...`) and exit with code 2; warnings print
@@ -36,6 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--include-special", action="store_true", help="let BOS/pad/special tokens count in the prompt summary")
     analyze.add_argument("--json", action="store_true", help="print one JSON object")
 
+    steer = sub.add_parser("steer", help="generate with SAE features added, clamped or ablated")
+    _model_args(steer)
+    steer.add_argument("--sae", action="append", required=True, metavar="SPEC", help="as for analyze; repeat for several")
+    steer.add_argument("--prompt", required=True, help="text to continue")
+    steer.add_argument("--feature", action="append", required=True, metavar="[SAE/]FEATURE:COEF[:MODE]",
+                       help="MODE is add (default), clamp or ablate; SAE (name, hook or layer) may be left out with one SAE")
+    steer.add_argument("--scope", default="all", help="positions to steer: all, prompt, generated or START:END (default all)")
+    steer.add_argument("--compare", action="store_true", help="also generate the unsteered baseline, in the same batch")
+    steer.add_argument("--sweep", metavar="C1,C2,...", help="one variant per coefficient, each feature's coefficient set to it")
+    steer.add_argument("--max-new-tokens", type=int, default=64)
+    steer.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
+    steer.add_argument("--top-p", type=float, default=1.0)
+    steer.add_argument("--seed", type=int, default=0)
+    steer.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
+
     saes = sub.add_parser("saes", help="list SAEs in the sae-lens registry (offline)")
     saes.add_argument("--model", help="only SAEs for this model (HF id or short name)")
     saes.add_argument("--json", action="store_true", help="print a JSON list")
@@ -62,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("ignore", noise)  # library internals, not the user's business
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]
         try:
-            return {"analyze": cmd_analyze, "saes": cmd_saes}[args.command](args)
+            return {"analyze": cmd_analyze, "steer": cmd_steer, "saes": cmd_saes}[args.command](args)
         except SaetuiError as exc:
             print(f"saetui: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -74,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
 
 
-def cmd_analyze(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The model and its SAEs from --model/--sae, after the checks that need neither."""
     from saetui.models.model import ModelWithHooks
-    from saetui.sae.analyzer import SAEAnalyzer
     from saetui.sae.manager import SAEManager
 
     if not args.model:
@@ -87,6 +103,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     manager = SAEManager(model)
     for spec in args.sae:
         manager.load(spec)
+    return model, manager
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from saetui.sae.analyzer import SAEAnalyzer
+
+    model, manager = _load(args)
     result = SAEAnalyzer(model, manager).analyze(
         args.prompt, top_k=args.top_k, include_special=args.include_special, predictions=args.predictions
     )
@@ -95,6 +118,67 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     else:
         print(_format_analysis(result.to_dict()))
     return 0
+
+
+def cmd_steer(args: argparse.Namespace) -> int:
+    from saetui.steering.generate import GenerationSettings, SteeringEngine
+    from saetui.steering.spec import SteeringSpec, resolve
+
+    specs = [SteeringSpec.parse(text, scope=args.scope) for text in args.feature]
+    coefficients = _parse_sweep(args.sweep) if args.sweep else None
+    settings = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+    GenerationSettings(**settings)  # bad numbers fail before the model loads
+    model, manager = _load(args)
+    for spec in specs:
+        resolve(spec, manager)
+    labels, rows = [], []
+    if args.compare:
+        labels.append("baseline"), rows.append([])
+    if coefficients is None:
+        labels.append("steered"), rows.append(specs)
+    else:
+        for c in coefficients:
+            labels.append(f"coefficient {c:g}"), rows.append([s.with_coefficient(c) for s in specs])
+    engine = SteeringEngine(model, manager)
+    outputs = [{"text": "", "token_ids": []} for _ in rows]
+    live = len(rows) - 1 if coefficients is None else None  # the steered row streams as it is generated
+    if live is not None and not args.json:
+        print(args.prompt, end="", flush=True)
+    for piece in engine.stream(args.prompt, rows, **settings):
+        outputs[piece.row]["token_ids"].append(piece.token_id)
+        if piece.row == live and not args.json:
+            print(piece.text, end="", flush=True)
+    for out in outputs:
+        out["text"] = model.tokenizer.decode(out["token_ids"], skip_special_tokens=True)
+    if args.json:
+        data: dict[str, Any] = {"prompt": args.prompt, "specs": [s.to_dict() for s in specs]}
+        if args.compare:
+            data["baseline"] = outputs[0]
+        if coefficients is None:
+            data["steered"] = outputs[-1]
+        else:
+            first = 1 if args.compare else 0
+            data["variants"] = [dict(coefficient=c, **o) for c, o in zip(coefficients, outputs[first:])]
+        print(json.dumps(data))
+        return 0
+    if live is not None:
+        print()
+    for label, out, i in zip(labels, outputs, range(len(rows))):
+        if i != live:
+            print(f"--- {label} ---\n{args.prompt}{out['text']}")
+    return 0
+
+
+def _parse_sweep(text: str) -> list[float]:
+    import math
+
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise InputError(f"--sweep takes numbers separated by commas, got {text!r}") from exc
+    if not values or not all(math.isfinite(v) for v in values):
+        raise InputError(f"--sweep takes finite numbers separated by commas, got {text!r}")
+    return values
 
 
 def cmd_saes(args: argparse.Namespace) -> int:

@@ -73,6 +73,14 @@ class HookSet:
 
         self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
 
+    def on_call(self, module: nn.Module, fn: Callable[[tuple, dict], None]) -> None:
+        """Call fn(args, kwargs) before every forward of `module` (to observe its inputs)."""
+
+        def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+            fn(args, kwargs)
+
+        self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+
     def remove(self) -> None:
         """Remove every hook; safe to call twice."""
         while self._handles:

@@ -44,6 +44,8 @@ class LoadedSAE:
     release: str | None = None
     sae_id: str | None = None
     neuronpedia_id: str | None = None
+    # (d_sae,) max activation per feature, from a feature index when one is loaded (steering in "max" units)
+    max_activations: torch.Tensor | None = None
 
     @property
     def d_sae(self) -> int:

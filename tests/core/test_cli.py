@@ -125,3 +125,47 @@ def test_import_saetui_does_not_import_torch():
 
     code = "import sys, saetui; assert 'torch' not in sys.modules, 'torch imported'; assert saetui.SAEManager.__name__ == 'SAEManager'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_steer_json_compare_and_sweep_match_the_api(capsys, gemma2, gemma2_dir, sae_dir):
+    from saetui.steering.generate import SteeringEngine
+    from saetui.steering.spec import SteeringSpec
+
+    code, out, err = run(capsys, "steer", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--prompt", "The cat",
+                         "--feature", "5:8", "--compare", "--sweep", "0,4", "--max-new-tokens", "6", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert set(data) == {"prompt", "specs", "baseline", "variants"}
+    assert data["specs"][0]["feature"] == 5 and data["specs"][0]["mode"] == "add"
+    manager = SAEManager(gemma2)
+    manager.load(str(sae_dir))
+    engine = SteeringEngine(gemma2, manager)
+    (base,) = engine.run("The cat", [[]], max_new_tokens=6)
+    assert data["baseline"]["token_ids"] == base.token_ids
+    assert data["variants"][0]["token_ids"] == base.token_ids  # coefficient 0 changes nothing
+    (four,) = engine.run("The cat", [[SteeringSpec(5, 4.0)]], max_new_tokens=6)
+    assert data["variants"][1] == {"coefficient": 4.0, "text": four.text, "token_ids": four.token_ids}
+
+
+def test_steer_streams_text(capsys, gemma2, gemma2_dir, sae_dir):
+    code, out, _ = run(capsys, "steer", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--prompt", "The cat",
+                       "--feature", "1/5:8:clamp", "--max-new-tokens", "5", "--temperature", "0.7", "--seed", "3")
+    assert code == 0 and out.startswith("The cat") and out.endswith("\n")
+
+
+@pytest.mark.parametrize(
+    "feature, extra, pattern",
+    [
+        ("999:1", [], "feature 999 out of range"),
+        ("nope/5:1", [], "no loaded SAE named 'nope'"),
+        ("5:nan", [], "finite number"),
+        ("5:1", ["--max-new-tokens", "0"], "max new tokens must be a positive integer"),
+        ("5:1", ["--sweep", "1,x"], "--sweep takes numbers"),
+        ("five:1", [], "cannot read feature spec"),
+    ],
+)
+def test_steer_bad_input(capsys, gemma2_dir, sae_dir, feature, extra, pattern):
+    code, out, err = run(capsys, "steer", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--prompt", "The cat", "--feature", feature, *extra)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and pattern in lines[0]

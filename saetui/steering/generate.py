@@ -1,0 +1,191 @@
+"""Streamed, batched generation with steering: baseline, steered and sweep variants in one batch.
+
+`SteeringEngine.stream` runs its own decoding loop (KV cache on) in the calling thread and yields
+each new token of each row as soon as it is chosen. Every row is the same prompt with its own
+specs and its own seeded sampler, so one batched forward per token serves a side-by-side
+comparison or a coefficient sweep, and with greedy decoding each row equals running it alone.
+The loop checks `stop_event` before every token and hooks are removed however it ends; an
+exception (in a hook, say) propagates to the consumer. The TUI runs it in a thread worker.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from saetui.errors import InputError
+from saetui.steering.hooks import SteeringHooks
+from saetui.steering.spec import SteeringSpec, resolve
+
+if TYPE_CHECKING:
+    import torch
+
+    from saetui.models.model import ModelWithHooks
+    from saetui.sae.manager import SAEManager
+
+
+@dataclass
+class Piece:
+    """One generated token of one row, and the text it adds (may be "" until a character completes)."""
+
+    row: int
+    token_id: int
+    text: str
+
+
+@dataclass
+class RowOutput:
+    text: str = ""
+    token_ids: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "token_ids": self.token_ids}
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """max_new_tokens > 0; temperature 0 = greedy; top_p in (0, 1]; seed for every row unless `seeds` is given."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens <= 0:
+            raise InputError(f"max new tokens must be a positive integer, got {self.max_new_tokens}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise InputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not (0 < self.top_p <= 1):
+            raise InputError(f"top-p must be in (0, 1], got {self.top_p}")
+
+
+class SteeringEngine:
+    """Generation with SAE-feature steering for one model and its loaded SAEs."""
+
+    def __init__(self, model: ModelWithHooks, saes: SAEManager) -> None:
+        self.model = model
+        self.saes = saes
+        params = inspect.signature(model.model.forward).parameters
+        # transformers 5.x calls the KV cache `cache`; 4.x called it `past_key_values`.
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._keep_logits = "logits_to_keep" in params
+
+    # ------------------------------------------------------------------ one row
+    def generate(
+        self,
+        prompt: str,
+        specs: Sequence[SteeringSpec] = (),
+        *,
+        stop_event: threading.Event | None = None,
+        **settings: Any,
+    ) -> Iterator[str]:
+        """Yield the text of one steered generation piece by piece, as tokens are produced."""
+        for piece in self.stream(prompt, [list(specs)], stop_event=stop_event, **settings):
+            if piece.text:
+                yield piece.text
+
+    # ------------------------------------------------------------------ several rows, one batch
+    def run(self, prompt: str, rows: Sequence[Sequence[SteeringSpec]], **kwargs: Any) -> list[RowOutput]:
+        """Generate every row to the end and return the texts and token ids."""
+        outputs = [RowOutput() for _ in rows]
+        for piece in self.stream(prompt, rows, **kwargs):
+            outputs[piece.row].token_ids.append(piece.token_id)
+            outputs[piece.row].text += piece.text
+        for out in outputs:  # pieces held back for an incomplete character are flushed here
+            out.text = self.model.tokenizer.decode(out.token_ids, skip_special_tokens=True)
+        return outputs
+
+    def compare(self, prompt: str, specs: Sequence[SteeringSpec], **kwargs: Any) -> tuple[RowOutput, RowOutput]:
+        """(baseline, steered), generated side by side in one batch."""
+        baseline, steered = self.run(prompt, [[], list(specs)], **kwargs)
+        return baseline, steered
+
+    def sweep(self, prompt: str, specs: Sequence[SteeringSpec], coefficients: Sequence[float], **kwargs: Any) -> list[RowOutput]:
+        """One row per coefficient, every spec's coefficient set to it, in one batch."""
+        rows = [[s.with_coefficient(c) for s in specs] for c in coefficients]
+        return self.run(prompt, rows, **kwargs)
+
+    def stream(
+        self,
+        prompt: str,
+        rows: Sequence[Sequence[SteeringSpec]],
+        *,
+        stop_event: threading.Event | None = None,
+        seeds: Sequence[int] | None = None,
+        **settings: Any,
+    ) -> Iterator[Piece]:
+        """Yield Piece(row, token, text) for every row as each token is produced (batched, KV cache)."""
+        import torch
+
+        cfg = GenerationSettings(**settings)
+        if not rows:
+            raise InputError("nothing to generate: no rows")
+        resolved = [[resolve(s, self.saes) for s in row if s.enabled] for row in rows]
+        seeds = list(seeds) if seeds is not None else [cfg.seed] * len(rows)
+        if len(seeds) != len(rows):
+            raise InputError(f"{len(seeds)} seeds for {len(rows)} rows")
+        prompt_ids = self.model.tokenize(prompt).input_ids  # (1, T)
+        n, t = len(rows), prompt_ids.shape[1]
+        device = self.model.device
+        samplers = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds] if cfg.temperature > 0 else None
+        eos = self.model.tokenizer.eos_token_id
+        tokenizer = self.model.tokenizer
+        generated: list[list[int]] = [[] for _ in range(n)]
+        shown = [""] * n
+        finished = [False] * n
+        ids = prompt_ids.expand(n, t)
+        mask = torch.ones(n, t, dtype=torch.long, device=device)
+        step_input, cache = ids, None
+        with SteeringHooks(self.model, resolved, prompt_len=t), torch.inference_mode():
+            for _ in range(cfg.max_new_tokens):
+                if stop_event is not None and stop_event.is_set():
+                    return
+                kwargs: dict[str, Any] = {"attention_mask": mask, "use_cache": cfg.use_cache}
+                if cache is not None:
+                    kwargs[self._cache_kw] = cache
+                if self._keep_logits:
+                    kwargs["logits_to_keep"] = 1
+                out = self.model.model(input_ids=step_input, **kwargs)
+                nxt = _pick(out.logits[:, -1, :], cfg, samplers)  # (n,)
+                chosen = nxt.tolist()
+                for r, tok in enumerate(chosen):
+                    if finished[r]:
+                        continue
+                    generated[r].append(tok)
+                    finished[r] = tok == eos
+                    text = tokenizer.decode(generated[r], skip_special_tokens=True)
+                    piece = "" if text.endswith("\ufffd") else text[len(shown[r]):]  # wait for a whole character
+                    if piece:
+                        shown[r] = text
+                    yield Piece(r, tok, piece)
+                if all(finished):
+                    return
+                if eos is not None:  # finished rows keep decoding EOS; their tokens are not reported
+                    nxt = torch.where(torch.tensor(finished, device=nxt.device), torch.full_like(nxt, eos), nxt)
+                mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)
+                if cfg.use_cache:
+                    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+                    step_input = nxt[:, None]
+                else:
+                    ids = torch.cat([ids, nxt[:, None]], dim=1)
+                    step_input = ids
+
+
+def _pick(logits: torch.Tensor, cfg: GenerationSettings, samplers: list[torch.Generator] | None) -> torch.Tensor:
+    """Next token per row: argmax when greedy, else temperature + top-p sampling with each row's generator."""
+    import torch
+
+    if cfg.temperature == 0 or samplers is None:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / cfg.temperature, dim=-1)
+    if cfg.top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > cfg.top_p  # keep the smallest prefix reaching top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.stack([torch.multinomial(probs[r], 1, generator=g)[0] for r, g in enumerate(samplers)])
