@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 from saetui.errors import InputError, SaetuiError
@@ -28,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = sub.add_parser("analyze", help="per-token SAE features of a prompt")
     _model_args(analyze)
-    analyze.add_argument("--sae", action="append", required=True, metavar="SPEC",
-                         help="RELEASE/SAE_ID, a sae-lens directory, or params.npz[@HOOK]; repeat for several")
+    analyze.add_argument("--sae", action="append", metavar="SPEC",
+                         help="RELEASE/SAE_ID, a sae-lens directory, or params.npz[@HOOK]; repeat for several "
+                              "(default: the demo SAE, with the demo model)")
     analyze.add_argument("--prompt", required=True, help="text to analyze")
     analyze.add_argument("--top-k", type=int, default=10, help="features per token and per prompt (default 10)")
     analyze.add_argument("--predictions", type=int, default=0, metavar="N",
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     steer = sub.add_parser("steer", help="generate with SAE features added, clamped or ablated")
     _model_args(steer)
-    steer.add_argument("--sae", action="append", required=True, metavar="SPEC", help="as for analyze; repeat for several")
+    steer.add_argument("--sae", action="append", metavar="SPEC", help="as for analyze; repeat for several")
     steer.add_argument("--prompt", required=True, help="text to continue")
     steer.add_argument("--feature", action="append", required=True, metavar="[SAE/]FEATURE:COEF[:MODE]",
                        help="MODE is add (default), clamp or ablate; SAE (name, hook or layer) may be left out with one SAE")
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="HF model id or local directory")
+    p.add_argument("--model", help="HF model id or local directory (default: the bundled demo model)")
     p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: best available)")
     p.add_argument("--dtype", help="float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 elsewhere)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the hub")
@@ -95,14 +97,21 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     from saetui.models.model import ModelWithHooks
     from saetui.sae.manager import SAEManager
 
-    if not args.model:
-        raise InputError("--model is required: give an HF id or a local model directory")
+    from saetui import demo
+
     if not args.prompt.strip():
         raise InputError("empty prompt: give --prompt some text")
+    if not args.model:  # the bundled demo, loaded like any local model
+        args.model = str(demo.MODEL_DIR)
+        args.sae = args.sae or [str(demo.SAE_DIR)]
+    if not args.sae:
+        raise InputError("--sae is required with --model: RELEASE/SAE_ID, a sae-lens directory or params.npz")
     model = ModelWithHooks.from_pretrained(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    if Path(args.model) == demo.MODEL_DIR:
+        model.name = demo.DEMO_NAME
     manager = SAEManager(model)
     for spec in args.sae:
-        manager.load(spec)
+        manager.load(spec, name="demo" if Path(spec) == demo.SAE_DIR else None)
     return model, manager
 
 

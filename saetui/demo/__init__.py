@@ -1,0 +1,33 @@
+"""The bundled demo: a tiny Gemma-2 model and a JumpReLU SAE trained here on a planted-structure corpus.
+
+They ship in `assets/` and load through the same code paths as any local model and SAE, so
+`saetui` works on a fresh machine with no downloads. `train.py` made them, `report.py` measures them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from saetui.models.model import ModelWithHooks
+    from saetui.sae.manager import SAEManager
+
+ASSETS = Path(__file__).parent / "assets"
+MODEL_DIR = ASSETS / "model"
+SAE_DIR = ASSETS / "sae"
+DEMO_NAME = "saetui-demo"
+#: The layer the demo SAE reads (blocks.L.hook_resid_post).
+SAE_LAYER = 2
+
+
+def load_demo(device: str | None = None, sae_dir: Path = SAE_DIR) -> tuple[ModelWithHooks, SAEManager]:
+    """The demo model with its SAE (named "demo") loaded, ready for SAEAnalyzer or SteeringEngine."""
+    from saetui.models.model import ModelWithHooks
+    from saetui.sae.manager import SAEManager
+
+    model = ModelWithHooks.from_pretrained(str(MODEL_DIR), device=device, dtype="float32")
+    model.name = DEMO_NAME
+    saes = SAEManager(model)
+    saes.load(str(sae_dir), name="demo")
+    return model, saes

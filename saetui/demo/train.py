@@ -1,0 +1,183 @@
+"""Train the demo assets on the CPU: `python -m saetui.demo.train model|sae|all [--minutes M]`.
+
+model: a byte-level BPE tokenizer and a ~1.3M-parameter Gemma-2 (4 layers, width 128) trained on
+       packed documents from the planted-structure corpus.
+sae:   a JumpReLU SAE (width 1024) on blocks.2.hook_resid_post, trained with sae-lens's
+       JumpReLUTrainingSAE (quadratic L0 penalty around a target) on activations of the demo model,
+       BOS/EOS/pad positions excluded, inputs scaled to norm sqrt(d) and the scale folded back in.
+Both are seeded: the same seed gives the same weights on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from saetui.demo import DEMO_NAME, MODEL_DIR, SAE_DIR, SAE_LAYER
+from saetui.demo.corpus import generate_corpus
+
+SEQ_LEN = 128
+VOCAB = 2048
+# Corpus seeds: training text, SAE training text, held-out text for reports and tests.
+MODEL_SEED, SAE_SEED, HELDOUT_SEED = 0, 1, 2
+
+
+def demo_config(vocab_size: int) -> Any:
+    """Gemma-2 architecture, ~1.3M parameters (eager attention, as Gemma 2 always runs here)."""
+    from transformers import Gemma2Config
+
+    from saetui.models.synthetic import BOS_ID, EOS_ID, PAD_ID
+
+    return Gemma2Config(
+        vocab_size=vocab_size, hidden_size=128, intermediate_size=512, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=32,
+        max_position_embeddings=256, sliding_window=256, attn_logit_softcapping=None,
+        final_logit_softcapping=30.0, pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID,
+    )
+
+
+def packed_tokens(tokenizer: Any, texts: list[str]) -> torch.Tensor:
+    """All documents as one stream `<bos> doc <eos> <bos> doc <eos> ...`, cut into (N, SEQ_LEN) rows."""
+    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    stream = [t for row in ids for t in (*row, tokenizer.eos_token_id)]
+    n = len(stream) // SEQ_LEN
+    return torch.tensor(stream[: n * SEQ_LEN]).view(n, SEQ_LEN)
+
+
+def _lr(step: int, steps: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train_model(out: Path = MODEL_DIR, *, steps: int = 2400, batch_size: int = 32, n_docs: int = 40000,
+                seed: int = 0, log: Callable[[str], None] = print) -> Path:
+    """Tokenizer + model, saved to `out` (config.json, model.safetensors, tokenizer files)."""
+    from transformers import AutoModelForCausalLM
+
+    from saetui.models.synthetic import build_tokenizer
+
+    torch.manual_seed(seed)
+    docs = [d.text for d in generate_corpus(n_docs, seed=MODEL_SEED + seed)]
+    tokenizer = build_tokenizer(VOCAB, docs)
+    data = packed_tokens(tokenizer, docs)
+    config = demo_config(len(tokenizer))
+    model = AutoModelForCausalLM.from_config(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: {n_params / 1e6:.2f}M parameters, {data.numel() / 1e6:.2f}M training tokens, {steps} steps")
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.01)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    start = time.time()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, steps, 3e-3, warmup=min(100, steps // 10 + 1))
+        rows = data[torch.randint(0, data.shape[0], (batch_size,), generator=gen)]
+        loss = model(input_ids=rows, labels=rows).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"step {step:5d}  loss {loss.item():.3f}  {time.time() - start:6.0f}s")
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def collect_sae_inputs(model_dir: Path, n_docs: int, seed: int, batch_size: int = 64) -> torch.Tensor:
+    """(N, d_model) activations at the SAE's hook for the real, non-special tokens of n_docs documents."""
+    from saetui.activations.collector import ActivationCollector
+    from saetui.models.model import ModelWithHooks
+
+    model = ModelWithHooks.from_pretrained(str(model_dir), dtype="float32", device="cpu")
+    collector = ActivationCollector(model)
+    hook = f"blocks.{SAE_LAYER}.hook_resid_post"
+    texts = [d.text for d in generate_corpus(n_docs, seed=seed)]
+    chunks = []
+    for i in range(0, len(texts), batch_size):
+        batch = model.tokenize(texts[i : i + batch_size])
+        captured, _ = collector.run(batch, [hook])
+        chunks.append(captured[hook][~batch.special_mask].clone())
+    return torch.cat(chunks)
+
+
+def train_sae(model_dir: Path = MODEL_DIR, out: Path = SAE_DIR, *, steps: int = 4000, batch_size: int = 1024,
+              n_docs: int = 6000, width: int = 1024, target_l0: float = 32.0, pre_act: float = 1e-3, seed: int = 0,
+              log: Callable[[str], None] = print) -> Path:
+    """JumpReLU SAE on the demo model's blocks.{SAE_LAYER}.hook_resid_post, saved in sae-lens format."""
+    from sae_lens import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
+    from sae_lens.saes.sae import TrainStepInput
+
+    torch.manual_seed(seed)
+    acts = collect_sae_inputs(model_dir, n_docs, SAE_SEED + seed)
+    d_in = acts.shape[1]
+    scale = float(math.sqrt(d_in) / acts.norm(dim=-1).mean())  # train on inputs of norm ~sqrt(d)
+    acts = acts * scale
+    cfg = JumpReLUTrainingSAEConfig(
+        d_in=d_in, d_sae=width, jumprelu_sparsity_loss_mode="quadratic", target_l0=target_l0,
+        l0_coefficient=1.0, l0_warm_up_steps=steps // 10, jumprelu_init_threshold=0.1, jumprelu_bandwidth=0.05,
+        pre_act_loss_coefficient=pre_act, apply_b_dec_to_input=True,
+    )
+    sae = JumpReLUTrainingSAE(cfg)
+    with torch.no_grad():
+        sae.b_dec.copy_(acts.mean(0))  # start from the mean, so the features model the variation
+    log(f"sae: {acts.shape[0] / 1e3:.0f}k activations (d={d_in}), width {width}, target L0 {target_l0}, {steps} steps")
+    opt = torch.optim.Adam(sae.parameters(), lr=2e-3, betas=(0.9, 0.999))
+    gen = torch.Generator().manual_seed(seed)
+    last_fired = torch.zeros(width, dtype=torch.long)
+    start = time.time()
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, steps, 2e-3, warmup=steps // 20 + 1)
+        x = acts[torch.randint(0, acts.shape[0], (batch_size,), generator=gen)]
+        warm = min(1.0, (step + 1) / max(1, cfg.l0_warm_up_steps))
+        res = sae.training_forward_pass(TrainStepInput(
+            sae_in=x, coefficients={"l0": cfg.l0_coefficient * warm},
+            dead_neuron_mask=(step - last_fired) > 500, n_training_steps=step, is_logging_step=False,
+        ))
+        opt.zero_grad(set_to_none=True)
+        res.loss.backward()
+        torch.nn.utils.clip_grad_norm_(sae.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            fired = (res.feature_acts > 0).any(0)
+            last_fired[fired] = step
+        if step % 250 == 0 or step == steps - 1:
+            l0 = (res.feature_acts > 0).float().sum(-1).mean().item()
+            fvu = ((res.sae_out - x).pow(2).sum() / (x - x.mean(0)).pow(2).sum()).item()
+            dead = ((step - last_fired) > 500).float().mean().item()
+            log(f"step {step:5d}  fvu {fvu:.3f}  L0 {l0:5.1f}  dead {dead:.2%}  {time.time() - start:5.0f}s")
+    with torch.no_grad():
+        sae.fold_activation_norm_scaling_factor(scale)  # takes raw activations from now on
+    sae.cfg.metadata.hook_name = f"blocks.{SAE_LAYER}.hook_resid_post"
+    sae.cfg.metadata.model_name = DEMO_NAME
+    out.mkdir(parents=True, exist_ok=True)
+    sae.save_inference_model(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train the bundled demo model and SAE (CPU).")
+    parser.add_argument("what", choices=["model", "sae", "all"])
+    parser.add_argument("--model-steps", type=int, default=2400)
+    parser.add_argument("--sae-steps", type=int, default=4000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.what in ("model", "all"):
+        train_model(steps=args.model_steps, seed=args.seed)
+    if args.what in ("sae", "all"):
+        train_sae(steps=args.sae_steps, seed=args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
