@@ -24,7 +24,10 @@ EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="saetui", description="Look inside a language model through a sparse autoencoder.")
+    parser = argparse.ArgumentParser(prog="saetui", description="Look inside a language model through a sparse autoencoder. "
+                                     "With no command, opens the terminal app (on the bundled demo unless --model is given).")
+    parser.add_argument("--model", help="HF model id or local directory for the app (default: the bundled demo)")
+    parser.add_argument("--sae", action="append", metavar="SPEC", help="SAE for the app; repeat for several")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     analyze = sub.add_parser("analyze", help="per-token SAE features of a prompt")
@@ -54,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     steer.add_argument("--seed", type=int, default=0)
     steer.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
 
+    snap = sub.add_parser("snapshot", help="render the app after its work finishes and write an SVG")
+    snap.add_argument("--prompt", required=True)
+    snap.add_argument("--feature", action="append", default=[], metavar="[SAE/]FEATURE:COEF[:MODE]")
+    snap.add_argument("--generate", action="store_true", help="also generate baseline and steered text")
+    snap.add_argument("--size", default="120x40", help="WIDTHxHEIGHT (default 120x40)")
+    snap.add_argument("--out", required=True, help="SVG file to write")
+    snap.add_argument("--app-model", dest="snap_model", help="model for the app (default: the demo)")
+    snap.add_argument("--app-sae", dest="snap_sae", action="append", help="SAE for the app")
+
     saes = sub.add_parser("saes", help="list SAEs in the sae-lens registry (offline)")
     saes.add_argument("--model", help="only SAEs for this model (HF id or short name)")
     saes.add_argument("--json", action="store_true", help="print a JSON list")
@@ -70,17 +82,23 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
     _quiet_libraries()
+    if args.command is None:
+        if args.sae and not args.model:
+            print("saetui: error: --sae needs --model (the demo brings its own SAE)", file=sys.stderr)
+            return EXIT_USAGE
+        from saetui.tui.app import run
+
+        run(args.model, args.sae)
+        return 0
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         for noise in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
             warnings.simplefilter("ignore", noise)  # library internals, not the user's business
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]
         try:
-            return {"analyze": cmd_analyze, "steer": cmd_steer, "saes": cmd_saes}[args.command](args)
+            commands = {"analyze": cmd_analyze, "steer": cmd_steer, "saes": cmd_saes, "snapshot": cmd_snapshot}
+            return commands[args.command](args)
         except SaetuiError as exc:
             print(f"saetui: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -188,6 +206,17 @@ def _parse_sweep(text: str) -> list[float]:
     if not values or not all(math.isfinite(v) for v in values):
         raise InputError(f"--sweep takes finite numbers separated by commas, got {text!r}")
     return values
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    from saetui.tui.snapshot import snapshot
+
+    if not args.prompt.strip():
+        raise InputError("empty prompt: give --prompt some text")
+    path = snapshot(args.prompt, args.out, features=args.feature, generate=args.generate, size=args.size,
+                    model=args.snap_model, saes=args.snap_sae)
+    print(path)
+    return 0
 
 
 def cmd_saes(args: argparse.Namespace) -> int:

@@ -1,0 +1,239 @@
+"""Session: the one Textual-free facade the TUI talks to. It owns the model, its SAEs and their lock.
+
+Every action the app offers is a method here that a script could call: load, analyze, search
+features, describe a feature, edit the steering specs, generate. Methods that run the model take
+`self.lock`, so a worker thread analyzing and another generating never interleave forwards.
+Nothing here imports Textual, and torch is only imported when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Iterator
+
+from saetui.errors import InputError
+from saetui.steering.spec import MODES, SteeringSpec
+
+if TYPE_CHECKING:
+    from saetui.models.model import ModelWithHooks
+    from saetui.sae.analyzer import AnalysisResult
+    from saetui.sae.manager import LoadedSAE, SAEManager
+    from saetui.steering.generate import Piece
+
+MAX_PROMPT_CHARS = 20_000
+
+
+@dataclass
+class FeatureInfo:
+    """What the detail view shows about one feature."""
+
+    sae: str
+    feature: int
+    label: str
+    max_activation: float | None  # over the last analysis, or from a feature index
+    promoted: list[tuple[str, float]]
+    suppressed: list[tuple[str, float]]
+    neuronpedia_url: str | None
+    density: float | None = None
+    top_examples: list[str] = field(default_factory=list)
+
+
+class Session:
+    """Model, SAEs, steering specs and the last results, behind one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.model: ModelWithHooks | None = None
+        self.saes: SAEManager | None = None
+        self.specs: list[SteeringSpec] = []
+        self.labels: dict[tuple[str, int], str] = {}
+        self.last: AnalysisResult | None = None
+        self.last_latency: float | None = None
+        self._effects: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ loading
+    def load(self, model: str | None = None, saes: list[str] | None = None, *, device: str | None = None,
+             dtype: str | None = None, trust_remote_code: bool = False) -> None:
+        """Load a model and SAEs; with no model, the bundled demo."""
+        from saetui import demo
+        from saetui.models.model import ModelWithHooks
+        from saetui.sae.manager import SAEManager
+
+        with self.lock:
+            if model is None:
+                loaded_model, manager = demo.load_demo(device=device)
+            else:
+                loaded_model = ModelWithHooks.from_pretrained(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+                manager = SAEManager(loaded_model)
+                for spec in saes or []:
+                    manager.load(spec)
+            self.model, self.saes = loaded_model, manager
+            self.specs, self.last, self._effects = [], None, {}
+
+    def load_sae(self, spec: str) -> LoadedSAE:
+        with self.lock:
+            return self._require_saes().load(spec)
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and self.saes is not None and len(self.saes) > 0
+
+    def status(self) -> dict[str, Any]:
+        """Model, SAEs, device, dtype, GPU memory and the last analysis latency, for the status bar."""
+        if self.model is None:
+            return {"model": None}
+        gpu = None
+        if self.model.device.type == "cuda":
+            import torch
+
+            gpu = torch.cuda.memory_allocated(self.model.device) / 2**30
+        return {
+            "model": self.model.name,
+            "saes": [f"{s.name} ({s.hook_name})" for s in self.saes or []],
+            "device": str(self.model.device),
+            "dtype": str(self.model.dtype).replace("torch.", ""),
+            "gpu_gib": gpu,
+            "latency_ms": None if self.last_latency is None else self.last_latency * 1e3,
+        }
+
+    # ------------------------------------------------------------------ analysis
+    def analyze(self, prompt: str, top_k: int = 10) -> AnalysisResult:
+        from saetui.sae.analyzer import SAEAnalyzer
+
+        if not prompt.strip():
+            raise InputError("empty prompt: type some text first")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise InputError(f"prompt is {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+        with self.lock:
+            analyzer = SAEAnalyzer(self._require_model(), self._require_saes())
+            start = time.perf_counter()
+            result = analyzer.analyze(prompt, top_k=top_k)
+            self.last_latency = time.perf_counter() - start
+            self.last = result
+            return result
+
+    def feature_activations(self, sae: str | None, feature: int) -> list[float]:
+        """The feature's exact activation on every token of the last analyzed prompt (one forward)."""
+        from saetui.sae.analyzer import SAEAnalyzer
+
+        if self.last is None:
+            return []
+        with self.lock:
+            lat = SAEAnalyzer(self._require_model(), self._require_saes()).latents(self.last.prompt, sae)
+            return lat[:, feature].tolist()
+
+    # ------------------------------------------------------------------ features
+    def _logit_effects(self, sae: str) -> Any:
+        """(d_sae, vocab) direct logit effects, computed once per SAE."""
+        from saetui.sae.effects import logit_effects
+
+        if sae not in self._effects:
+            with self.lock:
+                self._effects[sae] = logit_effects(self._require_model(), self._require_saes().get(sae))
+        return self._effects[sae]
+
+    def feature_info(self, feature: int, sae: str | None = None, k: int = 8) -> FeatureInfo:
+        manager = self._require_saes()
+        loaded = manager.get(sae)
+        if not 0 <= feature < loaded.d_sae:
+            raise InputError(f"feature {feature} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
+        effects = self._logit_effects(loaded.name)[feature]
+        up, down = effects.topk(k), (-effects).topk(k)
+        texts = self._require_model().token_texts
+        max_act = None
+        if self.last is not None:
+            acts = self.feature_activations(loaded.name, feature)
+            max_act = max(acts[1:] or acts) if acts else None  # BOS excluded when there is more
+        if loaded.max_activations is not None:
+            max_act = float(loaded.max_activations[feature])
+        return FeatureInfo(
+            sae=loaded.name, feature=feature, label=self.labels.get((loaded.name, feature), ""),
+            max_activation=max_act,
+            promoted=list(zip(texts(up.indices.tolist()), up.values.tolist())),
+            suppressed=list(zip(texts(down.indices.tolist()), (-down.values).tolist())),
+            neuronpedia_url=loaded.neuronpedia_url(feature),
+        )
+
+    def search(self, query: str, sae: str | None = None, limit: int = 50) -> list[tuple[int, str, float]]:
+        """Features matching `query`: an exact number, a label, or `promotes WORD` (by decoder logit effect).
+
+        Returns (feature, description, score), best first.
+        """
+        manager = self._require_saes()
+        loaded = manager.get(sae)
+        q = query.strip()
+        if not q:
+            return []
+        if q.isdigit():
+            f = int(q)
+            return [(f, self.labels.get((loaded.name, f), ""), 1.0)] if f < loaded.d_sae else []
+        match = re.match(r"^promotes\s+(.+)$", q, re.IGNORECASE)
+        word = match.group(1) if match else None
+        hits: list[tuple[int, str, float]] = []
+        if word is None:
+            low = q.lower()
+            hits = [(f, label, 1.0) for (name, f), label in self.labels.items() if name == loaded.name and low in label.lower()]
+        if word is not None or not hits:
+            token_ids = self._token_ids(word or q)
+            if token_ids:
+                effects = self._logit_effects(loaded.name)[:, token_ids].mean(1)
+                vals, idx = effects.topk(min(limit, effects.shape[0]))
+                texts = self._require_model().token_texts(token_ids)
+                hits = [(f, f"promotes {'/'.join(texts)!r} {v:+.2f}", v) for f, v in zip(idx.tolist(), vals.tolist())]
+        return hits[:limit]
+
+    def _token_ids(self, word: str) -> list[int]:
+        tok = self._require_model().tokenizer
+        ids = set()
+        for variant in (word, " " + word.strip()):
+            pieces = tok(variant, add_special_tokens=False)["input_ids"]
+            if pieces:
+                ids.add(pieces[0])
+        return sorted(ids)
+
+    # ------------------------------------------------------------------ steering specs (plain data)
+    def add_spec(self, feature: int, coefficient: float = 4.0, mode: str = "add", sae: str | None = None) -> SteeringSpec:
+        name = self._require_saes().get(sae).name
+        spec = SteeringSpec(feature, coefficient, mode, name)
+        self.specs.append(spec)
+        return spec
+
+    def toggle_spec(self, i: int) -> None:
+        self.specs[i] = replace(self.specs[i], enabled=not self.specs[i].enabled)
+
+    def nudge_spec(self, i: int, delta: float) -> None:
+        self.specs[i] = self.specs[i].with_coefficient(round(self.specs[i].coefficient + delta, 4))
+
+    def cycle_mode(self, i: int) -> None:
+        spec = self.specs[i]
+        self.specs[i] = replace(spec, mode=MODES[(MODES.index(spec.mode) + 1) % len(MODES)])
+
+    def remove_spec(self, i: int) -> None:
+        del self.specs[i]
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, prompt: str, *, max_new_tokens: int = 40, temperature: float = 0.0, seed: int = 0,
+                 stop_event: threading.Event | None = None) -> Iterator[Piece]:
+        """Baseline (row 0) and steered (row 1) side by side in one batch, token by token."""
+        from saetui.steering.generate import SteeringEngine
+
+        if not prompt.strip():
+            raise InputError("empty prompt: type some text first")
+        with self.lock:
+            engine = SteeringEngine(self._require_model(), self._require_saes())
+            yield from engine.stream(prompt, [[], list(self.specs)], max_new_tokens=max_new_tokens,
+                                     temperature=temperature, seed=seed, stop_event=stop_event)
+
+    # ------------------------------------------------------------------ helpers
+    def _require_model(self) -> ModelWithHooks:
+        if self.model is None:
+            raise InputError("no model loaded yet")
+        return self.model
+
+    def _require_saes(self) -> SAEManager:
+        if self.saes is None or len(self.saes) == 0:
+            raise InputError("no SAE loaded yet")
+        return self.saes

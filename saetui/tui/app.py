@@ -1,0 +1,280 @@
+"""SaeTuiApp: prompt, per-token feature table, feature search, steering panel with streamed generation.
+
+The app never runs the model on its own thread: each job (load, analyze, describe, search,
+generate) is one thread worker, exclusive within its group, that calls the Session facade and posts
+messages back. A single Worker.StateChanged handler turns any failure into a one-line notification.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane, TextArea
+from textual.worker import Worker, WorkerState
+
+from saetui.session import Session
+from saetui.tui.messages import AnalysisDone, GenerationDone, GenerationPiece, Loaded
+from saetui.tui.screens.error import ErrorScreen
+from saetui.tui.screens.feature_detail import FeatureDetailScreen
+from saetui.tui.screens.help import HelpScreen
+from saetui.tui.widgets.feature_list import FeatureList
+from saetui.tui.widgets.status_bar import StatusBar
+from saetui.tui.widgets.steering_panel import GenerationColumn, SpecTable, SteeringPanel
+from saetui.tui.widgets.token_table import TokenTable
+
+MIN_WIDTH, MIN_HEIGHT = 40, 12
+
+
+class SaeTuiApp(App[None]):
+    CSS_PATH = "saetui.tcss"
+    TITLE = "saetui"
+    BINDINGS = [
+        Binding("f5,ctrl+r", "analyze", "Analyze", priority=True),
+        Binding("f2", "show_tab('tokens')", "Tokens"),
+        Binding("f3", "show_tab('search')", "Search"),
+        Binding("f4", "show_tab('steer')", "Steer"),
+        Binding("ctrl+g", "generate", "Generate", priority=True),
+        Binding("ctrl+s", "stop", "Stop", priority=True),
+        Binding("f1", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+    # Keys handled by the tables, listed for the help screen.
+    TABLE_KEYS = [
+        ("Enter", "feature list: open the feature's detail"),
+        ("h", "feature list: color the prompt tokens by this feature (heat line)"),
+        ("a", "feature list / detail: add the feature to steering"),
+        ("space", "steering: switch the spec on/off"),
+        ("+ / -", "steering: raise / lower the coefficient"),
+        ("m", "steering: cycle add / clamp / ablate"),
+        ("delete", "steering: remove the spec"),
+    ]
+
+    def __init__(self, session: Session | None = None, *, model: str | None = None, saes: list[str] | None = None,
+                 prompt: str = "The capital of France is Paris. Anna has a red cat.") -> None:
+        super().__init__()
+        self.session = session or Session()
+        self._model_arg, self._sae_args = model, saes
+        self._initial_prompt = prompt
+        self._stop = threading.Event()
+        self._sae_name: str | None = None
+        self._generated: list[list[int]] = [[], []]
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        with Vertical(id="main"):
+            yield TextArea(self._initial_prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
+            with TabbedContent(id="tabs", initial="tokens"):
+                with TabPane("Tokens", id="tokens"):
+                    with Horizontal():
+                        yield TokenTable(id="token-table")
+                        yield FeatureList(id="token-features")
+                with TabPane("Search", id="search"):
+                    yield Input(placeholder="feature number, label, or: promotes WORD", id="search-input")
+                    yield FeatureList(id="search-results")
+                with TabPane("Steer", id="steer"):
+                    yield SteeringPanel(id="steering")
+            yield StatusBar("loading…", id="status")
+            yield Footer()
+        yield Static(f"terminal too small: saetui needs at least {MIN_WIDTH}x{MIN_HEIGHT}", id="too-small")
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt").border_title = "Prompt (F5 analyzes)"
+        self.query_one("#token-table").border_title = "Tokens"
+        self.query_one("#token-features").border_title = "Features of token"
+        self.query_one("#search-results").border_title = "Features"
+        self.query_one("#specs").border_title = "Steering (Ctrl+G generates, Ctrl+S stops)"
+        self.query_one("#gen-baseline", GenerationColumn).reset("baseline")
+        self.query_one("#gen-steered", GenerationColumn).reset("steered")
+        self._check_size()
+        self.load_worker()
+
+    def on_resize(self) -> None:
+        self._check_size()
+
+    def _check_size(self) -> None:
+        small = self.size.width < MIN_WIDTH or self.size.height < MIN_HEIGHT
+        self.query_one("#main").display = not small
+        self.query_one("#too-small").display = small
+
+    # ------------------------------------------------------------------ workers
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load_worker(self) -> None:
+        self.session.load(self._model_arg, self._sae_args)
+        self.post_message(Loaded(self.session.status()))
+
+    @work(thread=True, exclusive=True, group="analyze", exit_on_error=False)
+    def analyze_worker(self, prompt: str) -> None:
+        self.post_message(AnalysisDone(self.session.analyze(prompt)))
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def generate_worker(self, prompt: str, settings: dict[str, Any]) -> None:
+        stopped = False
+        for piece in self.session.generate(prompt, stop_event=self._stop, **settings):
+            self.post_message(GenerationPiece(piece.row, piece.text, piece.token_id))
+        stopped = self._stop.is_set()
+        self.post_message(GenerationDone(stopped))
+
+    @work(thread=True, exclusive=True, group="describe", exit_on_error=False)
+    def describe_worker(self, feature: int) -> None:
+        info = self.session.feature_info(feature, self._sae_name)
+        self.call_from_thread(self.push_screen, FeatureDetailScreen(info), self._after_detail(feature))
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    def search_worker(self, query: str) -> None:
+        hits = self.session.search(query, self._sae_name)
+        rows = [(f, score, about) for f, about, score in hits]
+        self.call_from_thread(self.query_one("#search-results", FeatureList).show, rows)
+
+    @work(thread=True, exclusive=True, group="heat", exit_on_error=False)
+    def heat_worker(self, feature: int) -> None:
+        acts = self.session.feature_activations(self._sae_name, feature)
+        self.call_from_thread(self._show_heat, feature, acts)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Every failure, in any worker, becomes one visible line; the app keeps running."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            message = " ".join(str(error).split()) or type(error).__name__
+            self.notify(message, title=f"{event.worker.group} failed", severity="error", timeout=8)
+            self.query_one(StatusBar).show(self.session.status(), note=f"error: {message}")
+            if event.worker.group == "load":
+                self.push_screen(ErrorScreen("Could not load the model or SAE", message))
+
+    # ------------------------------------------------------------------ messages from workers
+    def on_loaded(self, message: Loaded) -> None:
+        self._sae_name = next(iter(self.session.saes)).name
+        self.query_one(StatusBar).show(message.status)
+        self.action_analyze()
+
+    def on_analysis_done(self, message: AnalysisDone) -> None:
+        self.query_one(TokenTable).show(message.result, self._sae_name)
+        self.query_one(StatusBar).show(self.session.status())
+        self._show_token_features(0)
+
+    def on_generation_piece(self, message: GenerationPiece) -> None:
+        self._generated[message.row].append(message.token_id)
+        other = self._generated[1 - message.row]
+        i = len(self._generated[message.row]) - 1
+        differs = i < len(other) and other[i] != message.token_id
+        self.query_one("#gen-steered" if message.row else "#gen-baseline", GenerationColumn).append(message.text, differs)
+
+    def on_generation_done(self, message: GenerationDone) -> None:
+        same = self._generated[0] == self._generated[1]
+        note = "generation stopped" if message.stopped else ("steered = baseline" if same else "generation done")
+        self.query_one(StatusBar).show(self.session.status(), note=note)
+
+    # ------------------------------------------------------------------ actions
+    def action_analyze(self) -> None:
+        if not self.session.ready:
+            self.notify("still loading the model", severity="warning")
+            return
+        self.analyze_worker(self.query_one("#prompt", TextArea).text)
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_help(self) -> None:
+        rows = [(b.key.replace(",", " / "), b.description) for b in self.BINDINGS] + self.TABLE_KEYS
+        self.push_screen(HelpScreen(rows))
+
+    def action_generate(self) -> None:
+        if not self.session.ready:
+            self.notify("still loading the model", severity="warning")
+            return
+        try:
+            settings = {
+                "max_new_tokens": int(self.query_one("#max-tokens", Input).value),
+                "temperature": float(self.query_one("#temperature", Input).value),
+                "seed": int(self.query_one("#seed", Input).value),
+            }
+        except ValueError:
+            self.notify("max tokens, temperature and seed must be numbers", severity="error")
+            return
+        self._stop.clear()
+        self._generated = [[], []]
+        self.query_one("#gen-baseline", GenerationColumn).reset("baseline")
+        self.query_one("#gen-steered", GenerationColumn).reset(f"steered ({sum(s.enabled for s in self.session.specs)} specs)")
+        self.action_show_tab("steer")
+        self.generate_worker(self.query_one("#prompt", TextArea).text, settings)
+
+    def action_stop(self) -> None:
+        self._stop.set()
+
+    async def action_quit(self) -> None:
+        self._stop.set()  # a running generation ends at its next token
+        self.exit()
+
+    def action_add_feature(self) -> None:
+        feature = self._focused_feature()
+        if feature is not None:
+            self._add_to_steering(feature)
+
+    def action_heat(self) -> None:
+        feature = self._focused_feature()
+        if feature is not None:
+            self.heat_worker(feature)
+
+    def action_spec(self, op: str) -> None:
+        table = self.query_one(SpecTable)
+        if not self.session.specs:
+            return
+        i = table.cursor_row
+        {"toggle": lambda: self.session.toggle_spec(i), "up": lambda: self.session.nudge_spec(i, 1.0),
+         "down": lambda: self.session.nudge_spec(i, -1.0), "mode": lambda: self.session.cycle_mode(i),
+         "remove": lambda: self.session.remove_spec(i)}[op]()
+        table.show(self.session.specs, self.session.labels)
+
+    # ------------------------------------------------------------------ widget events
+    @on(DataTable.RowHighlighted, "#token-table")
+    def _token_moved(self, event: DataTable.RowHighlighted) -> None:
+        self._show_token_features(event.cursor_row)
+
+    @on(DataTable.RowSelected, "FeatureList")
+    def _feature_chosen(self, event: DataTable.RowSelected) -> None:
+        self.describe_worker(int(event.row_key.value))
+
+    @on(Input.Changed, "#search-input")
+    def _search_changed(self, event: Input.Changed) -> None:
+        if self.session.ready:
+            self.search_worker(event.value)
+
+    def _show_token_features(self, index: int) -> None:
+        result = self.session.last
+        if result is None or not 0 <= index < len(result.tokens):
+            return
+        feats = result.sae(self._sae_name).per_token[index]
+        labels = self.session.labels
+        rows = [(f, a, labels.get((self._sae_name, f), "")) for f, a in feats]
+        table = self.query_one("#token-features", FeatureList)
+        table.show(rows)
+        table.border_title = escape(f"Features of {result.tokens[index].text!r}")
+
+    def _show_heat(self, feature: int, acts: list[float]) -> None:
+        self.query_one(TokenTable).show(self.session.last, self._sae_name, heat=acts)
+        self.query_one("#token-table").border_title = f"Tokens — heat of feature {feature} (max {max(acts, default=0):.2f})"
+
+    def _focused_feature(self) -> int | None:
+        focused = self.focused
+        return focused.current_feature() if isinstance(focused, FeatureList) else None
+
+    def _add_to_steering(self, feature: int) -> None:
+        spec = self.session.add_spec(feature, sae=self._sae_name)
+        self.query_one(SpecTable).show(self.session.specs, self.session.labels)
+        self.notify(f"feature {feature} added to steering ({spec.mode} {spec.coefficient:g})")
+
+    def _after_detail(self, feature: int):
+        def done(choice: str | None) -> None:
+            if choice == "steer":
+                self._add_to_steering(feature)
+
+        return done
+
+
+def run(model: str | None = None, saes: list[str] | None = None) -> None:
+    SaeTuiApp(model=model, saes=saes).run()

@@ -1,0 +1,22 @@
+"""StatusBar: model, SAEs, device, dtype, GPU memory and the last analysis latency, on one line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import Static
+
+
+class StatusBar(Static):
+    def show(self, status: dict[str, Any], note: str = "") -> None:
+        if not status.get("model"):
+            self.update(note or "no model loaded")
+            return
+        parts = [status["model"], ", ".join(status["saes"]) or "no SAE", f"{status['device']} {status['dtype']}"]
+        if status.get("gpu_gib") is not None:
+            parts.append(f"GPU {status['gpu_gib']:.1f} GiB")
+        if status.get("latency_ms") is not None:
+            parts.append(f"analysis {status['latency_ms']:.0f} ms")
+        if note:
+            parts.append(note)
+        self.update(" | ".join(parts))

@@ -1,0 +1,64 @@
+"""SteeringPanel: the steering specs (feature, mode, coefficient, on/off) and the two generation columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Input, Label, Static
+
+
+class SpecTable(DataTable):
+    BINDINGS = [
+        Binding("space", "app.spec('toggle')", "On/off"),
+        Binding("plus,equals_sign", "app.spec('up')", "Coef +1"),
+        Binding("minus", "app.spec('down')", "Coef -1"),
+        Binding("m", "app.spec('mode')", "Mode"),
+        Binding("delete,backspace", "app.spec('remove')", "Remove"),
+    ]
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.add_columns("on", "feature", "mode", "coef", "label")
+
+    def show(self, specs: list[Any], labels: dict) -> None:
+        row = self.cursor_row
+        self.clear()
+        for i, s in enumerate(specs):
+            coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}"
+            self.add_row("✓" if s.enabled else " ", f"{s.sae}/{s.feature}", s.mode, coef, labels.get((s.sae, s.feature), ""), key=str(i))
+        if specs:
+            self.move_cursor(row=min(row, len(specs) - 1))
+
+
+class GenerationColumn(Static):
+    """Streamed text of one row; tokens that differ from the other column are marked by the app."""
+
+    def on_mount(self) -> None:
+        self.text = ""
+
+    def reset(self, title: str) -> None:
+        self.border_title = title
+        self.text = ""
+        self.update("")
+
+    def append(self, piece: str, marked: bool = False) -> None:
+        self.text += piece
+        self.update(self.text)
+
+
+class SteeringPanel(Vertical):
+    def compose(self) -> ComposeResult:
+        yield SpecTable(id="specs")
+        with Horizontal(id="gen-settings"):
+            yield Label("max tokens")
+            yield Input("40", id="max-tokens", type="integer")
+            yield Label("temp")
+            yield Input("0", id="temperature")
+            yield Label("seed")
+            yield Input("0", id="seed", type="integer")
+        with Horizontal(id="gen-columns"):
+            yield GenerationColumn(id="gen-baseline")
+            yield GenerationColumn(id="gen-steered")

@@ -1,0 +1,189 @@
+"""Pilot tests of every flow of the app, on the bundled demo model and SAE."""
+
+from __future__ import annotations
+
+import pytest
+
+from saetui.tui.app import SaeTuiApp
+from saetui.tui.screens.error import ErrorScreen
+from saetui.tui.screens.feature_detail import FeatureDetailScreen
+from saetui.tui.snapshot import settle
+from saetui.tui.widgets.steering_panel import GenerationColumn
+
+PROMPT = "The capital of France is Paris. Anna has a"
+
+
+def make_app(prompt: str = PROMPT) -> SaeTuiApp:
+    return SaeTuiApp(prompt=prompt)
+
+
+def notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_loads_and_analyzes_the_prompt():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.query_one("#token-table")
+        assert app.session.last is not None
+        assert table.row_count == len(app.session.last.tokens) > 5
+        assert "saetui-demo" in str(app.query_one("#status").render())
+
+
+async def test_moving_through_tokens_shows_their_features():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one("#token-table").focus()
+        await pilot.press("down", "down", "down")
+        await pilot.pause()
+        token = app.session.last.tokens[3]
+        features = app.query_one("#token-features")
+        assert repr(token.text) in str(features.border_title)
+        want = [f for f, _ in app.session.last.saes[0].per_token[3]]
+        assert [int(k.value) for k in features.rows] == want
+
+
+async def test_heat_line_for_a_chosen_feature():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one("#token-features").focus()
+        await pilot.press("h")
+        await settle(pilot)
+        assert "heat of feature" in str(app.query_one("#token-table").border_title)
+
+
+async def test_search_then_detail_then_add_to_steering():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("f3")
+        app.query_one("#search-input").focus()
+        await pilot.press(*"promotes Paris")
+        await settle(pilot)
+        results = app.query_one("#search-results")
+        assert results.row_count > 0
+        first = int(next(iter(results.rows)).value)
+        results.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, FeatureDetailScreen)
+        assert app.screen.info.feature == first
+        assert any("Paris" in t for t, _ in app.screen.info.promoted)
+        await pilot.press("a")
+        await pilot.pause()
+        assert [s.feature for s in app.session.specs] == [first]
+        assert app.query_one("#specs").row_count == 1
+
+
+async def test_generate_streams_both_columns_and_marks_the_steering():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.session.add_spec(549, 14.0)
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        base = app.query_one("#gen-baseline", GenerationColumn).text
+        steered = app.query_one("#gen-steered", GenerationColumn).text
+        assert base and steered and base != steered
+        assert app._generated[0] != app._generated[1]
+        assert "generation done" in str(app.query_one("#status").render())
+
+
+async def test_steering_keys_edit_the_specs():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.session.add_spec(549, 4.0)
+        await pilot.press("f4")
+        table = app.query_one("#specs")
+        table.show(app.session.specs, app.session.labels)
+        table.focus()
+        await pilot.press("plus", "plus", "minus", "m", "space")
+        spec = app.session.specs[0]
+        assert (spec.coefficient, spec.mode, spec.enabled) == (5.0, "clamp", False)
+        await pilot.press("delete")
+        assert app.session.specs == [] and table.row_count == 0
+
+
+async def test_stop_ends_generation():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one("#max-tokens").value = "100000"
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert "generation stopped" in str(app.query_one("#status").render())
+        assert len(app._generated[0]) < 100000
+
+
+async def test_quit_during_generation_exits():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one("#max-tokens").value = "100000"
+        await pilot.press("ctrl+g")
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await pilot.app.workers.wait_for_complete()
+    assert app._stop.is_set() and app.return_code in (0, None)
+
+
+@pytest.mark.parametrize("prompt, message", [("   ", "empty prompt"), ("x" * 50_000, "limit is 20,000")])
+async def test_bad_prompt_is_one_line_and_the_app_keeps_running(prompt, message):
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one("#prompt").text = prompt
+        await pilot.press("f5")
+        await settle(pilot)
+        assert any(message in n for n in notes(app))
+        app.query_one("#prompt").text = "Anna has a"
+        await pilot.press("f5")
+        await settle(pilot)
+        assert app.session.last.prompt == "Anna has a"
+
+
+async def test_non_numeric_settings_are_refused():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one("#temperature").value = "warm"
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        assert any("must be numbers" in n for n in notes(app))
+
+
+async def test_terminal_too_small_shows_a_notice():
+    app = make_app()
+    async with app.run_test(size=(30, 10)) as pilot:
+        await settle(pilot)
+        assert app.query_one("#too-small").display and not app.query_one("#main").display
+
+
+async def test_help_lists_every_binding():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        text = str(app.screen.query_one("Static").render())
+        for binding in app.BINDINGS:
+            assert binding.description in text
+        assert "heat line" in text
+
+
+async def test_a_failing_model_load_is_shown_and_the_app_keeps_running():
+    app = SaeTuiApp(model="/no/such/model", saes=["x"])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert any("no model directory" in n for n in notes(app))
+        assert isinstance(app.screen, ErrorScreen) and "no model directory" in app.screen.message
+        await pilot.press("escape")
+        await pilot.press("f5")  # still responsive
+        await pilot.pause()
+        assert any("still loading" in n for n in notes(app))
