@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -82,7 +81,6 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _quiet_libraries()
     if args.command is None:
         if args.sae and not args.model:
             print("saetui: error: --sae needs --model (the demo brings its own SAE)", file=sys.stderr)
@@ -91,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run(args.model, args.sae)
         return 0
+    from saetui.models.model import quiet_hf_output
+
+    quiet_hf_output()
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         for noise in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
@@ -255,13 +256,6 @@ def _num(value: float | None) -> str:
 def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
     text = " ".join(str(message).split())
     print(f"saetui: warning: {text}", file=sys.stderr)
-
-
-def _quiet_libraries() -> None:
-    """No progress bars or info logs from transformers/huggingface_hub on the CLI."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 if __name__ == "__main__":

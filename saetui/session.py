@@ -59,9 +59,10 @@ class Session:
              dtype: str | None = None, trust_remote_code: bool = False) -> None:
         """Load a model and SAEs; with no model, the bundled demo."""
         from saetui import demo
-        from saetui.models.model import ModelWithHooks
+        from saetui.models.model import ModelWithHooks, quiet_hf_output
         from saetui.sae.manager import SAEManager
 
+        quiet_hf_output()  # a progress bar on stderr would garble the app's screen
         with self.lock:
             if model is None:
                 loaded_model, manager = demo.load_demo(device=device)

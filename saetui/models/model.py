@@ -27,6 +27,18 @@ _NO_FP16 = ("gemma", "gemma2", "gemma3", "gemma3_text")
 _EAGER_ATTENTION = ("gemma2",)
 
 
+def quiet_hf_output() -> None:
+    """No progress bars or info logs from transformers/huggingface_hub: they would garble the CLI's
+    JSON and the app's screen. Env vars cover later imports, the calls cover an imported transformers."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def offline_mode() -> bool:
     """True when HF_HUB_OFFLINE asks us not to touch the network."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")

@@ -64,6 +64,7 @@ class SaeTuiApp(App[None]):
         self._stop = threading.Event()
         self._sae_name: str | None = None
         self._generated: list[list[int]] = [[], []]
+        self._first_analysis = False
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -150,12 +151,16 @@ class SaeTuiApp(App[None]):
     def on_loaded(self, message: Loaded) -> None:
         self._sae_name = next(iter(self.session.saes)).name
         self.query_one(StatusBar).show(message.status)
+        self._first_analysis = True
         self.action_analyze()
 
     def on_analysis_done(self, message: AnalysisDone) -> None:
         self.query_one(TokenTable).show(message.result, self._sae_name)
         self.query_one(StatusBar).show(self.session.status())
         self._show_token_features(0)
+        if self._first_analysis:  # on start, arrows move through the tokens at once
+            self._first_analysis = False
+            self.query_one(TokenTable).focus()
 
     def on_generation_piece(self, message: GenerationPiece) -> None:
         self._generated[message.row].append(message.token_id)
@@ -177,7 +182,9 @@ class SaeTuiApp(App[None]):
         self.analyze_worker(self.query_one("#prompt", TextArea).text)
 
     def action_show_tab(self, tab: str) -> None:
+        """Switch tab and focus its main widget, so the keys that follow go there."""
         self.query_one(TabbedContent).active = tab
+        self.query_one({"tokens": "#token-table", "search": "#search-input", "steer": "#specs"}[tab]).focus()
 
     def action_help(self) -> None:
         rows = [(b.key.replace(",", " / "), b.description) for b in self.BINDINGS] + self.TABLE_KEYS

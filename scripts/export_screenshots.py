@@ -1,0 +1,22 @@
+"""Regenerate screenshots/ from the real app on the bundled demo: `python scripts/export_screenshots.py`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from saetui.tui.snapshot import snapshot
+
+OUT = Path(__file__).resolve().parent.parent / "screenshots"
+PROMPT = "The capital of France is Paris. Anna has a"
+
+SHOTS = {
+    "tokens-80x24.svg": dict(size="80x24"),
+    "tokens.svg": dict(size="120x40", keys=["down", "down", "down", "down"]),
+    "search.svg": dict(size="120x40", keys=["f3", *"promotes Paris"]),
+    "steering.svg": dict(size="120x40", features=["549:14"], generate=True),
+}
+
+if __name__ == "__main__":
+    OUT.mkdir(exist_ok=True)
+    for name, kwargs in SHOTS.items():
+        print(snapshot(PROMPT, OUT / name, **kwargs))

@@ -1,0 +1,68 @@
+"""SVG snapshots of the main states at 80x24 and 120x40 (pytest-textual-snapshot).
+
+Deterministic: the demo model on the CPU, greedy decoding, no cursor blink, and the one varying
+number (analysis latency) cleared before the screen is taken. Update with `pytest --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from saetui.tui.app import SaeTuiApp
+from saetui.tui.snapshot import settle
+from saetui.tui.widgets.status_bar import StatusBar
+
+PROMPT = "The capital of France is Paris. Anna has a"
+SIZES = [(80, 24), (120, 40)]
+
+
+async def _steady(pilot) -> None:
+    await settle(pilot)
+    for widget in pilot.app.query("Input, TextArea"):
+        widget.cursor_blink = False
+    pilot.app.session.last_latency = None
+    pilot.app.query_one(StatusBar).show(pilot.app.session.status())
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+class TestSnapshots:
+    def test_tokens(self, snap_compare, size):
+        assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=_steady)
+
+    def test_heat_line(self, snap_compare, size):
+        async def run_before(pilot):
+            await settle(pilot)
+            pilot.app.query_one("#token-features").focus()
+            await pilot.press("down", "h")
+            await _steady(pilot)
+
+        assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
+
+    def test_search(self, snap_compare, size):
+        async def run_before(pilot):
+            await settle(pilot)
+            await pilot.press("f3")
+            pilot.app.query_one("#search-input").focus()
+            await pilot.press(*"promotes red")
+            await _steady(pilot)
+
+        assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
+
+    def test_generation(self, snap_compare, size):
+        async def run_before(pilot):
+            await settle(pilot)
+            pilot.app.session.add_spec(549, 14.0)
+            pilot.app.query_one("#specs").show(pilot.app.session.specs, pilot.app.session.labels)
+            await pilot.press("ctrl+g")
+            await _steady(pilot)
+
+        assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
+
+    def test_help(self, snap_compare, size):
+        async def run_before(pilot):
+            await settle(pilot)
+            await pilot.press("f1")
+            await _steady(pilot)
+
+        assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
