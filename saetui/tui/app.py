@@ -18,7 +18,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane, TextArea
 from textual.worker import Worker, WorkerState
 
+from saetui import state
 from saetui.session import Session
+from saetui.steering.spec import SteeringSpec
+from saetui.tui.commands import SaetuiCommands
 from saetui.tui.messages import AnalysisDone, GenerationDone, GenerationPiece, Loaded
 from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.screens.feature_detail import FeatureDetailScreen
@@ -34,8 +37,11 @@ MIN_WIDTH, MIN_HEIGHT = 40, 12
 class SaeTuiApp(App[None]):
     CSS_PATH = "saetui.tcss"
     TITLE = "saetui"
+    COMMANDS = App.COMMANDS | {SaetuiCommands}
     BINDINGS = [
         Binding("f5,ctrl+r", "analyze", "Analyze", priority=True),
+        Binding("ctrl+up", "history(-1)", "Older prompt", show=False, priority=True),
+        Binding("ctrl+down", "history(1)", "Newer prompt", show=False, priority=True),
         Binding("f2", "show_tab('tokens')", "Tokens"),
         Binding("f3", "show_tab('search')", "Search"),
         Binding("f4", "show_tab('steer')", "Steer"),
@@ -55,12 +61,22 @@ class SaeTuiApp(App[None]):
         ("delete", "steering: remove the spec"),
     ]
 
+    DEFAULT_PROMPT = "The capital of France is Paris. Anna has a red cat."
+
     def __init__(self, session: Session | None = None, *, model: str | None = None, saes: list[str] | None = None,
-                 prompt: str = "The capital of France is Paris. Anna has a red cat.") -> None:
+                 prompt: str | None = None, restore: bool = True) -> None:
+        """`restore`: reopen the last session (model, SAEs, prompt, specs) where no argument says otherwise."""
         super().__init__()
         self.session = session or Session()
+        saved, self._restore_note = state.load_session() if restore else (None, None)
+        saved = saved or {}
+        if model is None and saved.get("model"):
+            model, saes = saved["model"], saved.get("saes")
         self._model_arg, self._sae_args = model, saes
-        self._initial_prompt = prompt
+        self._initial_prompt = prompt if prompt is not None else saved.get("prompt") or self.DEFAULT_PROMPT
+        self._saved_specs = saved.get("specs", []) if prompt is None else []
+        self._history: list[str] = [p for p in saved.get("history", []) if isinstance(p, str)][-50:]
+        self._history_pos = len(self._history)
         self._stop = threading.Event()
         self._sae_name: str | None = None
         self._generated: list[list[int]] = [[], []]
@@ -93,6 +109,8 @@ class SaeTuiApp(App[None]):
         self.query_one("#gen-baseline", GenerationColumn).reset("baseline")
         self.query_one("#gen-steered", GenerationColumn).reset("steered")
         self._check_size()
+        if self._restore_note:
+            self.notify(self._restore_note, severity="warning", timeout=8)
         self.load_worker()
 
     def on_resize(self) -> None:
@@ -107,6 +125,12 @@ class SaeTuiApp(App[None]):
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_worker(self) -> None:
         self.session.load(self._model_arg, self._sae_args)
+        self.post_message(Loaded(self.session.status()))
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def sae_worker(self, spec: str) -> None:
+        loaded = self.session.load_sae(spec)
+        self._sae_name = loaded.name
         self.post_message(Loaded(self.session.status()))
 
     @work(thread=True, exclusive=True, group="analyze", exit_on_error=False)
@@ -149,8 +173,14 @@ class SaeTuiApp(App[None]):
 
     # ------------------------------------------------------------------ messages from workers
     def on_loaded(self, message: Loaded) -> None:
-        self._sae_name = next(iter(self.session.saes)).name
+        names = [s.name for s in self.session.saes or []]
+        if not names:
+            self.query_one(StatusBar).show(message.status, note="no SAE: Ctrl+P, then 'load sae SPEC'")
+            return
+        if self._sae_name not in names:
+            self._sae_name = names[0]
         self.query_one(StatusBar).show(message.status)
+        self._restore_specs()
         self._first_analysis = True
         self.action_analyze()
 
@@ -161,6 +191,11 @@ class SaeTuiApp(App[None]):
         if self._first_analysis:  # on start, arrows move through the tokens at once
             self._first_analysis = False
             self.query_one(TokenTable).focus()
+        prompt = message.result.prompt
+        if not self._history or self._history[-1] != prompt:
+            self._history.append(prompt)
+        self._history_pos = len(self._history) - 1  # the prompt on screen; Ctrl+Up goes to the one before
+        self.save_session()
 
     def on_generation_piece(self, message: GenerationPiece) -> None:
         self._generated[message.row].append(message.token_id)
@@ -177,7 +212,8 @@ class SaeTuiApp(App[None]):
     # ------------------------------------------------------------------ actions
     def action_analyze(self) -> None:
         if not self.session.ready:
-            self.notify("still loading the model", severity="warning")
+            waiting = self.session.model is None or self.workers
+            self.notify("still loading the model" if waiting else "no SAE loaded: Ctrl+P, then 'load sae SPEC'", severity="warning")
             return
         self.analyze_worker(self.query_one("#prompt", TextArea).text)
 
@@ -215,7 +251,116 @@ class SaeTuiApp(App[None]):
 
     async def action_quit(self) -> None:
         self._stop.set()  # a running generation ends at its next token
+        self.save_session()
         self.exit()
+
+    def action_history(self, step: int) -> None:
+        """Ctrl+Up / Ctrl+Down: older and newer analyzed prompts."""
+        if not self._history:
+            return
+        self._history_pos = max(0, min(len(self._history) - 1, self._history_pos + step))
+        self.query_one("#prompt", TextArea).text = self._history[self._history_pos]
+
+    # ------------------------------------------------------------------ palette commands and saved state
+    def save_session(self) -> None:
+        try:
+            state.save_session({
+                "model": self._model_arg, "saes": self._sae_args,
+                "prompt": self.query_one("#prompt", TextArea).text,
+                "specs": [s.to_dict() for s in self.session.specs], "history": self._history[-50:],
+            })
+        except OSError as exc:
+            self.notify(f"could not save the session: {exc}", severity="warning")
+
+    def _restore_specs(self) -> None:
+        from saetui.errors import SaetuiError
+        from saetui.steering.spec import resolve
+
+        kept, dropped = [], 0
+        for data in self._saved_specs:
+            try:
+                spec = SteeringSpec.from_dict(data)
+                resolve(spec, self.session.saes)
+                kept.append(spec)
+            except (SaetuiError, TypeError):
+                dropped += 1
+        self._saved_specs = []
+        if kept:
+            self.session.specs = kept
+            self.query_one(SpecTable).show(self.session.specs, self.session.labels)
+        if dropped:
+            self.notify(f"{dropped} saved steering spec(s) no longer fit the loaded SAEs and were dropped", severity="warning")
+
+    def load_model(self, name: str) -> None:
+        self._model_arg, self._sae_args = name, None
+        self.notify(f"loading {name}… (then: load sae SPEC)")
+        self.load_worker()
+
+    def load_sae(self, spec: str) -> None:
+        self.sae_worker(spec)
+
+    def use_sae(self, key: str) -> None:
+        from saetui.errors import SaetuiError
+
+        try:
+            self._sae_name = self.session.saes.get(key).name
+        except SaetuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.action_analyze()
+
+    def save_preset(self, name: str) -> None:
+        from saetui.errors import SaetuiError
+
+        try:
+            path = state.save_preset(name, self.session.specs)
+        except SaetuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"preset saved: {path}")
+
+    def load_preset(self, name: str) -> None:
+        from saetui.errors import SaetuiError
+        from saetui.steering.spec import resolve
+
+        try:
+            specs = state.load_preset(name)
+            for spec in specs:
+                resolve(spec, self.session.saes)
+        except SaetuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.session.specs = specs
+        self.query_one(SpecTable).show(self.session.specs, self.session.labels)
+        self.notify(f"preset {name} loaded ({len(specs)} specs)")
+
+    def action_export_analysis(self) -> None:
+        if self.session.last is None:
+            self.notify("nothing analyzed yet", severity="warning")
+            return
+        self._export("analysis", self.session.last.to_dict())
+
+    def action_export_generation(self) -> None:
+        if not any(self._generated):
+            self.notify("nothing generated yet", severity="warning")
+            return
+        tok = self.session.model.tokenizer
+        data = {"prompt": self.query_one("#prompt", TextArea).text, "specs": [s.to_dict() for s in self.session.specs],
+                "baseline": {"text": tok.decode(self._generated[0], skip_special_tokens=True), "token_ids": self._generated[0]},
+                "steered": {"text": tok.decode(self._generated[1], skip_special_tokens=True), "token_ids": self._generated[1]}}
+        self._export("generation", data)
+
+    def _export(self, kind: str, data: dict) -> None:
+        import time
+        from pathlib import Path
+
+        path = Path.cwd() / f"saetui-{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        try:
+            state.write_json_atomic(path, data)
+        except OSError as exc:
+            self.notify(f"could not write {path}: {exc}", severity="error")
+            return
+        self.notify(f"{kind} written to {path}")
 
     def action_add_feature(self) -> None:
         feature = self._focused_feature()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+import time
+
+from saetui.session import Session
+from saetui.steering.generate import Piece
 from saetui.tui.app import SaeTuiApp
 from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.screens.feature_detail import FeatureDetailScreen
@@ -15,6 +19,16 @@ PROMPT = "The capital of France is Paris. Anna has a"
 
 def make_app(prompt: str = PROMPT) -> SaeTuiApp:
     return SaeTuiApp(prompt=prompt)
+
+
+class EndlessSession(Session):
+    """Generation that never ends by itself, so stopping it is the only way out (no race with EOS)."""
+
+    def generate(self, prompt, *, stop_event=None, **settings):
+        while not stop_event.is_set():
+            for row in (0, 1):
+                yield Piece(row, 5, "x")
+            time.sleep(0.005)
 
 
 def notes(app) -> list[str]:
@@ -109,28 +123,28 @@ async def test_steering_keys_edit_the_specs():
 
 
 async def test_stop_ends_generation():
-    app = make_app()
+    app = SaeTuiApp(EndlessSession(), prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.query_one("#max-tokens").value = "100000"
         await pilot.press("ctrl+g")
-        await pilot.pause()
+        await pilot.pause(0.1)
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert "generation stopped" in str(app.query_one("#status").render())
-        assert len(app._generated[0]) < 100000
+        assert len(app._generated[0]) > 0
 
 
 async def test_quit_during_generation_exits():
-    app = make_app()
+    app = SaeTuiApp(EndlessSession(), prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.query_one("#max-tokens").value = "100000"
         await pilot.press("ctrl+g")
-        await pilot.pause()
+        await pilot.pause(0.1)
+        assert any(w.is_running for w in app.workers)
         await pilot.press("ctrl+q")
         await pilot.app.workers.wait_for_complete()
     assert app._stop.is_set() and app.return_code in (0, None)
+    assert len(app._generated[0]) > 0
 
 
 @pytest.mark.parametrize("prompt, message", [("   ", "empty prompt"), ("x" * 50_000, "limit is 20,000")])
@@ -187,3 +201,82 @@ async def test_a_failing_model_load_is_shown_and_the_app_keeps_running():
         await pilot.press("f5")  # still responsive
         await pilot.pause()
         assert any("still loading" in n for n in notes(app))
+
+
+async def test_last_session_is_restored_and_a_corrupt_one_set_aside():
+    from saetui import state
+    from saetui.paths import config_dir
+
+    app = make_app("Anna has a")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.session.add_spec(549, 7.0)
+        await pilot.press("ctrl+q")
+    again = SaeTuiApp()
+    async with again.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert again.query_one("#prompt").text == "Anna has a"
+        assert [(s.feature, s.coefficient) for s in again.session.specs] == [(549, 7.0)]
+    (config_dir() / state.SESSION_FILE).write_text("{broken")
+    clean = SaeTuiApp()
+    async with clean.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert (config_dir() / (state.SESSION_FILE + ".bak")).read_text() == "{broken"
+        assert any("kept aside" in n for n in notes(clean))
+        assert clean.query_one("#prompt").text == SaeTuiApp.DEFAULT_PROMPT and clean.session.specs == []
+
+
+async def test_presets_and_prompt_history():
+    from saetui import state
+
+    app = make_app("Anna has a")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.session.add_spec(549, 3.0, mode="clamp")
+        app.save_preset("colors")
+        app.session.specs = []
+        app.load_preset("colors")
+        assert [(s.feature, s.mode) for s in app.session.specs] == [(549, "clamp")]
+        app.load_preset("nope")
+        await pilot.pause()
+        assert any("no preset named 'nope'" in n for n in notes(app))
+        (state.config_dir() / "presets" / "bad.json").write_text("[1, 2")
+        app.load_preset("bad")
+        await pilot.pause()
+        assert any("kept aside" in n for n in notes(app))
+        app.query_one("#prompt").text = "Tom went home."
+        await pilot.press("f5")
+        await settle(pilot)
+        await pilot.press("ctrl+up")
+        assert app.query_one("#prompt").text == "Anna has a"
+        await pilot.press("ctrl+down")
+        assert app.query_one("#prompt").text == "Tom went home."
+
+
+async def test_command_palette_exports_the_analysis(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"export analysis")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+    (written,) = tmp_path.glob("saetui-analysis-*.json")
+    data = json.loads(written.read_text())
+    assert data["prompt"] == PROMPT and data["saes"][0]["name"] == "demo"
+
+
+async def test_tokens_that_differ_are_marked():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.session.add_spec(549, 14.0)
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        steered = app.query_one("#gen-steered", GenerationColumn)._rich
+        assert any("underline" in str(span.style) for span in steered.spans)

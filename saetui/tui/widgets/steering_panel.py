@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -34,19 +35,23 @@ class SpecTable(DataTable):
 
 
 class GenerationColumn(Static):
-    """Streamed text of one row; tokens that differ from the other column are marked by the app."""
+    """Streamed text of one row; pieces whose token differs from the other column's are underlined."""
 
     def on_mount(self) -> None:
-        self.text = ""
+        self._rich = Text()
+
+    @property
+    def text(self) -> str:
+        return self._rich.plain
 
     def reset(self, title: str) -> None:
         self.border_title = title
-        self.text = ""
-        self.update("")
+        self._rich = Text()
+        self.update(self._rich)
 
     def append(self, piece: str, marked: bool = False) -> None:
-        self.text += piece
-        self.update(self.text)
+        self._rich.append(piece, style="bold underline" if marked else "")
+        self.update(self._rich)
 
 
 class SteeringPanel(Vertical):

@@ -1,0 +1,68 @@
+"""Command palette (Ctrl+P): load a model or SAE (the registry filtered by the loaded model), switch SAE,
+export the analysis or generation as JSON, save and load steering presets.
+
+Commands that take an argument read it from what follows their name in the palette: typing
+`load model google/gemma-2-2b` offers exactly that command.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from saetui.tui.app import SaeTuiApp
+
+# (prefix typed in the palette, app method taking the rest as its argument, help)
+_WITH_ARGUMENT = [
+    ("load model ", "load_model", "HF id or local directory; the demo SAE is dropped"),
+    ("load sae ", "load_sae", "RELEASE/SAE_ID, a sae-lens directory or params.npz"),
+    ("use sae ", "use_sae", "show another loaded SAE (name, hook or layer)"),
+    ("save preset ", "save_preset", "save the steering specs under a name"),
+    ("load preset ", "load_preset", "replace the steering specs with a saved preset"),
+]
+
+
+class SaetuiCommands(Provider):
+    @property
+    def _app(self) -> SaeTuiApp:
+        return self.app  # type: ignore[return-value]
+
+    def _simple(self) -> list[tuple[str, object, str]]:
+        app = self._app
+        return [
+            ("Export analysis as JSON", app.action_export_analysis, "write the current analysis to a .json file"),
+            ("Export generation as JSON", app.action_export_generation, "write baseline and steered text to a .json file"),
+            ("Help: keys", app.action_help, "every key of the app"),
+        ]
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in self._simple():
+            yield DiscoveryHit(name, callback, help=help_text)
+        for prefix, _, help_text in _WITH_ARGUMENT:
+            yield DiscoveryHit(prefix + "…", partial(self._app.notify, f"type '{prefix}' and the argument"), help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in self._simple():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+        lowered = query.lower()
+        for prefix, method, help_text in _WITH_ARGUMENT:
+            if lowered.startswith(prefix) and query[len(prefix):].strip():
+                arg = query[len(prefix):].strip()
+                yield Hit(1.0, f"{prefix}{arg}", partial(getattr(self._app, method), arg), help=help_text)
+            elif prefix.startswith(lowered) or lowered.startswith(prefix.strip()):
+                yield Hit(0.5, prefix + "…", partial(self._app.notify, f"type '{prefix}' and the argument"), help=help_text)
+        if lowered.startswith("load sae ") and self._app.session.model is not None:
+            # Browse the sae-lens registry for the loaded model.
+            from saetui.sae.registry import list_registry
+
+            term = query[len("load sae "):].strip().lower()
+            for entry in list_registry(self._app.session.model.name)[:2000]:
+                if term and term in entry.spec.lower():
+                    yield Hit(0.9, f"load sae {entry.spec}", partial(self._app.load_sae, entry.spec),
+                              help=f"{entry.hook or '?'}, width {entry.width or '?'}")
