@@ -154,7 +154,7 @@ class SaeTuiApp(App[None]):
     def search_worker(self, query: str) -> None:
         hits = self.session.search(query, self._sae_name)
         rows = [(f, score, about) for f, about, score in hits]
-        self.call_from_thread(self.query_one("#search-results", FeatureList).show, rows)
+        self.call_from_thread(self._show_search, query, rows)
 
     @work(thread=True, exclusive=True, group="heat", exit_on_error=False)
     def heat_worker(self, feature: int) -> None:
@@ -406,6 +406,11 @@ class SaeTuiApp(App[None]):
         table = self.query_one("#token-features", FeatureList)
         table.show(rows)
         table.border_title = escape(f"Features of {result.tokens[index].text!r}")
+
+    def _show_search(self, query: str, rows: list[tuple[int, float, str]]) -> None:
+        # Thread workers cannot be interrupted: a slower, older query must not overwrite a newer one.
+        if query == self.query_one("#search-input", Input).value:
+            self.query_one("#search-results", FeatureList).show(rows)
 
     def _show_heat(self, feature: int, acts: list[float]) -> None:
         self.query_one(TokenTable).show(self.session.last, self._sae_name, heat=acts)
