@@ -8,6 +8,7 @@ messages back. A single Worker.StateChanged handler turns any failure into a one
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from rich.markup import escape
@@ -111,6 +112,10 @@ class SaeTuiApp(App[None]):
         self._check_size()
         if self._restore_note:
             self.notify(self._restore_note, severity="warning", timeout=8)
+
+    def on_ready(self) -> None:
+        """The first frame is on screen: only now start importing torch and loading the model."""
+        self.first_paint = time.perf_counter()
         self.load_worker()
 
     def on_resize(self) -> None:
@@ -205,6 +210,8 @@ class SaeTuiApp(App[None]):
         self.query_one("#gen-steered" if message.row else "#gen-baseline", GenerationColumn).append(message.text, differs)
 
     def on_generation_done(self, message: GenerationDone) -> None:
+        for column in self.query(GenerationColumn):
+            column.flush()
         same = self._generated[0] == self._generated[1]
         note = "generation stopped" if message.stopped else ("steered = baseline" if same else "generation done")
         self.query_one(StatusBar).show(self.session.status(), note=note)

@@ -35,10 +35,18 @@ class SpecTable(DataTable):
 
 
 class GenerationColumn(Static):
-    """Streamed text of one row; pieces whose token differs from the other column's are underlined."""
+    """Streamed text of one row; pieces whose token differs from the other column's are underlined.
+
+    Pieces arrive faster than a terminal needs to repaint (hundreds a second), so they are collected
+    and the widget re-renders at most 30 times a second; `flush` paints what is pending at once.
+    """
+
+    REFRESH_HZ = 30
 
     def on_mount(self) -> None:
         self._rich = Text()
+        self._dirty = False
+        self.set_interval(1 / self.REFRESH_HZ, self.flush)
 
     @property
     def text(self) -> str:
@@ -47,11 +55,17 @@ class GenerationColumn(Static):
     def reset(self, title: str) -> None:
         self.border_title = title
         self._rich = Text()
+        self._dirty = False
         self.update(self._rich)
 
     def append(self, piece: str, marked: bool = False) -> None:
         self._rich.append(piece, style="bold underline" if marked else "")
-        self.update(self._rich)
+        self._dirty = True
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.update(self._rich.copy())
 
 
 class SteeringPanel(Vertical):

@@ -1,0 +1,144 @@
+"""App responsiveness, measured headless with Textual's pilot against lower bounds in the same process.
+
+    first paint     launch -> first frame in a fresh interpreter, vs a bare Textual app with one Static
+                    (the model loads in a worker after the first paint; target <= 1.0 s)
+    key latency     p95 from a key event to the token table's cursor having moved, while text
+                    streams at 200 tokens/s, vs the same keys with nothing streaming (target p95 <= 50 ms)
+    streaming       pieces/s the generation columns take in when fed as fast as possible (target >= 200)
+    long prompt     rendering a 1,000-token table, and p95 key latency on it afterwards
+
+    python benchmarks/bench_tui.py [--keys 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+FIRST_PAINT = """
+import time, asyncio
+t0 = time.perf_counter()
+{imports}
+async def main():
+    app = {make}
+    async with app.run_test(size=(100, 30)) as pilot:
+        while getattr(app, "first_paint", None) is None:  # set in on_ready: the first frame is displayed
+            await asyncio.sleep(0.001)
+        print(app.first_paint - t0)
+asyncio.run(main())
+"""
+
+
+def first_paint(imports: str, make: str, runs: int = 5) -> float:
+    code = FIRST_PAINT.format(imports=imports, make=make)
+    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1])
+             for _ in range(runs)]
+    return statistics.median(times)
+
+
+def p95(values: list[float]) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(0.95 * len(values)))]
+
+
+async def key_latencies(app, pilot, keys: int) -> list[float]:
+    """Seconds from a key event to the table having moved its cursor, for `keys` up/down presses.
+
+    The key is injected like a terminal's (simulate_key) rather than with pilot.press, which waits
+    for the message queue to drain and never does while text streams in.
+    """
+    table = app.query_one("#token-table")
+    table.focus()
+    await pilot.pause()
+    out = []
+    for i in range(keys):
+        before = table.cursor_row
+        start = time.perf_counter()
+        app.simulate_key("down" if i % 10 < 5 else "up")
+        while table.cursor_row == before:
+            await asyncio.sleep(0.0002)
+        out.append(time.perf_counter() - start)
+        await asyncio.sleep(0.01)
+    return out
+
+
+async def measure(keys: int) -> dict[str, float]:
+    from saetui.session import Session
+    from saetui.steering.generate import Piece
+    from saetui.tui.app import SaeTuiApp
+    from saetui.tui.messages import GenerationPiece
+    from saetui.tui.snapshot import settle
+
+    class Streaming(Session):
+        """Generation at a fixed 200 tokens/s per column until stopped."""
+
+        def generate(self, prompt, *, stop_event=None, **settings):
+            while not stop_event.is_set():
+                for row in (0, 1):
+                    yield Piece(row, 7, " tok")
+                time.sleep(1 / 200)
+
+    results: dict[str, float] = {}
+    app = SaeTuiApp(Streaming(), prompt="The capital of France is Paris. Anna has a red cat.", restore=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        idle = await key_latencies(app, pilot, keys)
+        app.action_generate()
+        await pilot.pause(0.2)
+        busy = await key_latencies(app, pilot, keys)
+        app.action_stop()
+        await settle(pilot)
+        results["key p95 idle ms"] = p95(idle) * 1e3
+        results["key p95 streaming ms"] = p95(busy) * 1e3
+
+        # Streaming throughput: 2,000 pieces posted from a thread as fast as possible.
+        app._generated = [[], []]
+        n = 2000
+        start = time.perf_counter()
+        threading.Thread(target=lambda: [app.post_message(GenerationPiece(i % 2, " tok", 7)) for i in range(n)]).start()
+        while len(app._generated[0]) + len(app._generated[1]) < n:
+            await pilot.pause(0.01)
+        results["streaming pieces/s"] = n / (time.perf_counter() - start)
+
+        # A 1,000-token prompt's table (the demo's context is 256, so the rows are a real result repeated).
+        from saetui.sae.analyzer import AnalysisResult, SAEResult
+
+        base = app.session.last
+        reps = 1000 // len(base.tokens) + 1
+        tokens = [type(t)(i, t.id, t.text, t.special) for i, t in enumerate(base.tokens * reps)][:1000]
+        s0 = base.saes[0]
+        long = AnalysisResult("long", tokens, [SAEResult(s0.name, s0.hook, s0.d_sae, (s0.per_token * reps)[:1000],
+                                                          s0.top_features, (s0.reconstruction * reps)[:1000], s0.fvu, s0.mean_l0)])
+        start = time.perf_counter()
+        app.query_one("#token-table").show(long, s0.name)
+        await pilot.pause()
+        results["1000-token table render ms"] = (time.perf_counter() - start) * 1e3
+        results["key p95 on 1000-token table ms"] = p95(await key_latencies(app, pilot, keys)) * 1e3
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--keys", type=int, default=60)
+    args = parser.parse_args()
+    ours = first_paint("from saetui.tui.app import SaeTuiApp", "SaeTuiApp(restore=False)")
+    bare = first_paint("from textual.app import App\nfrom textual.widgets import Static\n"
+                       "import time\nclass Bare(App):\n    first_paint = None\n    def compose(self):\n        yield Static('x')\n"
+                       "    def on_ready(self):\n        self.first_paint = time.perf_counter()",
+                       "Bare()")
+    print(f"first paint: ours {ours * 1e3:.0f} ms, bare Textual app {bare * 1e3:.0f} ms, ratio {ours / bare:.2f}x")
+    results = asyncio.run(measure(args.keys))
+    idle, busy = results["key p95 idle ms"], results["key p95 streaming ms"]
+    print(f"key-to-paint p95: {busy:.1f} ms while streaming 200 tok/s vs {idle:.1f} ms idle ({busy / idle:.2f}x)")
+    print(f"streaming: {results['streaming pieces/s']:.0f} pieces/s taken in ({results['streaming pieces/s'] / 200:.1f}x the 200/s target)")
+    print(f"1,000-token table: rendered in {results['1000-token table render ms']:.0f} ms; "
+          f"key p95 afterwards {results['key p95 on 1000-token table ms']:.1f} ms ({results['key p95 on 1000-token table ms'] / idle:.2f}x idle)")
+
+
+if __name__ == "__main__":
+    main()
