@@ -116,6 +116,11 @@ class SaeTuiApp(App[None]):
     def on_ready(self) -> None:
         """The first frame is on screen: only now start importing torch and loading the model."""
         self.first_paint = time.perf_counter()
+        self._start_load()
+
+    def _start_load(self) -> None:
+        what = self._model_arg or "the bundled demo"
+        self.query_one(StatusBar).show({}, note=f"loading {what}… (the app stays usable; Ctrl+Q quits)")
         self.load_worker()
 
     def on_resize(self) -> None:
@@ -301,9 +306,10 @@ class SaeTuiApp(App[None]):
     def load_model(self, name: str) -> None:
         self._model_arg, self._sae_args = name, None
         self.notify(f"loading {name}… (then: load sae SPEC)")
-        self.load_worker()
+        self._start_load()
 
     def load_sae(self, spec: str) -> None:
+        self.query_one(StatusBar).show(self.session.status(), note=f"loading SAE {spec}…")
         self.sae_worker(spec)
 
     def use_sae(self, key: str) -> None:
@@ -397,6 +403,26 @@ class SaeTuiApp(App[None]):
     @on(DataTable.RowSelected, "FeatureList")
     def _feature_chosen(self, event: DataTable.RowSelected) -> None:
         self.describe_worker(int(event.row_key.value))
+
+    @on(Input.Submitted, "#coef")
+    def _coefficient_typed(self, event: Input.Submitted) -> None:
+        """Enter in the coef box sets the highlighted spec's coefficient to the number typed."""
+        import math
+
+        if not self.session.specs:
+            self.notify("no steering spec to set: add a feature first (a)", severity="warning")
+            return
+        try:
+            value = float(event.value)
+            if not math.isfinite(value):
+                raise ValueError
+        except ValueError:
+            self.notify(f"coefficient must be a finite number, got {event.value!r}", severity="error")
+            return
+        i = self.query_one(SpecTable).cursor_row
+        self.session.specs[i] = self.session.specs[i].with_coefficient(value)
+        self.query_one(SpecTable).show(self.session.specs, self.session.labels)
+        event.input.value = ""
 
     @on(Input.Changed, "#search-input")
     def _search_changed(self, event: Input.Changed) -> None:

@@ -280,3 +280,34 @@ async def test_tokens_that_differ_are_marked():
         await settle(pilot)
         steered = app.query_one("#gen-steered", GenerationColumn)._rich
         assert any("underline" in str(span.style) for span in steered.spans)
+
+
+async def test_typed_coefficient_sets_the_spec_and_bad_text_is_refused():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.session.add_spec(549, 4.0)
+        app.query_one("#specs").show(app.session.specs, app.session.labels)
+        app.query_one("#coef").focus()
+        await pilot.press(*"abc", "enter")
+        await pilot.pause()
+        assert any("coefficient must be a finite number" in n for n in notes(app))
+        assert app.session.specs[0].coefficient == 4.0
+        app.query_one("#coef").value = ""
+        await pilot.press(*"-2.5", "enter")
+        await pilot.pause()
+        assert app.session.specs[0].coefficient == -2.5
+
+
+async def test_a_failing_sae_load_shows_a_modal_and_keeps_the_loaded_one():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.load_sae("gemma-scope-2b-pt-res-canonicl/layer_1/width_16k/canonical")
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorScreen) and "did you mean" in app.screen.message
+        await pilot.press("escape")
+        assert [s.name for s in app.session.saes] == ["demo"]
+        await pilot.press("f5")
+        await settle(pilot)
+        assert app.session.last is not None

@@ -72,6 +72,8 @@ class SteeringPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield SpecTable(id="specs")
         with Horizontal(id="gen-settings"):
+            yield Label("coef")
+            yield Input(placeholder="value⏎", id="coef")
             yield Label("max tokens")
             yield Input("40", id="max-tokens", type="integer")
             yield Label("temp")
