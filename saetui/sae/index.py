@@ -1,0 +1,253 @@
+"""FeatureIndex: what each SAE feature fires on, built locally from a corpus (no Neuronpedia needed).
+
+Building streams the corpus through the model (the forward stops at the SAE's layer), encodes every
+real, non-special token, and keeps, on the model's device:
+
+    top_vals, top_pos  (d_sae, K)      running top-K activations and the corpus positions they came from;
+                                        each batch's own top-K is merged in, never all latents at once
+    counts             (d_sae,)        how many tokens the feature fired on (activation > 0)
+    hist               (d_sae, B + 1)  bin 0: tokens where it did not fire; bins 1..B: log-spaced activations
+    tokens, doc_start                  the indexed token ids, for context windows around top examples
+
+Top-K merging and the counts are associative, so a build can stop after any batch and resume from
+its checkpoint to the same result. Files: `index.safetensors` + `manifest.json`, written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from saetui.activations.cache import read_dataset
+from saetui.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from saetui.models.model import ModelWithHooks
+    from saetui.sae.manager import LoadedSAE
+
+INDEX_FILE, MANIFEST_FILE = "index.safetensors", "manifest.json"
+_VERSION = 1
+
+
+@dataclass
+class IndexSettings:
+    top_k: int = 20
+    n_bins: int = 24
+    lo: float = 1e-3  # histogram edges: log-spaced from lo to hi; values beyond go to the last bin
+    hi: float = 1e3
+    batch_size: int = 16
+    max_tokens: int | None = None
+
+
+def index_identity(model: ModelWithHooks, loaded: LoadedSAE) -> dict[str, Any]:
+    """What an index belongs to; loading refuses an index whose identity differs."""
+    return {"model": model.name, "sae": loaded.spec, "hook": loaded.hook_name, "d_sae": loaded.d_sae}
+
+
+class FeatureIndex:
+    """A built index: top examples, frequencies and activation histograms per feature."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        self.root, self.manifest = root, manifest
+        self.top_vals, self.top_pos = tensors["top_vals"], tensors["top_pos"]
+        self.counts, self.hist, self.edges = tensors["counts"], tensors["hist"], tensors["edges"]
+        self.tokens, self.doc_start = tensors["tokens"], tensors["doc_start"]
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.manifest["n_tokens"])
+
+    def density(self, feature: int) -> float:
+        return float(self.counts[feature]) / max(1, self.n_tokens)
+
+    def max_activation(self) -> torch.Tensor:
+        """(d_sae,) the largest activation seen per feature (0 for features that never fired)."""
+        return self.top_vals[:, 0].clamp(min=0)
+
+    def examples(self, feature: int, ctx: int = 16) -> list[tuple[float, list[int], int]]:
+        """Top examples: (activation, token ids of the window, index of the firing token in it)."""
+        import torch
+
+        out = []
+        for val, pos in zip(self.top_vals[feature].tolist(), self.top_pos[feature].tolist()):
+            if val <= 0 or pos < 0:
+                continue
+            doc = int(torch.searchsorted(self.doc_start, torch.tensor(pos), right=True)) - 1
+            start = max(int(self.doc_start[doc]), pos - ctx // 2)
+            end_doc = int(self.doc_start[doc + 1]) if doc + 1 < len(self.doc_start) else len(self.tokens)
+            end = min(end_doc, pos + ctx // 2 + 1)
+            out.append((val, self.tokens[start:end].tolist(), pos - start))
+        return out
+
+    @classmethod
+    def load(cls, root: str | Path, model: ModelWithHooks | None = None, loaded: LoadedSAE | None = None) -> FeatureIndex:
+        """Read an index; with model and SAE given, refuse one built for others (with the reason)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        root = Path(root)
+        try:
+            manifest = json.loads((root / MANIFEST_FILE).read_text())
+            tensors = load_file(root / INDEX_FILE)
+        except FileNotFoundError as exc:
+            raise InputError(f"no feature index at {root}") from exc
+        except (ValueError, SafetensorError, OSError) as exc:
+            raise InputError(f"corrupt feature index at {root}: {exc}") from exc
+        if not manifest.get("complete"):
+            raise InputError(f"feature index at {root} is unfinished: run `saetui index ... --resume`")
+        if model is not None and loaded is not None:
+            want = index_identity(model, loaded)
+            have = {k: manifest.get(k) for k in want}
+            if have != want:
+                diff = ", ".join(f"{k}: index has {have[k]!r}, loaded {want[k]!r}" for k in want if have[k] != want[k])
+                raise InputError(f"feature index at {root} was built for another model or SAE ({diff})")
+        return cls(root, manifest, tensors)
+
+
+class IndexBuilder:
+    """Running per-feature statistics; `update` takes one batch of latents at a time."""
+
+    def __init__(self, d_sae: int, settings: IndexSettings, device: Any) -> None:
+        import torch
+
+        self.s = settings
+        k = settings.top_k
+        self.top_vals = torch.full((d_sae, k), float("-inf"), device=device)
+        self.top_pos = torch.full((d_sae, k), -1, dtype=torch.long, device=device)
+        self.counts = torch.zeros(d_sae, dtype=torch.long, device=device)
+        self.hist = torch.zeros(d_sae, settings.n_bins + 1, dtype=torch.long, device=device)
+        self.edges = torch.logspace(torch.log10(torch.tensor(settings.lo)), torch.log10(torch.tensor(settings.hi)),
+                                    settings.n_bins - 1, device=device)
+        self.n_tokens = 0
+
+    def update(self, lat: torch.Tensor, pos: torch.Tensor) -> None:
+        """lat: (N, d_sae) activations of N counted tokens; pos: (N,) their corpus positions."""
+        import torch
+
+        n, d = lat.shape
+        if n == 0:
+            return
+        self.n_tokens += n
+        active = lat > 0
+        self.counts += active.sum(0)
+        # Histogram: bin 0 for "did not fire", bins 1..B by log-spaced edges for the rest.
+        rows, feats = active.nonzero(as_tuple=True)
+        bins = torch.bucketize(lat[rows, feats].float(), self.edges) + 1
+        self.hist.view(-1).index_add_(0, feats * self.hist.shape[1] + bins, torch.ones_like(bins))
+        self.hist[:, 0] += n - active.sum(0)
+        # Running top-K: this batch's top-K per feature, merged with what we had.
+        k = min(self.s.top_k, n)
+        vals, idx = lat.topk(k, dim=0)  # (k, d)
+        cand_vals = torch.cat([self.top_vals, vals.T.float()], dim=1)
+        cand_pos = torch.cat([self.top_pos, pos[idx].T], dim=1)
+        best, order = cand_vals.topk(self.s.top_k, dim=1)
+        self.top_vals, self.top_pos = best, cand_pos.gather(1, order)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"top_vals": self.top_vals, "top_pos": self.top_pos, "counts": self.counts, "hist": self.hist,
+                "edges": self.edges}
+
+
+def build_index(
+    model: ModelWithHooks,
+    loaded: LoadedSAE,
+    corpus: str | Path | Sequence[str],
+    out: str | Path,
+    *,
+    field: str = "text",
+    settings: IndexSettings | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    checkpoint_every: int = 50,
+) -> FeatureIndex:
+    """Build (or with `resume`, continue) the index of `loaded` over `corpus` into `out`."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from saetui.activations.collector import ActivationCollector
+
+    settings = settings or IndexSettings()
+    if settings.top_k < 1 or settings.batch_size < 1:
+        raise InputError("top-k and batch size must be at least 1")
+    texts = read_dataset(corpus, field)
+    out = Path(out)
+    identity = index_identity(model, loaded)
+    fingerprint = hashlib.sha256("\0".join(texts).encode()).hexdigest()
+    plan = dict(identity, version=_VERSION, corpus_sha256=fingerprint, settings=settings.__dict__)
+    builder = IndexBuilder(loaded.d_sae, settings, loaded.sae.W_dec.device)
+    tokens: list[torch.Tensor] = []
+    doc_start: list[int] = []
+    done = 0
+    if resume and (out / MANIFEST_FILE).is_file():
+        done, tokens, doc_start = _restore(out, plan, builder)
+    elif (out / MANIFEST_FILE).is_file() and not resume:
+        raise InputError(f"{out} already holds an index: use --resume to continue it or another --out")
+    collector = ActivationCollector(model)
+    n_seen = sum(len(t) for t in tokens)
+    bar = tqdm(total=len(texts), initial=done, unit="doc", desc="indexing", disable=not progress)
+    batches = 0
+    try:
+        for b in range(done, len(texts), settings.batch_size):
+            if settings.max_tokens is not None and n_seen >= settings.max_tokens:
+                break
+            batch = model.tokenize(texts[b : b + settings.batch_size])
+            captured, _ = collector.run(batch, [loaded.hook_name])
+            real = batch.attention_mask.bool()
+            ids = batch.input_ids[real]
+            starts = torch.tensor([0, *batch.lengths[:-1]]).cumsum(0) + n_seen
+            doc_start.extend(starts.tolist())
+            pos = torch.arange(n_seen, n_seen + len(ids), device=ids.device)
+            keep = ~batch.special_mask[real]
+            with torch.inference_mode():
+                lat = loaded.sae.encode(captured[loaded.hook_name][real][keep])
+            builder.update(lat, pos[keep].to(lat.device))
+            tokens.append(ids.cpu().to(torch.int32))
+            n_seen += len(ids)
+            done = min(len(texts), b + settings.batch_size)
+            bar.update(len(batch))
+            bar.set_postfix(tokens=n_seen)
+            batches += 1
+            if batches % checkpoint_every == 0:
+                _save(out, plan, builder, tokens, doc_start, done, complete=False)
+    finally:
+        bar.close()
+    # A Ctrl+C above leaves the last checkpoint; this line runs only when the corpus is done.
+    _save(out, plan, builder, tokens, doc_start, done, complete=True)
+    return FeatureIndex.load(out, model, loaded)
+
+
+def _save(out: Path, plan: dict, builder: IndexBuilder, tokens: list, doc_start: list[int], done: int, complete: bool) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in builder.tensors().items()}
+    tensors["tokens"] = torch.cat(tokens) if tokens else torch.zeros(0, dtype=torch.int32)
+    tensors["doc_start"] = torch.tensor(doc_start, dtype=torch.long)
+    tmp = out / (INDEX_FILE + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, out / INDEX_FILE)
+    manifest = dict(plan, n_tokens=builder.n_tokens, docs_done=done, complete=complete)
+    tmp = out / (MANIFEST_FILE + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out / MANIFEST_FILE)
+
+
+def _restore(out: Path, plan: dict, builder: IndexBuilder) -> tuple[int, list, list[int]]:
+    from safetensors.torch import load_file
+
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    if {k: manifest.get(k) for k in plan} != plan:
+        raise InputError(f"index at {out} was started with another model, SAE, corpus or settings: use another --out")
+    t = load_file(out / INDEX_FILE)
+    dev = builder.top_vals.device
+    builder.top_vals, builder.top_pos = t["top_vals"].to(dev), t["top_pos"].to(dev)
+    builder.counts, builder.hist = t["counts"].to(dev), t["hist"].to(dev)
+    builder.n_tokens = int(manifest["n_tokens"])
+    return int(manifest["docs_done"]), [t["tokens"]], t["doc_start"].tolist()

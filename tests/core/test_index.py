@@ -1,0 +1,104 @@
+"""FeatureIndex: running top-k equals brute force, counts and histograms are exact, resume is exact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from saetui.activations.collector import ActivationCollector
+from saetui.errors import InputError
+from saetui.sae.index import FeatureIndex, IndexSettings, build_index
+from saetui.sae.manager import SAEManager
+
+TEXTS = [f"The cat number {i} sat on {'the ' * (i % 3)}mat and looked at {i % 5} birds." for i in range(37)]
+
+
+@pytest.fixture()
+def loaded(gemma2, make_sae):
+    manager = SAEManager(gemma2)
+    return manager.add(make_sae(64, 128, "blocks.1.hook_resid_post"), name="s", spec="test-sae")
+
+
+def brute_force(model, loaded):
+    """All latents of all counted tokens, with their corpus positions."""
+    lats, positions, n = [], [], 0
+    for text in TEXTS:
+        batch = model.tokenize(text)
+        acts = ActivationCollector(model).run(batch, [loaded.hook_name])[0][loaded.hook_name][0]
+        keep = ~batch.special_mask[0]
+        with torch.inference_mode():
+            lats.append(loaded.sae.encode(acts[keep]))
+        positions.append(torch.arange(n, n + len(keep))[keep])
+        n += len(keep)
+    return torch.cat(lats), torch.cat(positions)
+
+
+def test_running_topk_counts_and_histogram_are_exact(gemma2, loaded, tmp_path):
+    index = build_index(gemma2, loaded, TEXTS, tmp_path / "idx", settings=IndexSettings(top_k=5, batch_size=4), progress=False)
+    lat, pos = brute_force(gemma2, loaded)
+    vals, idx = lat.topk(5, dim=0)
+    row_of = {int(p): r for r, p in enumerate(pos)}
+    for f in range(loaded.d_sae):
+        # The same top values as brute force, and each stored position really has that activation.
+        # (Documents share prefixes, so equal activations at several positions are common: ties may pick any.)
+        got = [(v, p) for v, p in zip(index.top_vals[f].tolist(), index.top_pos[f].tolist()) if v > 0]
+        want = [v for v in vals[:, f].tolist() if v > 0]
+        assert [v for v, _ in got] == pytest.approx(want, abs=1e-6), f
+        for v, p in got:
+            assert float(lat[row_of[p], f]) == pytest.approx(v, abs=1e-6)
+    assert sum(index.top_vals[:, 0] > 0) > 20  # many features fire, so the comparison above has teeth
+    assert index.n_tokens == lat.shape[0]
+    assert torch.equal(index.counts, (lat > 0).sum(0))
+    assert torch.equal(index.hist.sum(1), torch.full((loaded.d_sae,), lat.shape[0]))
+    assert torch.equal(index.hist[:, 0], (lat <= 0).sum(0))
+    # Top examples are never BOS/pad, and their windows contain the firing token.
+    f = int(index.counts.argmax())
+    for val, window, at in index.examples(f):
+        assert window[at] != gemma2.tokenizer.bos_token_id and val > 0
+
+
+def test_a_killed_build_resumes_to_the_same_index(gemma2, loaded, tmp_path, monkeypatch):
+    settings = IndexSettings(top_k=4, batch_size=3)
+    whole = build_index(gemma2, loaded, TEXTS, tmp_path / "whole", settings=settings, progress=False)
+    calls = {"n": 0}
+    original = ActivationCollector.run
+
+    def dying(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ActivationCollector, "run", dying)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(gemma2, loaded, TEXTS, tmp_path / "part", settings=settings, progress=False, checkpoint_every=2)
+    manifest = json.loads((tmp_path / "part" / "manifest.json").read_text())
+    assert manifest["complete"] is False and manifest["docs_done"] == 18  # checkpoint after 6 of 13 batches
+    with pytest.raises(InputError, match="unfinished"):
+        FeatureIndex.load(tmp_path / "part")
+    monkeypatch.setattr(ActivationCollector, "run", original)
+    resumed = build_index(gemma2, loaded, TEXTS, tmp_path / "part", settings=settings, progress=False, resume=True)
+    for name in ("top_vals", "top_pos", "counts", "hist", "tokens", "doc_start"):
+        assert torch.equal(getattr(whole, name), getattr(resumed, name)), name
+
+
+def test_bad_inputs(gemma2, loaded, make_sae, tmp_path):
+    with pytest.raises(InputError, match="no dataset file"):
+        build_index(gemma2, loaded, tmp_path / "missing.txt", tmp_path / "a", progress=False)
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(InputError, match="has no text"):
+        build_index(gemma2, loaded, tmp_path / "empty.txt", tmp_path / "a", progress=False)
+    (tmp_path / "c.jsonl").write_text('{"body": "x"}\n')
+    with pytest.raises(InputError, match="has no field 'text'"):
+        build_index(gemma2, loaded, tmp_path / "c.jsonl", tmp_path / "a", progress=False)
+    build_index(gemma2, loaded, TEXTS[:4], tmp_path / "ok", progress=False)
+    other = SAEManager(gemma2).add(make_sae(64, 128, "blocks.2.hook_resid_post", seed=3), name="o", spec="other-sae")
+    with pytest.raises(InputError, match="built for another model or SAE .*sae: index has 'test-sae'"):
+        FeatureIndex.load(tmp_path / "ok", gemma2, other)
+    with pytest.raises(InputError, match="already holds an index"):
+        build_index(gemma2, loaded, TEXTS[:4], tmp_path / "ok", progress=False)
+    (tmp_path / "ok" / "index.safetensors").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="corrupt feature index"):
+        FeatureIndex.load(tmp_path / "ok")
