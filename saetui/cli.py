@@ -56,6 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     steer.add_argument("--seed", type=int, default=0)
     steer.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
 
+    index = sub.add_parser("index", help="build a feature index (top examples, density, histograms) from a corpus")
+    _model_args(index)
+    index.add_argument("--sae", action="append", metavar="SPEC", help="the SAE to index (default: the demo SAE)")
+    index.add_argument("--corpus", required=True, help=".txt (one document a line) or .jsonl")
+    index.add_argument("--field", default="text", help="the .jsonl field holding the text (default text)")
+    index.add_argument("--max-tokens", type=int, help="stop after this many tokens")
+    index.add_argument("--batch-size", type=int, default=16)
+    index.add_argument("--top-k", type=int, default=20, help="top examples kept per feature (default 20)")
+    index.add_argument("--out", help="index folder (default: the platformdirs cache, keyed by model and SAE)")
+    index.add_argument("--resume", action="store_true", help="continue an interrupted build")
+
+    search = sub.add_parser("search", help="search features by number, label, example tokens or `promotes WORD`")
+    search.add_argument("query")
+    _model_args(search)
+    search.add_argument("--sae", action="append", metavar="SPEC", help="the SAE to search (default: the demo SAE)")
+    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--json", action="store_true")
+
     snap = sub.add_parser("snapshot", help="render the app after its work finishes and write an SVG")
     snap.add_argument("--prompt", required=True)
     snap.add_argument("--feature", action="append", default=[], metavar="[SAE/]FEATURE:COEF[:MODE]")
@@ -98,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("ignore", noise)  # library internals, not the user's business
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]
         try:
-            commands = {"analyze": cmd_analyze, "steer": cmd_steer, "saes": cmd_saes, "snapshot": cmd_snapshot}
+            commands = {"analyze": cmd_analyze, "steer": cmd_steer, "saes": cmd_saes, "snapshot": cmd_snapshot,
+                        "index": cmd_index, "search": cmd_search}
             return commands[args.command](args)
         except SaetuiError as exc:
             print(f"saetui: error: {exc}", file=sys.stderr)
@@ -118,19 +137,19 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
 
     from saetui import demo
 
-    if not args.prompt.strip():
+    if not getattr(args, "prompt", "x").strip():
         raise InputError("empty prompt: give --prompt some text")
     if not args.model:  # the bundled demo, loaded like any local model
-        args.model = str(demo.MODEL_DIR)
-        args.sae = args.sae or [str(demo.SAE_DIR)]
+        model, manager = demo.load_demo(device=args.device)
+        for spec in args.sae or []:
+            manager.load(spec)
+        return model, manager
     if not args.sae:
         raise InputError("--sae is required with --model: RELEASE/SAE_ID, a sae-lens directory or params.npz")
     model = ModelWithHooks.from_pretrained(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
-    if Path(args.model) == demo.MODEL_DIR:
-        model.name = demo.DEMO_NAME
     manager = SAEManager(model)
     for spec in args.sae:
-        manager.load(spec, name="demo" if Path(spec) == demo.SAE_DIR else None)
+        manager.load(spec)
     return model, manager
 
 
@@ -207,6 +226,34 @@ def _parse_sweep(text: str) -> list[float]:
     if not values or not all(math.isfinite(v) for v in values):
         raise InputError(f"--sweep takes finite numbers separated by commas, got {text!r}")
     return values
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from saetui.sae.index import IndexSettings, build_index, default_index_dir
+
+    model, manager = _load(args)
+    loaded = list(manager)[-1]
+    out = Path(args.out) if args.out else default_index_dir(model, loaded)
+    settings = IndexSettings(top_k=args.top_k, batch_size=args.batch_size, max_tokens=args.max_tokens)
+    index = build_index(model, loaded, args.corpus, out, field=args.field, settings=settings, resume=args.resume)
+    print(json.dumps({"index": str(out), "tokens": index.n_tokens, "sae": loaded.spec, "model": model.name,
+                      "features_firing": int((index.counts > 0).sum())}))
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from saetui.session import Session
+
+    session = Session()
+    session.attach(*_load(args))
+    manager = session.saes
+    hits = session.search(args.query, list(manager)[-1].name, limit=args.limit)
+    if args.json:
+        print(json.dumps([{"feature": f, "about": about, "score": score} for f, about, score in hits]))
+    else:
+        for f, about, score in hits:
+            print(f"{f:>7}  {score:5.2f}  {about}")
+    return 0
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:

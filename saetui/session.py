@@ -8,7 +8,6 @@ Nothing here imports Textual, and torch is only imported when a model is loaded.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -53,6 +52,7 @@ class Session:
         self.last: AnalysisResult | None = None
         self.last_latency: float | None = None
         self._effects: dict[str, Any] = {}
+        self.indexes: dict[str, Any] = {}  # SAE name -> FeatureIndex, where one was built
 
     # ------------------------------------------------------------------ loading
     def load(self, model: str | None = None, saes: list[str] | None = None, *, device: str | None = None,
@@ -71,12 +71,34 @@ class Session:
                 manager = SAEManager(loaded_model)
                 for spec in saes or []:
                     manager.load(spec)
-            self.model, self.saes = loaded_model, manager
-            self.specs, self.last, self._effects = [], None, {}
+            self.attach(loaded_model, manager)
+
+    def attach(self, model: ModelWithHooks, saes: SAEManager) -> None:
+        """Use an already-loaded model and SAEs (scripts, the CLI), with their feature indexes."""
+        with self.lock:
+            self.model, self.saes = model, saes
+            self.specs, self.last, self._effects, self.indexes, self.labels = [], None, {}, {}, {}
+            for loaded in saes:
+                self._attach_index(loaded)
+
+    def _attach_index(self, loaded: LoadedSAE) -> None:
+        """Use the SAE's feature index when one exists: labels, densities, examples, max activations."""
+        from saetui.sae.index import find_index
+        from saetui.sae.search import load_labels
+
+        index = find_index(self._require_model(), loaded)
+        if index is None:
+            return
+        self.indexes[loaded.name] = index
+        loaded.max_activations = index.max_activation()
+        for f, label in load_labels(index.root).items():
+            self.labels[(loaded.name, f)] = label
 
     def load_sae(self, spec: str) -> LoadedSAE:
         with self.lock:
-            return self._require_saes().load(spec)
+            loaded = self._require_saes().load(spec)
+            self._attach_index(loaded)
+            return loaded
 
     @property
     def ready(self) -> bool:
@@ -148,52 +170,32 @@ class Session:
         if self.last is not None:
             acts = self.feature_activations(loaded.name, feature)
             max_act = max(acts[1:] or acts) if acts else None  # BOS excluded when there is more
-        if loaded.max_activations is not None:
+        index = self.indexes.get(loaded.name)
+        density, examples = None, []
+        if index is not None:
             max_act = float(loaded.max_activations[feature])
+            density = index.density(feature)
+            for val, window, at in index.examples(feature)[:k]:
+                pieces = texts(window)
+                pieces[at] = f"[[{pieces[at]}]]"
+                examples.append(f"{val:6.2f}  {''.join(pieces)!s}".replace("\n", " "))
         return FeatureInfo(
             sae=loaded.name, feature=feature, label=self.labels.get((loaded.name, feature), ""),
             max_activation=max_act,
             promoted=list(zip(texts(up.indices.tolist()), up.values.tolist())),
             suppressed=list(zip(texts(down.indices.tolist()), (-down.values).tolist())),
             neuronpedia_url=loaded.neuronpedia_url(feature),
+            density=density, top_examples=examples,
         )
 
     def search(self, query: str, sae: str | None = None, limit: int = 50) -> list[tuple[int, str, float]]:
-        """Features matching `query`: an exact number, a label, or `promotes WORD` (by decoder logit effect).
+        """Features matching `query` (see saetui.sae.search): (feature, description, score), best first."""
+        from saetui.sae.search import search_features
 
-        Returns (feature, description, score), best first.
-        """
-        manager = self._require_saes()
-        loaded = manager.get(sae)
-        q = query.strip()
-        if not q:
-            return []
-        if q.isdigit():
-            f = int(q)
-            return [(f, self.labels.get((loaded.name, f), ""), 1.0)] if f < loaded.d_sae else []
-        match = re.match(r"^promotes\s+(.+)$", q, re.IGNORECASE)
-        word = match.group(1) if match else None
-        hits: list[tuple[int, str, float]] = []
-        if word is None:
-            low = q.lower()
-            hits = [(f, label, 1.0) for (name, f), label in self.labels.items() if name == loaded.name and low in label.lower()]
-        if word is not None or not hits:
-            token_ids = self._token_ids(word or q)
-            if token_ids:
-                effects = self._logit_effects(loaded.name)[:, token_ids].mean(1)
-                vals, idx = effects.topk(min(limit, effects.shape[0]))
-                texts = self._require_model().token_texts(token_ids)
-                hits = [(f, f"promotes {'/'.join(texts)!r} {v:+.2f}", v) for f, v in zip(idx.tolist(), vals.tolist())]
-        return hits[:limit]
-
-    def _token_ids(self, word: str) -> list[int]:
-        tok = self._require_model().tokenizer
-        ids = set()
-        for variant in (word, " " + word.strip()):
-            pieces = tok(variant, add_special_tokens=False)["input_ids"]
-            if pieces:
-                ids.add(pieces[0])
-        return sorted(ids)
+        loaded = self._require_saes().get(sae)
+        labels = {f: label for (name, f), label in self.labels.items() if name == loaded.name}
+        return search_features(self._require_model(), loaded, query, labels=labels, index=self.indexes.get(loaded.name),
+                               effects=self._logit_effects(loaded.name), limit=limit)
 
     # ------------------------------------------------------------------ steering specs (plain data)
     def add_spec(self, feature: int, coefficient: float = 4.0, mode: str = "add", sae: str | None = None) -> SteeringSpec:

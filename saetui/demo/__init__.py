@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 ASSETS = Path(__file__).parent / "assets"
 MODEL_DIR = ASSETS / "model"
 SAE_DIR = ASSETS / "sae"
+INDEX_DIR = ASSETS / "index"
 DEMO_NAME = "saetui-demo"
 #: The layer the demo SAE reads (blocks.L.hook_resid_post).
 SAE_LAYER = 2
@@ -30,4 +31,5 @@ def load_demo(device: str | None = None, sae_dir: Path = SAE_DIR) -> tuple[Model
     model.name = DEMO_NAME
     saes = SAEManager(model)
     saes.load(str(sae_dir), name="demo")
+    saes.get("demo").spec = "saetui-demo-sae"  # the same identity wherever the package is installed
     return model, saes

@@ -165,9 +165,46 @@ def train_sae(model_dir: Path = MODEL_DIR, out: Path = SAE_DIR, *, steps: int = 
     return out
 
 
+def build_demo_index(n_docs: int = 2000, log: Callable[[str], None] = print) -> Path:
+    """The demo SAE's feature index over held-out text, with labels from the planted categories.
+
+    A feature is labelled when at least 80% of its top-20 examples fire on words of one category:
+    "color words" or, when one word dominates the same way, "color: red".
+    """
+    from collections import Counter
+
+    from saetui.demo import INDEX_DIR, load_demo
+    from saetui.demo.corpus import WORDS
+    from saetui.sae.index import IndexSettings, build_index
+    from saetui.sae.search import save_labels
+
+    model, saes = load_demo(device="cpu")
+    loaded = saes.get("demo")
+    texts = [d.text for d in generate_corpus(n_docs, seed=HELDOUT_SEED)]
+    if INDEX_DIR.exists():
+        import shutil
+
+        shutil.rmtree(INDEX_DIR)
+    index = build_index(model, loaded, texts, INDEX_DIR, settings=IndexSettings(top_k=20, batch_size=32), progress=False)
+    category_of = {w.lower(): cat for cat, words in WORDS.items() for w in words}
+    labels = {}
+    for f in range(loaded.d_sae):
+        words = [model.token_texts([window[at]])[0].strip().lower() for _, window, at in index.examples(f)]
+        if len(words) < 10:
+            continue
+        cat, n = Counter(category_of.get(w) for w in words).most_common(1)[0]
+        if cat is None or n < 0.8 * len(words):
+            continue
+        word, m = Counter(words).most_common(1)[0]
+        labels[f] = f"{cat}: {word}" if m >= 0.8 * len(words) else f"{cat} words"
+    save_labels(INDEX_DIR, labels)
+    log(f"index: {index.n_tokens} tokens, {len(labels)} labelled features -> {INDEX_DIR}")
+    return INDEX_DIR
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the bundled demo model and SAE (CPU).")
-    parser.add_argument("what", choices=["model", "sae", "all"])
+    parser.add_argument("what", choices=["model", "sae", "index", "all"])
     parser.add_argument("--model-steps", type=int, default=2400)
     parser.add_argument("--sae-steps", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
@@ -176,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         train_model(steps=args.model_steps, seed=args.seed)
     if args.what in ("sae", "all"):
         train_sae(steps=args.sae_steps, seed=args.seed)
+    if args.what in ("index", "all"):
+        build_demo_index()
     return 0
 
 

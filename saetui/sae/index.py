@@ -45,6 +45,27 @@ class IndexSettings:
     max_tokens: int | None = None
 
 
+def default_index_dir(model: ModelWithHooks, loaded: LoadedSAE) -> Path:
+    """Where `saetui index` writes by default: the platformdirs cache, keyed by model and SAE."""
+    from saetui.paths import cache_dir
+
+    key = hashlib.sha256(f"{model.name}\0{loaded.spec}".encode()).hexdigest()[:16]
+    return cache_dir() / "index" / key
+
+
+def find_index(model: ModelWithHooks, loaded: LoadedSAE) -> FeatureIndex | None:
+    """The index for this model and SAE, if one was built (the demo ships its own), else None."""
+    from saetui import demo
+
+    for root in (default_index_dir(model, loaded), demo.INDEX_DIR):
+        if (root / MANIFEST_FILE).is_file():
+            try:
+                return FeatureIndex.load(root, model, loaded)
+            except InputError:
+                continue
+    return None
+
+
 def index_identity(model: ModelWithHooks, loaded: LoadedSAE) -> dict[str, Any]:
     """What an index belongs to; loading refuses an index whose identity differs."""
     return {"model": model.name, "sae": loaded.spec, "hook": loaded.hook_name, "d_sae": loaded.d_sae}

@@ -102,3 +102,31 @@ def test_bad_inputs(gemma2, loaded, make_sae, tmp_path):
     (tmp_path / "ok" / "index.safetensors").write_bytes(b"garbage")
     with pytest.raises(InputError, match="corrupt feature index"):
         FeatureIndex.load(tmp_path / "ok")
+
+
+def test_cli_builds_and_searches_an_index(capsys, gemma2_dir, sae_dir, tmp_path):
+    from saetui.cli import main
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:10]))
+    assert main(["index", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--corpus", str(corpus)]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["tokens"] > 100 and built["features_firing"] > 0
+    assert main(["search", "cat", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert any(h["about"] == "fires on 'cat'" for h in hits)  # found through the default-location index
+    assert main(["index", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--corpus", str(tmp_path / "none.txt")]) == 2
+    assert "no dataset file" in capsys.readouterr().err
+
+
+def test_the_demo_ships_an_index_with_labels():
+    from saetui.session import Session
+
+    session = Session()
+    session.load()
+    hits = session.search("colour")  # typo-tolerant, token-aware label match
+    assert hits and all(about.startswith("color") for _, about, _ in hits[:5])
+    info = session.feature_info(hits[0][0])
+    assert info.density is not None and 0 < info.density < 1
+    assert info.top_examples and "[[" in info.top_examples[0]
+    assert session.saes.get("demo").max_activations is not None

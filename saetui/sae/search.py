@@ -1,0 +1,108 @@
+"""Feature search: an exact number, labels (token-aware, typo-tolerant), top-example tokens, promoted tokens.
+
+    search_features(model, loaded, "paris")          label words, example tokens and promoted tokens
+    search_features(model, loaded, "promotes red")   only the decoder's logit effect
+    search_features(model, loaded, "123")            feature 123
+Results are (feature, description, score), best first.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from saetui.models.model import ModelWithHooks
+    from saetui.sae.index import FeatureIndex
+    from saetui.sae.manager import LoadedSAE
+
+LABELS_FILE = "labels.json"
+
+
+def load_labels(index_dir: str | Path) -> dict[int, str]:
+    path = Path(index_dir) / LABELS_FILE
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {int(k): str(v) for k, v in data.items()}
+
+
+def save_labels(index_dir: str | Path, labels: dict[int, str]) -> None:
+    from saetui.state import write_json_atomic
+
+    write_json_atomic(Path(index_dir) / LABELS_FILE, {str(k): v for k, v in sorted(labels.items())})
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _label_score(query: list[str], label: str) -> float:
+    """Mean over query words of the best similarity to a label word (1.0 = exact, typos ~0.8)."""
+    words = _words(label)
+    if not words or not query:
+        return 0.0
+    return sum(max(difflib.SequenceMatcher(None, q, w).ratio() for w in words) for q in query) / len(query)
+
+
+def search_features(model: ModelWithHooks, loaded: LoadedSAE, query: str, *, labels: dict[int, str] | None = None,
+                    index: FeatureIndex | None = None, effects: Any = None, limit: int = 50) -> list[tuple[int, str, float]]:
+    labels = labels or {}
+    q = query.strip()
+    if not q:
+        return []
+    if q.isdigit():
+        f = int(q)
+        return [(f, labels.get(f, ""), 1.0)] if f < loaded.d_sae else []
+    scores: dict[int, tuple[float, str]] = {}
+
+    def offer(f: int, score: float, why: str) -> None:
+        if score > scores.get(f, (0.0, ""))[0]:
+            scores[f] = (score, why)
+
+    match = re.match(r"^promotes\s+(.+)$", q, re.IGNORECASE)
+    word = match.group(1).strip() if match else q
+    if not match:
+        qw = _words(q)
+        for f, label in labels.items():
+            s = _label_score(qw, label)
+            if s >= 0.75:
+                offer(f, 2.0 + s, label)  # labels rank first
+        if index is not None:
+            for f in _example_hits(model, index, word):
+                offer(f, 1.5, f"fires on {word!r}")
+    token_ids = _first_tokens(model, word)
+    if token_ids and effects is not None:
+        per_feature = effects[:, token_ids].mean(1)
+        vals, idx = per_feature.topk(min(limit, per_feature.shape[0]))
+        texts = "/".join(model.token_texts(token_ids))
+        for f, v in zip(idx.tolist(), vals.tolist()):
+            if v > 0:
+                offer(f, min(1.0, v / max(1e-6, float(vals[0]))), f"promotes {texts!r} {v:+.2f}")
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1][0])[:limit]
+    return [(f, labels.get(f) or why, score) for f, (score, why) in ranked]
+
+
+def _first_tokens(model: ModelWithHooks, word: str) -> list[int]:
+    ids = set()
+    for variant in (word, " " + word):
+        pieces = model.tokenizer(variant, add_special_tokens=False)["input_ids"]
+        if pieces:
+            ids.add(pieces[0])
+    return sorted(ids)
+
+
+def _example_hits(model: ModelWithHooks, index: FeatureIndex, word: str) -> list[int]:
+    """Features whose top examples fire on a token spelling `word` (case-insensitive, spaces ignored)."""
+    import torch
+
+    target = set(_first_tokens(model, word))
+    if not target:
+        return []
+    valid = index.top_pos >= 0
+    fired = index.tokens.long()[index.top_pos.clamp(min=0)]  # (d_sae, K) token at each top example
+    hit = (torch.isin(fired, torch.tensor(sorted(target))) & valid & (index.top_vals > 0)).any(1)
+    return hit.nonzero().flatten().tolist()
