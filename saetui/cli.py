@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=20)
     search.add_argument("--json", action="store_true")
 
+    labels = sub.add_parser("labels", help="import feature labels (Neuronpedia JSON/JSONL or CSV feature,label) into an index")
+    labels.add_argument("file")
+    _model_args(labels)
+    labels.add_argument("--sae", action="append", metavar="SPEC", help="the SAE whose index gets the labels (default: the demo SAE)")
+    labels.add_argument("--index", help="index folder (default: the one `saetui index` wrote for this model and SAE)")
+
     snap = sub.add_parser("snapshot", help="render the app after its work finishes and write an SVG")
     snap.add_argument("--prompt", required=True)
     snap.add_argument("--feature", action="append", default=[], metavar="[SAE/]FEATURE:COEF[:MODE]")
@@ -117,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]
         try:
             commands = {"analyze": cmd_analyze, "steer": cmd_steer, "saes": cmd_saes, "snapshot": cmd_snapshot,
-                        "index": cmd_index, "search": cmd_search}
+                        "index": cmd_index, "search": cmd_search, "labels": cmd_labels}
             return commands[args.command](args)
         except SaetuiError as exc:
             print(f"saetui: error: {exc}", file=sys.stderr)
@@ -238,6 +244,24 @@ def cmd_index(args: argparse.Namespace) -> int:
     index = build_index(model, loaded, args.corpus, out, field=args.field, settings=settings, resume=args.resume)
     print(json.dumps({"index": str(out), "tokens": index.n_tokens, "sae": loaded.spec, "model": model.name,
                       "features_firing": int((index.counts > 0).sum())}))
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from saetui.sae.index import FeatureIndex, default_index_dir
+    from saetui.sae.search import import_labels, load_labels, save_labels
+
+    new = import_labels(args.file)
+    model, manager = _load(args)
+    loaded = list(manager)[-1]
+    root = Path(args.index) if args.index else default_index_dir(model, loaded)
+    FeatureIndex.load(root, model, loaded)  # the labels go beside an index for this very SAE
+    out_of_range = [f for f in new if not 0 <= f < loaded.d_sae]
+    if out_of_range:
+        raise InputError(f"labels for features outside 0..{loaded.d_sae - 1}: {out_of_range[:5]}")
+    merged = {**load_labels(root), **new}
+    save_labels(root, merged)
+    print(json.dumps({"index": str(root), "imported": len(new), "labels": len(merged)}))
     return 0
 
 

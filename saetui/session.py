@@ -53,6 +53,7 @@ class Session:
         self.last_latency: float | None = None
         self._effects: dict[str, Any] = {}
         self.indexes: dict[str, Any] = {}  # SAE name -> FeatureIndex, where one was built
+        self._sae_labels: dict[str, dict[int, str]] = {}  # SAE name -> {feature: label}, for search
 
     # ------------------------------------------------------------------ loading
     def load(self, model: str | None = None, saes: list[str] | None = None, *, device: str | None = None,
@@ -78,6 +79,7 @@ class Session:
         with self.lock:
             self.model, self.saes = model, saes
             self.specs, self.last, self._effects, self.indexes, self.labels = [], None, {}, {}, {}
+            self._sae_labels = {}
             for loaded in saes:
                 self._attach_index(loaded)
 
@@ -91,7 +93,9 @@ class Session:
             return
         self.indexes[loaded.name] = index
         loaded.max_activations = index.max_activation()
-        for f, label in load_labels(index.root).items():
+        labels = load_labels(index.root)
+        self._sae_labels[loaded.name] = labels
+        for f, label in labels.items():
             self.labels[(loaded.name, f)] = label
 
     def load_sae(self, spec: str) -> LoadedSAE:
@@ -193,7 +197,7 @@ class Session:
         from saetui.sae.search import search_features
 
         loaded = self._require_saes().get(sae)
-        labels = {f: label for (name, f), label in self.labels.items() if name == loaded.name}
+        labels = self._sae_labels.get(loaded.name, {})
         return search_features(self._require_model(), loaded, query, labels=labels, index=self.indexes.get(loaded.name),
                                effects=self._logit_effects(loaded.name), limit=limit)
 

@@ -36,16 +36,73 @@ def save_labels(index_dir: str | Path, labels: dict[int, str]) -> None:
     write_json_atomic(Path(index_dir) / LABELS_FILE, {str(k): v for k, v in sorted(labels.items())})
 
 
+def import_labels(path: str | Path) -> dict[int, str]:
+    """Labels from a Neuronpedia explanations export (JSON list or JSONL of objects with `index` and
+    `description`) or a CSV with columns `feature,label`."""
+    import csv
+
+    from saetui.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no labels file at {path}")
+    text = path.read_text(encoding="utf-8")
+    labels: dict[int, str] = {}
+    try:
+        if path.suffix == ".csv":
+            for row in csv.DictReader(text.splitlines()):
+                labels[int(row["feature"])] = str(row["label"]).strip()
+        else:
+            records = [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" else json.loads(text)
+            for rec in records if isinstance(records, list) else [records]:
+                key = next(k for k in ("index", "feature", "featureIndex") if k in rec)
+                desc = next(rec[k] for k in ("description", "label", "explanation") if k in rec)
+                labels[int(rec[key])] = str(desc).strip()
+    except (ValueError, KeyError, StopIteration, TypeError) as exc:
+        raise InputError(f"cannot read labels from {path}: expected Neuronpedia JSON/JSONL (index, description) "
+                         f"or CSV (feature,label) ({type(exc).__name__}: {exc})") from exc
+    return labels
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
-def _label_score(query: list[str], label: str) -> float:
-    """Mean over query words of the best similarity to a label word (1.0 = exact, typos ~0.8)."""
-    words = _words(label)
-    if not words or not query:
-        return 0.0
-    return sum(max(difflib.SequenceMatcher(None, q, w).ratio() for w in words) for q in query) / len(query)
+class LabelIndex:
+    """Label words -> features, so a query costs a fuzzy match against the distinct words, not every label."""
+
+    def __init__(self, labels: dict[int, str]) -> None:
+        self.words: dict[str, set[int]] = {}
+        for f, label in labels.items():
+            for w in _words(label):
+                self.words.setdefault(w, set()).add(f)
+
+    def match(self, query: str) -> dict[int, float]:
+        """feature -> mean over query words of the best similarity to one of its label's words (typos ~0.8)."""
+        qwords = _words(query)
+        totals: dict[int, float] = {}
+        for q in qwords:
+            best: dict[int, float] = {}
+            for w in difflib.get_close_matches(q, self.words, n=20, cutoff=0.75):
+                score = difflib.SequenceMatcher(None, q, w).ratio()
+                for f in self.words[w]:
+                    best[f] = max(best.get(f, 0.0), score)
+            for f, score in best.items():
+                totals[f] = totals.get(f, 0.0) + score
+        return {f: t / len(qwords) for f, t in totals.items()} if qwords else {}
+
+
+_LABEL_INDEXES: dict[int, tuple[dict[int, str], LabelIndex]] = {}
+
+
+def _label_index(labels: dict[int, str]) -> LabelIndex:
+    """One LabelIndex per labels dict, rebuilt when the dict is a different object."""
+    cached = _LABEL_INDEXES.get(id(labels))
+    if cached is None or cached[0] is not labels:
+        _LABEL_INDEXES.clear()
+        cached = (labels, LabelIndex(labels))
+        _LABEL_INDEXES[id(labels)] = cached
+    return cached[1]
 
 
 def search_features(model: ModelWithHooks, loaded: LoadedSAE, query: str, *, labels: dict[int, str] | None = None,
@@ -66,11 +123,9 @@ def search_features(model: ModelWithHooks, loaded: LoadedSAE, query: str, *, lab
     match = re.match(r"^promotes\s+(.+)$", q, re.IGNORECASE)
     word = match.group(1).strip() if match else q
     if not match:
-        qw = _words(q)
-        for f, label in labels.items():
-            s = _label_score(qw, label)
-            if s >= 0.75:
-                offer(f, 2.0 + s, label)  # labels rank first
+        for f, score in _label_index(labels).match(q).items():
+            if score >= 0.75:
+                offer(f, 2.0 + score, labels[f])  # labels rank first
         if index is not None:
             for f in _example_hits(model, index, word):
                 offer(f, 1.5, f"fires on {word!r}")
