@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -242,6 +243,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_index_dir(model, loaded)
     settings = IndexSettings(top_k=args.top_k, batch_size=args.batch_size, max_tokens=args.max_tokens)
     index = build_index(model, loaded, args.corpus, out, field=args.field, settings=settings, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 reports
     print(json.dumps({"index": str(out), "tokens": index.n_tokens, "sae": loaded.spec, "model": model.name,
                       "features_firing": int((index.counts > 0).sum())}))
     return 0

@@ -198,6 +198,11 @@ def build_index(
         raise InputError("top-k and batch size must be at least 1")
     texts = read_dataset(corpus, field)
     out = Path(out)
+    world, rank = _distributed(model)
+    if world > 1:
+        if resume or settings.max_tokens is not None:
+            raise InputError("--resume and --max-tokens are not supported under torchrun; run them in one process")
+        progress = progress and rank == 0
     identity = index_identity(model, loaded)
     fingerprint = hashlib.sha256("\0".join(texts).encode()).hexdigest()
     plan = dict(identity, version=_VERSION, corpus_sha256=fingerprint, settings=settings.__dict__)
@@ -211,10 +216,20 @@ def build_index(
         raise InputError(f"{out} already holds an index: use --resume to continue it or another --out")
     collector = ActivationCollector(model)
     n_seen = sum(len(t) for t in tokens)
+    starts = list(range(done, len(texts), settings.batch_size))
+    if world > 1:
+        # Each rank takes a contiguous run of the same batches a single process would run, so every
+        # latent is bit-identical; global positions come from the token counts of the runs before it.
+        per = -(-len(starts) // world)  # ceil
+        share = [starts[r * per : (r + 1) * per] for r in range(world)]
+        first = share[rank][0] if share[rank] else len(texts)
+        n_seen = sum(model.tokenize(texts[b : b + settings.batch_size]).attention_mask.sum().item()
+                     for b in starts if b < first)
+        starts = share[rank]
     bar = tqdm(total=len(texts), initial=done, unit="doc", desc="indexing", disable=not progress)
     batches = 0
     try:
-        for b in range(done, len(texts), settings.batch_size):
+        for b in starts:
             if settings.max_tokens is not None and n_seen >= settings.max_tokens:
                 break
             batch = model.tokenize(texts[b : b + settings.batch_size])
@@ -234,13 +249,56 @@ def build_index(
             bar.update(len(batch))
             bar.set_postfix(tokens=n_seen)
             batches += 1
-            if batches % checkpoint_every == 0:
+            if world == 1 and batches % checkpoint_every == 0:
                 _save(out, plan, builder, tokens, doc_start, done, complete=False)
     finally:
         bar.close()
+    if world > 1:
+        tokens, doc_start = _merge_ranks(builder, tokens, doc_start)
+        done = len(texts)
     # A Ctrl+C above leaves the last checkpoint; this line runs only when the corpus is done.
-    _save(out, plan, builder, tokens, doc_start, done, complete=True)
+    if rank == 0:
+        _save(out, plan, builder, tokens, doc_start, done, complete=True)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
     return FeatureIndex.load(out, model, loaded)
+
+
+def _distributed(model: ModelWithHooks) -> tuple[int, int]:
+    """(world size, rank) under torchrun (gloo on CPU, nccl on GPUs), else (1, 0)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 1, 0
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if model.device.type == "cuda" and torch.cuda.is_available() else "gloo")
+    return dist.get_world_size(), dist.get_rank()
+
+
+def _merge_ranks(builder: IndexBuilder, tokens: list, doc_start: list[int]) -> tuple[list, list[int]]:
+    """Combine every rank's statistics into `builder` (all ranks end with the same result): counts and
+    histograms add up, top-K lists are merged, tokens and document starts are concatenated in rank order."""
+    import torch
+    import torch.distributed as dist
+
+    for t in (builder.counts, builder.hist):
+        dist.all_reduce(t)
+    n = torch.tensor([builder.n_tokens], device=builder.counts.device)
+    dist.all_reduce(n)
+    builder.n_tokens = int(n)
+    world = dist.get_world_size()
+    vals = [torch.empty_like(builder.top_vals) for _ in range(world)]
+    pos = [torch.empty_like(builder.top_pos) for _ in range(world)]
+    dist.all_gather(vals, builder.top_vals)
+    dist.all_gather(pos, builder.top_pos)
+    best, order = torch.cat(vals, dim=1).topk(builder.s.top_k, dim=1)
+    builder.top_vals, builder.top_pos = best, torch.cat(pos, dim=1).gather(1, order)
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, (torch.cat(tokens) if tokens else torch.zeros(0, dtype=torch.int32), doc_start))
+    return [g[0] for g in gathered], [d for g in gathered for d in g[1]]
 
 
 def _save(out: Path, plan: dict, builder: IndexBuilder, tokens: list, doc_start: list[int], done: int, complete: bool) -> None:
