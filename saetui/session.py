@@ -93,7 +93,12 @@ class Session:
             return
         self.indexes[loaded.name] = index
         loaded.max_activations = index.max_activation()
+        from saetui import demo
+        from saetui.paths import config_dir
+
         labels = load_labels(index.root)
+        if index.root == demo.INDEX_DIR:  # the user's own labels for the demo live in their config folder
+            labels.update(load_labels(config_dir() / "demo-labels"))
         self._sae_labels[loaded.name] = labels
         for f, label in labels.items():
             self.labels[(loaded.name, f)] = label
@@ -200,6 +205,26 @@ class Session:
         labels = self._sae_labels.get(loaded.name, {})
         return search_features(self._require_model(), loaded, query, labels=labels, index=self.indexes.get(loaded.name),
                                effects=self._logit_effects(loaded.name), limit=limit)
+
+    def set_label(self, feature: int, label: str, sae: str | None = None) -> str:
+        """Label a feature and save it beside the SAE's index (for the bundled demo, whose index is
+        package data, in the user's config folder). Returns where it was written."""
+        from saetui import demo
+        from saetui.paths import config_dir
+        from saetui.sae.search import save_labels
+
+        loaded = self._require_saes().get(sae)
+        index = self.indexes.get(loaded.name)
+        if index is None:
+            raise InputError(f"SAE {loaded.name} has no feature index: build one with `saetui index` to keep labels")
+        labels = self._sae_labels.setdefault(loaded.name, {})
+        if label:
+            labels[feature] = self.labels[(loaded.name, feature)] = label
+        else:
+            labels.pop(feature, None), self.labels.pop((loaded.name, feature), None)
+        folder = config_dir() / "demo-labels" if index.root == demo.INDEX_DIR else index.root
+        save_labels(folder, labels)
+        return str(folder)
 
     # ------------------------------------------------------------------ steering specs (plain data)
     def add_spec(self, feature: int, coefficient: float = 4.0, mode: str = "add", sae: str | None = None) -> SteeringSpec:

@@ -27,6 +27,7 @@ from saetui.tui.messages import AnalysisDone, GenerationDone, GenerationPiece, L
 from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.screens.feature_detail import FeatureDetailScreen
 from saetui.tui.screens.help import HelpScreen
+from saetui.tui.screens.label_edit import LabelScreen
 from saetui.tui.widgets.feature_list import FeatureList
 from saetui.tui.widgets.status_bar import StatusBar
 from saetui.tui.widgets.steering_panel import GenerationColumn, SpecTable, SteeringPanel
@@ -56,6 +57,7 @@ class SaeTuiApp(App[None]):
         ("Enter", "feature list: open the feature's detail"),
         ("h", "feature list: color the prompt tokens by this feature (heat line)"),
         ("a", "feature list / detail: add the feature to steering"),
+        ("l", "feature list: label the feature (saved beside its index)"),
         ("space", "steering: switch the spec on/off"),
         ("+ / -", "steering: raise / lower the coefficient"),
         ("m", "steering: cycle add / clamp / ablate"),
@@ -379,6 +381,27 @@ class SaeTuiApp(App[None]):
         feature = self._focused_feature()
         if feature is not None:
             self._add_to_steering(feature)
+
+    def action_label(self) -> None:
+        feature = self._focused_feature()
+        if feature is None:
+            return
+        current = self.session.labels.get((self._sae_name, feature), "")
+
+        def save(label: str | None) -> None:
+            from saetui.errors import SaetuiError
+
+            if label is None:
+                return
+            try:
+                where = self.session.set_label(feature, label, self._sae_name)
+            except SaetuiError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.notify(f"label saved in {where}")
+            self._show_token_features(self.query_one(TokenTable).cursor_row)
+
+        self.push_screen(LabelScreen(feature, current), save)
 
     def action_heat(self) -> None:
         feature = self._focused_feature()

@@ -303,3 +303,22 @@ async def test_a_failing_sae_load_shows_a_modal_and_keeps_the_loaded_one():
         await pilot.press("f5")
         await settle(pilot)
         assert app.session.last is not None
+
+
+async def test_labels_set_in_the_app_are_saved_and_found():
+    from saetui.paths import config_dir
+    from saetui.sae.search import load_labels
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.query_one("#token-features")
+        table.focus()
+        feature = table.current_feature()
+        await pilot.press("l")
+        await pilot.pause()
+        app.screen.query_one("#label-input").value = ""
+        await pilot.press(*"my favourite", "enter")
+        await pilot.pause()
+        assert load_labels(config_dir() / "demo-labels")[feature] == "my favourite"
+        assert app.session.search("favorite")[0][0] == feature
