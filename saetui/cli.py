@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--max-tokens", type=int, help="stop after this many tokens")
     index.add_argument("--batch-size", type=int, default=16)
     index.add_argument("--top-k", type=int, default=20, help="top examples kept per feature (default 20)")
+    index.add_argument("--ctx", type=int, default=16, help="tokens of context shown around each top example (default 16)")
     index.add_argument("--out", help="index folder (default: the platformdirs cache, keyed by model and SAE)")
     index.add_argument("--resume", action="store_true", help="continue an interrupted build")
 
@@ -241,7 +242,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     model, manager = _load(args)
     loaded = list(manager)[-1]
     out = Path(args.out) if args.out else default_index_dir(model, loaded)
-    settings = IndexSettings(top_k=args.top_k, batch_size=args.batch_size, max_tokens=args.max_tokens)
+    settings = IndexSettings(top_k=args.top_k, batch_size=args.batch_size, max_tokens=args.max_tokens, ctx=args.ctx)
     index = build_index(model, loaded, args.corpus, out, field=args.field, settings=settings, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports

@@ -43,6 +43,7 @@ class IndexSettings:
     hi: float = 1e3
     batch_size: int = 16
     max_tokens: int | None = None
+    ctx: int = 16  # tokens of context shown around a top example
 
 
 def default_index_dir(model: ModelWithHooks, loaded: LoadedSAE) -> Path:
@@ -91,10 +92,13 @@ class FeatureIndex:
         """(d_sae,) the largest activation seen per feature (0 for features that never fired)."""
         return self.top_vals[:, 0].clamp(min=0)
 
-    def examples(self, feature: int, ctx: int = 16) -> list[tuple[float, list[int], int]]:
-        """Top examples: (activation, token ids of the window, index of the firing token in it)."""
+    def examples(self, feature: int, ctx: int | None = None) -> list[tuple[float, list[int], int]]:
+        """Top examples: (activation, token ids of the window, index of the firing token in it).
+
+        ctx: window length in tokens (default: the one the index was built with)."""
         import torch
 
+        ctx = ctx or int(self.manifest.get("settings", {}).get("ctx", 16))
         out = []
         for val, pos in zip(self.top_vals[feature].tolist(), self.top_pos[feature].tolist()):
             if val <= 0 or pos < 0:
@@ -162,13 +166,17 @@ class IndexBuilder:
         bins = torch.bucketize(lat[rows, feats].float(), self.edges) + 1
         self.hist.view(-1).index_add_(0, feats * self.hist.shape[1] + bins, torch.ones_like(bins))
         self.hist[:, 0] += n - active.sum(0)
-        # Running top-K: this batch's top-K per feature, merged with what we had.
+        # Running top-K: only features whose batch maximum beats their current K-th best can change,
+        # and after the first batches they are few; their batch top-K is merged with what we had.
+        cand = (lat.amax(0).float() > self.top_vals[:, -1]).nonzero().flatten()
+        if cand.numel() == 0:
+            return
         k = min(self.s.top_k, n)
-        vals, idx = lat.topk(k, dim=0)  # (k, d)
-        cand_vals = torch.cat([self.top_vals, vals.T.float()], dim=1)
-        cand_pos = torch.cat([self.top_pos, pos[idx].T], dim=1)
-        best, order = cand_vals.topk(self.s.top_k, dim=1)
-        self.top_vals, self.top_pos = best, cand_pos.gather(1, order)
+        vals, idx = lat[:, cand].topk(k, dim=0)  # (k, c)
+        merged_vals = torch.cat([self.top_vals[cand], vals.T.float()], dim=1)
+        merged_pos = torch.cat([self.top_pos[cand], pos[idx].T], dim=1)
+        best, order = merged_vals.topk(self.s.top_k, dim=1)
+        self.top_vals[cand], self.top_pos[cand] = best, merged_pos.gather(1, order)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {"top_vals": self.top_vals, "top_pos": self.top_pos, "counts": self.counts, "hist": self.hist,

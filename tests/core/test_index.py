@@ -193,3 +193,24 @@ def test_two_torchrun_ranks_build_the_same_index(gemma2, loaded, gemma2_dir, sae
     for f, k in (~same).nonzero().tolist():
         p = int(two.top_pos[f, k])
         assert p in one.top_pos[f].tolist() or float(two.top_vals[f, k]) == float(one.top_vals[f, k])
+
+
+def test_a_corrupt_index_is_skipped_and_the_session_runs_without_it(gemma2, loaded):
+    from saetui.sae.index import default_index_dir
+    from saetui.session import Session
+
+    root = default_index_dir(gemma2, loaded)
+    root.mkdir(parents=True)
+    (root / "manifest.json").write_text("{not json")
+    (root / "index.safetensors").write_bytes(b"nope")
+    session = Session()
+    session.attach(gemma2, loaded_manager(gemma2, loaded))
+    assert session.indexes == {}
+    assert session.analyze("The cat sat").tokens  # everything else still works
+    assert session.feature_info(3).density is None
+
+
+def loaded_manager(model, loaded):
+    manager = SAEManager(model)
+    manager.add(loaded.sae, name=loaded.name, spec=loaded.spec)
+    return manager
