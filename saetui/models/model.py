@@ -244,8 +244,6 @@ class ModelWithHooks:
 
         Prompts longer than the context are truncated to it with a warning; empty prompts are refused.
         """
-        import torch
-
         if isinstance(prompts, str):
             prompts = [prompts]
         if not prompts:
