@@ -51,7 +51,6 @@ class Session:
         self.labels: dict[tuple[str, int], str] = {}
         self.last: AnalysisResult | None = None
         self.last_latency: float | None = None
-        self._effects: dict[str, Any] = {}
         self.indexes: dict[str, Any] = {}  # SAE name -> FeatureIndex, where one was built
         self._sae_labels: dict[str, dict[int, str]] = {}  # SAE name -> {feature: label}, for search
 
@@ -78,7 +77,7 @@ class Session:
         """Use an already-loaded model and SAEs (scripts, the CLI), with their feature indexes."""
         with self.lock:
             self.model, self.saes = model, saes
-            self.specs, self.last, self._effects, self.indexes, self.labels = [], None, {}, {}, {}
+            self.specs, self.last, self.indexes, self.labels = [], None, {}, {}
             self._sae_labels = {}
             for loaded in saes:
                 self._attach_index(loaded)
@@ -158,21 +157,15 @@ class Session:
             return lat[:, feature].tolist()
 
     # ------------------------------------------------------------------ features
-    def _logit_effects(self, sae: str) -> Any:
-        """(d_sae, vocab) direct logit effects, computed once per SAE."""
-        from saetui.sae.effects import logit_effects
-
-        if sae not in self._effects:
-            with self.lock:
-                self._effects[sae] = logit_effects(self._require_model(), self._require_saes().get(sae))
-        return self._effects[sae]
-
     def feature_info(self, feature: int, sae: str | None = None, k: int = 8) -> FeatureInfo:
         manager = self._require_saes()
         loaded = manager.get(sae)
         if not 0 <= feature < loaded.d_sae:
             raise InputError(f"feature {feature} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
-        effects = self._logit_effects(loaded.name)[feature]
+        from saetui.sae.effects import logit_effects
+
+        with self.lock:
+            effects = logit_effects(self._require_model(), loaded, [feature])[0]  # (vocab,)
         up, down = effects.topk(k), (-effects).topk(k)
         texts = self._require_model().token_texts
         max_act = None
@@ -203,8 +196,9 @@ class Session:
 
         loaded = self._require_saes().get(sae)
         labels = self._sae_labels.get(loaded.name, {})
-        return search_features(self._require_model(), loaded, query, labels=labels, index=self.indexes.get(loaded.name),
-                               effects=self._logit_effects(loaded.name), limit=limit)
+        with self.lock:
+            return search_features(self._require_model(), loaded, query, labels=labels,
+                                   index=self.indexes.get(loaded.name), limit=limit)
 
     def set_label(self, feature: int, label: str, sae: str | None = None) -> str:
         """Label a feature and save it beside the SAE's index (for the bundled demo, whose index is

@@ -46,3 +46,14 @@ def logit_effects(model: ModelWithHooks, loaded: LoadedSAE, features: Sequence[i
         for part in rows.split(chunk):
             out.append(w_dec[part.to(w_dec.device)].to(w_u.device, w_u.dtype) @ w_u)
     return torch.cat(out)
+
+
+def token_effects(model: ModelWithHooks, loaded: LoadedSAE, token_ids: Sequence[int]) -> torch.Tensor:
+    """(d_sae, len(token_ids)) direct logit effect of every feature on a few tokens: cheap at any vocab size
+    (the full (d_sae, vocab) matrix of a 16k SAE on Gemma's 256k vocabulary would be 16 GB)."""
+    import torch
+
+    w_u = unembedding(model)[:, list(token_ids)]  # (d_model, n)
+    w_dec = loaded.sae.W_dec.detach()
+    with torch.inference_mode():
+        return w_dec.to(w_u.device, w_u.dtype) @ w_u

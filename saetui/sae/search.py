@@ -12,7 +12,7 @@ import difflib
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from saetui.models.model import ModelWithHooks
@@ -106,7 +106,7 @@ def _label_index(labels: dict[int, str]) -> LabelIndex:
 
 
 def search_features(model: ModelWithHooks, loaded: LoadedSAE, query: str, *, labels: dict[int, str] | None = None,
-                    index: FeatureIndex | None = None, effects: Any = None, limit: int = 50) -> list[tuple[int, str, float]]:
+                    index: FeatureIndex | None = None, promotes: bool = True, limit: int = 50) -> list[tuple[int, str, float]]:
     labels = labels or {}
     q = query.strip()
     if not q:
@@ -130,8 +130,10 @@ def search_features(model: ModelWithHooks, loaded: LoadedSAE, query: str, *, lab
             for f in _example_hits(model, index, word):
                 offer(f, 1.5, f"fires on {word!r}")
     token_ids = _first_tokens(model, word)
-    if token_ids and effects is not None:
-        per_feature = effects[:, token_ids].mean(1)
+    if token_ids and promotes:
+        from saetui.sae.effects import token_effects
+
+        per_feature = token_effects(model, loaded, token_ids).mean(1)
         vals, idx = per_feature.topk(min(limit, per_feature.shape[0]))
         texts = "/".join(model.token_texts(token_ids))
         for f, v in zip(idx.tolist(), vals.tolist()):
