@@ -145,8 +145,6 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
 
     from saetui import demo
 
-    if not getattr(args, "prompt", "x").strip():
-        raise InputError("empty prompt: give --prompt some text")
     if not args.model:  # the bundled demo, loaded like any local model
         model, manager = demo.load_demo(device=args.device)
         for spec in args.sae or []:
@@ -161,9 +159,15 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     return model, manager
 
 
+def _require_prompt(args: argparse.Namespace) -> None:
+    if not args.prompt.strip():
+        raise InputError("empty prompt: give --prompt some text")
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from saetui.sae.analyzer import SAEAnalyzer
 
+    _require_prompt(args)
     model, manager = _load(args)
     result = SAEAnalyzer(model, manager).analyze(
         args.prompt, top_k=args.top_k, include_special=args.include_special, predictions=args.predictions
@@ -179,6 +183,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
     from saetui.steering.generate import GenerationSettings, SteeringEngine
     from saetui.steering.spec import SteeringSpec, resolve
 
+    _require_prompt(args)
     specs = [SteeringSpec.parse(text, scope=args.scope) for text in args.feature]
     coefficients = _parse_sweep(args.sweep) if args.sweep else None
     settings = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
@@ -287,8 +292,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_snapshot(args: argparse.Namespace) -> int:
     from saetui.tui.snapshot import snapshot
 
-    if not args.prompt.strip():
-        raise InputError("empty prompt: give --prompt some text")
+    _require_prompt(args)
     path = snapshot(args.prompt, args.out, features=args.feature, generate=args.generate, size=args.size,
                     model=args.snap_model, saes=args.snap_sae)
     print(path)

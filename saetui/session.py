@@ -169,10 +169,10 @@ class Session:
         up, down = effects.topk(k), (-effects).topk(k)
         texts = self._require_model().token_texts
         max_act = None
-        if self.last is not None:
+        index = self.indexes.get(loaded.name)
+        if index is None and self.last is not None:  # no index: the max over the last prompt (one forward)
             acts = self.feature_activations(loaded.name, feature)
             max_act = max(acts[1:] or acts) if acts else None  # BOS excluded when there is more
-        index = self.indexes.get(loaded.name)
         density, examples = None, []
         if index is not None:
             max_act = float(loaded.max_activations[feature])
