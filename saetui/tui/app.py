@@ -7,8 +7,12 @@ messages back. A single Worker.StateChanged handler turns any failure into a one
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rich.markup import escape
@@ -34,6 +38,17 @@ from saetui.tui.widgets.steering_panel import GenerationColumn, SpecTable, Steer
 from saetui.tui.widgets.token_table import TokenTable
 
 MIN_WIDTH, MIN_HEIGHT = 40, 12
+
+
+class _NoWaitExecutor(ThreadPoolExecutor):
+    """The event loop's executor for thread workers: closing the loop never waits for a running job.
+
+    A model load or a forward cannot be interrupted; asyncio.run() ends with
+    `loop.shutdown_default_executor()`, which would join it, so quitting would wait for the load to end.
+    """
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait=False, cancel_futures=True)
 
 
 class SaeTuiApp(App[None]):
@@ -102,6 +117,9 @@ class SaeTuiApp(App[None]):
             yield StatusBar("loading…", id="status")
             yield Footer()
         yield Static(f"terminal too small: saetui needs at least {MIN_WIDTH}x{MIN_HEIGHT}", id="too-small")
+
+    def on_load(self) -> None:
+        asyncio.get_running_loop().set_default_executor(_NoWaitExecutor(thread_name_prefix="saetui-worker"))
 
     def on_mount(self) -> None:
         self.query_one("#prompt").border_title = "Prompt (F5 analyzes)"
@@ -285,6 +303,13 @@ class SaeTuiApp(App[None]):
             })
         except OSError as exc:
             self.notify(f"could not save the session: {exc}", severity="warning")
+
+    def save_session_quietly(self) -> None:
+        """Save the session where the app can no longer show a notice (after it has exited)."""
+        try:
+            self.save_session()
+        except Exception:  # noqa: BLE001 - the widgets may be gone; nothing to show it on
+            pass
 
     def _restore_specs(self) -> None:
         from saetui.errors import SaetuiError
@@ -490,4 +515,24 @@ class SaeTuiApp(App[None]):
 
 
 def run(model: str | None = None, saes: list[str] | None = None) -> None:
-    SaeTuiApp(model=model, saes=saes).run()
+    """Run the app; once it has exited (session saved), end the process without waiting.
+
+    A worker thread may still be loading a model or running a forward, and tearing torch down at
+    interpreter exit takes a second or more: neither is worth waiting for once the screen is restored.
+    """
+    app = SaeTuiApp(model=model, saes=saes)
+    try:
+        app.run()
+    except KeyboardInterrupt:  # Ctrl+C outside the app's own key handling: leave quietly
+        app.save_session_quietly()
+    finish(app.return_code or 0)
+
+
+def finish(code: int) -> None:
+    """Flush what was written and end the process now, without joining worker threads."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
