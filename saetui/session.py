@@ -84,20 +84,17 @@ class Session:
 
     def _attach_index(self, loaded: LoadedSAE) -> None:
         """Use the SAE's feature index when one exists: labels, densities, examples, max activations."""
-        from saetui.sae.index import find_index
-        from saetui.sae.search import load_labels
+        from saetui import demo
+        from saetui.sae.index import default_index_dir, find_index
+        from saetui.sae.search import labels_of
 
-        index = find_index(self._require_model(), loaded)
+        model = self._require_model()
+        index = find_index(model, loaded, [default_index_dir(model, loaded), demo.index_place()])
         if index is None:
             return
         self.indexes[loaded.name] = index
         loaded.max_activations = index.max_activation()
-        from saetui import demo
-        from saetui.paths import config_dir
-
-        labels = load_labels(index.root)
-        if index.root == demo.INDEX_DIR:  # the user's own labels for the demo live in their config folder
-            labels.update(load_labels(config_dir() / "demo-labels"))
+        labels = labels_of(index)  # a corrupt labels file is set aside with a notice, never fatal
         self._sae_labels[loaded.name] = labels
         for f, label in labels.items():
             self.labels[(loaded.name, f)] = label
@@ -203,9 +200,7 @@ class Session:
     def set_label(self, feature: int, label: str, sae: str | None = None) -> str:
         """Label a feature and save it beside the SAE's index (for the bundled demo, whose index is
         package data, in the user's config folder). Returns where it was written."""
-        from saetui import demo
-        from saetui.paths import config_dir
-        from saetui.sae.search import save_labels
+        from saetui.sae.search import save_labels_of
 
         loaded = self._require_saes().get(sae)
         index = self.indexes.get(loaded.name)
@@ -216,9 +211,7 @@ class Session:
             labels[feature] = self.labels[(loaded.name, feature)] = label
         else:
             labels.pop(feature, None), self.labels.pop((loaded.name, feature), None)
-        folder = config_dir() / "demo-labels" if index.root == demo.INDEX_DIR else index.root
-        save_labels(folder, labels)
-        return str(folder)
+        return str(save_labels_of(index, labels))  # where labels go is the index's own (IndexPlace.labels_dir)
 
     # ------------------------------------------------------------------ steering specs (plain data)
     def add_spec(self, feature: int, coefficient: float = 4.0, mode: str = "add", sae: str | None = None) -> SteeringSpec:

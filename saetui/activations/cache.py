@@ -7,20 +7,19 @@ Layout of a cache directory:
     shard_00000.offsets.npy          (P+1,) int64 start of each prompt in the shard's token rows
     shard_00000.<hook>.npy           (N, d_model) activations at <hook>, float32 or float16
 
-Only real tokens are stored (no padding). Every file is written to a temporary name and moved into
-place with `os.replace`; a shard counts as finished only once the manifest lists it, so a build
+Only real tokens are stored (no padding). Every file is written atomically (`saetui.files.atomic_write`);
+a shard counts as finished only once the manifest lists it, so a build
 killed at any point resumes by redoing the one shard in flight. Arrays are read back memory-mapped.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
+from saetui.files import atomic_write, check_writable, fingerprint, read_text_lines, remove_temporaries
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,7 +31,9 @@ _VERSION = 1
 
 
 def read_dataset(source: str | Path | Sequence[str], field: str = "text") -> list[str]:
-    """Prompts from a list of strings, a .txt file (one per non-empty line) or a .jsonl file (`field` of each line)."""
+    """Prompts from a list of strings, a .txt file (one per non-empty line) or a .jsonl file (`field` of each line).
+
+    Files must be UTF-8: invalid bytes are refused with the file and line number (`saetui.files.read_text`)."""
     if not isinstance(source, (str, Path)):
         texts = [str(t) for t in source]
     else:
@@ -40,33 +41,23 @@ def read_dataset(source: str | Path | Sequence[str], field: str = "text") -> lis
         if not path.is_file():
             raise InputError(f"no dataset file at {path}")
         texts = []
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                if path.suffix == ".jsonl":
-                    try:
-                        record = json.loads(line)
-                    except ValueError as exc:
-                        raise InputError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
-                    if not isinstance(record, dict) or field not in record:
-                        raise InputError(f"{path}:{lineno} has no field {field!r}")
-                    texts.append(str(record[field]))
-                else:
-                    texts.append(line.rstrip("\n"))
+        for lineno, line in enumerate(read_text_lines(path, "dataset file"), 1):
+            if not line.strip():
+                continue
+            if path.suffix == ".jsonl":
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError) as exc:
+                    raise InputError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
+                if not isinstance(record, dict) or field not in record:
+                    raise InputError(f"{path}:{lineno} has no field {field!r}")
+                texts.append(str(record[field]))
+            else:
+                texts.append(line)
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise InputError(f"dataset {source if isinstance(source, (str, Path)) else '(list)'} has no text")
     return texts
-
-
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _safe(hook: str) -> str:
@@ -86,9 +77,12 @@ class ActivationCache:
         if not path.is_file():
             raise InputError(f"no activation cache at {self.root}")
         try:
-            return json.loads(path.read_text())
-        except ValueError as exc:
+            data = json.loads(path.read_bytes())
+        except (ValueError, RecursionError, OSError) as exc:
             raise InputError(f"corrupt cache manifest {path}: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("shards"), list) or not isinstance(data.get("hooks"), list):
+            raise InputError(f"corrupt cache manifest {path}: not a cache manifest")
+        return data
 
     def tokens(self) -> list[np.ndarray]:
         """Per shard, the (N,) token ids, memory-mapped."""
@@ -147,7 +141,7 @@ class ActivationCache:
             "d_model": model.d_model,
             "dtype": dtype,
             "prompts_per_shard": prompts_per_shard,
-            "dataset": {"n_prompts": len(prompts), "sha256": _fingerprint(prompts)},
+            "dataset": {"n_prompts": len(prompts), "sha256": fingerprint(prompts)},
         }
         manifest = self._start(settings)
         done = {s["index"] for s in manifest["shards"]}
@@ -188,7 +182,8 @@ class ActivationCache:
 
     def _start(self, settings: dict[str, Any]) -> dict[str, Any]:
         """The manifest to continue from: an existing one with the same settings, or a fresh one."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        check_writable(self.root, "cache folder")
+        remove_temporaries(self.root)
         if (self.root / MANIFEST).is_file():
             old = self.manifest
             if {k: old.get(k) for k in settings} != settings:
@@ -206,17 +201,8 @@ class ActivationCache:
     def _save(self, name: str, array: np.ndarray) -> None:
         import numpy as np
 
-        _atomic_write_bytes(self.root / name, lambda fh: np.save(fh, array, allow_pickle=False))
+        atomic_write(self.root / name, lambda fh: np.save(fh, array, allow_pickle=False))
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
-        data = json.dumps(manifest, indent=1).encode()
-        _atomic_write_bytes(self.root / MANIFEST, lambda fh: fh.write(data))
-
-
-def _fingerprint(prompts: Iterable[str]) -> str:
-    h = hashlib.sha256()
-    for p in prompts:
-        h.update(p.encode("utf-8"))
-        h.update(b"\0")
-    return h.hexdigest()
+        atomic_write(self.root / MANIFEST, json.dumps(manifest, indent=1))
 

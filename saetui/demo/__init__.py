@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from saetui.models.model import ModelWithHooks
+    from saetui.sae.index import IndexPlace
     from saetui.sae.manager import SAEManager
 
 ASSETS = Path(__file__).parent / "assets"
@@ -33,3 +34,12 @@ def load_demo(device: str | None = None, sae_dir: Path = SAE_DIR) -> tuple[Model
     saes.load(str(sae_dir), name="demo")
     saes.get("demo").spec = "saetui-demo-sae"  # the same identity wherever the package is installed
     return model, saes
+
+
+def index_place() -> IndexPlace:
+    """Where the demo's index is (package data, read-only) and where the user's labels for it are saved
+    (their config folder), for `find_index`'s roots."""
+    from saetui.paths import config_dir
+    from saetui.sae.index import IndexPlace
+
+    return IndexPlace(INDEX_DIR, labels_dir=config_dir(create=False) / "demo-labels")

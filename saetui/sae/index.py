@@ -10,7 +10,10 @@ real, non-special token, and keeps, on the model's device:
     tokens, doc_start                  the indexed token ids, for context windows around top examples
 
 Top-K merging and the counts are associative, so a build can stop after any batch and resume from
-its checkpoint to the same result. Files: `index.safetensors` + `manifest.json`, written atomically.
+its checkpoint to the same result. Files: `index.safetensors` + `manifest.json`, each written atomically
+(`saetui.files`); the weights carry a random nonce in their safetensors metadata and the manifest names
+it, so a pair from two different saves (a kill between the two writes) is recognised and never used:
+`load` refuses it and `--resume` sets both files aside and starts over.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.activations.cache import read_dataset
 from saetui.errors import InputError
+from saetui.files import atomic_write, check_writable, fingerprint, remove_temporaries, set_aside, write_json_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -51,19 +56,34 @@ def default_index_dir(model: ModelWithHooks, loaded: LoadedSAE) -> Path:
     from saetui.paths import cache_dir
 
     key = hashlib.sha256(f"{model.name}\0{loaded.spec}".encode()).hexdigest()[:16]
-    return cache_dir() / "index" / key
+    return cache_dir(create=False) / "index" / key
 
 
-def find_index(model: ModelWithHooks, loaded: LoadedSAE) -> FeatureIndex | None:
-    """The index for this model and SAE, if one was built (the demo ships its own), else None."""
-    from saetui import demo
+@dataclass(frozen=True)
+class IndexPlace:
+    """A folder that may hold an index, and where the user's labels for it are saved (None: beside it).
 
-    for root in (default_index_dir(model, loaded), demo.INDEX_DIR):
-        if (root / MANIFEST_FILE).is_file():
-            try:
-                return FeatureIndex.load(root, model, loaded)
-            except InputError:
+    A read-only index (one shipped as package data) names a writable `labels_dir` elsewhere."""
+
+    root: Path
+    labels_dir: Path | None = None
+
+
+def find_index(model: ModelWithHooks, loaded: LoadedSAE,
+               roots: Sequence[str | Path | IndexPlace] | None = None) -> FeatureIndex | None:
+    """The first usable index for this model and SAE among `roots` (default: the one `saetui index`
+    writes by default), else None. Unusable ones are skipped. The index's `labels_dir` comes from its place."""
+    places = [r if isinstance(r, IndexPlace) else IndexPlace(Path(r))
+              for r in (roots if roots is not None else [default_index_dir(model, loaded)])]
+    for place in places:
+        try:
+            if not (place.root / MANIFEST_FILE).is_file():
                 continue
+            index = FeatureIndex.load(place.root, model, loaded)
+        except (InputError, OSError):
+            continue
+        index.labels_dir = place.labels_dir or index.root
+        return index
     return None
 
 
@@ -77,6 +97,7 @@ class FeatureIndex:
 
     def __init__(self, root: Path, manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
         self.root, self.manifest = root, manifest
+        self.labels_dir = root  # where labels for this index are saved; see IndexPlace
         self.top_vals, self.top_pos = tensors["top_vals"], tensors["top_pos"]
         self.counts, self.hist, self.edges = tensors["counts"], tensors["hist"], tensors["edges"]
         self.tokens, self.doc_start = tensors["tokens"], tensors["doc_start"]
@@ -113,17 +134,8 @@ class FeatureIndex:
     @classmethod
     def load(cls, root: str | Path, model: ModelWithHooks | None = None, loaded: LoadedSAE | None = None) -> FeatureIndex:
         """Read an index; with model and SAE given, refuse one built for others (with the reason)."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         root = Path(root)
-        try:
-            manifest = json.loads((root / MANIFEST_FILE).read_text())
-            tensors = load_file(root / INDEX_FILE)
-        except FileNotFoundError as exc:
-            raise InputError(f"no feature index at {root}") from exc
-        except (ValueError, SafetensorError, OSError) as exc:
-            raise InputError(f"corrupt feature index at {root}: {exc}") from exc
+        manifest, tensors = _read(root)
         if not manifest.get("complete"):
             raise InputError(f"feature index at {root} is unfinished: run `saetui index ... --resume`")
         if model is not None and loaded is not None:
@@ -133,6 +145,34 @@ class FeatureIndex:
                 diff = ", ".join(f"{k}: index has {have[k]!r}, loaded {want[k]!r}" for k in want if have[k] != want[k])
                 raise InputError(f"feature index at {root} was built for another model or SAE ({diff})")
         return cls(root, manifest, tensors)
+
+
+_TENSORS = ("top_vals", "top_pos", "counts", "hist", "edges", "tokens", "doc_start")
+
+
+def _read(root: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The manifest and tensors of an index folder, checked to belong together; InputError if not."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        manifest = json.loads((root / MANIFEST_FILE).read_bytes())
+        with safe_open(str(root / INDEX_FILE), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except FileNotFoundError as exc:
+        raise InputError(f"no feature index at {root}") from exc
+    except (ValueError, SafetensorError, OSError, RecursionError) as exc:
+        raise InputError(f"corrupt feature index at {root}: {type(exc).__name__}: {exc}") from exc
+    if (not isinstance(manifest, dict) or not isinstance(manifest.get("n_tokens"), int)
+            or not isinstance(manifest.get("settings", {}), dict)):
+        raise InputError(f"corrupt feature index at {root}: {MANIFEST_FILE} is not an index manifest")
+    if "weights_nonce" in manifest and meta.get("saetui_nonce") != manifest["weights_nonce"]:
+        raise InputError(f"corrupt feature index at {root}: {INDEX_FILE} does not belong to {MANIFEST_FILE} "
+                         "(a save was interrupted between the two)")
+    missing = [k for k in _TENSORS if k not in tensors]
+    if missing:
+        raise InputError(f"corrupt feature index at {root}: {INDEX_FILE} lacks {', '.join(missing)}")
+    return manifest, tensors
 
 
 class IndexBuilder:
@@ -206,19 +246,22 @@ def build_index(
         raise InputError("top-k and batch size must be at least 1")
     texts = read_dataset(corpus, field)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
     world, rank = _distributed(model)
     if world > 1:
         if resume or settings.max_tokens is not None:
             raise InputError("--resume and --max-tokens are not supported under torchrun; run them in one process")
         progress = progress and rank == 0
     identity = index_identity(model, loaded)
-    fingerprint = hashlib.sha256("\0".join(texts).encode()).hexdigest()
-    plan = dict(identity, version=_VERSION, corpus_sha256=fingerprint, settings=settings.__dict__)
+    plan = dict(identity, version=_VERSION, corpus_sha256=fingerprint(texts), settings=settings.__dict__)
     builder = IndexBuilder(loaded.d_sae, settings, loaded.sae.W_dec.device)
     tokens: list[torch.Tensor] = []
     doc_start: list[int] = []
     done = 0
-    if resume and (out / MANIFEST_FILE).is_file():
+    if rank == 0:
+        check_writable(out, "index folder")  # before any work, not after it
+    if resume and ((out / MANIFEST_FILE).exists() or (out / INDEX_FILE).exists()):
         done, tokens, doc_start = _restore(out, plan, builder)
     elif (out / MANIFEST_FILE).is_file() and not resume:
         raise InputError(f"{out} already holds an index: use --resume to continue it or another --out")
@@ -310,31 +353,39 @@ def _merge_ranks(builder: IndexBuilder, tokens: list, doc_start: list[int]) -> t
 
 
 def _save(out: Path, plan: dict, builder: IndexBuilder, tokens: list, doc_start: list[int], done: int, complete: bool) -> None:
+    """Weights first, then the manifest naming their nonce: each write is atomic, and a kill between the two
+    leaves a pair that `_read` recognises as not belonging together."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    out.mkdir(parents=True, exist_ok=True)
+    remove_temporaries(out)
     tensors = {k: v.detach().cpu().contiguous() for k, v in builder.tensors().items()}
     tensors["tokens"] = torch.cat(tokens) if tokens else torch.zeros(0, dtype=torch.int32)
     tensors["doc_start"] = torch.tensor(doc_start, dtype=torch.long)
-    tmp = out / (INDEX_FILE + ".tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, out / INDEX_FILE)
-    manifest = dict(plan, n_tokens=builder.n_tokens, docs_done=done, complete=complete)
-    tmp = out / (MANIFEST_FILE + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out / MANIFEST_FILE)
+    nonce = secrets.token_hex(8)
+    atomic_write(out / INDEX_FILE, save(tensors, metadata={"saetui_nonce": nonce}))
+    write_json_atomic(out / MANIFEST_FILE, dict(plan, n_tokens=builder.n_tokens, docs_done=done, complete=complete,
+                                                weights_nonce=nonce))
 
 
 def _restore(out: Path, plan: dict, builder: IndexBuilder) -> tuple[int, list, list[int]]:
-    from safetensors.torch import load_file
-
-    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    """Continue from the checkpoint in `out`; a damaged one is set aside (with a notice) and the build starts over."""
+    try:
+        manifest, t = _read(out)
+        if "weights_nonce" not in manifest:
+            raise InputError(f"corrupt feature index at {out}: {MANIFEST_FILE} names no weights")
+        done = manifest["docs_done"]
+        if not isinstance(done, int) or isinstance(done, bool) or done < 0:
+            raise InputError(f"corrupt feature index at {out}: bad docs_done")
+    except (InputError, KeyError) as exc:
+        for name in (MANIFEST_FILE, INDEX_FILE):
+            if (out / name).is_file():
+                set_aside(out / name, f"is damaged ({exc}); starting the index over")
+        return 0, [], []
     if {k: manifest.get(k) for k in plan} != plan:
         raise InputError(f"index at {out} was started with another model, SAE, corpus or settings: use another --out")
-    t = load_file(out / INDEX_FILE)
     dev = builder.top_vals.device
     builder.top_vals, builder.top_pos = t["top_vals"].to(dev), t["top_pos"].to(dev)
     builder.counts, builder.hist = t["counts"].to(dev), t["hist"].to(dev)
     builder.n_tokens = int(manifest["n_tokens"])
-    return int(manifest["docs_done"]), [t["tokens"]], t["doc_start"].tolist()
+    return done, [t["tokens"]], t["doc_start"].tolist()

@@ -23,42 +23,103 @@ LABELS_FILE = "labels.json"
 
 
 def load_labels(index_dir: str | Path) -> dict[int, str]:
+    """The labels saved in `index_dir` ({} when none). A corrupt labels.json is set aside (timestamped, with
+    a notice naming it) and reads as {}; entries that are not `"FEATURE": "label"` are skipped."""
+    from saetui.files import set_aside
+
     path = Path(index_dir) / LABELS_FILE
-    if not path.is_file():
+    try:
+        if not path.is_file():
+            return {}
+        raw = path.read_bytes()
+    except OSError:
         return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return {int(k): str(v) for k, v in data.items()}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, RecursionError) as exc:
+        set_aside(path, f"could not be read as labels ({type(exc).__name__}); starting with no labels")
+        return {}
+    labels = {}
+    for k, v in data.items():
+        if isinstance(k, str) and k.isascii() and k.isdigit() and isinstance(v, str) and v.strip():
+            labels[int(k)] = v
+    return labels
 
 
-def save_labels(index_dir: str | Path, labels: dict[int, str]) -> None:
-    from saetui.state import write_json_atomic
+def labels_of(index: FeatureIndex) -> dict[int, str]:
+    """An index's labels: those shipped beside it, overridden by the user's (in its `labels_dir`)."""
+    labels = load_labels(index.root)
+    labels_dir = getattr(index, "labels_dir", index.root)
+    if Path(labels_dir) != Path(index.root):
+        labels.update(load_labels(labels_dir))
+    return labels
 
-    write_json_atomic(Path(index_dir) / LABELS_FILE, {str(k): v for k, v in sorted(labels.items())})
+
+def save_labels(index_dir: str | Path, labels: dict[int, str]) -> Path:
+    """Write labels.json into `index_dir` atomically; returns its path."""
+    from saetui.files import write_json_atomic
+
+    return write_json_atomic(Path(index_dir) / LABELS_FILE, {str(k): v for k, v in sorted(labels.items())})
+
+
+def save_labels_of(index: FeatureIndex, labels: dict[int, str]) -> Path:
+    """Save the labels of an index where they belong (its `labels_dir`); returns that folder."""
+    folder = Path(getattr(index, "labels_dir", index.root))
+    save_labels(folder, labels)
+    return folder
 
 
 def import_labels(path: str | Path) -> dict[int, str]:
     """Labels from a Neuronpedia explanations export (JSON list or JSONL of objects with `index` and
-    `description`) or a CSV with columns `feature,label`."""
+    `description`) or a CSV with columns `feature,label`. The file must be UTF-8 (else an InputError
+    with the line number); a row or record without a feature number or label is an InputError naming it."""
     import csv
 
     from saetui.errors import InputError
+    from saetui.files import read_text
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no labels file at {path}")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "labels file")
     labels: dict[int, str] = {}
+
+    def feature_number(value: object, where: str) -> int:
+        s = str(value).strip()
+        if isinstance(value, bool) or not (isinstance(value, int) or (s.isascii() and s.isdigit())):
+            raise InputError(f"{where}: feature {value!r} is not a non-negative integer")
+        return int(s)
+
+    def label_text(value: object, where: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise InputError(f"{where}: no label")
+        return value.strip()
+
     try:
         if path.suffix == ".csv":
-            for row in csv.DictReader(text.splitlines()):
-                labels[int(row["feature"])] = str(row["label"]).strip()
+            reader = csv.DictReader(text.splitlines())
+            if not reader.fieldnames or not {"feature", "label"} <= set(reader.fieldnames):
+                raise InputError(f"{path}: a labels CSV needs the columns feature,label (got {reader.fieldnames})")
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
+                labels[feature_number(row.get("feature"), where)] = label_text(row.get("label"), where)
         else:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()] if path.suffix == ".jsonl" else json.loads(text)
-            for rec in records if isinstance(records, list) else [records]:
-                key = next(k for k in ("index", "feature", "featureIndex") if k in rec)
-                desc = next(rec[k] for k in ("description", "label", "explanation") if k in rec)
-                labels[int(rec[key])] = str(desc).strip()
-    except (ValueError, KeyError, StopIteration, TypeError) as exc:
+            if path.suffix == ".jsonl":
+                records = [(f"{path}:{n}", json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+            else:
+                data = json.loads(text)
+                records = [(f"{path} record {n}", r) for n, r in enumerate(data if isinstance(data, list) else [data], 1)]
+            for where, rec in records:
+                if not isinstance(rec, dict):
+                    raise InputError(f"{where}: not a JSON object")
+                key = next((k for k in ("index", "feature", "featureIndex") if k in rec), None)
+                desc = next((k for k in ("description", "label", "explanation") if k in rec), None)
+                if key is None or desc is None:
+                    raise InputError(f"{where}: expected Neuronpedia JSON/JSONL (index, description) or CSV (feature,label)")
+                labels[feature_number(rec[key], where)] = label_text(rec[desc], where)
+    except (ValueError, RecursionError, csv.Error) as exc:
         raise InputError(f"cannot read labels from {path}: expected Neuronpedia JSON/JSONL (index, description) "
                          f"or CSV (feature,label) ({type(exc).__name__}: {exc})") from exc
     return labels

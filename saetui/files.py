@@ -1,0 +1,216 @@
+"""Files, on the ground floor: every write saetui makes goes through here.
+
+    atomic_write(path, data)      a temporary file in the same folder, fsync, os.replace: a crash never
+                                  leaves half a file, and a failed write leaves no temporary behind
+    write_json_atomic(path, obj)  the same for JSON
+    atomic_folder(path)           build a whole folder under a temporary sibling, then swap it in
+    set_aside(path, reason)       move a file that cannot be used to NAME.bak-YYYYmmdd-HHMMSS[-n] (never
+                                  over an earlier copy) and record a one-line notice (see `take_notices`)
+    read_text / read_text_lines   UTF-8 text of a user's file (corpus, labels); invalid UTF-8 is refused
+                                  with an InputError naming the file and the line, never replaced silently
+    fingerprint(texts)            the one hash of a corpus (caches and indexes both use it)
+    ensure_dir(path)              create a folder or say, in one line, that it cannot be written
+
+Nothing here imports torch or the rest of saetui except `saetui.errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from saetui.errors import InputError
+
+log = logging.getLogger("saetui")
+
+_NOTICES: list[str] = []
+
+
+class FolderError(InputError, OSError):
+    """A folder saetui must write to cannot be created or written (an InputError, and an OSError for
+    callers that already catch failed writes)."""
+
+
+def notice(message: str) -> str:
+    """Record a one-line notice (a file set aside, ...) for the CLI or the app to show; also logged."""
+    message = " ".join(message.split())
+    _NOTICES.append(message)
+    log.warning("saetui: warning: %s", message)
+    return message
+
+
+def take_notices() -> list[str]:
+    """The notices recorded since the last call, oldest first (and forget them)."""
+    out = list(_NOTICES)
+    _NOTICES.clear()
+    return out
+
+
+def ensure_dir(path: str | Path, what: str = "folder") -> Path:
+    """`path` as a folder that exists (created with its parents), or a one-line FolderError naming it."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FolderError(f"cannot create the {what} {p}: {exc.strerror or type(exc).__name__}") from exc
+    return p
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: str | Path, data: bytes | str | Callable[[Any], Any]) -> Path:
+    """Write `data` (bytes, str as UTF-8, or a function given the open binary file) to `path` atomically.
+
+    The temporary file lives in the same folder (so os.replace is a rename) and is removed on any failure."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(OSError):  # mkstemp makes 0600 files; give saved files the usual mode
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    return atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False))
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """`with atomic_folder(out) as tmp:` fill `tmp`; on success it becomes `out` (an old `out` is replaced
+    only after the new one is complete); on failure `tmp` is removed and `out` is untouched."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}-{time.time_ns()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def backup_name(path: Path) -> Path:
+    """NAME.bak-YYYYmmdd-HHMMSS, or with -2, -3... when that exists already."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = path.with_name(f"{path.name}.bak-{stamp}")
+    n = 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate = path.with_name(f"{path.name}.bak-{stamp}-{n}")
+        n += 1
+    return candidate
+
+
+def set_aside(path: str | Path, reason: str) -> Path:
+    """Move an unusable file to a timestamped backup beside it (never over an earlier one) and record a
+    notice naming both. Returns the backup's path (or `path` itself if it could not be moved)."""
+    path = Path(path)
+    backup = backup_name(path)
+    try:
+        os.link(path, backup)  # fails instead of overwriting a backup made at the same moment
+        os.unlink(path)
+    except OSError:
+        try:
+            os.replace(path, backup)
+        except OSError as exc:
+            notice(f"{path} {reason}; it could not be set aside ({exc.strerror or type(exc).__name__}), ignoring it")
+            return path
+    notice(f"{path} {reason}; kept aside as {backup.name}")
+    return backup
+
+
+def check_writable(folder: str | Path, what: str = "folder") -> Path:
+    """Create `folder` and prove a file can be written there, before any long work; else a FolderError."""
+    folder = ensure_dir(folder, what)
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".saetui-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise FolderError(f"cannot write to the {what} {folder}: {exc.strerror or type(exc).__name__}") from exc
+    return folder
+
+
+def remove_temporaries(folder: str | Path) -> None:
+    """Delete the temporaries a killed writer left in `folder` (`.NAME.*.tmp`, and old-style `NAME.tmp`)."""
+    with contextlib.suppress(OSError):
+        for p in Path(folder).iterdir():
+            if p.name.endswith(".tmp") and p.is_file():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); "
+                         "save the file as UTF-8") from exc
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A user's text file as UTF-8 (a BOM is dropped); a missing file or invalid UTF-8 is a one-line InputError."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError(f"no {what} at {path}") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path} is a folder, not a {what}") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from exc
+    text = _decode(raw, path)
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read_text_lines(path: str | Path, what: str = "file") -> list[str]:
+    """The lines of `read_text(path)`, without their line endings."""
+    return read_text(path, what).splitlines()
+
+
+def fingerprint(texts: Iterable[str]) -> str:
+    """SHA-256 of a corpus: each text as UTF-8 followed by a NUL byte."""
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.hexdigest()
