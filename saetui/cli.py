@@ -11,20 +11,113 @@ one line each (`saetui: warning: ...`). Nothing is written to stdout unless the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from saetui.errors import InputError, SaetuiError
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+
+
+class _UsageError(Exception):
+    """An argparse complaint, turned into one line by `main`."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: no usage block, the subcommand named in the message."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        raise _UsageError(f"{sub}: {message}" if sub else message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
+        if status and message:
+            raise _UsageError(message.removeprefix(f"{self.prog}: error: "))
+        if message:
+            self._print_message(message, sys.stderr)
+        raise SystemExit(status)
+
+
+def _default(cls: type, name: str) -> Any:
+    """A dataclass field's default: the settings classes own the numbers, argparse only shows them."""
+    (f,) = [f for f in dataclasses.fields(cls) if f.name == name]
+    return f.default
+
+
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _int_type(minimum: int, what: str, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not _ASCII_INT.fullmatch(text.strip()):
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+        value = int(text)
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+_positive = _int_type(1, "must be a positive whole number")
+_non_negative = _int_type(0, "must be a whole number >= 0 (0 = off)")
+_seed = _int_type(0, "must be a whole number from 0 to 2**64-1", 2**64 - 1)
+_whole = _int_type(-(2**63), "must be a whole number")  # range checked by the settings class
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+_finite_float.__name__ = "number"
+
+
+def _dtype(text: str) -> str:
+    from saetui.models.model import normalize_dtype
+
+    try:
+        return normalize_dtype(text)
+    except SaetuiError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_dtype.__name__ = "dtype"
+
+
+def _device(text: str) -> str:
+    from saetui.models.model import check_device_name
+
+    try:
+        return check_device_name(text)
+    except SaetuiError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_device.__name__ = "device"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="saetui", description="Look inside a language model through a sparse autoencoder. "
+    from saetui.sae.index import IndexSettings
+    from saetui.steering.generate import GenerationSettings
+
+    gen = lambda name: _default(GenerationSettings, name)  # noqa: E731
+    idx = lambda name: _default(IndexSettings, name)  # noqa: E731
+    parser = _Parser(prog="saetui", description="Look inside a language model through a sparse autoencoder. "
                                      "With no command, opens the terminal app (on the bundled demo unless --model is given).")
     parser.add_argument("--model", help="HF model id or local directory for the app (default: the bundled demo)")
     parser.add_argument("--sae", action="append", metavar="SPEC", help="SAE for the app; repeat for several")
@@ -36,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="RELEASE/SAE_ID, a sae-lens directory, or params.npz[@HOOK]; repeat for several "
                               "(default: the demo SAE, with the demo model)")
     analyze.add_argument("--prompt", required=True, help="text to analyze")
-    analyze.add_argument("--top-k", type=int, default=10, help="features per token and per prompt (default 10)")
-    analyze.add_argument("--predictions", type=int, default=0, metavar="N",
+    analyze.add_argument("--top-k", type=_positive, default=10, help="features per token and per prompt (default 10)")
+    analyze.add_argument("--predictions", type=_non_negative, default=0, metavar="N",
                          help="also give the top N next-token predictions after each token (runs the full model)")
     analyze.add_argument("--include-special", action="store_true", help="let BOS/pad/special tokens count in the prompt summary")
     analyze.add_argument("--json", action="store_true", help="print one JSON object")
@@ -51,10 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     steer.add_argument("--scope", default="all", help="positions to steer: all, prompt, generated or START:END (default all)")
     steer.add_argument("--compare", action="store_true", help="also generate the unsteered baseline, in the same batch")
     steer.add_argument("--sweep", metavar="C1,C2,...", help="one variant per coefficient, each feature's coefficient set to it")
-    steer.add_argument("--max-new-tokens", type=int, default=64)
-    steer.add_argument("--temperature", type=float, default=0.0, help="0 (default) is greedy")
-    steer.add_argument("--top-p", type=float, default=1.0)
-    steer.add_argument("--seed", type=int, default=0)
+    steer.add_argument("--max-new-tokens", type=_whole, default=gen("max_new_tokens"),
+                       help=f"capped at the model's context (default {gen('max_new_tokens')})")
+    steer.add_argument("--temperature", type=_finite_float, default=gen("temperature"),
+                       help="0 (default) is greedy; otherwise at least 0.001")
+    steer.add_argument("--top-p", type=_finite_float, default=gen("top_p"), help="in (0, 1]")
+    steer.add_argument("--seed", type=_seed, default=gen("seed"))
     steer.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
 
     index = sub.add_parser("index", help="build a feature index (top examples, density, histograms) from a corpus")
@@ -62,10 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--sae", action="append", metavar="SPEC", help="the SAE to index (default: the demo SAE)")
     index.add_argument("--corpus", required=True, help=".txt (one document a line) or .jsonl")
     index.add_argument("--field", default="text", help="the .jsonl field holding the text (default text)")
-    index.add_argument("--max-tokens", type=int, help="stop after this many tokens")
-    index.add_argument("--batch-size", type=int, default=16)
-    index.add_argument("--top-k", type=int, default=20, help="top examples kept per feature (default 20)")
-    index.add_argument("--ctx", type=int, default=16, help="tokens of context shown around each top example (default 16)")
+    index.add_argument("--max-tokens", type=_positive, default=idx("max_tokens"), help="stop after this many tokens")
+    index.add_argument("--batch-size", type=_positive, default=idx("batch_size"), help=f"(default {idx('batch_size')})")
+    index.add_argument("--top-k", type=_positive, default=idx("top_k"), help=f"top examples kept per feature (default {idx('top_k')})")
+    index.add_argument("--ctx", type=_positive, default=idx("ctx"),
+                       help=f"tokens of context shown around each top example (default {idx('ctx')})")
     index.add_argument("--out", help="index folder (default: the platformdirs cache, keyed by model and SAE)")
     index.add_argument("--resume", action="store_true", help="continue an interrupted build")
 
@@ -73,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     _model_args(search)
     search.add_argument("--sae", action="append", metavar="SPEC", help="the SAE to search (default: the demo SAE)")
-    search.add_argument("--limit", type=int, default=20)
+    search.add_argument("--limit", type=_positive, default=20)
     search.add_argument("--json", action="store_true")
 
     labels = sub.add_parser("labels", help="import feature labels (Neuronpedia JSON/JSONL or CSV feature,label) into an index")
@@ -99,14 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="HF model id or local directory (default: the bundled demo model)")
-    p.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: best available)")
-    p.add_argument("--dtype", help="float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 elsewhere)")
+    p.add_argument("--device", type=_device, help="cuda, cuda:1, mps or cpu (default: best available)")
+    p.add_argument("--dtype", type=_dtype, help="float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 elsewhere)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the hub")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+        _check_text(args)
+    except (_UsageError, SaetuiError) as exc:
+        print(f"saetui: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
     if args.command is None:
         if args.sae and not args.model:
             print("saetui: error: --sae needs --model (the demo brings its own SAE)", file=sys.stderr)
@@ -136,6 +237,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("saetui: interrupted", file=sys.stderr)
             return 130
+        except Exception as exc:  # a bug: one line for the user, the traceback in a log file
+            if os.environ.get("SAETUI_DEBUG", "").strip() not in ("", "0"):
+                raise
+            print(f"saetui: error: internal error: {type(exc).__name__}: {_one_line(exc)} ({_log_traceback(exc)})",
+                  file=sys.stderr)
+            return EXIT_INTERNAL
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _log_traceback(exc: BaseException) -> str:
+    """Write the traceback to a log file; say where (or why not) for the error line."""
+    import time
+    import traceback
+
+    try:
+        from saetui.paths import log_dir
+
+        path = log_dir() / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), encoding="utf-8")
+        return f"details in {path}; SAETUI_DEBUG=1 shows the traceback"
+    except Exception:  # an unwritable log folder must not hide the error itself
+        return "no log written; SAETUI_DEBUG=1 shows the traceback"
+
+
+def _check_text(args: argparse.Namespace) -> None:
+    """Prompts and queries must be text: from argv, undecodable bytes arrive as lone surrogates."""
+    for name in ("prompt", "query"):
+        value = getattr(args, name, None)
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            char = value[exc.start]
+            what = (f"invalid UTF-8 byte 0x{ord(char) - 0xDC00:02x}" if 0xDC80 <= ord(char) <= 0xDCFF
+                    else f"a lone surrogate U+{ord(char):04X}")
+            flag = "--prompt" if name == "prompt" else "the query"
+            raise InputError(f"{flag} has {what} at character {exc.start}: give UTF-8 text") from None
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -146,6 +289,8 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     from saetui import demo
 
     if not args.model:  # the bundled demo, loaded like any local model
+        if args.dtype not in (None, "auto", "float32"):
+            raise InputError(f"the bundled demo runs in float32 only; --dtype {args.dtype} needs --model")
         model, manager = demo.load_demo(device=args.device)
         for spec in args.sae or []:
             manager.load(spec)
@@ -191,6 +336,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
     model, manager = _load(args)
     for spec in specs:
         resolve(spec, manager)
+    settings["max_new_tokens"] = _cap_new_tokens(model, args.prompt, args.max_new_tokens)
     labels, rows = [], []
     if args.compare:
         labels.append("baseline"), rows.append([])
@@ -203,6 +349,8 @@ def cmd_steer(args: argparse.Namespace) -> int:
     outputs = [{"text": "", "token_ids": []} for _ in rows]
     live = len(rows) - 1 if coefficients is None else None  # the steered row streams as it is generated
     if live is not None and not args.json:
+        if len(rows) > 1:  # every row under its own heading
+            print(f"--- {labels[live]} ---")
         print(args.prompt, end="", flush=True)
     for piece in engine.stream(args.prompt, rows, **settings):
         outputs[piece.row]["token_ids"].append(piece.token_id)
@@ -229,8 +377,24 @@ def cmd_steer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cap_new_tokens(model: Any, prompt: str, wanted: int) -> int:
+    """At most what fits in the model's context after the prompt, with one warning line when capped."""
+    context = model.context_length
+    if context is None:
+        return wanted
+    used = min(len(model.tokenizer(prompt, add_special_tokens=True)["input_ids"]), context)
+    room = context - used
+    if room < 1:
+        raise InputError(f"the prompt fills the model's context of {context} tokens: no room to generate")
+    if wanted > room:
+        warnings.warn(f"--max-new-tokens {wanted} capped at {room}: the model's context is {context} tokens "
+                      f"and the prompt uses {used}")
+        return room
+    return wanted
+
+
 def _parse_sweep(text: str) -> list[float]:
-    import math
+    from saetui.steering.spec import MAX_COEFFICIENT
 
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
@@ -238,12 +402,18 @@ def _parse_sweep(text: str) -> list[float]:
         raise InputError(f"--sweep takes numbers separated by commas, got {text!r}") from exc
     if not values or not all(math.isfinite(v) for v in values):
         raise InputError(f"--sweep takes finite numbers separated by commas, got {text!r}")
+    if any(abs(v) > MAX_COEFFICIENT for v in values):
+        raise InputError(f"--sweep coefficients must be within ±{MAX_COEFFICIENT:g}, got {text!r}")
     return values
 
 
 def cmd_index(args: argparse.Namespace) -> int:
     from saetui.sae.index import IndexSettings, build_index, default_index_dir
 
+    if not Path(args.corpus).is_file():
+        raise InputError(f"corpus {args.corpus} is not a file")
+    if args.out:
+        _check_out_dir(Path(args.out))
     model, manager = _load(args)
     loaded = list(manager)[-1]
     out = Path(args.out) if args.out else default_index_dir(model, loaded)
@@ -254,6 +424,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     print(json.dumps({"index": str(out), "tokens": index.n_tokens, "sae": loaded.spec, "model": model.name,
                       "features_firing": int((index.counts > 0).sum())}))
     return 0
+
+
+def _check_out_dir(out: Path) -> None:
+    """An index folder we can create or write into, checked before any work."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a folder")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"--out {out}: {existing} is a file, not a folder")
+    from saetui.tui.snapshot import can_write_in
+
+    if not can_write_in(existing):
+        raise InputError(f"--out {out}: cannot write in {existing}")
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
@@ -277,10 +462,18 @@ def cmd_labels(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from saetui.session import Session
 
+    query = args.query.strip()
+    if not query:
+        raise InputError("empty query: give a feature number, a label, a token or `promotes WORD`")
+    if query.isdigit() and not re.fullmatch(r"[0-9]+", query):
+        raise InputError(f"feature number {args.query!r} must be written in ASCII digits")
     session = Session()
     session.attach(*_load(args))
     manager = session.saes
-    hits = session.search(args.query, list(manager)[-1].name, limit=args.limit)
+    loaded = list(manager)[-1]
+    if query.isdigit() and int(query) >= loaded.d_sae:
+        raise InputError(f"feature {query} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
+    hits = session.search(args.query, loaded.name, limit=args.limit)
     if args.json:
         print(json.dumps([{"feature": f, "about": about, "score": score} for f, about, score in hits]))
     else:
@@ -290,9 +483,22 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
-    from saetui.tui.snapshot import snapshot
+    from saetui.steering.spec import SteeringSpec, resolve
+    from saetui.tui.snapshot import check_out_file, parse_size, snapshot
 
     _require_prompt(args)
+    parse_size(args.size)
+    check_out_file(Path(args.out))
+    specs = [SteeringSpec.parse(text) for text in args.feature]
+    if args.snap_sae and not args.snap_model:
+        raise InputError("--app-sae needs --app-model (the demo brings its own SAE)")
+    # Load what the app will load, so a missing model or unknown feature is an error, not a picture of one.
+    app_args = argparse.Namespace(model=args.snap_model, sae=args.snap_sae, device=None, dtype=None, trust_remote_code=False)
+    _, manager = _load(app_args)
+    default = list(manager)[0].name
+    for spec in specs:
+        resolve(spec if spec.sae else dataclasses.replace(spec, sae=default), manager)
+    del manager, _
     path = snapshot(args.prompt, args.out, features=args.feature, generate=args.generate, size=args.size,
                     model=args.snap_model, saes=args.snap_sae)
     print(path)

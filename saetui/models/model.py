@@ -9,6 +9,7 @@ It never registers hooks itself: that is the collector's and the steering engine
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,14 +45,34 @@ def offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+_DEVICE_RE = re.compile(r"cpu|mps|cuda(?::([0-9]+))?")
+
+
+def check_device_name(requested: str) -> str:
+    """`requested` if it names a device this machine has (cpu, cuda, cuda:N, mps), else a one-line error."""
+    import torch
+
+    name = requested.strip().lower()
+    match = _DEVICE_RE.fullmatch(name)
+    if match is None:
+        raise ModelLoadError(f"unknown device {requested!r}: use cpu, cuda, cuda:N or mps")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelLoadError(f"device {requested!r} requested but CUDA is not available")
+        if match.group(1) is not None and int(match.group(1)) >= torch.cuda.device_count():
+            raise ModelLoadError(f"device {requested!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                                 f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise ModelLoadError("device 'mps' requested but MPS is not available")
+    return name
+
+
 def pick_device(requested: str | None = None) -> str:
-    """The device to load on: the requested one, else cuda > mps > cpu."""
+    """The device to load on: the requested one (checked), else cuda > mps > cpu."""
     import torch
 
     if requested:
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelLoadError(f"device {requested!r} requested but CUDA is not available")
-        return requested
+        return check_device_name(requested)
     if torch.cuda.is_available():
         return "cuda"
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -60,7 +81,17 @@ def pick_device(requested: str | None = None) -> str:
 
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16", "half": "float16"}
+           "float16": "float16", "fp16": "float16"}
+
+
+def normalize_dtype(requested: str) -> str:
+    """float32/fp32, bfloat16/bf16 or float16/fp16 (or auto) as its full name, else a one-line error."""
+    name = requested.strip().lower()
+    if name == "auto":
+        return name
+    if name not in _DTYPES:
+        raise ModelLoadError(f"unknown dtype {requested!r}: use one of float32 (fp32), bfloat16 (bf16), float16 (fp16)")
+    return _DTYPES[name]
 
 
 def pick_dtype(device: str, model_type: str, requested: str | None = None) -> torch.dtype:
@@ -70,9 +101,7 @@ def pick_dtype(device: str, model_type: str, requested: str | None = None) -> to
     if requested is None or requested == "auto":
         name = "bfloat16" if device.startswith("cuda") else "float32"
     else:
-        if requested not in _DTYPES:
-            raise ModelLoadError(f"unknown dtype {requested!r}: use one of float32, bfloat16, float16")
-        name = _DTYPES[requested]
+        name = normalize_dtype(requested)
     if name == "float16" and model_type in _NO_FP16:
         raise ModelLoadError(f"float16 is not supported for {model_type} models (activations overflow): use bfloat16 or float32")
     return getattr(torch, name)

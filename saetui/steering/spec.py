@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 MODES = ("add", "clamp", "ablate")
 UNITS = ("raw", "max")
-_SCOPE_RE = re.compile(r"^(all|prompt|generated|(\d*):(\d*))$")
+_SCOPE_RE = re.compile(r"all|prompt|generated|([0-9]*):([0-9]*)")
+_FEATURE_RE = re.compile(r"[0-9]+")
+MAX_COEFFICIENT = 1e4  # far beyond any useful steering strength; larger values overflow the residual stream
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,11 @@ class SteeringSpec:
             raise InputError(f"feature must be a non-negative integer, got {self.feature!r}")
         if not math.isfinite(float(self.coefficient)):
             raise InputError(f"coefficient for feature {self.feature} must be a finite number, got {self.coefficient}")
-        if not _SCOPE_RE.match(self.scope):
+        match = _SCOPE_RE.fullmatch(self.scope) if isinstance(self.scope, str) else None
+        if match is None:
             raise InputError(f"scope must be all, prompt, generated or START:END, got {self.scope!r}")
+        if match.group(1) and match.group(2) and int(match.group(1)) >= int(match.group(2)):
+            raise InputError(f"scope {self.scope} is empty: START must be less than END (END is exclusive)")
 
     def with_coefficient(self, value: float) -> SteeringSpec:
         return replace(self, coefficient=float(value))
@@ -82,12 +87,16 @@ class SteeringSpec:
         parts = rest.split(":")
         if len(parts) == 2 and parts[1] == "ablate":
             parts = [parts[0], "0", "ablate"]
-        if len(parts) not in (2, 3) or not parts[0].strip().isdigit():
-            raise InputError(f"cannot read feature spec {text!r}: expected [SAE/]FEATURE:COEF[:MODE]")
+        if len(parts) not in (2, 3) or not _FEATURE_RE.fullmatch(parts[0].strip()):
+            raise InputError(f"cannot read feature spec {text!r}: expected [SAE/]FEATURE:COEF[:MODE], "
+                             "FEATURE in ASCII digits")
         try:
             coefficient = float(parts[1])
         except ValueError as exc:
             raise InputError(f"coefficient in {text!r} is not a number: {parts[1]!r}") from exc
+        if math.isfinite(coefficient) and abs(coefficient) > MAX_COEFFICIENT:
+            raise InputError(f"coefficient {parts[1]} in {text!r} is too large: steering beyond "
+                             f"±{MAX_COEFFICIENT:g} swamps the model's activations (try 1 to 100)")
         mode = parts[2] if len(parts) == 3 else "add"
         return cls(int(parts[0]), coefficient, mode, sae or None, scope)
 

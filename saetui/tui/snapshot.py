@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 
 from saetui.errors import InputError
@@ -50,13 +51,49 @@ def snapshot(prompt: str, out: str | Path, *, features: list[str] | None = None,
              size: str = "120x40", model: str | None = None, saes: list[str] | None = None,
              keys: list[str] | None = None) -> Path:
     """Run the app headless, do the work, press `keys`, and write the screen to `out` as SVG."""
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError as exc:
-        raise InputError(f"--size must be WIDTHxHEIGHT, e.g. 120x40, got {size!r}") from exc
+    width, height = parse_size(size)
+    check_out_file(Path(out))
     svg = asyncio.run(_render(prompt, features or [], generate, (width, height), model, saes, keys or []))
     path = Path(out)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(svg, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+MIN_SIZE, MAX_SIZE = (40, 10), (1000, 500)
+
+
+def parse_size(size: str) -> tuple[int, int]:
+    """`WIDTHxHEIGHT` in ASCII digits, within what the app can draw."""
+    match = re.fullmatch(r"([0-9]+)[xX]([0-9]+)", size.strip())
+    if match is None:
+        raise InputError(f"--size must be WIDTHxHEIGHT, e.g. 120x40, got {size!r}")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (MIN_SIZE[0] <= width <= MAX_SIZE[0] and MIN_SIZE[1] <= height <= MAX_SIZE[1]):
+        raise InputError(f"--size {size}: width must be {MIN_SIZE[0]}..{MAX_SIZE[0]} and height {MIN_SIZE[1]}..{MAX_SIZE[1]}")
+    return width, height
+
+
+def check_out_file(path: Path) -> None:
+    """The SVG can be written: its folder exists and is writable, and the path is not a folder."""
+    if path.is_dir():
+        raise InputError(f"--out {path} is a folder: give a file name, e.g. {path / 'screen.svg'}")
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(f"--out {path}: folder {folder} does not exist")
+    if not can_write_in(folder):
+        raise InputError(f"--out {path}: cannot write in {folder}")
+
+
+def can_write_in(folder: Path) -> bool:
+    """Whether a file can be created in `folder`: tried, not guessed from permission bits (root, /proc, read-only mounts)."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".saetui-probe-")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
