@@ -45,6 +45,9 @@ class RowOutput:
         return {"text": self.text, "token_ids": self.token_ids}
 
 
+MIN_TEMPERATURE = 1e-3
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """max_new_tokens > 0; temperature 0 = greedy; top_p in (0, 1]; seed for every row unless `seeds` is given."""
@@ -60,8 +63,12 @@ class GenerationSettings:
             raise InputError(f"max new tokens must be a positive integer, got {self.max_new_tokens}")
         if not math.isfinite(self.temperature) or self.temperature < 0:
             raise InputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if 0 < self.temperature < MIN_TEMPERATURE:  # logits / T overflows to inf and the sampler gets NaNs
+            raise InputError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {self.temperature}")
         if not (0 < self.top_p <= 1):
             raise InputError(f"top-p must be in (0, 1], got {self.top_p}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            raise InputError(f"seed must be a whole number from 0 to 2**64-1, got {self.seed}")
 
 
 class SteeringEngine:
