@@ -106,7 +106,7 @@ def load_session() -> tuple[dict[str, Any] | None, str | None]:
     """(the valid part of the last session or None, a notice or None). Never raises."""
     path = config_dir(create=False) / SESSION_FILE
     data, note = read_json_or_set_aside(path)
-    if data is None:
+    if note or not path.is_file():  # unreadable (set aside) or missing; a file holding `null` goes on below
         return None, note
     kept, bad = _check_session(data)
     if bad:
