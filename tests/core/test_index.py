@@ -214,3 +214,133 @@ def loaded_manager(model, loaded):
     manager = SAEManager(model)
     manager.add(loaded.sae, name=loaded.name, spec=loaded.spec)
     return manager
+
+
+def _same_index(a, b):
+    for name in ("top_vals", "top_pos", "counts", "hist", "tokens", "doc_start"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    assert a.n_tokens == b.n_tokens
+
+
+def test_a_kill_between_the_weights_and_the_manifest_is_never_resumed_from(gemma2, loaded, tmp_path, monkeypatch):
+    """os.replace fails on the 4th call: the second checkpoint's weights are in place, its manifest is not.
+    The old manifest must not be trusted with the new weights: resume sets both aside and starts over."""
+    import os
+
+    from saetui import files
+
+    settings = IndexSettings(top_k=4, batch_size=3)
+    whole = build_index(gemma2, loaded, TEXTS, tmp_path / "whole", settings=settings, progress=False)
+    calls = {"n": 0}
+    original = os.replace
+
+    def dying_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # the process dies here
+        return original(src, dst)
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(gemma2, loaded, TEXTS, part, settings=settings, progress=False, checkpoint_every=2)
+    monkeypatch.setattr(os, "replace", original)
+    assert json.loads((part / "manifest.json").read_text())["docs_done"] == 6  # first checkpoint's manifest
+    assert not [p for p in part.iterdir() if p.name.endswith(".tmp")]  # the failed write left no temporary
+    with pytest.raises(InputError, match="does not belong to manifest.json"):
+        FeatureIndex.load(part)
+    files.take_notices()
+    resumed = build_index(gemma2, loaded, TEXTS, part, settings=settings, progress=False, resume=True)
+    _same_index(whole, resumed)
+    notes = files.take_notices()
+    assert len(notes) == 2 and all("starting the index over" in n and "kept aside as" in n for n in notes)
+    assert len(list(part.glob("manifest.json.bak-*"))) == 1 and len(list(part.glob("index.safetensors.bak-*"))) == 1
+
+
+def test_a_kill_during_the_weights_write_resumes_exactly(gemma2, loaded, tmp_path, monkeypatch):
+    """A kill while the weights are written (3rd os.replace: second checkpoint's weights) leaves the first
+    checkpoint whole: resume continues from it to the same index as a clean build."""
+    import os
+
+    settings = IndexSettings(top_k=4, batch_size=3)
+    whole = build_index(gemma2, loaded, TEXTS, tmp_path / "whole", settings=settings, progress=False)
+    calls = {"n": 0}
+    original = os.replace
+
+    def dying_replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(src, dst)
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(gemma2, loaded, TEXTS, tmp_path / "part", settings=settings, progress=False, checkpoint_every=2)
+    monkeypatch.setattr(os, "replace", original)
+    assert not [p for p in (tmp_path / "part").iterdir() if p.name.endswith(".tmp")]
+    resumed = build_index(gemma2, loaded, TEXTS, tmp_path / "part", settings=settings, progress=False, resume=True)
+    _same_index(whole, resumed)
+    assert not list((tmp_path / "part").glob("*.bak-*"))  # nothing was damaged
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "garbage manifest", "empty manifest", "list manifest",
+                                    "no manifest", "no weights"])
+def test_resume_sets_a_damaged_partial_index_aside_and_starts_over(gemma2, loaded, tmp_path, damage):
+    from saetui import files
+
+    settings = IndexSettings(top_k=4, batch_size=3)
+    texts = TEXTS[:12]
+    whole = build_index(gemma2, loaded, texts, tmp_path / "whole", settings=settings, progress=False)
+    part = tmp_path / "part"
+    build_index(gemma2, loaded, texts, part, settings=settings, progress=False)
+    weights, manifest = part / "index.safetensors", part / "manifest.json"
+    if damage == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "garbage manifest":
+        manifest.write_bytes(b"\x00\xffgarbage")
+    elif damage == "empty manifest":
+        manifest.write_text("")
+    elif damage == "list manifest":
+        manifest.write_text("[]")
+    elif damage == "no manifest":
+        manifest.unlink()
+    else:
+        weights.unlink()
+    files.take_notices()
+    resumed = build_index(gemma2, loaded, texts, part, settings=settings, progress=False, resume=True)
+    _same_index(whole, resumed)
+    notes = files.take_notices()
+    assert notes and all("\n" not in n and "kept aside as" in n for n in notes)
+    assert list(part.glob("*.bak-*"))
+
+
+def test_a_complete_index_with_a_damaged_manifest_is_refused_in_one_line(gemma2, loaded, tmp_path):
+    from saetui.sae.index import find_index
+
+    build_index(gemma2, loaded, TEXTS[:4], tmp_path / "ok", settings=IndexSettings(top_k=2), progress=False)
+    for content in ("[]", "{}", '{"n_tokens": "x"}', "null", '{"n_tokens": 3, "settings": 5}'):
+        saved = (tmp_path / "ok" / "manifest.json").read_text()
+        (tmp_path / "ok" / "manifest.json").write_text(content)
+        with pytest.raises(InputError, match="corrupt feature index") as err:
+            FeatureIndex.load(tmp_path / "ok", gemma2, loaded)
+        assert "\n" not in str(err.value)
+        assert find_index(gemma2, loaded, [tmp_path / "ok"]) is None
+        (tmp_path / "ok" / "manifest.json").write_text(saved)
+    assert find_index(gemma2, loaded, [tmp_path / "missing", tmp_path / "ok"]).root == tmp_path / "ok"
+
+
+def test_index_out_is_checked_before_any_work(gemma2, loaded, tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    ran = {"n": 0}
+    original = ActivationCollector.run
+
+    def counting(self, *args, **kwargs):
+        ran["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ActivationCollector, "run", counting)
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        build_index(gemma2, loaded, TEXTS, tmp_path / "afile", progress=False)
+    with pytest.raises(InputError, match="cannot create the index folder /proc"):
+        build_index(gemma2, loaded, TEXTS, "/proc/nope/idx", progress=False)
+    assert ran["n"] == 0
