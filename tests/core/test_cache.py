@@ -81,3 +81,33 @@ def test_dataset_formats_and_errors(tmp_path):
         read_dataset(tmp_path / "empty.txt")
     with pytest.raises(InputError, match="no dataset file"):
         read_dataset(tmp_path / "missing.txt")
+
+
+def test_damaged_manifests_and_unwritable_roots_are_one_line_errors(gemma2, tmp_path, monkeypatch):
+    ActivationCache(tmp_path / "c").build(gemma2, TEXTS[:4], HOOKS[:1], progress=False)
+    for content in (b"[]", b"{}", b"\xff\xfe", b"{not json"):
+        (tmp_path / "c" / "manifest.json").write_bytes(content)
+        with pytest.raises(InputError, match="corrupt cache manifest") as err:
+            ActivationCache(tmp_path / "c").tokens()
+        assert "\n" not in str(err.value)
+    ran = {"n": 0}
+    original = ActivationCollector.run
+
+    def counting(self, *args, **kwargs):
+        ran["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ActivationCollector, "run", counting)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(InputError, match="cannot create the cache folder .*afile"):
+        ActivationCache(tmp_path / "afile").build(gemma2, TEXTS, HOOKS[:1], progress=False)
+    with pytest.raises(InputError, match="cannot create the cache folder /proc"):
+        ActivationCache("/proc/saetui-cache").build(gemma2, TEXTS, HOOKS[:1], progress=False)
+    assert ran["n"] == 0  # refused before any forward pass
+
+
+def test_temporaries_of_a_killed_writer_are_removed_on_resume(gemma2, tmp_path):
+    cache = ActivationCache(tmp_path / "c").build(gemma2, TEXTS[:4], HOOKS[:1], progress=False)
+    (tmp_path / "c" / ".shard_00000.tokens.npy.abc123.tmp").write_bytes(b"half")  # as a SIGKILL leaves it
+    cache.build(gemma2, TEXTS[:4], HOOKS[:1], progress=False)
+    assert not [p for p in (tmp_path / "c").iterdir() if p.name.endswith(".tmp")]
