@@ -88,7 +88,11 @@ class SaeTuiApp(App[None]):
         self.session = session or Session()
         saved, self._restore_note = state.load_session() if restore else (None, None)
         saved = saved or {}
-        if model is None and saved.get("model"):
+        # The model saved is the last one that loaded; one restored from the session that no longer
+        # loads falls back to the demo (with a notice) instead of opening on an error every time.
+        self._good_model: tuple[str | None, list[str] | None] = (saved.get("model"), saved.get("saes"))
+        self._restoring = model is None and bool(saved.get("model"))
+        if self._restoring:
             model, saes = saved["model"], saved.get("saes")
         self._model_arg, self._sae_args = model, saes
         self._initial_prompt = prompt if prompt is not None else saved.get("prompt") or self.DEFAULT_PROMPT
@@ -154,7 +158,9 @@ class SaeTuiApp(App[None]):
     # ------------------------------------------------------------------ workers
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load_worker(self) -> None:
-        self.session.load(self._model_arg, self._sae_args)
+        model, saes = self._model_arg, self._sae_args
+        self.session.load(model, saes)
+        self._good_model = (model, saes)
         self.post_message(Loaded(self.session.status()))
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
@@ -198,8 +204,18 @@ class SaeTuiApp(App[None]):
             message = " ".join(str(error).split()) or type(error).__name__
             self.notify(message, title=f"{event.worker.group} failed", severity="error", timeout=8)
             self.query_one(StatusBar).show(self.session.status(), note=f"error: {message}")
-            if event.worker.group == "load":
-                self.push_screen(ErrorScreen("Could not load the model or SAE", message))
+            if event.worker.name == "load_worker" and self._restoring and self._model_arg is not None:
+                self._restoring = False
+                self.notify(f"the last session's model {self._model_arg} did not load; opened the demo instead",
+                            severity="warning", timeout=10)
+                self._model_arg, self._sae_args = None, None
+                self._start_load()
+            elif event.worker.group == "load":
+                if self.session.model is None:
+                    hint = "\n\nCtrl+P, then 'load model demo' opens the bundled demo."
+                else:
+                    hint = f"\n\n{self.session.model.name} stays loaded."
+                self.push_screen(ErrorScreen("Could not load the model or SAE", message + hint))
 
     # ------------------------------------------------------------------ messages from workers
     def on_loaded(self, message: Loaded) -> None:
@@ -244,8 +260,7 @@ class SaeTuiApp(App[None]):
     # ------------------------------------------------------------------ actions
     def action_analyze(self) -> None:
         if not self.session.ready:
-            waiting = self.session.model is None or self.workers
-            self.notify("still loading the model" if waiting else "no SAE loaded: Ctrl+P, then 'load sae SPEC'", severity="warning")
+            self.notify(self._not_ready(), severity="warning")
             return
         self.analyze_worker(self.query_one("#prompt", TextArea).text)
 
@@ -258,9 +273,16 @@ class SaeTuiApp(App[None]):
         rows = [(b.key.replace(",", " / "), b.description) for b in self.BINDINGS] + self.TABLE_KEYS
         self.push_screen(HelpScreen(rows))
 
+    def _not_ready(self) -> str:
+        if any(w.group == "load" and w.is_running for w in self.workers):
+            return "still loading the model"
+        if self.session.model is None:
+            return "no model loaded: Ctrl+P, then 'load model demo' (or a model id)"
+        return "no SAE loaded: Ctrl+P, then 'load sae SPEC'"
+
     def action_generate(self) -> None:
         if not self.session.ready:
-            self.notify("still loading the model", severity="warning")
+            self.notify(self._not_ready(), severity="warning")
             return
         try:
             settings = {
@@ -296,8 +318,9 @@ class SaeTuiApp(App[None]):
     # ------------------------------------------------------------------ palette commands and saved state
     def save_session(self) -> None:
         try:
+            model, saes = self._good_model
             state.save_session({
-                "model": self._model_arg, "saes": self._sae_args,
+                "model": model, "saes": saes,
                 "prompt": self.query_one("#prompt", TextArea).text,
                 "specs": [s.to_dict() for s in self.session.specs], "history": self._history[-50:],
             })
@@ -331,7 +354,9 @@ class SaeTuiApp(App[None]):
             self.notify(f"{dropped} saved steering spec(s) no longer fit the loaded SAEs and were dropped", severity="warning")
 
     def load_model(self, name: str) -> None:
-        self._model_arg, self._sae_args = name, None
+        """`demo` (or `saetui-demo`) is the bundled demo model and SAE."""
+        self._restoring = False
+        self._model_arg, self._sae_args = (None if name.strip().lower() in ("demo", "saetui-demo") else name), None
         self.notify(f"loading {name}… (then: load sae SPEC)")
         self._start_load()
 

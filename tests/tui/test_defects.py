@@ -44,6 +44,8 @@ def test_quit_while_loading_does_not_join_the_load_worker():
         assert not session.release.is_set()
     finally:
         session.release.set()
+        if session.thread is not None:
+            session.thread.join()  # let the load end before the next test
     from saetui import state
 
     saved, _ = state.load_session()
@@ -56,3 +58,43 @@ def test_run_ends_the_process_without_waiting_for_threads(monkeypatch):
     monkeypatch.setattr(app_module.os, "_exit", lambda code: calls.append(code))
     app_module.run()
     assert calls == [0]
+
+
+# ---------------------------------------------------------------- 2: a failed model load is not saved
+async def test_a_failed_model_load_is_not_saved_and_load_model_demo_works():
+    from saetui import state
+    from saetui.tui.screens.error import ErrorScreen
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.load_model("/nonexistent")
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorScreen) and "saetui-demo stays loaded" in app.screen.message
+        await pilot.press("escape")
+        await pilot.press("ctrl+q")
+    saved, _ = state.load_session()
+    assert saved["model"] is None  # the demo, which loaded; not the path that failed
+    again = SaeTuiApp()
+    async with again.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert not isinstance(again.screen, ErrorScreen) and again.session.ready
+        again.load_model("/nonexistent")
+        await settle(pilot)
+        await pilot.press("escape")
+        again.load_model("demo")
+        await settle(pilot)
+        assert again.session.ready and again.session.last is not None
+
+
+async def test_a_restored_model_that_fails_falls_back_to_the_demo():
+    from saetui import state
+    from saetui.tui.screens.error import ErrorScreen
+
+    state.save_session({"model": "/nonexistent", "saes": ["x"], "prompt": PROMPT, "specs": [], "history": []})
+    app = SaeTuiApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert not isinstance(app.screen, ErrorScreen)
+        assert app.session.ready and app.session.last is not None
+        assert any("opened the demo instead" in n for n in notes(app))
