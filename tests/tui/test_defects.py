@@ -98,3 +98,16 @@ async def test_a_restored_model_that_fails_falls_back_to_the_demo():
         assert not isinstance(app.screen, ErrorScreen)
         assert app.session.ready and app.session.last is not None
         assert any("opened the demo instead" in n for n in notes(app))
+
+
+# ---------------------------------------------------------------- 1: resize reads the new size
+async def test_resize_shows_and_hides_the_too_small_notice_at_once():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.resize_terminal(30, 10)
+        await pilot.pause()
+        assert app.query_one("#too-small").display and not app.query_one("#main").display
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not app.query_one("#too-small").display and app.query_one("#main").display
