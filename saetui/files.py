@@ -43,6 +43,7 @@ def notice(message: str) -> str:
     """Record a one-line notice (a file set aside, ...) for the CLI or the app to show; also logged."""
     message = " ".join(message.split())
     _NOTICES.append(message)
+    del _NOTICES[:-100]  # nobody may be collecting them: keep the latest only
     log.warning("saetui: warning: %s", message)
     return message
 
