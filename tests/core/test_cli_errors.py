@@ -253,3 +253,16 @@ def test_steer_compare_prints_each_row_under_its_heading(capsys):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert out.startswith("--- steered ---\nThe cat") and "\n--- baseline ---\nThe cat" in out
+
+
+def test_undecodable_argv_bytes_are_refused_in_one_line(tmp_path):
+    """From a real command line, invalid UTF-8 arrives as lone surrogates (surrogateescape)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "saetui.cli", "analyze", "--prompt", b"caf\xff"],
+                          capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert proc.stderr.decode().splitlines() == [
+        "saetui: error: --prompt has invalid UTF-8 byte 0xff at character 3: give UTF-8 text"]
