@@ -60,9 +60,10 @@ class SaeTuiApp(App[None]):
         Binding("f5,ctrl+r", "analyze", "Analyze", priority=True),
         Binding("ctrl+up", "history(-1)", "Older prompt", show=False, priority=True),
         Binding("ctrl+down", "history(1)", "Newer prompt", show=False, priority=True),
-        Binding("f2", "show_tab('tokens')", "Tokens"),
-        Binding("f3", "show_tab('search')", "Search"),
-        Binding("f4", "show_tab('steer')", "Steer"),
+        # The tab headers name their keys; the footer keeps its 80 columns for the rest.
+        Binding("f2", "show_tab('tokens')", "Tokens", show=False),
+        Binding("f3", "show_tab('search')", "Search", show=False),
+        Binding("f4", "show_tab('steer')", "Steer", show=False),
         Binding("ctrl+g", "generate", "Generate", priority=True),
         Binding("ctrl+s", "stop", "Stop", priority=True),
         Binding("f1", "help", "Help"),
@@ -110,17 +111,17 @@ class SaeTuiApp(App[None]):
         with Vertical(id="main"):
             yield TextArea(self._initial_prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
             with TabbedContent(id="tabs", initial="tokens"):
-                with TabPane("Tokens", id="tokens"):
+                with TabPane("Tokens F2", id="tokens"):
                     with Horizontal():
                         yield TokenTable(id="token-table")
                         yield FeatureList(id="token-features")
-                with TabPane("Search", id="search"):
+                with TabPane("Search F3", id="search"):
                     yield Input(placeholder="feature number, label, or: promotes WORD", id="search-input")
                     yield FeatureList(id="search-results")
-                with TabPane("Steer", id="steer"):
+                with TabPane("Steer F4", id="steer"):
                     yield SteeringPanel(id="steering")
             yield StatusBar("loading…", id="status")
-            yield Footer()
+            yield Footer(compact=True)
         yield Static(f"terminal too small: saetui needs at least {MIN_WIDTH}x{MIN_HEIGHT}", id="too-small")
 
     def on_load(self) -> None:
@@ -256,7 +257,7 @@ class SaeTuiApp(App[None]):
         for column in self.query(GenerationColumn):
             column.flush()
         same = self._generated[0] == self._generated[1]
-        note = "generation stopped" if message.stopped else ("steered = baseline" if same else "generation done")
+        note = "generation stopped" if message.stopped else ("generation done: steered = baseline" if same else "generation done")
         self.query_one(StatusBar).show(self.session.status(), note=note)
 
     # ------------------------------------------------------------------ actions

@@ -111,3 +111,49 @@ async def test_resize_shows_and_hides_the_too_small_notice_at_once():
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
         assert not app.query_one("#too-small").display and app.query_one("#main").display
+
+
+# ---------------------------------------------------------------- 4: generated text scrolls and follows
+class LongSession(Session):
+    """Twenty lines of generated text per row, then done."""
+
+    def generate(self, prompt, *, stop_event=None, **settings):
+        from saetui.steering.generate import Piece
+
+        for i in range(20):
+            for row in (0, 1):
+                yield Piece(row, i + 1000 * row, f"line {i} of row {row}\n")
+
+
+async def test_generated_text_follows_the_stream_and_the_status_shows_done():
+    from saetui.tui.widgets.steering_panel import GenerationColumn
+
+    app = SaeTuiApp(LongSession(), prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        await pilot.pause(0.2)
+        for column in app.query(GenerationColumn):
+            assert column.max_scroll_y > 0 and column.scroll_y == column.max_scroll_y  # the end is in view
+        status = app.query_one("#status")
+        assert "generation done" in status.render_line(0).text
+
+
+# ---------------------------------------------------------------- 5: the footer fits 80 columns
+def footer_keys_on_screen(app) -> list[str]:
+    from textual.widgets._footer import FooterKey
+
+    width = app.size.width
+    return [k.description for k in app.query(FooterKey) if k.region.width > 0 and k.region.right <= width]
+
+
+async def test_footer_shows_stop_and_help_at_80_columns():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for focus in ("#prompt", "#token-table", "#token-features", "#specs"):
+            app.query_one(focus).focus()
+            await pilot.pause()
+            shown = footer_keys_on_screen(app)
+            assert "Stop" in shown and "Help" in shown and "Quit" in shown, (focus, shown)

@@ -7,7 +7,7 @@ from textual.widgets import DataTable
 
 
 class FeatureList(DataTable):
-    BINDINGS = [Binding("a", "app.add_feature", "Add to steering"), Binding("h", "app.heat", "Heat line"),
+    BINDINGS = [Binding("a", "app.add_feature", "Add"), Binding("h", "app.heat", "Heat"),
                 Binding("l", "app.label", "Label")]
 
     def on_mount(self) -> None:

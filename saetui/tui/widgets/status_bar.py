@@ -1,4 +1,4 @@
-"""StatusBar: model, SAEs, device, dtype, GPU memory and the last analysis latency, on one line."""
+"""StatusBar: the latest note, then model, SAEs, device, dtype, GPU memory and the last analysis latency, on one line."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ class StatusBar(Static):
         if not status.get("model"):
             self.update(note or "no model loaded")
             return
-        parts = [status["model"], ", ".join(status["saes"]) or "no SAE", f"{status['device']} {status['dtype']}"]
+        # The note (what just happened) comes first, so a narrow terminal cuts the static part, not it.
+        parts = [note] if note else []
+        parts += [status["model"], ", ".join(status["saes"]) or "no SAE", f"{status['device']} {status['dtype']}"]
         if status.get("gpu_gib") is not None:
             parts.append(f"GPU {status['gpu_gib']:.1f} GiB")
         if status.get("latency_ms") is not None:
             parts.append(f"analysis {status['latency_ms']:.0f} ms")
-        if note:
-            parts.append(note)
         self.update(" | ".join(parts))

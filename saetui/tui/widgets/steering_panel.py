@@ -7,17 +7,17 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Static
 
 
 class SpecTable(DataTable):
     BINDINGS = [
         Binding("space", "app.spec('toggle')", "On/off"),
-        Binding("plus,equals_sign", "app.spec('up')", "Coef +1"),
-        Binding("minus", "app.spec('down')", "Coef -1"),
+        Binding("plus,equals_sign", "app.spec('up')", "Coef", key_display="+/-"),
+        Binding("minus", "app.spec('down')", "Coef -1", show=False),
         Binding("m", "app.spec('mode')", "Mode"),
-        Binding("delete,backspace", "app.spec('remove')", "Remove"),
+        Binding("delete,backspace", "app.spec('remove')", "Remove", key_display="del", show=False),
     ]
 
     def on_mount(self) -> None:
@@ -34,29 +34,43 @@ class SpecTable(DataTable):
             self.move_cursor(row=min(row, len(specs) - 1))
 
 
-class GenerationColumn(Static):
+class GenerationColumn(VerticalScroll):
     """Streamed text of one row; pieces whose token differs from the other column's are underlined.
 
-    Pieces arrive faster than a terminal needs to repaint (hundreds a second), so they are collected
-    and the widget re-renders at most 30 times a second; `flush` paints what is pending at once.
+    The column scrolls, and follows the stream while its end is in view (scroll up to read back; the
+    next repaint at the end follows again). Pieces arrive faster than a terminal needs to repaint
+    (hundreds a second), so they are collected and the text re-renders at most 30 times a second;
+    `flush` paints what is pending at once.
     """
 
     REFRESH_HZ = 30
+    can_focus = True
 
-    def on_mount(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._rich = Text()
         self._dirty = False
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="gen-text")
+
+    def on_mount(self) -> None:
         self.set_interval(1 / self.REFRESH_HZ, self.flush)
 
     @property
     def text(self) -> str:
         return self._rich.plain
 
+    @property
+    def _body(self) -> Static:
+        return self.query_one(".gen-text", Static)
+
     def reset(self, title: str) -> None:
         self.border_title = title
         self._rich = Text()
         self._dirty = False
-        self.update(self._rich)
+        self._body.update(self._rich)
+        self.scroll_home(animate=False)
 
     def append(self, piece: str, marked: bool = False) -> None:
         self._rich.append(piece, style="bold underline" if marked else "")
@@ -65,7 +79,10 @@ class GenerationColumn(Static):
     def flush(self) -> None:
         if self._dirty:
             self._dirty = False
-            self.update(self._rich.copy())
+            follow = self.scroll_y >= self.max_scroll_y - 1
+            self._body.update(self._rich.copy())
+            if follow:
+                self.call_after_refresh(self.scroll_end, animate=False)
 
 
 class SteeringPanel(Vertical):
