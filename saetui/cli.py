@@ -500,7 +500,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         resolve(spec if spec.sae else dataclasses.replace(spec, sae=default), manager)
     del manager, _
     path = snapshot(args.prompt, args.out, features=args.feature, generate=args.generate, size=args.size,
-                    model=args.snap_model, saes=args.snap_sae)
+                    model=args.snap_model, saes=args.snap_sae, fail_on_error=True)
     print(path)
     return 0
 

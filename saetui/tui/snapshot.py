@@ -11,11 +11,20 @@ from saetui.errors import InputError
 
 
 async def _render(prompt: str, features: list[str], generate: bool, size: tuple[int, int],
-                  model: str | None, saes: list[str] | None, keys: list[str]) -> str:
+                  model: str | None, saes: list[str] | None, keys: list[str], errors: list[str] | None = None) -> str:
     from saetui.steering.spec import SteeringSpec
     from saetui.tui.app import SaeTuiApp
 
     app = SaeTuiApp(model=model, saes=saes, prompt=prompt)
+    if errors is not None:  # collect what the app shows as errors, for callers that must not exit 0 on one
+        shown = app.notify
+
+        def notify(message, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if kwargs.get("severity") == "error":
+                errors.append(" ".join(str(message).split()))
+            return shown(message, *args, **kwargs)
+
+        app.notify = notify  # type: ignore[method-assign]
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
         for text in features:
@@ -49,11 +58,18 @@ async def settle(pilot) -> None:
 
 def snapshot(prompt: str, out: str | Path, *, features: list[str] | None = None, generate: bool = False,
              size: str = "120x40", model: str | None = None, saes: list[str] | None = None,
-             keys: list[str] | None = None) -> Path:
-    """Run the app headless, do the work, press `keys`, and write the screen to `out` as SVG."""
+             keys: list[str] | None = None, fail_on_error: bool = False) -> Path:
+    """Run the app headless, do the work, press `keys`, and write the screen to `out` as SVG.
+
+    With `fail_on_error`, an error the app shows (a failed load or generation) raises InputError
+    and nothing is written: a picture of an error is not a successful snapshot.
+    """
     width, height = parse_size(size)
     check_out_file(Path(out))
-    svg = asyncio.run(_render(prompt, features or [], generate, (width, height), model, saes, keys or []))
+    errors: list[str] | None = [] if fail_on_error else None
+    svg = asyncio.run(_render(prompt, features or [], generate, (width, height), model, saes, keys or [], errors))
+    if errors:
+        raise InputError(f"the app showed an error, no SVG written: {errors[0]}")
     path = Path(out)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(svg, encoding="utf-8")

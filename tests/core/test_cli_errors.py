@@ -266,3 +266,18 @@ def test_undecodable_argv_bytes_are_refused_in_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stdout == b""
     assert proc.stderr.decode().splitlines() == [
         "saetui: error: --prompt has invalid UTF-8 byte 0xff at character 3: give UTF-8 text"]
+
+
+def test_snapshot_of_an_app_error_is_an_error_not_a_picture(monkeypatch, capsys, tmp_path):
+    from saetui.sae.analyzer import SAEAnalyzer
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("analysis broke")
+
+    monkeypatch.setattr(SAEAnalyzer, "analyze", broken)
+    code = main(["snapshot", *P, "--out", str(tmp_path / "s.svg"), "--size", "80x24"])
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert (code, out) == (2, ""), err
+    assert len(lines) == 1 and lines[0].startswith("saetui: error: the app showed an error"), err
+    assert "analysis broke" in lines[0] and not (tmp_path / "s.svg").exists()
