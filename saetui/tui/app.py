@@ -104,7 +104,6 @@ class SaeTuiApp(App[None]):
         self._stop = threading.Event()
         self._sae_name: str | None = None
         self._generated: list[list[int]] = [[], []]
-        self._first_analysis = False
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -116,7 +115,7 @@ class SaeTuiApp(App[None]):
                         yield TokenTable(id="token-table")
                         yield FeatureList(id="token-features")
                 with TabPane("Search F3", id="search"):
-                    yield Input(placeholder="feature number, label, or: promotes WORD", id="search-input")
+                    yield Input(placeholder="feature number, label, or: promotes WORD", id="search-input", select_on_focus=False)
                     yield FeatureList(id="search-results")
                 with TabPane("Steer F4", id="steer"):
                     yield SteeringPanel(id="steering")
@@ -135,6 +134,9 @@ class SaeTuiApp(App[None]):
         self.query_one("#specs").border_title = "Steering (Ctrl+G generates, Ctrl+S stops)"
         self.query_one("#gen-baseline", GenerationColumn).reset("baseline")
         self.query_one("#gen-steered", GenerationColumn).reset("steered")
+        prompt = self.query_one("#prompt", TextArea)
+        prompt.move_cursor(prompt.document.end)  # typing continues the restored text
+        prompt.focus()
         self._check_size()
         if self._restore_note:
             self.notify(self._restore_note, severity="warning", timeout=8)
@@ -230,16 +232,13 @@ class SaeTuiApp(App[None]):
             self._sae_name = names[0]
         self.query_one(StatusBar).show(message.status)
         self._restore_specs()
-        self._first_analysis = True
         self.action_analyze()
 
     def on_analysis_done(self, message: AnalysisDone) -> None:
         self.query_one(TokenTable).show(message.result, self._sae_name)
         self.query_one(StatusBar).show(self.session.status())
         self._show_token_features(0)
-        if self._first_analysis:  # on start, arrows move through the tokens at once
-            self._first_analysis = False
-            self.query_one(TokenTable).focus()
+        # Focus stays where the user put it (the prompt, on start): what they type while the model loads is kept.
         prompt = message.result.prompt
         if not self._history or self._history[-1] != prompt:
             self._history.append(prompt)
@@ -270,7 +269,9 @@ class SaeTuiApp(App[None]):
     def action_show_tab(self, tab: str) -> None:
         """Switch tab and focus its main widget, so the keys that follow go there."""
         self.query_one(TabbedContent).active = tab
-        self.query_one({"tokens": "#token-table", "search": "#search-input", "steer": "#specs"}[tab]).focus()
+        target = self.query_one({"tokens": "#token-table", "search": "#search-input", "steer": "#specs"}[tab])
+        target.focus()
+        self.call_after_refresh(target.focus)  # the tab switch may move focus once more; the target wins
 
     def action_help(self) -> None:
         rows = [(b.key.replace(",", " / "), b.description) for b in self.BINDINGS] + self.TABLE_KEYS
@@ -538,6 +539,8 @@ class SaeTuiApp(App[None]):
         def done(choice: str | None) -> None:
             if choice == "steer":
                 self._add_to_steering(feature)
+            elif self.query_one(TabbedContent).active == "search":
+                self.query_one("#search-input").focus()  # back to refining the search, not to the list's keys
 
         return done
 

@@ -157,3 +157,36 @@ async def test_footer_shows_stop_and_help_at_80_columns():
             await pilot.pause()
             shown = footer_keys_on_screen(app)
             assert "Stop" in shown and "Help" in shown and "Quit" in shown, (focus, shown)
+
+
+# ---------------------------------------------------------------- 7: focus stays where the user types
+async def test_prompt_keeps_focus_and_text_while_loading_and_after():
+    app = SaeTuiApp(prompt="Anna has")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press(*" a cat")  # typed at once, while the model loads
+        await settle(pilot)
+        await pilot.press(*" today")
+        await pilot.pause()
+        assert app.focused is app.query_one("#prompt")
+        assert app.query_one("#prompt").text == "Anna has a cat today"
+
+
+async def test_keys_after_f3_and_after_the_detail_screen_go_to_the_search_box():
+    from saetui.tui.screens.feature_detail import FeatureDetailScreen
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("f3", *"la")
+        await settle(pilot)
+        assert app.query_one("#search-input").value == "la"
+        assert not any(isinstance(s, type(app.screen)) and s is not app.screen for s in app.screen_stack[1:])
+        assert app.screen is app.screen_stack[0]  # no label dialog opened
+        app.query_one("#search-results").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, FeatureDetailScreen)
+        await pilot.press("escape", *"b")
+        await settle(pilot)
+        assert app.screen is app.screen_stack[0]
+        assert app.query_one("#search-input").value == "lab"
