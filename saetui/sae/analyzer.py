@@ -183,7 +183,7 @@ def _analyze_tokens(
     lat = s.sae.encode(x)  # (N, d_sae)
     k = min(top_k, lat.shape[-1])
     tok_vals, tok_idx = lat.topk(k, dim=-1)  # (N, k)
-    sparse = _sparse_latents(s.sae, lat)
+    sparse = _sparse_latents(s, lat)
     l0 = sparse.crow_indices().diff() if sparse is not None else (lat != 0).sum(-1)
     if reconstruction:
         x_hat = _decode(s.sae, lat, sparse).to(lat.dtype)
@@ -253,8 +253,9 @@ def _counted_rows(lat: torch.Tensor, counted: torch.Tensor) -> tuple[torch.Tenso
     return lat * keep, 0
 
 
-def _sparse_latents(sae: Any, lat: torch.Tensor) -> torch.Tensor | None:
-    """lat (N, d_sae) as a CSR matrix, on the CPU, for SAEs whose decoder is plain `lat @ W_dec + b_dec`.
+def _sparse_latents(s: LoadedSAE, lat: torch.Tensor) -> torch.Tensor | None:
+    """lat (N, d_sae) as a CSR matrix, on the CPU, for SAEs whose decoder is plain `lat @ W_dec + b_dec`
+    (the SAE's kind says so: `linear_decode`, decided when it was loaded).
 
     A trained SAE fires ~1% of its features, and on the CPU one CSR conversion gives both the L0
     (row lengths) and a decode 2-3x cheaper than the dense product; on GPUs dense is faster.
@@ -262,12 +263,12 @@ def _sparse_latents(sae: Any, lat: torch.Tensor) -> torch.Tensor | None:
     import warnings
 
     import torch
-    from sae_lens import JumpReLUSAE, StandardSAE
 
+    sae = s.sae
     plain = (
         lat.device.type == "cpu"
         and lat.dtype == torch.float32
-        and type(sae).decode in (JumpReLUSAE.decode, StandardSAE.decode)
+        and s.kind.linear_decode
         and sae.cfg.normalize_activations == "none"
         and sae.cfg.reshape_activations == "none"
     )

@@ -8,7 +8,8 @@ A spec is one of
 Every SAE is checked before it is accepted: its hook point exists on the model and its layer is in
 range, d_in equals the model's width there, all weights are finite, activation-normalisation
 settings are folded or refused (never ignored), and a registry model that differs from the loaded
-one gives a warning. Each SAE is moved to the device of the layer it hooks.
+one gives a warning. Each SAE is moved to the device of the layer it hooks, and its kind
+(saetui.sae.kinds: what its architecture can encode, clamp and decode) is decided once, here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from saetui.errors import SAELoadError, SaetuiError, first_line
+from saetui.sae.kinds import SAEKind, kind_of
 from saetui.sae.registry import check_registry_spec, model_key
 
 if TYPE_CHECKING:
@@ -46,6 +48,12 @@ class LoadedSAE:
     neuronpedia_id: str | None = None
     # (d_sae,) max activation per feature, from a feature index when one is loaded (steering in "max" units)
     max_activations: torch.Tensor | None = None
+    # what this SAE's architecture can do (encode single features, clamp, decode linearly): decided once, here
+    kind: SAEKind | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind is None:
+            self.kind = kind_of(self.sae)
 
     @property
     def d_sae(self) -> int:
@@ -145,7 +153,7 @@ class SAEManager:
         unique, n = base, 2
         while unique in self._saes:
             unique, n = f"{base}#{n}", n + 1
-        loaded = LoadedSAE(unique, spec, sae, hook_name, point.layer, release, sae_id, neuronpedia_id)
+        loaded = LoadedSAE(unique, spec, sae, hook_name, point.layer, release, sae_id, neuronpedia_id, kind=kind_of(sae))
         self._saes[unique] = loaded
         return loaded
 

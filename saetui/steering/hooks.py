@@ -3,8 +3,10 @@
 For a hooked activation x (B, T, d) and the specs of batch row b at that hook:
 
     add     x += c * W_dec[f]                              (precomputed sum over the row's add specs)
-    clamp   x += (v - a_f(x)) * W_dec[f]                   a_f: the SAE's activation of feature f,
-    ablate  clamp with v = 0                               computed from f's encoder column only
+    clamp   x += (v - a_f(x)) * W_dec[f]                   a_f: the SAE's activation of feature f, from
+    ablate  clamp with v = 0                               its kind's column encoder (saetui.sae.kinds):
+                                                           f's encoder column only where the architecture
+                                                           allows, else the full encode
 
 x itself is never replaced by the SAE's reconstruction, so what the SAE cannot reconstruct (its
 error term) stays in the model. Each row of the batch has its own specs (baseline, steered, sweep
@@ -16,7 +18,7 @@ forward, so they are right for the prompt (T tokens) and for every cached decodi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from saetui.errors import InputError
 from saetui.models.hooks import HookSet
@@ -35,16 +37,15 @@ class _ScopePlan:
 
     add:     (B, d) summed c * W_dec[f] per row, or None
     feats:   (m,) clamped features;  values: (B, m) target values;  active: (B, m) 1 where row b clamps
-    w_enc: (d, m), b_enc: (m,), threshold: (m,) or None, w_dec: (m, d)  -- the clamped features' weights
+    encode:  x (B, T, d) -> (B, T, m) the clamped features' activations (the SAE kind's column encoder)
+    w_dec:   (m, d) the clamped features' decoder rows
     """
 
     add: torch.Tensor | None = None
     feats: torch.Tensor | None = None
     values: torch.Tensor | None = None
     active: torch.Tensor | None = None
-    w_enc: torch.Tensor | None = None
-    b_enc: torch.Tensor | None = None
-    threshold: torch.Tensor | None = None
+    encode: Callable[[torch.Tensor], torch.Tensor] | None = None
     w_dec: torch.Tensor | None = None
 
 
@@ -172,10 +173,7 @@ def build_plans(rows: list[list[ResolvedSpec]]) -> dict[str, tuple[LoadedSAE, di
                 for r, rs in clamps:
                     plan.values[r, col[rs.spec.feature]] = rs.value
                     plan.active[r, col[rs.spec.feature]] = 1.0
-                plan.w_enc = sae.W_enc.detach()[:, plan.feats]
-                plan.b_enc = sae.b_enc.detach()[plan.feats]
-                threshold = getattr(sae, "threshold", None)
-                plan.threshold = threshold.detach()[plan.feats] if threshold is not None else None
+                plan.encode = loaded.kind.column_encoder(sae, plan.feats)
                 plan.w_dec = w_dec[plan.feats]
             out[scope] = plan
         plans[hook] = (loaded, out)
@@ -183,15 +181,8 @@ def build_plans(rows: list[list[ResolvedSpec]]) -> dict[str, tuple[LoadedSAE, di
 
 
 def feature_activations(loaded: LoadedSAE, x: torch.Tensor, plan: _ScopePlan) -> torch.Tensor:
-    """a_f(x) for the plan's clamped features only: (B, T, m). Same formula as sae.encode, m columns."""
-    import torch
-
-    sae_in = loaded.sae.process_sae_in(x)  # dtype, input normalisation, minus b_dec where the SAE does that
-    pre = sae_in @ plan.w_enc + plan.b_enc
-    acts = torch.relu(pre)
-    if plan.threshold is not None:  # JumpReLU
-        acts = acts * (pre > plan.threshold).to(acts.dtype)
-    return acts
+    """a_f(x) for the plan's clamped features only: (B, T, m), as sae.encode(x)[..., feats] (see saetui.sae.kinds)."""
+    return plan.encode(x)
 
 
 def _delta(loaded: LoadedSAE, plan: _ScopePlan, x: torch.Tensor) -> torch.Tensor:

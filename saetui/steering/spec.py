@@ -135,12 +135,10 @@ def resolve(spec: SteeringSpec, saes: SAEManager) -> ResolvedSpec:
 
 
 def check_clampable(loaded: LoadedSAE) -> None:
-    """Clamp/ablate encode single features, which needs a per-feature activation: JumpReLU (threshold) or ReLU."""
-    from sae_lens import JumpReLUSAE, StandardSAE
-
-    if not isinstance(loaded.sae, (JumpReLUSAE, StandardSAE)):
+    """Clamp/ablate need a feature's own activation a_f(x); the SAE's kind (decided at load) says whether it has one."""
+    if not loaded.kind.clamp:
         arch = loaded.sae.cfg.architecture()
         raise InputError(
-            f"clamp/ablate needs a JumpReLU SAE (with its threshold) or a ReLU SAE; SAE {loaded.name} is {arch}, "
-            "whose feature activations cannot be computed one feature at a time: use add"
+            f"clamp/ablate needs a JumpReLU SAE (with its threshold), a ReLU SAE or a gated SAE; SAE {loaded.name} is {arch}, "
+            f"{loaded.kind.clamp_refusal or 'whose feature activations cannot be computed one feature at a time'}: use add"
         )
