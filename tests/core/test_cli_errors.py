@@ -124,6 +124,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("labels-no-file", ["labels"], "required: file"),
     ("labels-missing-file", ["labels", "{tmp}/none.json"], "no labels file"),
     ("labels-dtype-junk", ["labels", "{file}", "--dtype", "junk"], "unknown dtype"),
+    ("labels-index-missing", ["labels", "{labels}", "--index", "{tmp}/no-index"], "no feature index at"),
+    ("labels-index-is-a-file", ["labels", "{labels}", "--index", "{file}"], "feature index at"),
     # snapshot
     ("snapshot-no-out", ["snapshot", *P], "required: --out"),
     ("snapshot-no-prompt", ["snapshot", "--out", "{tmp}/s.svg"], "required: --prompt"),
@@ -152,6 +154,8 @@ CASES: list[tuple[str, list[str], str]] = [
 def places(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the cat sat on the mat\n", encoding="utf-8")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("feature,label\n1,cats\n", encoding="utf-8")
     file = tmp_path / "afile"
     file.write_text("x", encoding="utf-8")
     readonly = tmp_path / "readonly"
@@ -159,7 +163,8 @@ def places(tmp_path):
     readonly.chmod(0o500)
     # root writes in any folder: /proc takes no new files from anyone
     unwritable = "/proc" if os.access(readonly, os.W_OK) else str(readonly)
-    yield {"tmp": str(tmp_path), "corpus": str(corpus), "file": str(file), "readonly": unwritable}
+    yield {"tmp": str(tmp_path), "corpus": str(corpus), "file": str(file), "readonly": unwritable,
+           "labels": str(labels)}
     readonly.chmod(0o700)
 
 
