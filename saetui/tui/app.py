@@ -103,6 +103,7 @@ class SaeTuiApp(App[None]):
         self._history_pos = len(self._history)
         self._stop = threading.Event()
         self._sae_name: str | None = None
+        self._heat_feature: int | None = None  # the feature whose heat line is on, if any
         self._generated: list[list[int]] = [[], []]
 
     # ------------------------------------------------------------------ layout
@@ -236,6 +237,9 @@ class SaeTuiApp(App[None]):
 
     def on_analysis_done(self, message: AnalysisDone) -> None:
         self.query_one(TokenTable).show(message.result, self._sae_name)
+        self._set_heat_title(None)
+        if self._heat_feature is not None:  # keep the heat line on, computed for the new prompt
+            self.heat_worker(self._heat_feature)
         self.query_one(StatusBar).show(self.session.status())
         self._show_token_features(0)
         # Focus stays where the user put it (the prompt, on start): what they type while the model loads is kept.
@@ -373,6 +377,7 @@ class SaeTuiApp(App[None]):
 
         try:
             self._sae_name = self.session.saes.get(key).name
+            self._heat_feature = None  # feature numbers belong to one SAE
         except SaetuiError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -458,9 +463,18 @@ class SaeTuiApp(App[None]):
         self.push_screen(LabelScreen(feature, current), save)
 
     def action_heat(self) -> None:
+        """h: heat line of the highlighted feature; h on the feature already shown turns it off."""
         feature = self._focused_feature()
-        if feature is not None:
-            self.heat_worker(feature)
+        if feature is None:
+            return
+        if feature == self._heat_feature:
+            self._heat_feature = None
+            if self.session.last is not None:
+                self.query_one(TokenTable).show(self.session.last, self._sae_name)
+            self._set_heat_title(None)
+            return
+        self._heat_feature = feature
+        self.heat_worker(feature)
 
     def action_spec(self, op: str) -> None:
         table = self.query_one(SpecTable)
@@ -523,8 +537,14 @@ class SaeTuiApp(App[None]):
             self.query_one("#search-results", FeatureList).show(rows)
 
     def _show_heat(self, feature: int, acts: list[float]) -> None:
+        if feature != self._heat_feature or self.session.last is None or len(acts) != len(self.session.last.tokens):
+            return  # turned off, or another feature or prompt since
         self.query_one(TokenTable).show(self.session.last, self._sae_name, heat=acts)
-        self.query_one("#token-table").border_title = f"Tokens — heat of feature {feature} (max {max(acts, default=0):.2f})"
+        self._set_heat_title(feature, max(acts, default=0.0))
+
+    def _set_heat_title(self, feature: int | None, top: float = 0.0) -> None:
+        table = self.query_one("#token-table")
+        table.border_title = "Tokens" if feature is None else f"Tokens — heat of feature {feature}, max {top:.2f}"
 
     def _focused_feature(self) -> int | None:
         focused = self.focused

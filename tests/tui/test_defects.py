@@ -190,3 +190,35 @@ async def test_keys_after_f3_and_after_the_detail_screen_go_to_the_search_box():
         await settle(pilot)
         assert app.screen is app.screen_stack[0]
         assert app.query_one("#search-input").value == "lab"
+
+
+# ---------------------------------------------------------------- 6: heat line
+async def test_heat_line_keeps_the_cursor_follows_new_prompts_shows_numbers_and_turns_off():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        tokens = app.query_one("#token-table")
+        tokens.focus()
+        await pilot.press("down", "down", "down")
+        features = app.query_one("#token-features")
+        features.focus()
+        feature = features.current_feature()
+        await pilot.press("h")
+        await settle(pilot)
+        assert tokens.cursor_row == 3
+        title = str(tokens.border_title)
+        assert f"heat of feature {feature}" in title
+        acts = app.session.feature_activations(app._sae_name, feature)
+        assert f"{acts[3]:5.2f}" in str(tokens.get_row_at(3)[2])  # the number, not only a colour
+        app.query_one("#prompt").text = "Anna has a red cat"
+        await pilot.press("f5")
+        await settle(pilot)
+        assert len(app.session.last.tokens) == tokens.row_count
+        new_acts = app.session.feature_activations(app._sae_name, feature)
+        assert f"max {max(new_acts):.2f}" in str(tokens.border_title)  # refreshed for the new prompt
+        features.focus()
+        features.show([(feature, 1.0, "")])  # the same feature highlighted again: h turns it off
+        await pilot.press("h")
+        await settle(pilot)
+        assert "heat" not in str(tokens.border_title)
+        assert "│" not in str(tokens.get_row_at(0)[2])

@@ -19,6 +19,8 @@ class TokenTable(DataTable):
         self.add_columns("#", "token", "top features")
 
     def show(self, result: Any, sae: str, heat: list[float] | None = None) -> None:
+        """Fill the rows; the cursor stays on the row it was on (as far as the new rows go)."""
+        row = self.cursor_row
         self.clear()
         res = result.sae(sae)
         top = max(heat) if heat else 0.0
@@ -28,5 +30,9 @@ class TokenTable(DataTable):
                 level = min(len(_HEAT) - 1, int(len(_HEAT) * heat[tok.index] / top)) if heat[tok.index] > 0 else 0
                 text.stylize(f"on {_HEAT[level]}")
             label = Text(f"{tok.index}{'*' if tok.special else ''}")
-            shown = "  ".join(f"{f}:{a:.1f}" for f, a in feats[:3])
+            shown = Text("  ".join(f"{f}:{a:.1f}" for f, a in feats[:3]))
+            if heat:  # the heat as a number too, not only a colour
+                shown = Text.assemble((f"{heat[tok.index]:5.2f}", "bold"), " │ ", shown)
             self.add_row(label, text, shown, key=str(tok.index))
+        if self.row_count:
+            self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)
