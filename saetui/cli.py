@@ -4,8 +4,11 @@
     saetui steer --model ID_OR_DIR --sae SPEC --prompt TEXT --feature [SAE/]FEATURE:COEF[:MODE] ... [--compare] [--sweep C1,C2]
     saetui saes [--model NAME] [--json]
 
-User mistakes print one line on stderr (`saetui: error: ...`) and exit with code 2; warnings print
+User mistakes print one line on stderr (`saetui: error: ...`) and exit with code 2, argparse's own
+complaints included; options and output paths are checked before any model loads. Warnings print
 one line each (`saetui: warning: ...`). Nothing is written to stdout unless the command succeeds.
+A bug (any other exception) is one line too, `saetui: error: internal error: ...`, exit code 1, with
+the traceback in a log file under saetui.paths.log_dir(); SAETUI_DEBUG=1 re-raises it instead.
 """
 
 from __future__ import annotations
