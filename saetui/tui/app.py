@@ -551,8 +551,15 @@ class SaeTuiApp(App[None]):
         return focused.current_feature() if isinstance(focused, FeatureList) else None
 
     def _add_to_steering(self, feature: int) -> None:
+        table = self.query_one(SpecTable)
+        for i, existing in enumerate(self.session.specs):
+            if existing.feature == feature and existing.sae == self._sae_name:  # once is enough: point at it
+                table.move_cursor(row=i)
+                self.notify(f"feature {feature} is already in steering (row {i + 1}, F4)")
+                return
         spec = self.session.add_spec(feature, sae=self._sae_name)
-        self.query_one(SpecTable).show(self.session.specs, self.session.labels)
+        table.show(self.session.specs, self.session.labels)
+        table.move_cursor(row=len(self.session.specs) - 1)
         self.notify(f"feature {feature} added to steering ({spec.mode} {spec.coefficient:g})")
 
     def _after_detail(self, feature: int):

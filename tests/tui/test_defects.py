@@ -222,3 +222,22 @@ async def test_heat_line_keeps_the_cursor_follows_new_prompts_shows_numbers_and_
         await settle(pilot)
         assert "heat" not in str(tokens.border_title)
         assert "│" not in str(tokens.get_row_at(0)[2])
+
+
+# ---------------------------------------------------------------- 13: no duplicate spec; max tokens fits 4 digits
+async def test_adding_a_feature_twice_keeps_one_spec_and_max_tokens_shows_four_digits():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        features = app.query_one("#token-features")
+        features.focus()
+        await pilot.press("a", "a")
+        await pilot.pause()
+        assert [s.feature for s in app.session.specs] == [features.current_feature()]
+        assert any("already in steering" in n for n in notes(app))
+        await pilot.press("f4")
+        await pilot.pause()
+        box = app.query_one("#max-tokens")
+        box.value = "1000"
+        await pilot.pause()
+        assert box.content_region.width >= 5  # 4 digits and the cursor
