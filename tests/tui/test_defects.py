@@ -241,3 +241,18 @@ async def test_adding_a_feature_twice_keeps_one_spec_and_max_tokens_shows_four_d
         box.value = "1000"
         await pilot.pause()
         assert box.content_region.width >= 5  # 4 digits and the cursor
+
+
+# ---------------------------------------------------------------- 9: long labels end with an ellipsis
+async def test_long_labels_end_with_an_ellipsis_inside_the_list():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        features = app.query_one("#token-features")
+        label = "capital: paris and other capital cities of europe"
+        features.show([(549, 3.31, label), (7, 1.0, "short")])
+        await pilot.pause()
+        about = features.get_row_at(0)[2]
+        assert str(about).endswith("…") and str(about)[:-1] in label
+        assert str(features.get_row_at(1)[2]) == "short"
+        assert features.virtual_size.width <= features.content_size.width  # nothing cut at the edge
