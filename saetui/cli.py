@@ -414,7 +414,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from saetui.sae.index import IndexSettings, build_index, default_index_dir
 
     if not Path(args.corpus).is_file():
-        raise InputError(f"corpus {args.corpus} is not a file")
+        raise InputError(f"no dataset file at {args.corpus}: --corpus takes a .txt or .jsonl file")
     if args.out:
         _check_out_dir(Path(args.out))
     model, manager = _load(args)

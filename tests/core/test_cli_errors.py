@@ -96,8 +96,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("steer-unknown-sae", ["steer", *P, "--feature", "nope/5:1"], "no loaded SAE named 'nope'"),
     # index
     ("index-no-corpus", ["index"], "required: --corpus"),
-    ("index-missing-corpus", ["index", "--corpus", "{tmp}/nothing.txt"], "is not a file"),
-    ("index-corpus-is-folder", ["index", "--corpus", "{tmp}"], "is not a file"),
+    ("index-missing-corpus", ["index", "--corpus", "{tmp}/nothing.txt"], "no dataset file at"),
+    ("index-corpus-is-folder", ["index", "--corpus", "{tmp}"], "no dataset file at"),
     ("index-ctx-negative", [*INDEX, "--ctx", "-1"], "--ctx: must be a positive"),
     ("index-ctx-zero", [*INDEX, "--ctx", "0"], "--ctx"),
     ("index-max-tokens-negative", [*INDEX, "--max-tokens", "-1"], "--max-tokens"),
