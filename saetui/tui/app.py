@@ -236,7 +236,7 @@ class SaeTuiApp(App[None]):
         self.action_analyze()
 
     def on_analysis_done(self, message: AnalysisDone) -> None:
-        self.query_one(TokenTable).show(message.result, self._sae_name)
+        self.query_one(TokenTable).show(message.result, self._sae_name, tokenizer=self._tokenizer)
         self._set_heat_title(None)
         if self._heat_feature is not None:  # keep the heat line on, computed for the new prompt
             self.heat_worker(self._heat_feature)
@@ -470,7 +470,7 @@ class SaeTuiApp(App[None]):
         if feature == self._heat_feature:
             self._heat_feature = None
             if self.session.last is not None:
-                self.query_one(TokenTable).show(self.session.last, self._sae_name)
+                self.query_one(TokenTable).show(self.session.last, self._sae_name, tokenizer=self._tokenizer)
             self._set_heat_title(None)
             return
         self._heat_feature = feature
@@ -539,12 +539,16 @@ class SaeTuiApp(App[None]):
     def _show_heat(self, feature: int, acts: list[float]) -> None:
         if feature != self._heat_feature or self.session.last is None or len(acts) != len(self.session.last.tokens):
             return  # turned off, or another feature or prompt since
-        self.query_one(TokenTable).show(self.session.last, self._sae_name, heat=acts)
+        self.query_one(TokenTable).show(self.session.last, self._sae_name, heat=acts, tokenizer=self._tokenizer)
         self._set_heat_title(feature, max(acts, default=0.0))
 
     def _set_heat_title(self, feature: int | None, top: float = 0.0) -> None:
         table = self.query_one("#token-table")
         table.border_title = "Tokens" if feature is None else f"Tokens — heat of feature {feature}, max {top:.2f}"
+
+    @property
+    def _tokenizer(self) -> Any:
+        return self.session.model.tokenizer if self.session.model is not None else None
 
     def _focused_feature(self) -> int | None:
         focused = self.focused

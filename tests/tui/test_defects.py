@@ -256,3 +256,16 @@ async def test_long_labels_end_with_an_ellipsis_inside_the_list():
         assert str(about).endswith("…") and str(about)[:-1] in label
         assert str(features.get_row_at(1)[2]) == "short"
         assert features.virtual_size.width <= features.content_size.width  # nothing cut at the edge
+
+
+# ---------------------------------------------------------------- 11: byte-level tokens are readable
+async def test_partial_utf8_tokens_show_their_bytes_and_no_row_is_blank():
+    app = SaeTuiApp(prompt="Café 😀 naïve")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.query_one("#token-table")
+        shown = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert all(s.strip() for s in shown), shown
+        assert not any("\ufffd" in s for s in shown), shown
+        assert "<0xF0>" in "".join(shown)  # the first byte of 😀
+        assert "␣" in shown  # a lone space token
