@@ -1,0 +1,187 @@
+"""SAE kinds: what each architecture can encode one feature at a time, clamp and decode linearly,
+decided once when the SAE is loaded (saetui.sae.kinds), and used by the steering hooks and analyzer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from saetui.errors import InputError
+from saetui.sae import kinds
+from saetui.sae.analyzer import _sparse_latents
+from saetui.sae.manager import SAEManager
+from saetui.steering.hooks import _delta, build_plans
+from saetui.steering.spec import SteeringSpec, resolve
+
+HOOK = "blocks.1.hook_resid_post"
+D_IN, D_SAE = 64, 256
+FEATURE_SETS = ([5], [3, 200, 7, 255], list(range(0, D_SAE, 3)), list(range(D_SAE)))
+
+
+def _build(name: str, **cfg_kw):
+    """A sae-lens SAE of the given architecture with random weights (b_dec applied to the input, so
+    process_sae_in matters; JumpReLU thresholds spread so that some positive pre-activations are cut)."""
+    import sae_lens
+
+    classes = {
+        "standard": ("StandardSAE", "StandardSAEConfig", {}),
+        "jumprelu": ("JumpReLUSAE", "JumpReLUSAEConfig", {}),
+        "gated": ("GatedSAE", "GatedSAEConfig", {}),
+        "topk": ("TopKSAE", "TopKSAEConfig", {"k": 8}),
+        "abstopk": ("AbsTopKSAE", "AbsTopKSAEConfig", {"k": 8}),
+    }
+    cls_name, cfg_name, extra = classes[name]
+    cfg = getattr(sae_lens, cfg_name)(d_in=D_IN, d_sae=D_SAE, dtype="float32", device="cpu",
+                                      apply_b_dec_to_input=True, **{**extra, **cfg_kw})
+    cfg.metadata.hook_name = HOOK
+    sae = getattr(sae_lens, cls_name)(cfg)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for pname, p in sae.named_parameters():
+            if pname == "threshold":
+                p.copy_(torch.rand(p.shape, generator=gen) * 1.5)
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    return sae
+
+
+def _inputs():
+    gen = torch.Generator().manual_seed(2)
+    return torch.randn(2, 9, D_IN, generator=gen) * 2
+
+
+EXPECTED = {  # name -> (columnwise, clamp, linear_decode)
+    "standard": (True, True, True),
+    "jumprelu": (True, True, True),
+    "gated": (True, True, True),
+    "topk": (False, False, True),
+    "abstopk": (False, False, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_architecture_gets_its_kind_and_encodes_columns_exactly(name):
+    sae = _build(name)
+    kind = kinds.kind_of(sae)
+    assert kind.name == name
+    assert (kind.can_encode_columns, kind.clamp, kind.linear_decode) == EXPECTED[name]
+    x = _inputs()
+    with torch.inference_mode():
+        full = sae.encode(x)
+        assert 0 < int((full != 0).sum()) < full.numel()  # the data exercises both firing and silent features
+        for feats in FEATURE_SETS:
+            cols = kind.encode_columns(sae, x, feats)
+            assert cols.shape == (2, 9, len(feats))
+            assert torch.equal(cols, full[..., feats]), (name, len(feats), (cols - full[..., feats]).abs().max())
+            # one column encoder, built once, called on another input (as the steering hook does each step)
+            enc = kind.column_encoder(sae, feats)
+            y = x.flip(1)[:, :3]
+            assert torch.equal(enc(y), sae.encode(y)[..., feats])
+
+
+def test_jumprelu_columns_apply_the_threshold():
+    """The data tells JumpReLU from ReLU: computing a JumpReLU SAE's columns as plain ReLU would fail."""
+    sae = _build("jumprelu")
+    x, feats = _inputs(), list(range(D_SAE))
+    with torch.inference_mode():
+        as_relu = kinds._relu_columns(sae, torch.tensor(feats))(x)
+        assert not torch.equal(as_relu, sae.encode(x))
+        assert torch.equal(kinds.kind_of(sae).encode_columns(sae, x, feats), sae.encode(x))
+
+
+def test_the_manager_decides_the_kind_once_at_load(gemma2):
+    manager = SAEManager(gemma2)
+    for name in EXPECTED:
+        loaded = manager.add(_build(name), name=name)
+        assert loaded.kind.name == name
+    assert manager.get("jumprelu").kind is not manager.get("standard").kind
+
+
+def test_topk_rescaled_by_decoder_norm_has_no_linear_decode(gemma2):
+    kind = kinds.kind_of(_build("topk", rescale_acts_by_decoder_norm=True))
+    assert (kind.name, kind.linear_decode) == ("topk", False)
+    loaded = SAEManager(gemma2).add(_build("topk", rescale_acts_by_decoder_norm=True))
+    with torch.inference_mode():
+        lat = loaded.sae.encode(_inputs()[0])
+    assert _sparse_latents(loaded, lat) is None  # the analyzer decodes through sae.decode
+    plain = SAEManager(gemma2).add(_build("topk"))
+    assert _sparse_latents(plain, lat) is not None
+
+
+# ---------------------------------------------------------------------- unknown architectures
+class _DoubledSAE:
+    """Mixed in to a sae-lens class: an encode the kinds table cannot know (twice the parent's)."""
+
+    def encode(self, x):
+        return 2 * super().encode(x)
+
+
+def _unknown(parent: str):
+    sae = _build(parent)
+    sae.__class__ = type(f"Doubled{type(sae).__name__}", (_DoubledSAE, type(sae)), {})
+    return sae
+
+
+def test_a_subclass_that_overrides_encode_falls_back_to_the_full_encode():
+    sae = _unknown("jumprelu")
+    kind = kinds.kind_of(sae)
+    assert kind.name.startswith("unknown")
+    assert (kind.can_encode_columns, kind.clamp, kind.linear_decode) == (False, True, False)
+    x = _inputs()
+    with torch.inference_mode():
+        for feats in FEATURE_SETS:
+            assert torch.equal(kind.encode_columns(sae, x, feats), sae.encode(x)[..., feats])
+        # the parent's column formula would be wrong for it
+        assert not torch.equal(kinds._jumprelu_columns(sae, torch.arange(D_SAE))(x), sae.encode(x))
+
+
+def test_a_class_outside_sae_lens_is_unknown():
+    class Custom(torch.nn.Module):
+        W_dec = torch.zeros(4, 2)
+
+        def encode(self, x):
+            return torch.relu(x @ torch.ones(2, 4))
+
+    sae = Custom()
+    kind = kinds.kind_of(sae)
+    assert kind is kinds.UNKNOWN
+    assert (kind.name, kind.can_encode_columns, kind.clamp, kind.linear_decode) == ("unknown", False, True, False)
+    x = torch.randn(3, 2)
+    assert torch.equal(kinds.UNKNOWN.encode_columns(sae, x, [1, 3]), sae.encode(x)[..., [1, 3]])
+
+
+def test_a_topk_subclass_stays_refused_for_clamp():
+    kind = kinds.kind_of(_unknown("topk"))
+    assert kind.name.startswith("unknown") and not kind.clamp and not kind.linear_decode
+
+
+# ---------------------------------------------------------------------- steering asks the kind
+@pytest.mark.parametrize("name", ["standard", "jumprelu", "gated", "unknown"])
+def test_clamp_delta_uses_the_kinds_activation(gemma2, name):
+    """The hook adds (v - a_f(x)) W_dec[f], with a_f exactly sae.encode's, for every clampable kind."""
+    sae = _unknown("standard") if name == "unknown" else _build(name)
+    manager = SAEManager(gemma2)
+    loaded = manager.add(sae, name="s")
+    x = _inputs()[:1]
+    with torch.inference_mode():
+        acts = sae.encode(x)
+    feats = sorted([int(acts[0].amax(0).argmax()), 11])  # the plan keeps its features sorted
+    values = torch.tensor([3.0, 0.0])
+    specs = [resolve(SteeringSpec(f, float(v), mode="clamp"), manager) for f, v in zip(feats, values)]
+    (_, scopes), = build_plans([specs]).values()
+    with torch.inference_mode():
+        delta = _delta(loaded, scopes["all"], x)
+        expected = (values - acts[..., feats]) @ sae.W_dec[feats]
+    assert torch.equal(delta, expected)
+    assert acts[..., feats].abs().max() > 0
+
+
+@pytest.mark.parametrize("name", ["topk", "abstopk"])
+def test_topk_kinds_refuse_clamp_in_one_line_and_allow_add(gemma2, name):
+    manager = SAEManager(gemma2)
+    manager.add(_build(name), name="t")
+    for mode in ("clamp", "ablate"):
+        with pytest.raises(InputError, match=rf"^clamp/ablate needs a JumpReLU SAE.*is {name}, .*: use add$") as info:
+            resolve(SteeringSpec(3, 1.0, mode=mode), manager)
+        assert "\n" not in str(info.value)
+    assert resolve(SteeringSpec(3, 1.0), manager).value == 1.0
