@@ -245,12 +245,13 @@ def _counted_rows(lat: torch.Tensor, counted: torch.Tensor) -> tuple[torch.Tenso
         return None, 0
     if idx[-1] - idx[0] + 1 == len(idx):
         return lat[idx[0] : idx[-1] + 1], idx[0]
-    # Not one run: zero out the others (activations are >= 0 for ReLU-family SAEs, so they never win a max).
+    # Not one run: the others become -inf, so they never win a max (whatever the sign of the SAE's activations:
+    # AbsTopK features fire negative too).
     import torch
 
-    keep = torch.zeros(lat.shape[0], 1, dtype=lat.dtype, device=lat.device)
-    keep[idx] = 1
-    return lat * keep, 0
+    drop = torch.ones(lat.shape[0], 1, dtype=torch.bool, device=lat.device)
+    drop[idx] = False
+    return lat.masked_fill(drop, float("-inf")), 0
 
 
 def _sparse_latents(s: LoadedSAE, lat: torch.Tensor) -> torch.Tensor | None:

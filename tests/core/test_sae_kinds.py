@@ -185,3 +185,15 @@ def test_topk_kinds_refuse_clamp_in_one_line_and_allow_add(gemma2, name):
             resolve(SteeringSpec(3, 1.0, mode=mode), manager)
         assert "\n" not in str(info.value)
     assert resolve(SteeringSpec(3, 1.0), manager).value == 1.0
+
+
+def test_tokens_left_out_of_a_summary_never_win_it_even_for_signed_activations():
+    """AbsTopK activations can be negative: a left-out token must not win a feature's max with 0."""
+    from saetui.sae.analyzer import _counted_rows
+
+    lat = torch.tensor([[5.0, -1.0], [-2.0, -3.0], [9.0, 9.0], [-4.0, -0.5]])
+    counted = torch.tensor([False, True, False, True])  # not one run: rows 1 and 3 count
+    rows, offset = _counted_rows(lat, counted)
+    v, f = rows.amax(0).topk(2)
+    assert v.tolist() == [-0.5, -2.0] and f.tolist() == [1, 0]
+    assert (rows[:, f].argmax(0) + offset).tolist() == [3, 1]
