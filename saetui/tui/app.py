@@ -208,7 +208,8 @@ class SaeTuiApp(App[None]):
         if event.state == WorkerState.ERROR:
             error = event.worker.error
             message = " ".join(str(error).split()) or type(error).__name__
-            self.notify(message, title=f"{event.worker.group} failed", severity="error", timeout=8)
+            if event.worker.group != "load":  # a load failure gets a modal; a toast would cover its text
+                self.notify(message, title=f"{event.worker.group} failed", severity="error", timeout=8)
             self.query_one(StatusBar).show(self.session.status(), note=f"error: {message}")
             if event.worker.name == "load_worker" and self._restoring and self._model_arg is not None:
                 self._restoring = False
@@ -221,6 +222,7 @@ class SaeTuiApp(App[None]):
                     hint = "\n\nCtrl+P, then 'load model demo' opens the bundled demo."
                 else:
                     hint = f"\n\n{self.session.model.name} stays loaded."
+                self.clear_notifications()  # nothing covers the modal's text
                 self.push_screen(ErrorScreen("Could not load the model or SAE", message + hint))
 
     # ------------------------------------------------------------------ messages from workers

@@ -2,7 +2,8 @@
 export the analysis or generation as JSON, save and load steering presets.
 
 Commands that take an argument read it from what follows their name in the palette: typing
-`load model google/gemma-2-2b` offers exactly that command.
+`load model google/gemma-2-2b` offers exactly that command; `load preset` and `use sae` list the names
+that exist; choosing a command without its argument asks for it.
 """
 
 from __future__ import annotations
@@ -38,11 +39,34 @@ class SaetuiCommands(Provider):
             ("Help: keys", app.action_help, "every key of the app"),
         ]
 
+    def _names(self, prefix: str) -> list[str]:
+        """The arguments that exist already: saved presets, loaded SAEs."""
+        if prefix in ("load preset ", "save preset "):
+            from saetui import state
+
+            try:
+                return state.list_presets()
+            except OSError:
+                return []
+        if prefix == "use sae ":
+            return [s.name for s in self._app.session.saes or []]
+        return []
+
+    def _ask(self, prefix: str, method: str) -> None:
+        """The command chosen without its argument: ask for it (listing what exists), then run it."""
+        from saetui.tui.screens.ask import AskScreen
+
+        def run(value: str | None) -> None:
+            if value:
+                getattr(self._app, method)(value)
+
+        self._app.push_screen(AskScreen(prefix.strip().capitalize(), self._names(prefix)), run)
+
     async def discover(self) -> Hits:
         for name, callback, help_text in self._simple():
             yield DiscoveryHit(name, callback, help=help_text)
-        for prefix, _, help_text in _WITH_ARGUMENT:
-            yield DiscoveryHit(prefix + "…", partial(self._app.notify, f"type '{prefix}' and the argument"), help=help_text)
+        for prefix, method, help_text in _WITH_ARGUMENT:
+            yield DiscoveryHit(prefix + "…", partial(self._ask, prefix, method), help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -52,11 +76,15 @@ class SaetuiCommands(Provider):
                 yield Hit(score, matcher.highlight(name), callback, help=help_text)
         lowered = query.lower()
         for prefix, method, help_text in _WITH_ARGUMENT:
-            if lowered.startswith(prefix) and query[len(prefix):].strip():
-                arg = query[len(prefix):].strip()
+            arg = query[len(prefix):].strip() if lowered.startswith(prefix) else ""
+            if arg:
                 yield Hit(1.0, f"{prefix}{arg}", partial(getattr(self._app, method), arg), help=help_text)
             elif prefix.startswith(lowered) or lowered.startswith(prefix.strip()):
-                yield Hit(0.5, prefix + "…", partial(self._app.notify, f"type '{prefix}' and the argument"), help=help_text)
+                yield Hit(0.5, prefix + "…", partial(self._ask, prefix, method), help=help_text)
+            if lowered.startswith(prefix.strip()):  # the names that exist, matching what is typed so far
+                for name in self._names(prefix):
+                    if name.lower().startswith(arg.lower()) and name != arg:
+                        yield Hit(0.8, f"{prefix}{name}", partial(getattr(self._app, method), name), help=help_text)
         if lowered.startswith("load sae ") and self._app.session.model is not None:
             # Browse the sae-lens registry for the loaded model.
             from saetui.sae.registry import list_registry

@@ -269,3 +269,53 @@ async def test_partial_utf8_tokens_show_their_bytes_and_no_row_is_blank():
         assert not any("\ufffd" in s for s in shown), shown
         assert "<0xF0>" in "".join(shown)  # the first byte of 😀
         assert "␣" in shown  # a lone space token
+
+
+# ---------------------------------------------------------------- 12: palette commands with an argument
+async def palette(pilot, text: str) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*text)
+    await pilot.pause(0.4)
+
+
+async def test_palette_lists_existing_presets_and_asks_for_a_missing_argument():
+    from saetui import state
+    from saetui.tui.screens.ask import AskScreen
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.session.add_spec(549, 3.0)
+        await palette(pilot, "save preset")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, AskScreen)  # not a toast saying "type the argument"
+        await pilot.press(*"reds", "enter")
+        await pilot.pause()
+        assert state.list_presets() == ["reds"]
+        app.session.specs = []
+        await palette(pilot, "load preset")
+        from textual.command import CommandPalette
+
+        assert isinstance(app.screen, CommandPalette)
+        shown = [str(o.prompt) for o in app.screen.query_one("CommandList")._options]
+        assert any("load preset reds" in s for s in shown), shown
+        await pilot.press("escape")
+        await pilot.pause()
+        await palette(pilot, "use sae")
+        shown = [str(o.prompt) for o in app.screen.query_one("CommandList")._options]
+        assert any("use sae demo" in s for s in shown), shown
+
+
+async def test_no_notification_covers_the_error_modal():
+    from saetui.tui.screens.error import ErrorScreen
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.notify("something earlier")
+        app.load_sae("no/such/sae")
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorScreen)
+        assert notes(app) == []

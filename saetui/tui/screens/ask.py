@@ -1,0 +1,28 @@
+"""AskScreen: one line of text for a palette command that takes an argument; Enter runs it, Esc cancels."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+
+class AskScreen(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "dismiss(None)", "cancel")]
+
+    def __init__(self, question: str, choices: list[str] | None = None) -> None:
+        super().__init__()
+        self.question, self.choices = question, choices or []
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="label-box"):
+            yield Static(f"{self.question} (Enter runs, Esc cancels)")
+            if self.choices:
+                yield Static("existing: " + ", ".join(self.choices), id="ask-choices")
+            yield Input(id="ask-input")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        value = event.value.strip()
+        self.dismiss(value or None)
