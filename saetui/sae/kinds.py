@@ -9,8 +9,20 @@ and says, for that class only (a subclass that overrides `encode`/`decode` is no
     clamp          clamp/ablate steering is allowed (refused with `clamp_refusal` otherwise)
     linear_decode  `sae.decode(a) == a @ W_dec + b_dec` (so a sparse CSR decode gives the same result)
 
-An SAE whose class is not in the table gets the `unknown` kind: full encode then select columns,
-clamp through that full encode, no linear-decode shortcut.
+    kind        sae-lens class        columnwise  clamp  linear_decode
+    standard    StandardSAE           yes         yes    yes
+    jumprelu    JumpReLUSAE           yes         yes    yes
+    gated       GatedSAE              yes         yes    yes
+    topk        TopKSAE               no          no     unless rescale_acts_by_decoder_norm
+    abstopk     AbsTopKSAE            no          no     unless rescale_acts_by_decoder_norm
+    transcoder  Transcoder (+ subs)   no          no     no   (reconstructs another hook)
+    temporal    TemporalSAE           no          no     no   (activations depend on earlier tokens)
+    unknown     anything else         no          yes    no
+
+Standard/JumpReLU/gated need sae-lens's default ReLU activation_fn, else they are `unknown`. An SAE
+whose class is not in the table, or a subclass that overrides encode/decode, gets the `unknown` kind:
+full encode then select columns, clamp through that full encode (refused where its parent refuses it),
+no linear-decode shortcut.
 """
 
 from __future__ import annotations
