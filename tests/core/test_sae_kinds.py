@@ -197,3 +197,14 @@ def test_tokens_left_out_of_a_summary_never_win_it_even_for_signed_activations()
     v, f = rows.amax(0).topk(2)
     assert v.tolist() == [-0.5, -2.0] and f.tolist() == [1, 0]
     assert (rows[:, f].argmax(0) + offset).tolist() == [3, 1]
+
+
+@pytest.mark.parametrize("cls", ["Transcoder", "SkipTranscoder", "JumpReLUTranscoder"])
+def test_transcoders_refuse_clamp(cls):
+    """A transcoder reconstructs another hook's activation: clamping at its input hook would be wrong."""
+    import sae_lens
+
+    sae = getattr(sae_lens, cls)(getattr(sae_lens, f"{cls}Config")(
+        d_in=8, d_sae=16, d_out=8, dtype="float32", device="cpu", apply_b_dec_to_input=False))
+    kind = kinds.kind_of(sae)
+    assert not kind.clamp and not kind.linear_decode and "hook_name_out" in kind.clamp_refusal
