@@ -22,9 +22,12 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from saetui.errors import InputError, SaetuiError
+
+if TYPE_CHECKING:
+    from saetui.session import Session
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -307,6 +310,15 @@ def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     return model, manager
 
 
+def _session(args: argparse.Namespace) -> Session:
+    """A Session on the model and SAEs named by --model/--sae (with their feature indexes)."""
+    from saetui.session import Session
+
+    session = Session()
+    session.attach(*_load(args))
+    return session
+
+
 def _require_prompt(args: argparse.Namespace) -> None:
     if not args.prompt.strip():
         raise InputError("empty prompt: give --prompt some text")
@@ -430,53 +442,26 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def _check_out_dir(out: Path) -> None:
-    """An index folder we can create or write into, checked before any work."""
+    """An index folder we can create or write into, checked before the model loads."""
+    from saetui.files import check_writable
+
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} is a file, not a folder")
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(f"--out {out}: {existing} is a file, not a folder")
-    from saetui.tui.snapshot import can_write_in
-
-    if not can_write_in(existing):
-        raise InputError(f"--out {out}: cannot write in {existing}")
+    check_writable(out, "index folder")
 
 
 def cmd_labels(args: argparse.Namespace) -> int:
-    from saetui.sae.index import FeatureIndex, default_index_dir
-    from saetui.sae.search import import_labels, load_labels, save_labels
+    from saetui.sae.search import import_labels
 
-    new = import_labels(args.file)
-    model, manager = _load(args)
-    loaded = list(manager)[-1]
-    root = Path(args.index) if args.index else default_index_dir(model, loaded)
-    FeatureIndex.load(root, model, loaded)  # the labels go beside an index for this very SAE
-    out_of_range = [f for f in new if not 0 <= f < loaded.d_sae]
-    if out_of_range:
-        raise InputError(f"labels for features outside 0..{loaded.d_sae - 1}: {out_of_range[:5]}")
-    merged = {**load_labels(root), **new}
-    save_labels(root, merged)
-    print(json.dumps({"index": str(root), "imported": len(new), "labels": len(merged)}))
+    new = import_labels(args.file)  # a bad file fails before the model loads
+    session = _session(args)
+    print(json.dumps(session.add_labels(new, list(session.saes)[-1].name, args.index)))
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from saetui.session import Session
-
-    query = args.query.strip()
-    if not query:
-        raise InputError("empty query: give a feature number, a label, a token or `promotes WORD`")
-    if query.isdigit() and not re.fullmatch(r"[0-9]+", query):
-        raise InputError(f"feature number {args.query!r} must be written in ASCII digits")
-    session = Session()
-    session.attach(*_load(args))
-    manager = session.saes
-    loaded = list(manager)[-1]
-    if query.isdigit() and int(query) >= loaded.d_sae:
-        raise InputError(f"feature {query} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
-    hits = session.search(args.query, loaded.name, limit=args.limit)
+    session = _session(args)
+    hits = session.search(args.query, list(session.saes)[-1].name, limit=args.limit)
     if args.json:
         print(json.dumps([{"feature": f, "about": about, "score": score} for f, about, score in hits]))
     else:

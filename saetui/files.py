@@ -61,7 +61,14 @@ def ensure_dir(path: str | Path, what: str = "folder") -> Path:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FolderError(f"cannot create the {what} {p}: {exc.strerror or type(exc).__name__}") from exc
+        existing = next((a for a in (p, *p.parents) if a.exists()), None)  # say what stands in the way
+        if existing is not None and not existing.is_dir():
+            why = f"{existing} is a file, not a folder"
+        elif existing is not None and not can_write_in(existing):
+            why = f"cannot write in {existing}"
+        else:
+            why = exc.strerror or type(exc).__name__
+        raise FolderError(f"cannot create the {what} {p}: {why}") from exc
     return p
 
 
@@ -158,15 +165,22 @@ def set_aside(path: str | Path, reason: str) -> Path:
     return backup
 
 
+def can_write_in(folder: str | Path) -> bool:
+    """Whether a file can be created in `folder`: tried, not guessed from permission bits (root, /proc, read-only mounts)."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".saetui-probe.", suffix=".tmp")
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(name)
+    return True
+
+
 def check_writable(folder: str | Path, what: str = "folder") -> Path:
     """Create `folder` and prove a file can be written there, before any long work; else a FolderError."""
     folder = ensure_dir(folder, what)
-    try:
-        fd, name = tempfile.mkstemp(dir=folder, prefix=".saetui-probe.", suffix=".tmp")
-        os.close(fd)
-        os.unlink(name)
-    except OSError as exc:
-        raise FolderError(f"cannot write to the {what} {folder}: {exc.strerror or type(exc).__name__}") from exc
+    if not can_write_in(folder):
+        raise FolderError(f"cannot write to the {what} {folder}")
     return folder
 
 

@@ -192,6 +192,13 @@ class Session:
         from saetui.sae.search import search_features
 
         loaded = self._require_saes().get(sae)
+        text = query.strip()
+        if not text:
+            raise InputError("empty query: give a feature number, a label, a token or `promotes WORD`")
+        if text.isdigit() and not text.isascii():
+            raise InputError(f"feature number {query!r} must be written in ASCII digits")
+        if text.isdigit() and int(text) >= loaded.d_sae:
+            raise InputError(f"feature {text} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
         labels = self._sae_labels.get(loaded.name, {})
         with self.lock:
             return search_features(self._require_model(), loaded, query, labels=labels,
@@ -212,6 +219,27 @@ class Session:
         else:
             labels.pop(feature, None), self.labels.pop((loaded.name, feature), None)
         return str(save_labels_of(index, labels))  # where labels go is the index's own (IndexPlace.labels_dir)
+
+    def add_labels(self, new: dict[int, str], sae: str | None = None, index_dir: str | None = None) -> dict[str, Any]:
+        """Merge labels (e.g. from `saetui.sae.search.import_labels`) into an SAE's index: the one at
+        `index_dir`, else the one the session found (the demo's go to the user's config folder)."""
+        from saetui.sae.index import FeatureIndex
+        from saetui.sae.search import labels_of, save_labels_of
+
+        loaded = self._require_saes().get(sae)
+        if index_dir is not None:
+            index = FeatureIndex.load(index_dir, self._require_model(), loaded)  # an index for this very SAE
+        elif (index := self.indexes.get(loaded.name)) is None:
+            raise InputError(f"SAE {loaded.name} has no feature index: build one with `saetui index` first, or give --index")
+        out_of_range = [f for f in new if not 0 <= f < loaded.d_sae]
+        if out_of_range:
+            raise InputError(f"labels for features outside 0..{loaded.d_sae - 1}: {out_of_range[:5]}")
+        merged = {**labels_of(index), **new}
+        folder = save_labels_of(index, merged)
+        if index_dir is None:
+            self._sae_labels[loaded.name] = merged
+            self.labels.update({(loaded.name, f): label for f, label in merged.items()})
+        return {"index": str(index.root), "labels_dir": str(folder), "imported": len(new), "labels": len(merged)}
 
     # ------------------------------------------------------------------ steering specs (plain data)
     def add_spec(self, feature: int, coefficient: float = 4.0, mode: str = "add", sae: str | None = None) -> SteeringSpec:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from pathlib import Path
 
 from saetui.errors import InputError
+from saetui.files import atomic_write, can_write_in
 
 
 async def _render(prompt: str, features: list[str], generate: bool, size: tuple[int, int],
@@ -70,11 +70,7 @@ def snapshot(prompt: str, out: str | Path, *, features: list[str] | None = None,
     svg = asyncio.run(_render(prompt, features or [], generate, (width, height), model, saes, keys or [], errors))
     if errors:
         raise InputError(f"the app showed an error, no SVG written: {errors[0]}")
-    path = Path(out)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(svg, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(out, svg)
 
 
 MIN_SIZE, MAX_SIZE = (40, 10), (1000, 500)
@@ -100,16 +96,3 @@ def check_out_file(path: Path) -> None:
         raise InputError(f"--out {path}: folder {folder} does not exist")
     if not can_write_in(folder):
         raise InputError(f"--out {path}: cannot write in {folder}")
-
-
-def can_write_in(folder: Path) -> bool:
-    """Whether a file can be created in `folder`: tried, not guessed from permission bits (root, /proc, read-only mounts)."""
-    import tempfile
-
-    try:
-        fd, name = tempfile.mkstemp(dir=folder, prefix=".saetui-probe-")
-    except OSError:
-        return False
-    os.close(fd)
-    os.unlink(name)
-    return True
