@@ -109,6 +109,8 @@ class SAEManager:
         if local.exists():
             sae = _load_local(local, hook_override or None, dtype)
             default_name = local.stem if local.is_file() else local.name
+        elif spec.startswith(("/", "./", "../", "~")) or path_part.endswith((".npz", ".safetensors")):
+            raise SAELoadError(f"no SAE at {local}: not a file or folder")  # a path, not a registry spec
         elif "/" in spec:
             release, sae_id = spec.split("/", 1)
             lookup = check_registry_spec(release, sae_id)

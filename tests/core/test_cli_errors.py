@@ -48,6 +48,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("analyze-invalid-utf8", ["analyze", "--prompt", "caf\udcc3\udca9 \udcff"], "invalid UTF-8 byte 0xc3"),
     ("analyze-lone-surrogate", ["analyze", "--prompt", "a\ud800b"], "lone surrogate U+D800"),
     ("analyze-model-without-sae", ["analyze", *P, "--model", "somewhere"], "--sae is required with --model"),
+    ("analyze-sae-missing-absolute-path", ["analyze", *P, "--sae", "{tmp}/no-sae"], "no SAE at"),
+    ("analyze-sae-missing-relative-path", ["analyze", *P, "--sae", "./no-sae-here"], "no SAE at"),
+    ("analyze-sae-missing-npz", ["analyze", *P, "--sae", "params.npz@blocks.1.hook_resid_post"], "no SAE at"),
     ("analyze-unknown-option", ["analyze", *P, "--topk", "3"], "unrecognized arguments"),
     # steer
     ("steer-no-feature", ["steer", *P], "required: --feature"),
