@@ -271,8 +271,11 @@ class Session:
             raise InputError("empty prompt: type some text first")
         with self.lock:
             engine = SteeringEngine(self._require_model(), self._require_saes())
-            yield from engine.stream(prompt, [[], list(self.specs)], max_new_tokens=max_new_tokens,
-                                     temperature=temperature, seed=seed, stop_event=stop_event)
+            specs = list(self.specs)
+        # The lock is taken per forward step (inside stream), never across a yield: F5 during a
+        # generation is answered between two tokens, and a suspended generator holds nothing.
+        yield from engine.stream(prompt, [[], specs], max_new_tokens=max_new_tokens,
+                                 temperature=temperature, seed=seed, stop_event=stop_event, lock=self.lock)
 
     # ------------------------------------------------------------------ helpers
     def _require_model(self) -> ModelWithHooks:

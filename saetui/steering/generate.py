@@ -124,9 +124,17 @@ class SteeringEngine:
         *,
         stop_event: threading.Event | None = None,
         seeds: Sequence[int] | None = None,
+        lock: Any = None,
         **settings: Any,
     ) -> Iterator[Piece]:
-        """Yield Piece(row, token, text) for every row as each token is produced (batched, KV cache)."""
+        """Yield Piece(row, token, text) for every row as each token is produced (batched, KV cache).
+
+        `lock` (e.g. the Session's) is held for each forward step and released before the step's
+        pieces are yielded, so another forward (an analysis) runs between two tokens and a suspended
+        generator holds nothing; the steering hooks exist only while a step's forward runs.
+        """
+        import contextlib
+
         import torch
 
         cfg = GenerationSettings(**settings)
@@ -148,10 +156,13 @@ class SteeringEngine:
         ids = prompt_ids.expand(n, t)
         mask = torch.ones(n, t, dtype=torch.long, device=device)
         step_input, cache = ids, None
-        with SteeringHooks(self.model, resolved, prompt_len=t), torch.inference_mode():
-            for _ in range(cfg.max_new_tokens):
-                if stop_event is not None and stop_event.is_set():
-                    return
+        hooks = SteeringHooks(self.model, resolved, prompt_len=t)
+        guard = lock if lock is not None else contextlib.nullcontext()
+        for _ in range(cfg.max_new_tokens):
+            if stop_event is not None and stop_event.is_set():
+                return
+            pieces: list[Piece] = []
+            with guard, hooks, torch.inference_mode():  # one forward step; released before yielding
                 kwargs: dict[str, Any] = {"attention_mask": mask, "use_cache": cfg.use_cache}
                 if cache is not None:
                     kwargs[self._cache_kw] = cache
@@ -169,18 +180,21 @@ class SteeringEngine:
                     piece = "" if text.endswith("\ufffd") else text[len(shown[r]):]  # wait for a whole character
                     if piece:
                         shown[r] = text
-                    yield Piece(r, tok, piece)
-                if all(finished):
-                    return
-                if eos is not None:  # finished rows keep decoding EOS; their tokens are not reported
-                    nxt = torch.where(torch.tensor(finished, device=nxt.device), torch.full_like(nxt, eos), nxt)
-                mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)
-                if cfg.use_cache:
-                    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-                    step_input = nxt[:, None]
-                else:
-                    ids = torch.cat([ids, nxt[:, None]], dim=1)
-                    step_input = ids
+                    pieces.append(Piece(r, tok, piece))
+                if not all(finished):
+                    if eos is not None:  # finished rows keep decoding EOS; their tokens are not reported
+                        nxt = torch.where(torch.tensor(finished, device=nxt.device), torch.full_like(nxt, eos), nxt)
+                    mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)
+                    if cfg.use_cache:
+                        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+                        step_input = nxt[:, None]
+                    else:
+                        ids = torch.cat([ids, nxt[:, None]], dim=1)
+                        step_input = ids
+                del out
+            yield from pieces
+            if all(finished):
+                return
 
 
 def _pick(logits: torch.Tensor, cfg: GenerationSettings, samplers: list[torch.Generator] | None) -> torch.Tensor:

@@ -319,3 +319,28 @@ async def test_no_notification_covers_the_error_modal():
         await settle(pilot)
         assert isinstance(app.screen, ErrorScreen)
         assert notes(app) == []
+
+
+# ---------------------------------------------------------------- the Session lock is taken per forward step
+def test_a_suspended_generation_holds_no_lock_and_no_steering_hooks():
+    session = Session()
+    session.load()
+    before = session.analyze(PROMPT).saes[0].per_token
+    session.add_spec(549, 40.0)
+    gen = session.generate(PROMPT, stop_event=threading.Event(), max_new_tokens=10)
+    next(gen)  # suspended between two tokens
+    free = []
+
+    def try_lock() -> None:
+        got = session.lock.acquire(blocking=False)
+        free.append(got)
+        if got:
+            session.lock.release()
+
+    other = threading.Thread(target=try_lock)
+    other.start()
+    other.join()
+    assert free == [True]  # another thread (the analyze worker) gets the lock between tokens
+    assert session.analyze(PROMPT).saes[0].per_token == before  # no steering hook left on the model
+    rest = list(gen)
+    assert rest  # and the generation goes on
