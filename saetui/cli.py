@@ -272,19 +272,12 @@ def _log_traceback(exc: BaseException) -> str:
 
 
 def _check_text(args: argparse.Namespace) -> None:
-    """Prompts and queries must be text: from argv, undecodable bytes arrive as lone surrogates."""
+    """Prompts and queries are checked before anything loads (from argv, undecodable bytes arrive as lone surrogates)."""
+    from saetui.session import check_text
+
     for name in ("prompt", "query"):
-        value = getattr(args, name, None)
-        if not isinstance(value, str):
-            continue
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            char = value[exc.start]
-            what = (f"invalid UTF-8 byte 0x{ord(char) - 0xDC00:02x}" if 0xDC80 <= ord(char) <= 0xDCFF
-                    else f"a lone surrogate U+{ord(char):04X}")
-            flag = "--prompt" if name == "prompt" else "the query"
-            raise InputError(f"{flag} has {what} at character {exc.start}: give UTF-8 text") from None
+        if isinstance(getattr(args, name, None), str):
+            check_text(getattr(args, name), name)
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -319,19 +312,9 @@ def _session(args: argparse.Namespace) -> Session:
     return session
 
 
-def _require_prompt(args: argparse.Namespace) -> None:
-    if not args.prompt.strip():
-        raise InputError("empty prompt: give --prompt some text")
-
-
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from saetui.sae.analyzer import SAEAnalyzer
-
-    _require_prompt(args)
-    model, manager = _load(args)
-    result = SAEAnalyzer(model, manager).analyze(
-        args.prompt, top_k=args.top_k, include_special=args.include_special, predictions=args.predictions
-    )
+    result = _session(args).analyze(args.prompt, args.top_k, include_special=args.include_special,
+                                    predictions=args.predictions)
     if args.json:
         print(result.to_json())
     else:
@@ -343,7 +326,6 @@ def cmd_steer(args: argparse.Namespace) -> int:
     from saetui.steering.generate import GenerationSettings, SteeringEngine
     from saetui.steering.spec import SteeringSpec, resolve
 
-    _require_prompt(args)
     specs = [SteeringSpec.parse(text, scope=args.scope) for text in args.feature]
     coefficients = _parse_sweep(args.sweep) if args.sweep else None
     settings = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
@@ -474,7 +456,6 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     from saetui.steering.spec import SteeringSpec, resolve
     from saetui.tui.snapshot import check_out_file, parse_size, snapshot
 
-    _require_prompt(args)
     parse_size(args.size)
     check_out_file(Path(args.out))
     specs = [SteeringSpec.parse(text) for text in args.feature]

@@ -25,6 +25,22 @@ if TYPE_CHECKING:
 MAX_PROMPT_CHARS = 20_000
 
 
+def check_text(text: str, what: str = "prompt") -> str:
+    """`text` if it is usable as a prompt (or query), else a one-line InputError: empty, too long, or
+    not text (undecodable bytes reach Python from argv or a paste as lone surrogates)."""
+    if not text.strip():
+        raise InputError(f"empty {what}: type some text first")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InputError(f"{what} is {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = ord(text[exc.start])
+        bad = f"invalid UTF-8 byte 0x{char - 0xDC00:02x}" if 0xDC80 <= char <= 0xDCFF else f"a lone surrogate U+{char:04X}"
+        raise InputError(f"the {what} has {bad} at character {exc.start}: give UTF-8 text") from None
+    return text
+
+
 @dataclass
 class FeatureInfo:
     """What the detail view shows about one feature."""
@@ -128,17 +144,16 @@ class Session:
         }
 
     # ------------------------------------------------------------------ analysis
-    def analyze(self, prompt: str, top_k: int = 10) -> AnalysisResult:
+    def analyze(self, prompt: str, top_k: int = 10, *, include_special: bool = False,
+                predictions: int = 0) -> AnalysisResult:
+        """Per-token top-k features of every loaded SAE (see SAEAnalyzer.analyze); kept as `self.last`."""
         from saetui.sae.analyzer import SAEAnalyzer
 
-        if not prompt.strip():
-            raise InputError("empty prompt: type some text first")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise InputError(f"prompt is {len(prompt):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+        check_text(prompt)
         with self.lock:
             analyzer = SAEAnalyzer(self._require_model(), self._require_saes())
             start = time.perf_counter()
-            result = analyzer.analyze(prompt, top_k=top_k)
+            result = analyzer.analyze(prompt, top_k=top_k, include_special=include_special, predictions=predictions)
             self.last_latency = time.perf_counter() - start
             self.last = result
             return result
@@ -192,9 +207,7 @@ class Session:
         from saetui.sae.search import search_features
 
         loaded = self._require_saes().get(sae)
-        text = query.strip()
-        if not text:
-            raise InputError("empty query: give a feature number, a label, a token or `promotes WORD`")
+        text = check_text(query, "query").strip()
         if text.isdigit() and not text.isascii():
             raise InputError(f"feature number {query!r} must be written in ASCII digits")
         if text.isdigit() and int(text) >= loaded.d_sae:
@@ -267,8 +280,7 @@ class Session:
         """Baseline (row 0) and steered (row 1) side by side in one batch, token by token."""
         from saetui.steering.generate import SteeringEngine
 
-        if not prompt.strip():
-            raise InputError("empty prompt: type some text first")
+        check_text(prompt)
         with self.lock:
             engine = SteeringEngine(self._require_model(), self._require_saes())
             specs = list(self.specs)

@@ -273,7 +273,7 @@ def test_undecodable_argv_bytes_are_refused_in_one_line(tmp_path):
                           capture_output=True, env=env, timeout=120)
     assert proc.returncode == 2 and proc.stdout == b""
     assert proc.stderr.decode().splitlines() == [
-        "saetui: error: --prompt has invalid UTF-8 byte 0xff at character 3: give UTF-8 text"]
+        "saetui: error: the prompt has invalid UTF-8 byte 0xff at character 3: give UTF-8 text"]
 
 
 def test_snapshot_of_an_app_error_is_an_error_not_a_picture(monkeypatch, capsys, tmp_path):
