@@ -152,9 +152,13 @@ async def test_footer_shows_stop_and_help_at_80_columns():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
+        app.session.add_spec(549, 4.0)
         for focus in ("#prompt", "#token-table", "#token-features", "#specs"):
+            if focus == "#specs":
+                await pilot.press("f4")
             app.query_one(focus).focus()
             await pilot.pause()
+            assert app.focused is app.query_one(focus)
             shown = footer_keys_on_screen(app)
             assert "Stop" in shown and "Help" in shown and "Quit" in shown, (focus, shown)
 

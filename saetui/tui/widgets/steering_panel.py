@@ -13,10 +13,10 @@ from textual.widgets import DataTable, Input, Label, Static
 
 class SpecTable(DataTable):
     BINDINGS = [
-        Binding("space", "app.spec('toggle')", "On/off"),
+        Binding("space", "app.spec('toggle')", "On/off", key_display="␣"),
         Binding("plus,equals_sign", "app.spec('up')", "Coef", key_display="+/-"),
         Binding("minus", "app.spec('down')", "Coef -1", show=False),
-        Binding("m", "app.spec('mode')", "Mode"),
+        Binding("m", "app.spec('mode')", "Mode", show=False),
         Binding("delete,backspace", "app.spec('remove')", "Remove", key_display="del", show=False),
     ]
 
