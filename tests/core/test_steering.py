@@ -50,23 +50,26 @@ def _steered_hidden(gemma2, engine, specs, **kwargs):
     from the same forwards (prompt, then one cached step per token).
     """
     before = Probe(gemma2.layers[1])  # registered first: sees the output before steering
-    after = None
-    original_enter = SteeringHooks.__enter__
+    steered: list[torch.Tensor] = []
+    original_enter, original_exit = SteeringHooks.__enter__, SteeringHooks.__exit__
 
-    def enter(self):
-        nonlocal after
+    def enter(self):  # the hooks are entered once per forward step
         result = original_enter(self)
-        after = Probe(gemma2.layers[1])  # registered after the steering hook: sees its result
+        self._probe = Probe(gemma2.layers[1])  # registered after the steering hook: sees its result
         return result
 
-    SteeringHooks.__enter__ = enter
+    def exit(self, *exc):
+        steered.extend(self._probe.seen)
+        self._probe.remove()
+        return original_exit(self, *exc)
+
+    SteeringHooks.__enter__, SteeringHooks.__exit__ = enter, exit
     try:
         (out,) = engine.run(PROMPT, [specs], **kwargs)
     finally:
-        SteeringHooks.__enter__ = original_enter
+        SteeringHooks.__enter__, SteeringHooks.__exit__ = original_enter, original_exit
         before.remove()
-        after.remove()
-    return out, torch.cat(before.seen, dim=1)[0], torch.cat(after.seen, dim=1)[0]
+    return out, torch.cat(before.seen, dim=1)[0], torch.cat(steered, dim=1)[0]
 
 
 def _plain_hidden(gemma2, ids):
