@@ -39,7 +39,7 @@ class FeatureList(DataTable):
             return None  # not laid out yet: shown again on the first resize
         feature_w = max([len("feature")] + [len(str(f)) for f, _, _ in rows])
         value_w = max([len("value")] + [len(f"{v:.2f}") for _, v, _ in rows])
-        return width - (feature_w + 2) - (value_w + 2) - 2 - (1 if self.show_vertical_scrollbar else 0)
+        return width - (feature_w + 2) - (value_w + 2) - 2  # content_size already leaves out a scrollbar
 
     def on_resize(self) -> None:
         if self._rows and self.content_size.width != self._width:
