@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from textual.widgets import TextArea
+
 from saetui.tui.app import SaeTuiApp
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.status_bar import StatusBar
@@ -20,6 +22,8 @@ async def _steady(pilot) -> None:
     await settle(pilot)
     for widget in pilot.app.query("Input, TextArea"):
         widget.cursor_blink = False
+    if isinstance(pilot.app.focused, TextArea):  # its cursor cell depends on the blink phase when taken
+        pilot.app.focused.blur()
     pilot.app.session.last_latency = None
     pilot.app.query_one(StatusBar).show(pilot.app.session.status())
     await pilot.pause()
