@@ -275,19 +275,20 @@ class Session:
         del self.specs[i]
 
     # ------------------------------------------------------------------ generation
-    def generate(self, prompt: str, *, max_new_tokens: int = 40, temperature: float = 0.0, seed: int = 0,
-                 stop_event: threading.Event | None = None) -> Iterator[Piece]:
-        """Baseline (row 0) and steered (row 1) side by side in one batch, token by token."""
+    def generate(self, prompt: str, rows: list[list[SteeringSpec]] | None = None, *,
+                 stop_event: threading.Event | None = None, **settings: Any) -> Iterator[Piece]:
+        """Each row of specs generated side by side in one batch, token by token (default: baseline as
+        row 0 and the session's specs as row 1). `settings` are GenerationSettings fields; their
+        defaults are the library's, the same the CLI and the app's fields start from."""
         from saetui.steering.generate import SteeringEngine
 
         check_text(prompt)
         with self.lock:
             engine = SteeringEngine(self._require_model(), self._require_saes())
-            specs = list(self.specs)
+            rows = [[], list(self.specs)] if rows is None else [list(r) for r in rows]
         # The lock is taken per forward step (inside stream), never across a yield: F5 during a
         # generation is answered between two tokens, and a suspended generator holds nothing.
-        yield from engine.stream(prompt, [[], specs], max_new_tokens=max_new_tokens,
-                                 temperature=temperature, seed=seed, stop_event=stop_event, lock=self.lock)
+        yield from engine.stream(prompt, rows, stop_event=stop_event, lock=self.lock, **settings)
 
     # ------------------------------------------------------------------ helpers
     def _require_model(self) -> ModelWithHooks:

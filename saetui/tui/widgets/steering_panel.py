@@ -10,6 +10,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Input, Label, Static
 
+from saetui.steering.generate import GenerationSettings  # torch-free at import
+
+DEFAULTS = GenerationSettings()  # the fields start at the library's defaults, as the CLI's options do
+
 
 class SpecTable(DataTable):
     BINDINGS = [
@@ -92,11 +96,11 @@ class SteeringPanel(Vertical):
             yield Label("coef")
             yield Input(placeholder="value⏎", id="coef")
             yield Label("max tokens")
-            yield Input("40", id="max-tokens", type="integer")
+            yield Input(str(DEFAULTS.max_new_tokens), id="max-tokens", type="integer")
             yield Label("temp")
-            yield Input("0", id="temperature")
+            yield Input(f"{DEFAULTS.temperature:g}", id="temperature")
             yield Label("seed")
-            yield Input("0", id="seed", type="integer")
+            yield Input(str(DEFAULTS.seed), id="seed", type="integer")
         with Horizontal(id="gen-columns"):
             yield GenerationColumn(id="gen-baseline")
             yield GenerationColumn(id="gen-steered")
