@@ -323,16 +323,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_steer(args: argparse.Namespace) -> int:
-    from saetui.steering.generate import GenerationSettings, SteeringEngine
+    from saetui.steering.generate import GenerationSettings
     from saetui.steering.spec import SteeringSpec, resolve
 
     specs = [SteeringSpec.parse(text, scope=args.scope) for text in args.feature]
     coefficients = _parse_sweep(args.sweep) if args.sweep else None
     settings = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     GenerationSettings(**settings)  # bad numbers fail before the model loads
-    model, manager = _load(args)
+    session = _session(args)
+    model = session.model
     for spec in specs:
-        resolve(spec, manager)
+        resolve(spec, session.saes)
     settings["max_new_tokens"] = _cap_new_tokens(model, args.prompt, args.max_new_tokens)
     labels, rows = [], []
     if args.compare:
@@ -342,14 +343,13 @@ def cmd_steer(args: argparse.Namespace) -> int:
     else:
         for c in coefficients:
             labels.append(f"coefficient {c:g}"), rows.append([s.with_coefficient(c) for s in specs])
-    engine = SteeringEngine(model, manager)
     outputs = [{"text": "", "token_ids": []} for _ in rows]
     live = len(rows) - 1 if coefficients is None else None  # the steered row streams as it is generated
     if live is not None and not args.json:
         if len(rows) > 1:  # every row under its own heading
             print(f"--- {labels[live]} ---")
         print(args.prompt, end="", flush=True)
-    for piece in engine.stream(args.prompt, rows, **settings):
+    for piece in session.generate(args.prompt, rows, **settings):
         outputs[piece.row]["token_ids"].append(piece.token_id)
         if piece.row == live and not args.json:
             print(piece.text, end="", flush=True)
