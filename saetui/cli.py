@@ -93,28 +93,22 @@ def _finite_float(text: str) -> float:
 _finite_float.__name__ = "number"
 
 
-def _dtype(text: str) -> str:
-    from saetui.models.model import normalize_dtype
+def _checked_by(check_name: str, name: str) -> Callable[[str], str]:
+    """An argparse type that runs `saetui.models.model.<check_name>` (imported only when the option is given)."""
+    def convert(text: str) -> str:
+        from saetui.models import model
 
-    try:
-        return normalize_dtype(text)
-    except SaetuiError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        try:
+            return getattr(model, check_name)(text)
+        except SaetuiError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-
-_dtype.__name__ = "dtype"
-
-
-def _device(text: str) -> str:
-    from saetui.models.model import check_device_name
-
-    try:
-        return check_device_name(text)
-    except SaetuiError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = name  # argparse names the type in its message
+    return convert
 
 
-_device.__name__ = "device"
+_dtype = _checked_by("normalize_dtype", "dtype")
+_device = _checked_by("check_device_name", "device")
 
 
 def build_parser() -> argparse.ArgumentParser:
