@@ -6,8 +6,10 @@
                     streams at 200 tokens/s, vs the same keys with nothing streaming (target p95 <= 50 ms)
     streaming       pieces/s the generation columns take in when fed as fast as possible (target >= 200)
     long prompt     rendering a 1,000-token table, and p95 key latency on it afterwards
+    quit            Ctrl+Q to the process having exited, in a real process, while idle, loading the
+                    model, analyzing and generating, vs a bare Textual app quitting (target <= 0.5 s)
 
-    python benchmarks/bench_tui.py [--keys 60]
+    python benchmarks/bench_tui.py [--keys 60] [--quit-runs 3]
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ async def measure(keys: int) -> dict[str, float]:
     class Streaming(Session):
         """Generation at a fixed 200 tokens/s per column until stopped."""
 
-        def generate(self, prompt, *, stop_event=None, **settings):
+        def generate(self, prompt, rows=None, *, stop_event=None, **settings):
             while not stop_event.is_set():
                 for row in (0, 1):
                     yield Piece(row, 7, " tok")
@@ -88,20 +90,22 @@ async def measure(keys: int) -> dict[str, float]:
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         idle = await key_latencies(app, pilot, keys)
-        app.action_generate()
+        await app.action_generate()
         await pilot.pause(0.2)
         busy = await key_latencies(app, pilot, keys)
         app.action_stop()
         await settle(pilot)
+        steer = app.steer
         results["key p95 idle ms"] = p95(idle) * 1e3
         results["key p95 streaming ms"] = p95(busy) * 1e3
 
         # Streaming throughput: 2,000 pieces posted from a thread as fast as possible.
-        app._generated = [[], []]
+        steer.generated = [[], []]
         n = 2000
+        run = steer._run  # the current generation's pieces are the ones taken in
         start = time.perf_counter()
-        threading.Thread(target=lambda: [app.post_message(GenerationPiece(i % 2, " tok", 7)) for i in range(n)]).start()
-        while len(app._generated[0]) + len(app._generated[1]) < n:
+        threading.Thread(target=lambda: [steer.post_message(GenerationPiece(i % 2, " tok", 7, run)) for i in range(n)]).start()
+        while len(steer.generated[0]) + len(steer.generated[1]) < n:
             await pilot.pause(0.01)
         results["streaming pieces/s"] = n / (time.perf_counter() - start)
 
@@ -122,10 +126,99 @@ async def measure(keys: int) -> dict[str, float]:
     return results
 
 
+QUIT = """
+import sys, time
+{setup}
+async def quit_now():
+    print(time.time(), flush=True)  # the moment Ctrl+Q is pressed
+    await app.run_action("quit")
+app = make()
+app.run(headless=True, size=(80, 24))
+finish()
+"""
+
+QUIT_SAETUI = """
+from saetui.tui import app as m
+
+STATE = {state!r}
+class App(m.SaeTuiApp):
+    CSS_PATH = m.__file__.rsplit("/", 1)[0] + "/saetui.tcss"  # a class made in `python -c` has no file to be relative to
+
+    def on_ready(self):
+        super().on_ready()
+        if STATE == "loading":
+            self.set_timer(0.3, quit_now)  # the demo takes seconds to load
+
+    async def on_analyzed(self, message):
+        super().on_analyzed(message)
+        if getattr(self, "_quitting", False):
+            return
+        self._quitting = True
+        if STATE == "idle":
+            self.set_timer(0.2, quit_now)
+        elif STATE == "analyzing":
+            self.query_one("#prompt").text = " ".join(["Anna has a red cat and Tom has a blue dog."] * 20)
+            self.action_analyze()
+            self.set_timer(0.01, quit_now)
+        elif STATE == "generating":
+            self.query_one("#max-tokens").value = "200"
+            await self.action_generate()
+            self.set_timer(0.3, quit_now)
+
+def make():
+    return App(prompt="The capital of France is Paris. Anna has a", restore=False)
+
+def finish():
+    m.finish(0)
+"""
+
+QUIT_BARE = """
+from textual.app import App
+from textual.widgets import Static
+
+class Bare(App):
+    def compose(self):
+        yield Static("x")
+    def on_ready(self):
+        self.set_timer(0.2, quit_now)
+
+def make():
+    return Bare()
+
+def finish():
+    pass  # a plain interpreter exit
+"""
+
+
+def quit_latency(setup: str, runs: int) -> float:
+    """Median seconds from the quit key to the process having exited (measured from outside it)."""
+    import os
+    import tempfile
+
+    times = []
+    env = {**os.environ}
+    with tempfile.TemporaryDirectory() as home:  # never the user's saved session
+        env.update(XDG_CONFIG_HOME=f"{home}/config", XDG_CACHE_HOME=f"{home}/cache")
+        for _ in range(runs):
+            proc = subprocess.Popen([sys.executable, "-c", QUIT.format(setup=setup)], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True, env=env)
+            line = proc.stdout.readline()  # blocks until the child presses quit
+            proc.wait(timeout=120)
+            end = time.time()
+            times.append(end - float(line))
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keys", type=int, default=60)
+    parser.add_argument("--quit-runs", type=int, default=3)
     args = parser.parse_args()
+    bare_quit = quit_latency(QUIT_BARE, args.quit_runs)
+    for state in ("idle", "loading", "analyzing", "generating"):
+        ours_quit = quit_latency(QUIT_SAETUI.format(state=state), args.quit_runs)
+        print(f"quit while {state}: {ours_quit * 1e3:.0f} ms to the shell prompt, bare Textual app {bare_quit * 1e3:.0f} ms "
+              f"({ours_quit / bare_quit:.2f}x; target <= 500 ms)")
     ours = first_paint("from saetui.tui.app import SaeTuiApp", "SaeTuiApp(restore=False)")
     bare = first_paint("from textual.app import App\nfrom textual.widgets import Static\n"
                        "import time\nclass Bare(App):\n    first_paint = None\n    def compose(self):\n        yield Static('x')\n"

@@ -318,10 +318,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def cmd_steer(args: argparse.Namespace) -> int:
     from saetui.steering.generate import GenerationSettings
-    from saetui.steering.spec import SteeringSpec, resolve
+    from saetui.steering.spec import SteeringSpec, parse_sweep, resolve
 
     specs = [SteeringSpec.parse(text, scope=args.scope) for text in args.feature]
-    coefficients = _parse_sweep(args.sweep) if args.sweep else None
+    coefficients = parse_sweep(args.sweep) if args.sweep else None
     settings = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     GenerationSettings(**settings)  # bad numbers fail before the model loads
     session = _session(args)
@@ -382,20 +382,6 @@ def _cap_new_tokens(model: Any, prompt: str, wanted: int) -> int:
                       f"and the prompt uses {used}")
         return room
     return wanted
-
-
-def _parse_sweep(text: str) -> list[float]:
-    from saetui.steering.spec import MAX_COEFFICIENT
-
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise InputError(f"--sweep takes numbers separated by commas, got {text!r}") from exc
-    if not values or not all(math.isfinite(v) for v in values):
-        raise InputError(f"--sweep takes finite numbers separated by commas, got {text!r}")
-    if any(abs(v) > MAX_COEFFICIENT for v in values):
-        raise InputError(f"--sweep coefficients must be within ±{MAX_COEFFICIENT:g}, got {text!r}")
-    return values
 
 
 def cmd_index(args: argparse.Namespace) -> int:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
-from saetui.errors import InputError
-from saetui.steering.spec import MODES, SteeringSpec
+from saetui.errors import InputError, SaetuiError
+from saetui.steering.spec import SteeringSpec
 
 if TYPE_CHECKING:
     from saetui.models.model import ModelWithHooks
@@ -261,18 +261,16 @@ class Session:
         self.specs.append(spec)
         return spec
 
-    def toggle_spec(self, i: int) -> None:
-        self.specs[i] = replace(self.specs[i], enabled=not self.specs[i].enabled)
-
-    def nudge_spec(self, i: int, delta: float) -> None:
-        self.specs[i] = self.specs[i].with_coefficient(round(self.specs[i].coefficient + delta, 4))
-
-    def cycle_mode(self, i: int) -> None:
-        spec = self.specs[i]
-        self.specs[i] = replace(spec, mode=MODES[(MODES.index(spec.mode) + 1) % len(MODES)])
-
-    def remove_spec(self, i: int) -> None:
-        del self.specs[i]
+    def max_activation(self, sae: str | None, feature: int) -> float | None:
+        """The feature's max activation from its SAE's feature index (special tokens excluded); None without one."""
+        if self.saes is None:
+            return None
+        try:
+            loaded = self.saes.get(sae)
+        except SaetuiError:
+            return None
+        acts = loaded.max_activations
+        return None if acts is None or not 0 <= feature < len(acts) else float(acts[feature])
 
     # ------------------------------------------------------------------ generation
     def generate(self, prompt: str, rows: list[list[SteeringSpec]] | None = None, *,

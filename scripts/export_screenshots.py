@@ -14,6 +14,8 @@ SHOTS = {
     "tokens.svg": dict(size="120x40", keys=["down", "down", "down", "down"]),
     "search.svg": dict(size="120x40", keys=["f3", *"promotes Paris"]),
     "steering.svg": dict(size="120x40", features=["549:14"], generate=True),
+    "detail.svg": dict(size="120x40", keys=["f2", "tab", "down", "enter"]),
+    "sweep.svg": dict(size="120x40", features=["549:14"], keys=["f4", "ctrl+w"]),
 }
 
 if __name__ == "__main__":

@@ -101,6 +101,19 @@ class SteeringSpec:
         return cls(int(parts[0]), coefficient, mode, sae or None, scope)
 
 
+def parse_sweep(text: str, what: str = "--sweep") -> list[float]:
+    """`0,4,8.5`: the coefficients of a sweep, finite and within ±MAX_COEFFICIENT."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise InputError(f"{what} takes numbers separated by commas, got {text!r}") from exc
+    if not values or not all(math.isfinite(v) for v in values):
+        raise InputError(f"{what} takes finite numbers separated by commas, got {text!r}")
+    if any(abs(v) > MAX_COEFFICIENT for v in values):
+        raise InputError(f"{what} coefficients must be within ±{MAX_COEFFICIENT:g}, got {text!r}")
+    return values
+
+
 @dataclass(frozen=True)
 class ResolvedSpec:
     """A spec checked against its SAE: the numbers the hook needs."""

@@ -1,4 +1,4 @@
-"""Command palette (Ctrl+P): load a model or SAE (the registry filtered by the loaded model), switch SAE,
+"""Command palette (Ctrl+P): the app's actions (from saetui/tui/actions.py), load a model or SAE (the registry filtered by the loaded model), switch SAE,
 export the analysis or generation as JSON, save and load steering presets.
 
 Commands that take an argument read it from what follows their name in the palette: typing
@@ -12,6 +12,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from saetui.tui.actions import key_text, palette_actions
 
 if TYPE_CHECKING:
     from saetui.tui.app import SaeTuiApp
@@ -32,11 +34,15 @@ class SaetuiCommands(Provider):
         return self.app  # type: ignore[return-value]
 
     def _simple(self) -> list[tuple[str, object, str]]:
+        """The app's own actions (from the registry, with their keys) and the two exports."""
         app = self._app
-        return [
+        simple: list[tuple[str, object, str]] = [
+            (f"{a.description} ({key_text(a.keys)})", partial(app.run_action, a.action), a.help)
+            for a in palette_actions()
+        ]
+        return simple + [
             ("Export analysis as JSON", app.action_export_analysis, "write the current analysis to a .json file"),
-            ("Export generation as JSON", app.action_export_generation, "write baseline and steered text to a .json file"),
-            ("Help: keys", app.action_help, "every key of the app"),
+            ("Export generation as JSON", app.action_export_generation, "write the generated rows to a .json file"),
         ]
 
     def _names(self, prefix: str) -> list[str]:

@@ -1,4 +1,8 @@
-"""Messages that workers post to the app (thread-safe via post_message)."""
+"""Messages: intents going up from panes and screens to the app, and results posted by workers.
+
+Panes never call the app or each other: they post an intent and the app routes it. State comes back
+down as the app's reactives (`analysis`, `sae_name`, `draft`, `labels_rev`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,70 @@ from typing import Any
 from textual.message import Message
 
 
+# ------------------------------------------------------------------ intents (bubble up to the app)
+@dataclass
+class FeatureIntent(Message):
+    """Something to do with one feature of one SAE."""
+
+    sae: str
+    feature: int
+
+
+class FeatureChosen(FeatureIntent):
+    """Open the feature's detail."""
+
+
+@dataclass
+class SteerFeature(FeatureIntent):
+    """Add the feature to the steering draft; `sign` -1 steers it negatively (pushes its effect down)."""
+
+    sign: int = 1
+
+
+class LabelFeature(FeatureIntent):
+    """Edit the feature's label."""
+
+
+class HeatFeature(FeatureIntent):
+    """Show (or hide) the feature's heat line over the prompt's tokens."""
+
+
+@dataclass
+class DraftChanged(Message):
+    """The steering panel edited the draft (a new immutable value)."""
+
+    draft: Any  # saetui.steering.draft.Draft
+
+
+@dataclass
+class WhyAsked(Message):
+    """Explain the model's prediction after token `position` of the analyzed prompt."""
+
+    position: int
+
+
+@dataclass
+class SaeSwitch(Message):
+    """Show the next loaded SAE."""
+
+
+@dataclass
+class Notice(Message):
+    """A one-line message for the status bar (and a toast when `severity` is not None)."""
+
+    text: str
+    severity: str | None = None
+
+
+@dataclass
+class JobFailed(Message):
+    """A pane's worker failed: the app shows it in one line and keeps running."""
+
+    group: str
+    message: str
+
+
+# ------------------------------------------------------------------ results (from workers)
 @dataclass
 class Loaded(Message):
     """The model and SAEs are ready."""
@@ -16,19 +84,21 @@ class Loaded(Message):
 
 
 @dataclass
-class AnalysisDone(Message):
+class Analyzed(Message):
     result: Any  # saetui.sae.analyzer.AnalysisResult
 
 
 @dataclass
 class GenerationPiece(Message):
-    """New text for one generation column (row 0 baseline, row 1 steered)."""
+    """New text for one generation row (row 0 baseline, 1 steered; or one row per sweep coefficient)."""
 
     row: int
     text: str
     token_id: int
+    run: int = 0  # which generation: pieces of one replaced since are dropped
 
 
 @dataclass
 class GenerationDone(Message):
     stopped: bool
+    run: int = 0

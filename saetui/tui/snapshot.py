@@ -12,6 +12,9 @@ from saetui.files import atomic_write, can_write_in
 
 async def _render(prompt: str, features: list[str], generate: bool, size: tuple[int, int],
                   model: str | None, saes: list[str] | None, keys: list[str], errors: list[str] | None = None) -> str:
+    from dataclasses import replace
+
+    from saetui.steering.draft import Draft
     from saetui.steering.spec import SteeringSpec
     from saetui.tui.app import SaeTuiApp
 
@@ -27,13 +30,12 @@ async def _render(prompt: str, features: list[str], generate: bool, size: tuple[
         app.notify = notify  # type: ignore[method-assign]
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
-        for text in features:
-            spec = SteeringSpec.parse(text)
-            app.session.specs.append(spec if spec.sae else SteeringSpec(spec.feature, spec.coefficient, spec.mode, app._sae_name))
-        if features:
-            app.query_one("#specs").show(app.session.specs, app.session.labels)
+        specs = [SteeringSpec.parse(text) for text in features]
+        if specs:
+            app.draft = Draft(tuple(s if s.sae else replace(s, sae=app.sae_name) for s in specs))
+            await pilot.pause()
         if generate:
-            app.action_generate()
+            await app.action_generate()
             await settle(pilot)
         if keys:
             await pilot.press(*keys)

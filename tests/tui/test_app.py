@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-
+import io
 import time
 
+import pytest
+
 from saetui.session import Session
+from saetui.steering.draft import Draft
 from saetui.steering.generate import Piece
+from saetui.steering.spec import SteeringSpec
 from saetui.tui.app import SaeTuiApp
 from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.screens.feature_detail import FeatureDetailScreen
@@ -24,15 +27,23 @@ def make_app(prompt: str = PROMPT) -> SaeTuiApp:
 class EndlessSession(Session):
     """Generation that never ends by itself, so stopping it is the only way out (no race with EOS)."""
 
-    def generate(self, prompt, *, stop_event=None, **settings):
+    stopped = False
+
+    def generate(self, prompt, rows=None, *, stop_event=None, **settings):
         while not stop_event.is_set():
             for row in (0, 1):
                 yield Piece(row, 5, "x")
             time.sleep(0.005)
+        self.stopped = True
 
 
 def notes(app) -> list[str]:
     return [n.message for n in app._notifications]
+
+
+def steer_with(app, *specs: tuple) -> None:
+    """Set the app's steering draft to (feature, coefficient[, mode]) specs of the displayed SAE."""
+    app.draft = Draft(tuple(SteeringSpec(f, c, *(m or ["add"]), sae=app.sae_name) for f, c, *m in specs))
 
 
 async def test_loads_and_analyzes_the_prompt():
@@ -56,7 +67,7 @@ async def test_moving_through_tokens_shows_their_features():
         features = app.query_one("#token-features")
         assert repr(token.text) in str(features.border_title)
         want = [f for f, _ in app.session.last.saes[0].per_token[3]]
-        assert [int(k.value) for k in features.rows] == want
+        assert [r.feature for r in features.rows_shown] == want
 
 
 async def test_heat_line_for_a_chosen_feature():
@@ -79,16 +90,17 @@ async def test_search_then_detail_then_add_to_steering():
         await settle(pilot)
         results = app.query_one("#search-results")
         assert results.row_count > 0
-        first = int(next(iter(results.rows)).value)
+        first = results.rows_shown[0].feature
         results.focus()
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, FeatureDetailScreen)
-        assert app.screen.info.feature == first
+        assert app.screen.feature == first
         assert any("Paris" in t for t, _ in app.screen.info.promoted)
         await pilot.press("a")
         await pilot.pause()
-        assert [s.feature for s in app.session.specs] == [first]
+        assert [s.feature for s in app.draft.specs] == [first]
+        assert app.session.specs == list(app.draft.specs)  # the session follows the app's draft
         assert app.query_one("#specs").row_count == 1
 
 
@@ -96,15 +108,16 @@ async def test_generate_streams_both_columns_and_marks_the_steering():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 14.0)
+        steer_with(app, (549, 14.0))
         await pilot.press("ctrl+g")
         await settle(pilot)
         base = app.query_one("#gen-baseline", GenerationColumn).text
         steered = app.query_one("#gen-steered", GenerationColumn).text
         assert base and steered and base != steered
         # tokens that differ from the baseline's are underlined
-        assert any("underline" in str(span.style) for span in app.query_one("#gen-steered", GenerationColumn)._rich.spans)
-        assert app._generated[0] != app._generated[1]
+        shown = app.query_one("#gen-steered", GenerationColumn).render_text()
+        assert any("underline" in str(span.style) for span in shown.spans)
+        assert app.steer.generated[0] != app.steer.generated[1]
         assert "generation done" in str(app.query_one("#status").render())
 
 
@@ -112,16 +125,15 @@ async def test_steering_keys_edit_the_specs():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 4.0)
+        steer_with(app, (549, 4.0))
         await pilot.press("f4")
         table = app.query_one("#specs")
-        table.show(app.session.specs, app.session.labels)
-        table.focus()
-        await pilot.press("plus", "plus", "minus", "m", "space")
-        spec = app.session.specs[0]
-        assert (spec.coefficient, spec.mode, spec.enabled) == (5.0, "clamp", False)
+        step = app.steer.steps()[0]
+        await pilot.press("plus", "plus", "minus", "m", "o", "space")
+        spec = app.draft.specs[0]
+        assert (spec.coefficient, spec.mode, spec.scope, spec.enabled) == (round(4.0 + step, 4), "clamp", "prompt", False)
         await pilot.press("delete")
-        assert app.session.specs == [] and table.row_count == 0
+        assert app.draft.specs == () and table.row_count == 0
 
 
 async def test_stop_ends_generation():
@@ -133,20 +145,22 @@ async def test_stop_ends_generation():
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert "generation stopped" in str(app.query_one("#status").render())
-        assert len(app._generated[0]) > 0
+        assert len(app.steer.generated[0]) > 0
 
 
 async def test_quit_during_generation_exits():
-    app = SaeTuiApp(EndlessSession(), prompt=PROMPT)
+    session = EndlessSession()
+    app = SaeTuiApp(session, prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+g")
         await pilot.pause(0.1)
-        assert any(w.is_running for w in app.workers)
+        steer = app.steer
+        assert any(w.is_running for w in steer.workers)
         await pilot.press("ctrl+q")
         await pilot.app.workers.wait_for_complete()
-    assert app._stop.is_set() and app.return_code in (0, None)
-    assert len(app._generated[0]) > 0
+    assert session.stopped and app.return_code in (0, None)
+    assert len(steer.generated[0]) > 0
 
 
 @pytest.mark.parametrize("prompt, message", [("   ", "empty prompt"), ("x" * 50_000, "limit is 20,000")])
@@ -187,10 +201,20 @@ async def test_help_lists_every_binding():
         await settle(pilot)
         await pilot.press("f1")
         await pilot.pause()
-        text = str(app.screen.query_one("Static").render())
-        for binding in app.BINDINGS:
-            assert binding.description in text
-        assert "heat line" in text
+        from rich.console import Console
+
+        from saetui.tui.actions import ACTIONS, SCOPES, key_text
+
+        console = Console(width=app.screen.query_one("#help-box").content_size.width, record=True, file=io.StringIO())
+        console.print(app.screen.table)
+        lines = console.export_text().splitlines()
+        text = " ".join(" ".join(lines).split())
+        for action in ACTIONS:  # every key of every scope, from the registry the bindings come from
+            assert " ".join(action.help.split()) in text and key_text(action.keys) in text, action
+        assert "heat line" in text and "promotes WORD" in text and "special token" in text
+        starts = [key_text(a.keys) for a in ACTIONS] + list(SCOPES.values()) + ["more", "Ctrl+P", "search", "*", "underline", "f:act"]
+        for line in lines:  # a wrapped help line stays in its column, never back at column 0
+            assert not line.strip() or line.startswith(" ") or any(line.startswith(k) for k in starts), line
 
 
 async def test_a_failing_model_load_is_shown_and_the_app_keeps_running():
@@ -212,13 +236,13 @@ async def test_last_session_is_restored_and_a_corrupt_one_set_aside():
     app = make_app("Anna has a")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 7.0)
+        steer_with(app, (549, 7.0))
         await pilot.press("ctrl+q")
     again = SaeTuiApp()
     async with again.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert again.query_one("#prompt").text == "Anna has a"
-        assert [(s.feature, s.coefficient) for s in again.session.specs] == [(549, 7.0)]
+        assert [(s.feature, s.coefficient) for s in again.draft.specs] == [(549, 7.0)]
     (config_dir() / state.SESSION_FILE).write_text("{broken")
     clean = SaeTuiApp()
     async with clean.run_test(size=(100, 30)) as pilot:
@@ -226,7 +250,7 @@ async def test_last_session_is_restored_and_a_corrupt_one_set_aside():
         (aside,) = config_dir().glob(state.SESSION_FILE + ".bak*")  # timestamped
         assert aside.read_text() == "{broken"
         assert any("kept aside" in n for n in notes(clean))
-        assert clean.query_one("#prompt").text == SaeTuiApp.DEFAULT_PROMPT and clean.session.specs == []
+        assert clean.query_one("#prompt").text == SaeTuiApp.DEFAULT_PROMPT and clean.draft.specs == ()
 
 
 async def test_presets_and_prompt_history():
@@ -235,11 +259,11 @@ async def test_presets_and_prompt_history():
     app = make_app("Anna has a")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 3.0, mode="clamp")
+        steer_with(app, (549, 3.0, "clamp"))
         app.save_preset("colors")
-        app.session.specs = []
+        app.draft = Draft()
         app.load_preset("colors")
-        assert [(s.feature, s.mode) for s in app.session.specs] == [(549, "clamp")]
+        assert [(s.feature, s.mode) for s in app.draft.specs] == [(549, "clamp")]
         app.load_preset("nope")
         await pilot.pause()
         assert any("no preset named 'nope'" in n for n in notes(app))
@@ -279,17 +303,16 @@ async def test_typed_coefficient_sets_the_spec_and_bad_text_is_refused():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 4.0)
-        app.query_one("#specs").show(app.session.specs, app.session.labels)
+        steer_with(app, (549, 4.0))
         app.query_one("#coef").focus()
         await pilot.press(*"abc", "enter")
         await pilot.pause()
         assert any("coefficient must be a finite number" in n for n in notes(app))
-        assert app.session.specs[0].coefficient == 4.0
+        assert app.draft.specs[0].coefficient == 4.0
         app.query_one("#coef").value = ""
         await pilot.press(*"-2.5", "enter")
         await pilot.pause()
-        assert app.session.specs[0].coefficient == -2.5
+        assert app.draft.specs[0].coefficient == -2.5
 
 
 async def test_a_failing_sae_load_shows_a_modal_and_keeps_the_loaded_one():
@@ -322,4 +345,4 @@ async def test_labels_set_in_the_app_are_saved_and_found():
         await pilot.press(*"my favourite", "enter")
         await pilot.pause()
         assert load_labels(config_dir() / "demo-labels")[feature] == "my favourite"
-        assert app.session.search("favorite")[0][0] == feature
+        assert app.session.search("favorite").hits[0].feature == feature

@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 
 from saetui.session import Session
+from saetui.steering.draft import Draft
+from saetui.steering.spec import SteeringSpec
 from saetui.tui import app as app_module
 from saetui.tui.app import SaeTuiApp
 from saetui.tui.snapshot import settle
+from saetui.tui.widgets.feature_list import FeatureRow
 
 PROMPT = "The capital of France is Paris. Anna has a"
 
@@ -117,7 +120,7 @@ async def test_resize_shows_and_hides_the_too_small_notice_at_once():
 class LongSession(Session):
     """Twenty lines of generated text per row, then done."""
 
-    def generate(self, prompt, *, stop_event=None, **settings):
+    def generate(self, prompt, rows=None, *, stop_event=None, **settings):
         from saetui.steering.generate import Piece
 
         for i in range(20):
@@ -152,7 +155,7 @@ async def test_footer_shows_stop_and_help_at_80_columns():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 4.0)
+        app.draft = Draft((SteeringSpec(549, 4.0, sae=app.sae_name),))
         for focus in ("#prompt", "#token-table", "#token-features", "#specs"):
             if focus == "#specs":
                 await pilot.press("f4")
@@ -212,16 +215,16 @@ async def test_heat_line_keeps_the_cursor_follows_new_prompts_shows_numbers_and_
         assert tokens.cursor_row == 3
         title = str(tokens.border_title)
         assert f"heat of feature {feature}" in title
-        acts = app.session.feature_activations(app._sae_name, feature)
+        acts = app.session.feature_activations(app.sae_name, feature)
         assert f"{acts[3]:5.2f}" in str(tokens.get_row_at(3)[2])  # the number, not only a colour
         app.query_one("#prompt").text = "Anna has a red cat"
         await pilot.press("f5")
         await settle(pilot)
         assert len(app.session.last.tokens) == tokens.row_count
-        new_acts = app.session.feature_activations(app._sae_name, feature)
+        new_acts = app.session.feature_activations(app.sae_name, feature)
         assert f"max {max(new_acts):.2f}" in str(tokens.border_title)  # refreshed for the new prompt
         features.focus()
-        features.show([(feature, 1.0, "")])  # the same feature highlighted again: h turns it off
+        features.show([FeatureRow(app.sae_name, feature, "1.00", "")])  # the same feature again: h turns it off
         await pilot.press("h")
         await settle(pilot)
         assert "heat" not in str(tokens.border_title)
@@ -237,7 +240,7 @@ async def test_adding_a_feature_twice_keeps_one_spec_and_max_tokens_shows_four_d
         features.focus()
         await pilot.press("a", "a")
         await pilot.pause()
-        assert [s.feature for s in app.session.specs] == [features.current_feature()]
+        assert [s.feature for s in app.draft.specs] == [features.current_feature()]
         assert any("already in steering" in n for n in notes(app))
         await pilot.press("f4")
         await pilot.pause()
@@ -254,7 +257,7 @@ async def test_long_labels_end_with_an_ellipsis_inside_the_list():
         await settle(pilot)
         features = app.query_one("#token-features")
         label = "capital: paris and other capital cities of europe"
-        features.show([(549, 3.31, label), (7, 1.0, "short")])
+        features.show([FeatureRow("demo", 549, "3.31", label), FeatureRow("demo", 7, "1.00", "short")])
         await pilot.pause()
         about = features.get_row_at(0)[2]
         assert str(about).endswith("…") and str(about)[:-1] in label
@@ -290,7 +293,7 @@ async def test_palette_lists_existing_presets_and_asks_for_a_missing_argument():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 3.0)
+        app.draft = Draft((SteeringSpec(549, 3.0, sae="demo"),))
         await palette(pilot, "save preset")
         await pilot.press("enter")
         await pilot.pause()
@@ -298,7 +301,7 @@ async def test_palette_lists_existing_presets_and_asks_for_a_missing_argument():
         await pilot.press(*"reds", "enter")
         await pilot.pause()
         assert state.list_presets() == ["reds"]
-        app.session.specs = []
+        app.draft = Draft()
         await palette(pilot, "load preset")
         from textual.command import CommandPalette
 

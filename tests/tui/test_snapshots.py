@@ -10,6 +10,8 @@ import pytest
 
 from textual.widgets import TextArea
 
+from saetui.steering.draft import Draft
+from saetui.steering.spec import SteeringSpec
 from saetui.tui.app import SaeTuiApp
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.status_bar import StatusBar
@@ -56,8 +58,7 @@ class TestSnapshots:
     def test_generation(self, snap_compare, size):
         async def run_before(pilot):
             await settle(pilot)
-            pilot.app.session.add_spec(549, 14.0)
-            pilot.app.query_one("#specs").show(pilot.app.session.specs, pilot.app.session.labels)
+            pilot.app.draft = Draft((SteeringSpec(549, 14.0, sae="demo"),))
             await pilot.press("ctrl+g")
             await _steady(pilot)
 
@@ -67,6 +68,34 @@ class TestSnapshots:
         async def run_before(pilot):
             await settle(pilot)
             await pilot.press("f1")
+            await _steady(pilot)
+
+        assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
+
+    def test_detail(self, snap_compare, size):
+        async def run_before(pilot):
+            await settle(pilot)
+            pilot.app.query_one("#token-features").focus()
+            await pilot.press("down", "enter")
+            await _steady(pilot)
+
+        assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
+
+    def test_sweep(self, snap_compare, size):
+        async def run_before(pilot):
+            await settle(pilot)
+            pilot.app.draft = Draft((SteeringSpec(549, 14.0, sae="demo"),))
+            pilot.app.query_one("#sweep").value = "0,7,14"
+            pilot.app.query_one("#max-tokens").value = "24"
+            await pilot.press("ctrl+w")
+            await _steady(pilot)
+
+        assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
+
+    def test_error(self, snap_compare, size):
+        async def run_before(pilot):
+            await settle(pilot)
+            pilot.app.load_model("/no/such/model")
             await _steady(pilot)
 
         assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)

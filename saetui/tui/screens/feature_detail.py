@@ -1,42 +1,177 @@
-"""FeatureDetailScreen: label, max activation, promoted/suppressed tokens and the Neuronpedia URL of a feature."""
+"""FeatureDetailScreen: one feature's label, max activation (and where it comes from), density and
+activation histogram, promoted/suppressed tokens, top examples shaded by activation, Neuronpedia URL.
+
+Owns its describe worker: it opens at once with "loading…" and fills in when the numbers are ready.
+Token lists are packed into lines by whole tokens, so a token is never split across two lines."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.markup import escape
+from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+from textual.worker import Worker, WorkerState
+
+from saetui.tui.actions import bindings
+from saetui.tui.messages import JobFailed, SteerFeature
+from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
+
+_BARS = "▁▂▃▄▅▆▇█"
+_SHADES = ["#3a2a00", "#5f3f00", "#8f5f00", "#bf7f00", "#ff9f00"]
 
 
-class FeatureDetailScreen(ModalScreen[str | None]):
-    """Dismisses with "steer" when the user asks to add the feature to steering."""
+def pack(items: list[Text], width: int, indent: int = 0, sep: str = " ") -> Text:
+    """Whole items joined by `sep` into lines of at most `width` cells (an item longer than a line gets
+    its own line, cut with an ellipsis): no item is ever broken across lines."""
+    lines: list[Text] = []
+    line, used = Text(), 0
+    for item in items:
+        size = cell_len(item.plain)
+        if used > indent and used + len(sep) + size > width:
+            lines.append(line)
+            line, used = Text(" " * indent), indent
+        if used > indent:
+            line.append(sep)
+            used += len(sep)
+        if size > width - used:
+            item = item.copy()
+            item.truncate(max(width - used, 1), overflow="ellipsis")
+            size = cell_len(item.plain)
+        line.append_text(item)
+        used += size
+    lines.append(line)
+    return Text("\n").join(lines)
 
-    BINDINGS = [Binding("escape,q", "dismiss(None)", "close"), Binding("a", "dismiss('steer')", "add to steering")]
 
-    def __init__(self, info: Any) -> None:
+def histogram_line(bins: list[tuple[float, float, int]]) -> str:
+    """Bars over the log-spaced activation bins, with the range they cover."""
+    if not bins:
+        return ""
+    top = max(count for _, _, count in bins) or 1
+    bars = "".join(_BARS[min(len(_BARS) - 1, int((len(_BARS) - 1) * count / top + 0.999))] if count else " "
+                   for _, _, count in bins)
+    return f"{bars}  {bins[0][0]:.3g} … {bins[-1][1]:.3g}"
+
+
+class Flow(Static):
+    """Items (rich Text) packed into whole-token lines for the width it has; repacked on resize."""
+
+    def __init__(self, items: list[Text], indent: int = 0, sep: str = " ", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.items, self.indent, self.sep = items, indent, sep
+
+    def on_resize(self) -> None:
+        width = self.content_size.width
+        if width > 0:
+            self.update(pack(self.items, width, self.indent, self.sep))
+
+
+class FeatureDetailScreen(ModalScreen[None]):
+    BINDINGS = bindings("detail")
+
+    def __init__(self, session: Any, sae: str, feature: int) -> None:
         super().__init__()
-        self.info = info
+        self.session, self.sae, self.feature = session, sae, feature
+        self.info: Any = None
 
     def compose(self) -> ComposeResult:
-        i = self.info
-        fmt = lambda pairs: "  ".join(f"{escape(repr(t))} {v:+.2f}" for t, v in pairs)  # noqa: E731
-        lines = [
-            f"[b]feature {i.feature}[/b] of {escape(i.sae)}",
-            f"label: {escape(i.label) or '(none)'}",
-            f"max activation: {'n/a' if i.max_activation is None else f'{i.max_activation:.2f}'}"
-            f"   density: {'n/a (no feature index)' if i.density is None else f'{i.density:.2%}'}",
-            "",
-            f"[b]promotes[/b]   {fmt(i.promoted)}",
-            f"[b]suppresses[/b] {fmt(i.suppressed)}",
-        ]
-        if i.top_examples:
-            lines += ["", "[b]top examples[/b]", *map(escape, i.top_examples)]
-        if i.neuronpedia_url:
-            lines += ["", f"Neuronpedia: {i.neuronpedia_url}"]
-        lines += ["", "a: add to steering   Esc: close"]
         with VerticalScroll(id="detail-box"):
-            yield Static("\n".join(lines))
+            yield Static(f"[b]feature {self.feature}[/b] of {escape(self.sae)}\n\nloading…", id="detail-head")
+
+    def on_mount(self) -> None:
+        self.query_one("#detail-box").border_title = f"feature {self.sae}/{self.feature}"
+        self.query_one("#detail-box").border_subtitle = "a: add to steering · Esc: close"
+        self._describe()
+
+    @work(thread=True, exclusive=True, group="describe", exit_on_error=False)
+    def _describe(self) -> None:
+        info = self.session.feature_info(self.feature, self.sae)
+        neighbours, enc_dec = self._neighbours()
+        self.app.call_from_thread(self._show, info, neighbours, enc_dec)
+
+    def _neighbours(self) -> tuple[list[FeatureRow], float | None]:
+        """Decoder-cosine neighbours in the feature's own SAE, then in every other loaded SAE of the same
+        d_in; and the feature's encoder/decoder cosine."""
+        from saetui.errors import SaetuiError
+
+        rows: list[FeatureRow] = []
+        enc_dec = None
+        own = self.session.saes.get(self.sae)
+        for other in self.session.saes:
+            if other.sae.cfg.d_in != own.sae.cfg.d_in:
+                continue
+            try:
+                result = self.session.neighbours(self.feature, self.sae, against=other.name, top_k=8 if other is own else 4)
+            except SaetuiError:
+                continue
+            if other is own:
+                enc_dec = result.encoder_decoder_cosine
+            rows += [FeatureRow(other.name, n.feature, f"{n.cosine:.2f}", n.label) for n in result.neighbours]
+        return rows, enc_dec
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            message = " ".join(str(event.worker.error).split()) or type(event.worker.error).__name__
+            self.query_one("#detail-head", Static).update(f"[b]feature {self.feature}[/b]\n\n{escape(message)}")
+            self.app.post_message(JobFailed("describe", message))
+
+    async def _show(self, info: Any, neighbours: list[FeatureRow], enc_dec: float | None) -> None:
+        self.info = info
+        box = self.query_one("#detail-box")
+        await box.remove_children()
+        await box.mount_all(self._parts(info))
+        if neighbours:
+            tagged = len({r.sae for r in neighbours}) > 1
+            about = "" if enc_dec is None else f" · its encoder/decoder cosine {enc_dec:.2f}"
+            await box.mount(Static(f"\n[b]neighbours[/b] [dim](decoder cosine; Enter walks to one, Esc comes back){about}[/dim]"))
+            table = FeatureList(id="neighbours", value_title="cos")
+            await box.mount(table)
+            table.show(neighbours, tagged=tagged)
+
+    def _parts(self, i: Any) -> list[Static]:
+        max_act = "n/a" if i.max_activation is None else f"{i.max_activation:.2f}"
+        density = "n/a (no feature index)" if i.density is None else f"{i.density:.3%} of tokens"
+        head = [
+            f"[b]feature {i.feature}[/b] of {escape(i.sae)} · label: {escape(i.label) or '(none: l labels it)'}",
+            f"max activation {max_act} [dim]({escape(i.max_source)})[/dim]",
+            f"density {density}",
+        ]
+        if i.histogram:
+            head.append(f"histogram {escape(histogram_line(i.histogram))}")
+        parts: list[Static] = [Static("\n".join(head), id="detail-head")]
+        for title, pairs in (("promotes", i.promoted), ("suppresses", i.suppressed)):
+            items = [Text.assemble((repr(t), "bold"), f" {v:+.2f}") for t, v in pairs]
+            parts += [Static(f"\n[b]{title}[/b]"), Flow(items, classes="detail-flow")]
+        if i.top_examples:
+            parts.append(Static("\n[b]top examples[/b] [dim](each token shaded by its activation)[/dim]"))
+            for ex in i.top_examples:
+                parts.append(Flow(self._example_items(ex), indent=7, sep="", classes="detail-flow"))
+        if i.neuronpedia_url:
+            parts.append(Static(f"\nNeuronpedia: {escape(i.neuronpedia_url)}"))
+        return parts
+
+    @staticmethod
+    def _example_items(ex: Any) -> list[Text]:
+        top = max(ex.acts, default=0.0) or 1.0
+        items = [Text(f"{ex.value:6.2f} ", style="bold")]
+        for k, (tok, act) in enumerate(zip(ex.tokens, ex.acts)):
+            text = Text(repr(tok)[1:-1] or "·")
+            if act > 0:
+                text.stylize(f"on {_SHADES[min(len(_SHADES) - 1, int(len(_SHADES) * act / top))]}")
+            if k == ex.at:
+                text.stylize("bold underline")
+            items.append(text)
+        return items
+
+    def action_steer(self) -> None:
+        self.app.post_message(SteerFeature(self.sae, self.feature))
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

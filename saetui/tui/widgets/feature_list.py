@@ -1,52 +1,100 @@
-"""FeatureList: a table of features (number, activation or score, description); Enter opens the detail."""
+"""FeatureList: a table of features (feature, a number, what it is); its keys post intents for the app.
+
+Rows may come from several SAEs: the feature column then names the SAE (`early/12`). Enter opens the
+detail, `a` adds to steering, `h` shows the heat line, `l` labels: each posts a message that bubbles up.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.cells import cell_len
 from rich.text import Text
-from textual.binding import Binding
 from textual.widgets import DataTable
+
+from saetui.tui import messages
+from saetui.tui.actions import bindings
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    sae: str
+    feature: int
+    value: str   # already formatted: an activation, a score
+    about: str   # label, what matched; cut with an ellipsis where the column ends
 
 
 class FeatureList(DataTable):
-    BINDINGS = [Binding("a", "app.add_feature", "Add"), Binding("h", "app.heat", "Heat"),
-                Binding("l", "app.label", "Label")]
+    BINDINGS = bindings("features")
+
+    def __init__(self, *args, value_title: str = "act", **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, cursor_type="row", **kwargs)
+        self._rows: list[FeatureRow] = []
+        self._tagged = False
+        self._width = 0
+        self._value_title = value_title
 
     def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self._rows: list[tuple[int, float, str]] = []
-        self._width = 0
-        self.add_columns("feature", "value", "about")
+        self.add_columns("feature", self._value_title, "about")
 
-    def show(self, rows: list[tuple[int, float, str]]) -> None:
-        """Fill the rows; a description longer than the room left ends with an ellipsis, never a bare cut."""
-        self._rows = list(rows)
+    @property
+    def rows_shown(self) -> list[FeatureRow]:
+        return list(self._rows)
+
+    def show(self, rows: list[FeatureRow], *, tagged: bool = False) -> None:
+        """Fill the rows; `tagged` names each row's SAE. An about text longer than the room ends with `…`."""
+        self._rows, self._tagged = list(rows), tagged
         self._width = self.content_size.width
         row = self.cursor_row
         self.clear()
-        room = self._about_room(rows)
-        for feature, value, about in rows:
-            text = Text(about, no_wrap=True)
-            if room is not None and cell_len(about) > room:
+        names = [f"{r.sae}/{r.feature}" if tagged else str(r.feature) for r in rows]
+        room = self._about_room(names, rows)
+        for name, r in zip(names, rows):
+            text = Text(r.about, no_wrap=True)
+            if room is not None and cell_len(r.about) > room:
                 text.truncate(max(room, 1), overflow="ellipsis")
-            self.add_row(str(feature), f"{value:.2f}", text, key=str(feature))
+            self.add_row(name, r.value, text, key=f"{r.sae}/{r.feature}")
         if self.row_count:
             self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)
 
-    def _about_room(self, rows: list[tuple[int, float, str]]) -> int | None:
+    def _about_room(self, names: list[str], rows: list[FeatureRow]) -> int | None:
         width = self.content_size.width
         if width <= 0:
             return None  # not laid out yet: shown again on the first resize
-        feature_w = max([len("feature")] + [len(str(f)) for f, _, _ in rows])
-        value_w = max([len("value")] + [len(f"{v:.2f}") for _, v, _ in rows])
-        return width - (feature_w + 2) - (value_w + 2) - 2  # content_size already leaves out a scrollbar
+        name_w = max([len("feature")] + [len(n) for n in names])
+        value_w = max([len(self._value_title)] + [cell_len(r.value) for r in rows])
+        return width - (name_w + 2) - (value_w + 2) - 2  # content_size already leaves out a scrollbar
 
     def on_resize(self) -> None:
         if self._rows and self.content_size.width != self._width:
-            self.show(self._rows)
+            self.show(self._rows, tagged=self._tagged)
+
+    def current(self) -> FeatureRow | None:
+        if self.row_count == 0 or not 0 <= self.cursor_row < len(self._rows):
+            return None
+        return self._rows[self.cursor_row]
 
     def current_feature(self) -> int | None:
-        if self.row_count == 0:
-            return None
-        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        return int(key.value) if key.value is not None else None
+        row = self.current()
+        return None if row is None else row.feature
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()  # a mouse click on a row: open it, as Enter does
+        self._post(messages.FeatureChosen)
+
+    def _post(self, kind: type[messages.FeatureIntent]) -> None:
+        row = self.current()
+        if row is not None:
+            self.post_message(kind(row.sae, row.feature))
+
+    def action_open(self) -> None:
+        self._post(messages.FeatureChosen)
+
+    def action_steer(self) -> None:
+        self._post(messages.SteerFeature)
+
+    def action_heat(self) -> None:
+        self._post(messages.HeatFeature)
+
+    def action_label(self) -> None:
+        self._post(messages.LabelFeature)

@@ -1,41 +1,67 @@
-"""SteeringPanel: the steering specs (feature, mode, coefficient, on/off) and the two generation columns."""
+"""Steering widgets: the spec table, and generation columns streamed side by side (or one row per
+sweep coefficient). The Steer pane (saetui/tui/panes/steer.py) puts them together."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Input, Label, Static
+from textual.containers import Container, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Static
 
-from saetui.steering.generate import GenerationSettings  # torch-free at import
-
-DEFAULTS = GenerationSettings()  # the fields start at the library's defaults, as the CLI's options do
+from saetui.tui.actions import bindings
 
 
 class SpecTable(DataTable):
-    BINDINGS = [
-        Binding("space", "app.spec('toggle')", "On/off", key_display="␣"),
-        Binding("plus,equals_sign", "app.spec('up')", "Coef", key_display="+/-"),
-        Binding("minus", "app.spec('down')", "Coef -1", show=False),
-        Binding("m", "app.spec('mode')", "Mode", show=False),
-        Binding("delete,backspace", "app.spec('remove')", "Remove", key_display="del", show=False),
-    ]
+    """One row per spec: on, SAE/feature, mode, coefficient (and its +/- step), scope, label.
+
+    A view only: its keys post `SpecTable.Edit`, which the Steer pane turns into a new draft."""
+
+    BINDINGS = bindings("specs")
+
+    @dataclass
+    class Edit(Message):
+        op: str      # "toggle" | "nudge" | "cycle_mode" | "cycle_scope" | "remove"
+        row: int
+        arg: int = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, cursor_type="row", **kwargs)
 
     def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.add_columns("on", "feature", "mode", "coef", "label")
+        self.add_columns("on", "feature", "mode", "coef", "step", "scope", "label")
 
-    def show(self, specs: list[Any], labels: dict) -> None:
+    def show(self, specs: list[Any], labels: dict, steps: list[float]) -> None:
         row = self.cursor_row
         self.clear()
-        for i, s in enumerate(specs):
-            coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}"
-            self.add_row("✓" if s.enabled else " ", f"{s.sae}/{s.feature}", s.mode, coef, labels.get((s.sae, s.feature), ""), key=str(i))
+        for i, (s, step) in enumerate(zip(specs, steps)):
+            coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}{'×max' if s.unit == 'max' else ''}"
+            self.add_row("✓" if s.enabled else " ", f"{s.sae}/{s.feature}", s.mode, coef,
+                         "" if s.mode == "ablate" else f"±{step:g}", s.scope, labels.get((s.sae, s.feature), ""), key=str(i))
         if specs:
-            self.move_cursor(row=min(row, len(specs) - 1))
+            self.move_cursor(row=min(max(row, 0), len(specs) - 1))
+
+    def _edit(self, op: str, arg: int = 0) -> None:
+        if self.row_count:
+            self.post_message(self.Edit(op, self.cursor_row, arg))
+
+    def action_toggle(self) -> None:
+        self._edit("toggle")
+
+    def action_nudge(self, steps: int) -> None:
+        self._edit("nudge", steps)
+
+    def action_cycle_mode(self) -> None:
+        self._edit("cycle_mode")
+
+    def action_cycle_scope(self) -> None:
+        self._edit("cycle_scope")
+
+    def action_remove(self) -> None:
+        self._edit("remove")
 
 
 class GenerationColumn(VerticalScroll):
@@ -53,6 +79,7 @@ class GenerationColumn(VerticalScroll):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rich = Text()
+        self._spans: list[tuple[int, int]] = []  # each piece's place in the text
         self._dirty = False
 
     def compose(self) -> ComposeResult:
@@ -65,19 +92,34 @@ class GenerationColumn(VerticalScroll):
     def text(self) -> str:
         return self._rich.plain
 
+    def render_text(self) -> Text:
+        """The text with its marks (underlined: differs from the first row), as the column shows it."""
+        return self._rich.copy()
+
     @property
     def _body(self) -> Static:
         return self.query_one(".gen-text", Static)
 
     def reset(self, title: str) -> None:
         self.border_title = title
+        self.border_subtitle = ""
         self._rich = Text()
+        self._spans = []
         self._dirty = False
         self._body.update(self._rich)
         self.scroll_home(animate=False)
 
     def append(self, piece: str, marked: bool = False) -> None:
+        start = len(self._rich)
         self._rich.append(piece, style="bold underline" if marked else "")
+        self._spans.append((start, len(self._rich)))
+        self._dirty = True
+
+    def mark(self, pieces: list[int], style: str) -> None:
+        """Style the given pieces (by their order in the stream), e.g. where steering moved the model most."""
+        for i in pieces:
+            if 0 <= i < len(self._spans):
+                self._rich.stylize(style, *self._spans[i])
         self._dirty = True
 
     def flush(self) -> None:
@@ -89,18 +131,30 @@ class GenerationColumn(VerticalScroll):
                 self.call_after_refresh(self.scroll_end, animate=False)
 
 
-class SteeringPanel(Vertical):
+class GenerationView(Container):
+    """The generation rows: two columns side by side (baseline, steered), or one row per coefficient of a sweep."""
+
     def compose(self) -> ComposeResult:
-        yield SpecTable(id="specs")
-        with Horizontal(id="gen-settings"):
-            yield Label("coef")
-            yield Input(placeholder="value⏎", id="coef")
-            yield Label("max tokens")
-            yield Input(str(DEFAULTS.max_new_tokens), id="max-tokens", type="integer")
-            yield Label("temp")
-            yield Input(f"{DEFAULTS.temperature:g}", id="temperature")
-            yield Label("seed")
-            yield Input(str(DEFAULTS.seed), id="seed", type="integer")
-        with Horizontal(id="gen-columns"):
-            yield GenerationColumn(id="gen-baseline")
-            yield GenerationColumn(id="gen-steered")
+        yield GenerationColumn(id="gen-baseline")
+        yield GenerationColumn(id="gen-steered")
+
+    def on_mount(self) -> None:
+        self.query_one("#gen-baseline", GenerationColumn).reset("baseline")
+        self.query_one("#gen-steered", GenerationColumn).reset("steered")
+
+    @property
+    def columns(self) -> list[GenerationColumn]:
+        return list(self.query(GenerationColumn))
+
+    async def set_rows(self, titles: list[str]) -> None:
+        """One column a row, titled; two rows sit side by side, more are stacked."""
+        have = self.columns
+        for extra in have[len(titles):]:
+            if extra.id not in ("gen-baseline", "gen-steered"):
+                await extra.remove()
+        have = self.columns
+        if len(have) < len(titles):
+            await self.mount_all([GenerationColumn(classes="gen-sweep") for _ in titles[len(have):]])
+        for column, title in zip(self.columns, titles):
+            column.reset(title)
+        self.set_class(len(titles) > 2, "-stacked")

@@ -1,11 +1,16 @@
-"""TokenTable: one row per prompt token with its top features; a chosen feature colors every token (heat line)."""
+"""TokenTable: one row per prompt token with its top features; a chosen feature colours every token (heat line).
+
+Its key `s` shows the next loaded SAE (posts SaeSwitch)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.text import Text
+from rich.cells import cell_len
 from textual.widgets import DataTable
+
+from saetui.tui.actions import bindings
 
 _HEAT = ["#303030", "#5f3f00", "#8f5f00", "#bf7f00", "#ff9f00"]
 
@@ -72,28 +77,65 @@ def _unicode_to_bytes() -> dict[str, int]:
 
 
 class TokenTable(DataTable):
-    """Rows: index, token (special tokens marked), its top features as `f:act`, heat of the chosen feature."""
+    """Rows: index (`*` marks special tokens), token, its top features as `f:act`, as many as the width
+    allows; with a heat line, the chosen feature's activation first, as a number and a colour."""
+
+    BINDINGS = bindings("tokens")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, cursor_type="row", zebra_stripes=True, **kwargs)
+        self._shown: tuple[Any, str, list[float] | None, Any] | None = None
+        self._width = 0
 
     def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.zebra_stripes = True
         self.add_columns("#", "token", "top features")
 
     def show(self, result: Any, sae: str, heat: list[float] | None = None, tokenizer: Any = None) -> None:
         """Fill the rows; the cursor stays on the row it was on (as far as the new rows go)."""
+        self._shown = (result, sae, heat, tokenizer)
+        self._width = self.content_size.width
         row = self.cursor_row
         self.clear()
         res = result.sae(sae)
         top = max(heat) if heat else 0.0
-        for tok, feats in zip(result.tokens, res.per_token):
-            text = Text(token_label(tok, tokenizer), style="dim italic" if tok.special else "")
+        labels = [token_label(tok, tokenizer) for tok in result.tokens]
+        fit = self.features_that_fit(result, sae, labels, heat is not None)
+        for tok, text_label, feats in zip(result.tokens, labels, res.per_token):
+            text = Text(text_label, style="dim italic" if tok.special else "")
             if heat and top > 0:
                 level = min(len(_HEAT) - 1, int(len(_HEAT) * heat[tok.index] / top)) if heat[tok.index] > 0 else 0
                 text.stylize(f"on {_HEAT[level]}")
             label = Text(f"{tok.index}{'*' if tok.special else ''}")
-            shown = Text("  ".join(f"{f}:{a:.1f}" for f, a in feats[:3]))
+            shown = Text("  ".join(f"{f}:{a:.1f}" for f, a in feats[:fit]))
             if heat:  # the heat as a number too, not only a colour
                 shown = Text.assemble((f"{heat[tok.index]:5.2f}", "bold"), " │ ", shown)
             self.add_row(label, text, shown, key=str(tok.index))
         if self.row_count:
             self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)
+
+    def features_that_fit(self, result: Any, sae: str, labels: list[str], heat: bool) -> int:
+        """How many `f:act` items the last column has room for (at least 1; 3 at 80 columns)."""
+        width = self.content_size.width
+        if width <= 0:
+            return 3
+        index_w = max(len(f"{len(result.tokens) - 1}*"), 1)
+        token_w = max([len("token")] + [cell_len(label) for label in labels])
+        room = width - (index_w + 2) - (token_w + 2) - 2 - (10 if heat else 0)
+        items = [len(f"{f}:{a:.1f}") for feats in result.sae(sae).per_token for f, a in feats]
+        item = max(items, default=7) + 2  # and two spaces between items
+        return max(1, (room + 2) // item)
+
+    def on_resize(self) -> None:
+        if self._shown is not None and self.content_size.width != self._width:
+            self.show(*self._shown)
+
+    def action_next_sae_here(self) -> None:
+        from saetui.tui.messages import SaeSwitch
+
+        self.post_message(SaeSwitch())
+
+    def action_why(self) -> None:
+        from saetui.tui.messages import WhyAsked
+
+        if self.row_count:
+            self.post_message(WhyAsked(self.cursor_row))

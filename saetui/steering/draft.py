@@ -1,0 +1,74 @@
+"""Draft: the steering specs being edited, as one immutable value.
+
+Every edit returns a new Draft, so the app can hold it as a reactive (a new value repaints the panel)
+and tests compare values. Touches nothing in the model; `saetui.steering.spec.resolve` checks specs
+against the loaded SAEs when they are used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from saetui.steering.spec import MAX_COEFFICIENT, MODES, SteeringSpec
+
+SCOPES = ("all", "prompt", "generated")
+
+
+def coefficient_step(spec: SteeringSpec, max_activation: float | None) -> float:
+    """What one +/- press changes: a quarter of the feature's max activation where an index knows it
+    (raw +/-1 is far too small for Gemma Scope, whose activations run to the hundreds), 0.25 for a
+    coefficient already in max units, else 1."""
+    if spec.unit == "max":
+        return 0.25
+    if max_activation is None or not math.isfinite(max_activation) or max_activation <= 0:
+        return 1.0
+    quarter = max_activation / 4
+    digits = 1 - int(math.floor(math.log10(quarter)))  # two significant digits: 0.83, 1.4, 37
+    return round(quarter, max(digits, 0))
+
+
+@dataclass(frozen=True)
+class Draft:
+    specs: tuple[SteeringSpec, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def index_of(self, sae: str | None, feature: int) -> int | None:
+        return next((i for i, s in enumerate(self.specs) if s.feature == feature and s.sae == sae), None)
+
+    def add(self, spec: SteeringSpec) -> Draft:
+        """The spec appended; a feature already in the draft is not added twice (the draft is returned as is)."""
+        if self.index_of(spec.sae, spec.feature) is not None:
+            return self
+        return Draft(self.specs + (spec,))
+
+    def _with(self, i: int, spec: SteeringSpec) -> Draft:
+        return Draft(self.specs[:i] + (spec,) + self.specs[i + 1:])
+
+    def toggle(self, i: int) -> Draft:
+        return self._with(i, replace(self.specs[i], enabled=not self.specs[i].enabled))
+
+    def set_coefficient(self, i: int, value: float) -> Draft:
+        value = max(-MAX_COEFFICIENT, min(MAX_COEFFICIENT, float(value)))
+        return self._with(i, self.specs[i].with_coefficient(round(value, 4)))
+
+    def nudge(self, i: int, steps: int, step: float) -> Draft:
+        return self.set_coefficient(i, self.specs[i].coefficient + steps * step)
+
+    def cycle_mode(self, i: int) -> Draft:
+        spec = self.specs[i]
+        return self._with(i, replace(spec, mode=MODES[(MODES.index(spec.mode) + 1) % len(MODES)]))
+
+    def cycle_scope(self, i: int) -> Draft:
+        """all -> prompt -> generated -> all; a START:END scope (from a preset or the CLI) goes to all."""
+        spec = self.specs[i]
+        nxt = SCOPES[(SCOPES.index(spec.scope) + 1) % len(SCOPES)] if spec.scope in SCOPES else "all"
+        return self._with(i, replace(spec, scope=nxt))
+
+    def remove(self, i: int) -> Draft:
+        return Draft(self.specs[:i] + self.specs[i + 1:])
+
+    def enabled(self) -> list[SteeringSpec]:
+        return [s for s in self.specs if s.enabled]

@@ -1,0 +1,113 @@
+"""The one registry of the app's actions: key, description, where it applies.
+
+Every key binding, the footer, the F1 help and the command palette are made from `ACTIONS`, so they
+cannot disagree. A widget takes its bindings with `bindings("features")`; the app with `bindings("app")`.
+An action's `action` is the Textual action string run on the widget of its scope (the app for "app").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Action:
+    action: str         # Textual action string, run on the scope's widget: "analyze", "show_tab('search')"
+    keys: str           # Textual key list: "f5,ctrl+r"
+    description: str    # short, for the footer
+    help: str           # one line for F1 and the palette
+    scope: str = "app"  # "app" | "tokens" | "features" | "search" | "specs" | "detail"
+    show: bool = True   # in the footer (the 80-column footer has room for a few)
+    priority: bool = False  # before the focused widget's own keys (the prompt is a TextArea)
+    key_display: str | None = None
+    palette: bool = True    # app-scope actions offered in the command palette
+
+
+SCOPES = {
+    "app": "everywhere",
+    "tokens": "token table (F2)",
+    "features": "feature lists (features of a token, search results)",
+    "search": "search box (F3)",
+    "specs": "steering specs (F4)",
+    "detail": "feature detail",
+    "why": "why? (the features behind a prediction)",
+}
+
+ACTIONS: list[Action] = [
+    Action("analyze", "f5,ctrl+r", "Analyze", "analyze the prompt", priority=True),
+    Action("history(-1)", "ctrl+up", "Older prompt", "previous analyzed prompt", show=False, priority=True, palette=False),
+    Action("history(1)", "ctrl+down", "Newer prompt", "next analyzed prompt", show=False, priority=True, palette=False),
+    # The tab headers name their keys; the footer keeps its 80 columns for the rest.
+    Action("show_tab('tokens')", "f2", "Tokens", "tokens tab: per-token features", show=False),
+    Action("show_tab('search')", "f3", "Search", "search tab: features by number, label, or promotes WORD", show=False),
+    Action("show_tab('steer')", "f4", "Steer", "steering tab: specs and generations", show=False),
+    Action("generate", "ctrl+g", "Generate", "generate baseline and steered text side by side", priority=True),
+    Action("sweep", "ctrl+w", "Sweep", "generate one row per coefficient of the sweep box, for the highlighted spec",
+           show=False, priority=True),
+    Action("stop", "ctrl+s", "Stop", "stop the generation", priority=True),
+    Action("next_sae", "ctrl+n", "Next SAE", "show the next loaded SAE's features", show=False, priority=True),
+    Action("help", "f1", "Help", "this list of keys"),
+    Action("quit", "ctrl+q", "Quit", "save the session and quit", priority=True, palette=False),
+    # token table
+    Action("next_sae_here", "s", "SAE", "show the next loaded SAE's features", scope="tokens"),
+    Action("why", "w", "Why?", "which features drive the model's prediction after this token (attribution, "
+           "checked by ablation)", scope="tokens"),
+    # feature lists
+    Action("open", "enter", "Open", "open the feature's detail", scope="features", show=False),
+    Action("steer", "a", "Add", "add the feature to steering", scope="features"),
+    Action("heat", "h", "Heat", "heat line: the feature's activation on every token (h again: off)", scope="features"),
+    Action("label", "l", "Label", "label the feature (saved beside its index)", scope="features"),
+    # search box
+    Action("results", "down", "Results", "move to the results", scope="search", show=False),
+    # steering specs
+    Action("toggle", "space", "On/off", "switch the spec on/off", scope="specs", key_display="␣"),
+    Action("nudge(1)", "plus,equals_sign", "Coef", "raise the coefficient by one step (a quarter of the max activation when an index knows it)",
+           scope="specs", key_display="+/-"),
+    Action("nudge(-1)", "minus", "Coef -", "lower the coefficient by one step", scope="specs", show=False),
+    Action("cycle_mode", "m", "Mode", "cycle add / clamp / ablate", scope="specs", show=False),
+    Action("cycle_scope", "o", "Scope", "cycle the scope: all / prompt / generated tokens", scope="specs", show=False),
+    Action("remove", "delete,backspace", "Remove", "remove the spec", scope="specs", key_display="del", show=False),
+    # feature detail
+    Action("steer", "a", "Add", "add the feature to steering", scope="detail"),
+    Action("close", "escape,q", "Close", "close the detail", scope="detail"),
+    # why? screen
+    Action("open", "enter", "Open", "open the feature's detail", scope="why", show=False),
+    Action("steer(1)", "a", "Push up", "add the feature to steering, signed to push the predicted token up", scope="why"),
+    Action("steer(-1)", "A", "Push down", "add it signed to push the predicted token down", scope="why"),
+    Action("close", "escape,q", "Close", "close", scope="why"),
+]
+
+
+def bindings(scope: str) -> list[Binding]:
+    """The key bindings of one scope, for a widget's (or the app's) BINDINGS."""
+    return [
+        Binding(a.keys, a.action, a.description, show=a.show, priority=a.priority, key_display=a.key_display)
+        for a in ACTIONS if a.scope == scope
+    ]
+
+
+def key_text(keys: str) -> str:
+    """`f5,ctrl+r` -> `F5 / Ctrl+R`, as the help screen shows keys."""
+    def one(key: str) -> str:
+        names = {"plus": "+", "equals_sign": "=", "minus": "-", "space": "Space", "enter": "Enter",
+                 "escape": "Esc", "delete": "Del", "backspace": "Backspace", "down": "Down", "up": "Up"}
+        return "+".join(names.get(part, part.capitalize() if len(part) > 1 else part) for part in key.split("+"))
+
+    return " / ".join(one(k) for k in keys.split(","))
+
+
+def help_rows() -> list[tuple[str, list[tuple[str, str]]]]:
+    """(scope title, [(keys, help), ...]) for every scope, in registry order."""
+    out = []
+    for scope, title in SCOPES.items():
+        rows = [(key_text(a.keys), a.help) for a in ACTIONS if a.scope == scope]
+        if rows:
+            out.append((title, rows))
+    return out
+
+
+def palette_actions() -> list[Action]:
+    """The app-scope actions the command palette offers (by their description and help)."""
+    return [a for a in ACTIONS if a.scope == "app" and a.palette]

@@ -1,0 +1,83 @@
+"""Search pane (F3): features by number, label or `promotes WORD`, as you type. Owns the search worker.
+
+Each hit shows its score and why it matched (the label beside it, never instead of it); a note says
+how the query was read where that is not obvious (e.g. a word that is several tokens)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.reactive import reactive
+from textual.widgets import Input, Static
+
+from saetui.tui.actions import bindings
+from saetui.tui.panes.base import Pane
+from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
+
+
+class SearchPane(Pane):
+    BINDINGS = bindings("search")
+    sae_name: reactive[str | None] = reactive(None, init=False)
+    labels_rev: reactive[int] = reactive(0, init=False)
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="feature number, label, or: promotes WORD", id="search-input", select_on_focus=False)
+        yield Static(id="search-note")
+        yield FeatureList(id="search-results", value_title="score")
+
+    def on_mount(self) -> None:
+        self.query_one("#search-results").border_title = "Features"
+
+    def watch_sae_name(self) -> None:
+        self.refresh_results()
+
+    def watch_labels_rev(self) -> None:
+        self.refresh_results()
+
+    def refresh_results(self) -> None:
+        """Search again for what the box holds (the SAE or the labels changed)."""
+        query = self.query_one("#search-input", Input).value
+        if query.strip() and self.session.ready and self.sae_name is not None:
+            self._search_worker(query, self.sae_name)
+
+    @on(Input.Changed, "#search-input")
+    def _changed(self, event: Input.Changed) -> None:
+        event.stop()
+        if not event.value.strip():
+            self._show(event.value, None)
+        elif self.session.ready and self.sae_name is not None:
+            self._search_worker(event.value, self.sae_name)
+
+    @on(Input.Submitted, "#search-input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_results()
+
+    def action_results(self) -> None:
+        results = self.query_one("#search-results", FeatureList)
+        if results.row_count:
+            results.focus()
+
+    def focus_box(self) -> None:
+        self.query_one("#search-input").focus()
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    def _search_worker(self, query: str, sae: str) -> None:
+        result = self.session.search(query, sae)
+        self.app.call_from_thread(self._show, query, result)
+
+    def _show(self, query: str, result: Any) -> None:
+        # Thread workers cannot be interrupted: a slower, older query must not overwrite a newer one.
+        if query != self.query_one("#search-input", Input).value:
+            return
+        rows = [] if result is None else [
+            FeatureRow(self.sae_name or "", h.feature, f"{h.score:.2f}", " · ".join(x for x in (h.label, h.why) if x))
+            for h in result.hits
+        ]
+        self.query_one("#search-results", FeatureList).show(rows)
+        note = "" if result is None else (result.note or f"{len(result.hits)} features · {result.kind} search"
+                                          + (" · Enter/↓ to the list" if result.hits else ""))
+        self.query_one("#search-note", Static).update(escape(note))

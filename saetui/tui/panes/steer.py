@@ -1,0 +1,217 @@
+"""Steer pane (F4): the steering draft (specs), the generation settings and the generated rows.
+
+The draft is the app's reactive; edits here post `DraftChanged` with a new value. Owns the generation
+worker: baseline and steered side by side, or one row per coefficient of a sweep (Ctrl+W)."""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Input, Label
+
+from saetui.errors import InputError
+from saetui.steering.draft import Draft, coefficient_step
+from saetui.steering.generate import GenerationSettings  # torch-free at import
+from saetui.steering.spec import parse_sweep
+from saetui.tui.messages import DraftChanged, GenerationDone, GenerationPiece, Notice
+from saetui.tui.panes.base import Pane
+from saetui.tui.widgets.steering_panel import GenerationView, SpecTable
+
+DEFAULTS = GenerationSettings()  # the fields start at the library's defaults, as the CLI's options do
+
+
+class SteerPane(Pane):
+    draft: reactive[Draft] = reactive(Draft, init=False)
+    labels_rev: reactive[int] = reactive(0, init=False)
+
+    def __init__(self, session: Any, **kwargs: Any) -> None:
+        super().__init__(session, **kwargs)
+        self._stop = threading.Event()
+        self.generated: list[list[int]] = [[], []]  # token ids of each row of the last generation
+        self.rows_specs: list[list[Any]] = []       # the specs each row ran with
+        self._run = 0                               # the current generation's number
+        self._prompt = ""
+        self.kl: list[list[float] | None] = []      # per row, per generated token: KL(steered || unsteered)
+
+    def compose(self) -> ComposeResult:
+        yield SpecTable(id="specs")
+        with Horizontal(id="gen-settings"):
+            yield Label("coef")
+            yield Input(placeholder="value⏎", id="coef")
+            yield Label("max")
+            yield Input(str(DEFAULTS.max_new_tokens), id="max-tokens", type="integer")
+            yield Label("temp")
+            yield Input(f"{DEFAULTS.temperature:g}", id="temperature")
+            yield Label("seed")
+            yield Input(str(DEFAULTS.seed), id="seed", type="integer")
+            yield Label("sweep")
+            yield Input(placeholder="0,4,8 ⏎", id="sweep")
+        yield GenerationView(id="gen-columns")
+
+    def on_mount(self) -> None:
+        self.query_one("#specs").border_title = "Steering (Ctrl+G generates, Ctrl+W sweeps, Ctrl+S stops)"
+
+    # ------------------------------------------------------------------ the draft
+    def steps(self) -> list[float]:
+        """Each spec's +/- step, scaled to its feature's max activation where an index knows it."""
+        return [coefficient_step(s, self.session.max_activation(s.sae, s.feature)) for s in self.draft.specs]
+
+    def watch_draft(self) -> None:
+        self._repaint()
+
+    def watch_labels_rev(self) -> None:
+        self._repaint()
+
+    def _repaint(self) -> None:
+        self.query_one(SpecTable).show(list(self.draft.specs), self.session.labels, self.steps())
+
+    def select(self, row: int) -> None:
+        self.query_one(SpecTable).move_cursor(row=row)
+
+    @on(SpecTable.Edit)
+    def _edit(self, edit: SpecTable.Edit) -> None:
+        edit.stop()
+        d, i = self.draft, edit.row
+        if not 0 <= i < len(d):
+            return
+        new = {"toggle": lambda: d.toggle(i), "nudge": lambda: d.nudge(i, edit.arg, self.steps()[i]),
+               "cycle_mode": lambda: d.cycle_mode(i), "cycle_scope": lambda: d.cycle_scope(i),
+               "remove": lambda: d.remove(i)}[edit.op]()
+        self.post_message(DraftChanged(new))
+
+    @on(Input.Submitted, "#coef")
+    def _coefficient_typed(self, event: Input.Submitted) -> None:
+        """Enter in the coef box sets the highlighted spec's coefficient to the number typed."""
+        event.stop()
+        if not len(self.draft):
+            self.post_message(Notice("no steering spec to set: add a feature first (a)", "warning"))
+            return
+        try:
+            value = float(event.value)
+            if not math.isfinite(value):
+                raise ValueError
+        except ValueError:
+            self.post_message(Notice(f"coefficient must be a finite number, got {event.value!r}", "error"))
+            return
+        i = min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
+        self.post_message(DraftChanged(self.draft.set_coefficient(i, value)))
+        event.input.value = ""
+
+    @on(Input.Submitted, "#sweep")
+    def _sweep_typed(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.app.run_action("sweep")
+
+    # ------------------------------------------------------------------ generation
+    def settings(self) -> dict[str, Any]:
+        """The typed settings; InputError names the field that is not a number."""
+        try:
+            return {
+                "max_new_tokens": int(self.query_one("#max-tokens", Input).value),
+                "temperature": float(self.query_one("#temperature", Input).value),
+                "seed": int(self.query_one("#seed", Input).value),
+            }
+        except ValueError as exc:
+            raise InputError("max tokens, temperature and seed must be numbers") from exc
+
+    def sweep_rows(self) -> tuple[list[list[Any]], list[str]]:
+        """One row per coefficient typed in the sweep box (default: 0, 1, 2 and 4 times the feature's
+        max activation, i.e. 4, 8, 16 steps) for the highlighted spec, the other enabled specs held as they are."""
+        if not len(self.draft):
+            raise InputError("no steering spec to sweep: add a feature first (a)")
+        i = min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
+        spec = self.draft.specs[i]
+        if spec.mode == "ablate":
+            raise InputError("an ablated spec has no coefficient to sweep: m cycles its mode")
+        text = self.query_one("#sweep", Input).value
+        if text.strip():
+            coefs = parse_sweep(text, "sweep")
+        else:
+            step = self.steps()[i]
+            coefs = [0.0, 4 * step, 8 * step, 16 * step]
+        others = [s for j, s in enumerate(self.draft.specs) if j != i and s.enabled]
+        rows = [others + [spec.with_coefficient(c)] for c in coefs]
+        return rows, [f"{spec.sae}/{spec.feature} × {c:g}" for c in coefs]
+
+    async def generate(self, prompt: str, sweep: bool = False) -> None:
+        """Start generating (replacing a running generation); InputError for bad settings."""
+        settings = self.settings()
+        if sweep:
+            rows, titles = self.sweep_rows()
+        else:
+            rows = [[], self.draft.enabled()]
+            titles = ["baseline", f"steered ({len(rows[1])} specs)"]
+        self._stop.set()  # a generation still running ends at its next token
+        self._stop = threading.Event()
+        self.generated = [[] for _ in rows]
+        self.rows_specs = rows
+        self._run += 1
+        self._prompt = prompt
+        await self.query_one(GenerationView).set_rows(titles)
+        self._generate_worker(prompt, rows, settings, self._stop, self._run)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def _generate_worker(self, prompt: str, rows: list[list[Any]], settings: dict[str, Any],
+                         stop: threading.Event, run: int) -> None:
+        for piece in self.session.generate(prompt, rows, stop_event=stop, **settings):
+            self.post_message(GenerationPiece(piece.row, piece.text, piece.token_id, run))
+        self.post_message(GenerationDone(stop.is_set(), run))
+
+    @on(GenerationPiece)
+    def _piece(self, message: GenerationPiece) -> None:
+        message.stop()
+        if message.run != self._run or message.row >= len(self.generated):
+            return  # from a generation replaced since
+        ids = self.generated[message.row]
+        ids.append(message.token_id)
+        ref = self.generated[0] if message.row else []  # tokens differing from the first row are underlined
+        i = len(ids) - 1
+        differs = message.row > 0 and i < len(ref) and ref[i] != message.token_id
+        columns = self.query_one(GenerationView).columns
+        if message.row < len(columns):
+            columns[message.row].append(message.text, differs)
+
+    @work(thread=True, exclusive=True, group="kl", exit_on_error=False)
+    def _kl_worker(self, prompt: str, rows: list[list[Any]], ids: list[list[int]], run: int) -> None:
+        kl = self.session.steering_kl(prompt, rows, ids)
+        self.app.call_from_thread(self._show_kl, kl, run)
+
+    MARKED = 3  # tokens marked per row: where steering moved the next-token distribution most
+
+    def _show_kl(self, kl: list[list[float] | None], run: int) -> None:
+        """Each steered row: its mean and max KL(steered || unsteered) in the subtitle, and the tokens where
+        it was largest marked (reverse video)."""
+        if run != self._run:
+            return
+        self.kl = kl
+        for column, row_kl in zip(self.query_one(GenerationView).columns, kl):
+            if not row_kl:
+                continue
+            top = sorted(range(len(row_kl)), key=lambda i: -row_kl[i])[: self.MARKED]
+            column.mark(top, "reverse")
+            column.border_subtitle = f"KL mean {sum(row_kl) / len(row_kl):.2f} · max {max(row_kl):.2f} nats (marked)"
+            column.flush()
+
+    @on(GenerationDone)
+    def _done(self, message: GenerationDone) -> None:
+        message.stop()
+        if message.run != self._run:
+            return
+        for column in self.query_one(GenerationView).columns:
+            column.flush()
+        if not message.stopped and any(self.rows_specs):
+            self._kl_worker(self._prompt, self.rows_specs, [list(ids) for ids in self.generated], self._run)
+        same = all(ids == self.generated[0] for ids in self.generated[1:])
+        note = "generation stopped" if message.stopped else (
+            "generation done: every row = the first" if same and len(self.generated) > 2 else
+            "generation done: steered = baseline" if same else "generation done")
+        self.post_message(Notice(note))

@@ -1,0 +1,148 @@
+"""Tokens pane (F2): one row per prompt token with its top features, the features of the highlighted
+token from every loaded SAE, its reconstruction and the model's next-token predictions, and the heat
+line of one feature. Owns the analyze and heat workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import DataTable, Static
+
+from saetui.tui.messages import Analyzed, HeatFeature
+from saetui.tui.panes.base import Pane
+from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
+from saetui.tui.widgets.token_table import TokenTable, token_label
+
+PREDICTIONS = 5  # next-token predictions shown for the highlighted token
+
+
+class TokensPane(Pane):
+    analysis: reactive[Any] = reactive(None, init=False)
+    sae_name: reactive[str | None] = reactive(None, init=False)
+    labels_rev: reactive[int] = reactive(0, init=False)
+
+    def __init__(self, session: Any, **kwargs: Any) -> None:
+        super().__init__(session, **kwargs)
+        self.heat: tuple[str, int] | None = None        # the (sae, feature) whose heat line is on
+        self._heat_acts: list[float] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield TokenTable(id="token-table")
+            with Vertical(id="token-side"):
+                yield FeatureList(id="token-features")
+                yield Static(id="token-info")
+
+    def on_mount(self) -> None:
+        self.query_one("#token-table").border_title = "Tokens"
+        self.query_one("#token-features").border_title = "Features of token"
+
+    # ------------------------------------------------------------------ workers
+    def analyze(self, prompt: str) -> None:
+        self._analyze_worker(prompt)
+
+    @work(thread=True, exclusive=True, group="analyze", exit_on_error=False)
+    def _analyze_worker(self, prompt: str) -> None:
+        self.post_message(Analyzed(self.session.analyze(prompt, predictions=PREDICTIONS)))
+
+    @work(thread=True, exclusive=True, group="heat", exit_on_error=False)
+    def _heat_worker(self, sae: str, feature: int, prompt: str) -> None:
+        acts = self.session.feature_activations(sae, feature)
+        self.app.call_from_thread(self._show_heat, sae, feature, prompt, acts)
+
+    # ------------------------------------------------------------------ state coming down
+    def watch_analysis(self) -> None:
+        self._heat_acts = None
+        self._repaint()
+        if self.heat is not None and self.analysis is not None:  # keep the heat line on, for the new prompt
+            self._heat_worker(*self.heat, self.analysis.prompt)
+
+    def watch_sae_name(self) -> None:
+        self._repaint()
+
+    def watch_labels_rev(self) -> None:
+        self._show_token(self.query_one(TokenTable).cursor_row)
+
+    def toggle_heat(self, sae: str, feature: int) -> None:
+        """The feature's heat line; asked again for the feature already shown, it turns off."""
+        if self.heat == (sae, feature):
+            self.heat, self._heat_acts = None, None
+            self._repaint()
+            return
+        self.heat = (sae, feature)
+        if self.analysis is not None:
+            self._heat_worker(sae, feature, self.analysis.prompt)
+
+    @on(HeatFeature)
+    def _heat_asked(self, message: HeatFeature) -> None:
+        message.stop()
+        self.toggle_heat(message.sae, message.feature)
+
+    # ------------------------------------------------------------------ painting
+    @property
+    def _tokenizer(self) -> Any:
+        return self.session.model.tokenizer if self.session.model is not None else None
+
+    def _repaint(self) -> None:
+        result, sae = self.analysis, self.sae_name
+        table = self.query_one(TokenTable)
+        if result is None or sae is None or sae not in [s.name for s in result.saes]:
+            return
+        table.show(result, sae, heat=self._heat_acts, tokenizer=self._tokenizer)
+        title = f"SAE {sae}"
+        if self.heat is not None and self._heat_acts is not None:
+            hsae, feature = self.heat
+            title += f" · heat of feature {feature}{'' if hsae == sae else f' of {hsae}'}, max {max(self._heat_acts, default=0.0):.2f}"
+        table.border_title = escape(title)
+        res = result.sae(sae)
+        summary = "" if res.mean_l0 is None else f" · L0 {res.mean_l0:.1f}" + ("" if res.fvu is None else f" · FVU {res.fvu:.3f}")
+        more = " · s: next SAE" if len(result.saes) > 1 else ""
+        table.border_subtitle = escape(f"{res.hook}{summary}{more}")
+        self._show_token(table.cursor_row)
+
+    def _show_heat(self, sae: str, feature: int, prompt: str, acts: list[float]) -> None:
+        if self.heat != (sae, feature) or self.analysis is None or self.analysis.prompt != prompt:
+            return  # turned off, or another feature or prompt since
+        if len(acts) != len(self.analysis.tokens):
+            return
+        self._heat_acts = acts
+        self._repaint()
+
+    @on(DataTable.RowHighlighted, "#token-table")
+    def _token_moved(self, event: DataTable.RowHighlighted) -> None:
+        self._show_token(event.cursor_row)
+
+    def _show_token(self, index: int) -> None:
+        """The highlighted token's features from every loaded SAE (the displayed one first), its
+        reconstruction by the displayed SAE, and the model's top next-token predictions."""
+        result = self.analysis
+        if result is None or self.sae_name is None or not 0 <= index < len(result.tokens):
+            return
+        labels = self.session.labels
+        ordered = sorted(result.saes, key=lambda s: s.name != self.sae_name)
+        rows = [FeatureRow(s.name, f, f"{a:.2f}", labels.get((s.name, f), ""))
+                for s in ordered for f, a in s.per_token[index]]
+        features = self.query_one("#token-features", FeatureList)
+        features.show(rows, tagged=len(result.saes) > 1)
+        tok = result.tokens[index]
+        features.border_title = escape(f"Features of {token_label(tok, self._tokenizer)!r}")
+        self.query_one("#token-info", Static).update(self._info_text(result, index))
+
+    def _info_text(self, result: Any, index: int) -> str:
+        """Two lines: the displayed SAE's reconstruction of this token, the model's next-token guesses."""
+        res = result.sae(self.sae_name)
+        lines = []
+        if index < len(res.reconstruction):
+            r = res.reconstruction[index]
+            fvu = "n/a" if r.fvu is None else f"{r.fvu:.3f}"
+            cos = "n/a" if r.cosine is None else f"{r.cosine:.3f}"
+            lines.append(f"[b]recon[/b] L0 {r.l0} · FVU {fvu} · cos {cos}")
+        if result.predictions and index < len(result.predictions):
+            nxt = " · ".join(f"{escape(repr(text))} {p:.0%}" for _, text, p in result.predictions[index][:PREDICTIONS])
+            lines.append(f"[b]next[/b] {nxt}")
+        return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Pilot tests of what issue 9 puts on screen: features per width, several SAEs tagged, reconstruction and
+predictions, coefficient steps scaled to the max activation, sweeps, the detail view, search scores, the
+registry driving keys and palette, and the first-screen hint."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from saetui.steering.draft import Draft, coefficient_step
+from saetui.steering.spec import SteeringSpec
+from saetui.tui.app import HINT, SaeTuiApp
+from saetui.tui.snapshot import settle
+from saetui.tui.widgets.feature_list import FeatureList
+from saetui.tui.widgets.token_table import TokenTable
+
+PROMPT = "The capital of France is Paris. Anna has a"
+
+
+def notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def features_in_row(table: TokenTable, row: int) -> int:
+    cell = str(table.get_row_at(row)[2])
+    return len([part for part in cell.split("  ") if ":" in part])
+
+
+async def test_the_token_table_shows_as_many_features_as_the_width_allows():
+    counts = {}
+    for width in (80, 160):
+        app = SaeTuiApp(prompt=PROMPT)
+        async with app.run_test(size=(width, 30)) as pilot:
+            await settle(pilot)
+            table = app.query_one(TokenTable)
+            counts[width] = features_in_row(table, 1)
+            assert table.virtual_size.width <= table.content_size.width  # nothing cut at the edge
+            assert "SAE demo" in str(table.border_title)  # always says which SAE is displayed
+    assert counts[80] == 3 and counts[160] >= 6, counts
+
+
+async def test_several_saes_are_tagged_and_s_switches_the_displayed_one():
+    from saetui.models.synthetic import random_jumprelu_sae
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        session = app.session
+        session.saes.add(random_jumprelu_sae(session.model.d_model, 64, "blocks.1.hook_resid_post"), name="early")
+        await pilot.press("f5")
+        await settle(pilot)
+        features = app.query_one("#token-features", FeatureList)
+        rows = features.rows_shown
+        assert {r.sae for r in rows} == {"demo", "early"} and rows[0].sae == "demo"  # the displayed SAE first
+        assert str(features.get_row_at(0)[0]).startswith("demo/")  # tagged
+        app.query_one(TokenTable).focus()
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.sae_name == "early" and "SAE early" in str(app.query_one(TokenTable).border_title)
+        want = [f for f, _ in app.analysis.sae("early").per_token[0][:1]]
+        assert str(app.query_one(TokenTable).get_row_at(0)[2]).startswith(f"{want[0]}:")
+
+
+async def test_highlighted_token_shows_its_reconstruction_and_next_token_predictions():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one(TokenTable).focus()
+        await pilot.press("down", "down")
+        await pilot.pause()
+        info = str(app.query_one("#token-info").render())
+        rec = app.analysis.saes[0].reconstruction[2]
+        assert f"L0 {rec.l0}" in info and f"cos {rec.cosine:.3f}" in info
+        top = app.analysis.predictions[2][0]
+        assert repr(top[1]) in info and f"{top[2]:.0%}" in info
+        res = app.analysis.saes[0]
+        assert f"L0 {res.mean_l0:.1f}" in str(app.query_one(TokenTable).border_subtitle)  # the prompt's summary
+
+
+async def test_plus_steps_by_a_quarter_of_the_max_activation_and_a_sweep_gives_one_row_per_coefficient():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        top = app.session.max_activation("demo", 549)
+        assert top is not None and top > 0
+        app.draft = Draft((SteeringSpec(549, 1.0, sae="demo"),))
+        await pilot.press("f4")
+        await pilot.press("plus")
+        step = coefficient_step(app.draft.specs[0], top)
+        assert abs(step - top / 4) <= 0.05 * top
+        assert app.draft.specs[0].coefficient == round(1.0 + step, 4)
+        app.query_one("#sweep").value = "0,3,6"
+        app.query_one("#max-tokens").value = "4"
+        await pilot.press("ctrl+w")
+        await settle(pilot)
+        columns = app.query("GenerationColumn")
+        assert [c.border_title for c in columns] == ["demo/549 × 0", "demo/549 × 3", "demo/549 × 6"]
+        assert [s[-1].coefficient for s in app.steer.rows_specs] == [0.0, 3.0, 6.0]
+        assert all(len(ids) > 0 for ids in app.steer.generated)
+        app.query_one("#sweep").value = "0,x"
+        await pilot.press("ctrl+w")
+        await pilot.pause()
+        assert any("sweep takes numbers" in n for n in notes(app))
+
+
+async def test_adding_a_feature_uses_twice_its_max_activation():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        features = app.query_one("#token-features", FeatureList)
+        features.focus()
+        row = features.current()
+        await pilot.press("a")
+        await pilot.pause()
+        (spec,) = app.draft.specs
+        assert (spec.sae, spec.feature) == (row.sae, row.feature)
+        assert spec.coefficient == round(2 * app.session.max_activation(row.sae, row.feature), 2)
+
+
+def test_pack_never_splits_an_item_across_lines():
+    from saetui.tui.screens.feature_detail import pack
+
+    items = [Text(f"' token{i}' +{i}.00") for i in range(30)]
+    lines = pack(items, 40).plain.split("\n")
+    assert all(len(line) <= 40 for line in lines) and len(lines) > 5
+    assert " ".join(lines) == " ".join(i.plain for i in items)  # nothing lost, nothing added
+    for item in items:  # each item whole on one line
+        assert any(item.plain in line for line in lines), item
+
+
+async def test_detail_shows_where_the_max_comes_from_a_histogram_and_shaded_examples():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.query_one("#token-features").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        info = screen.info
+        assert info is not None and info.histogram and info.top_examples
+        head = str(screen.query_one("#detail-head").render())
+        assert "special tokens" in head and f"{info.max_activation:.2f}" in head and "histogram" in head
+        flows = list(screen.query(".detail-flow"))
+        shaded = [str(span.style) for flow in flows[2:] for span in flow.render().spans]
+        assert any(style.startswith("on ") for style in shaded)  # tokens shaded by their activation
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is app.screen_stack[0]
+
+
+async def test_search_shows_scores_and_why_beside_the_label():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("f3", *"promotes Paris")
+        await settle(pilot)
+        result = app.session.search("promotes Paris", "demo")
+        rows = app.query_one("#search-results", FeatureList).rows_shown
+        assert [r.feature for r in rows] == [h.feature for h in result.hits]
+        assert rows[0].value == f"{result.hits[0].score:.2f}" and result.hits[0].why in rows[0].about
+        assert len({r.value for r in rows}) > 1  # scores that say something
+
+
+async def test_first_screen_hint_and_palette_from_the_registry():
+    from saetui.tui.actions import palette_actions
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.query_one("#prompt").border_subtitle == HINT
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.4)
+        shown = [str(o.prompt) for o in app.screen.query_one("CommandList")._options]
+        for action in palette_actions():
+            assert any(action.description in s for s in shown), (action, shown)
+
+
+async def test_a_labels_file_set_aside_while_loading_is_shown():
+    from saetui import files
+
+    app = SaeTuiApp(prompt=PROMPT)
+    files.notice("labels.csv was damaged and kept aside as labels.csv.bak-1")  # as a loader records it
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert any("kept aside" in n for n in notes(app))
