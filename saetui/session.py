@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterator
 
 from saetui.errors import InputError
+from saetui.sae.search import SearchHit, SearchResult
 from saetui.steering.spec import MODES, SteeringSpec
 
 if TYPE_CHECKING:
@@ -202,19 +203,16 @@ class Session:
             density=density, top_examples=examples,
         )
 
-    def search(self, query: str, sae: str | None = None, limit: int = 50) -> list[tuple[int, str, float]]:
-        """Features matching `query` (see saetui.sae.search): (feature, description, score), best first."""
+    def search(self, query: str, sae: str | None = None, limit: int = 50) -> SearchResult:
+        """Features matching `query` (a number, label words, or `promotes WORD`; see saetui.sae.search):
+        hits best first, each with its score, label and a line saying why, and a note on how the query was read."""
         from saetui.sae.search import search_features
 
         loaded = self._require_saes().get(sae)
-        text = check_text(query, "query").strip()
-        if text.isdigit() and not text.isascii():
-            raise InputError(f"feature number {query!r} must be written in ASCII digits")
-        if text.isdigit() and int(text) >= loaded.d_sae:
-            raise InputError(f"feature {text} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
+        text = check_text(query, "query")
         labels = self._sae_labels.get(loaded.name, {})
         with self.lock:
-            return search_features(self._require_model(), loaded, query, labels=labels,
+            return search_features(self._require_model(), loaded, text, labels=labels,
                                    index=self.indexes.get(loaded.name), limit=limit)
 
     def set_label(self, feature: int, label: str, sae: str | None = None) -> str:
