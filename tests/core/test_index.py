@@ -128,7 +128,8 @@ def test_the_demo_ships_an_index_with_labels():
     assert hits and all(h.label.startswith("color") and h.why.startswith("label 'color") for h in hits[:5])
     info = session.feature_info(hits[0].feature)
     assert info.density is not None and 0 < info.density < 1
-    assert info.top_examples and "[[" in info.top_examples[0]
+    top = info.top_examples[0]  # the firing token is marked, with its activation
+    assert top.tokens[top.at] and top.acts[top.at] == pytest.approx(top.value, abs=1e-5)
     assert session.saes.get("demo").max_activations is not None
 
 

@@ -1,11 +1,14 @@
-"""Search hits say what matched and why (issue 9, defect 8). On the bundled demo."""
+"""Search hits say what matched and why (issue 9, defect 8); the feature detail's numbers say where they come
+from and its top examples carry exact per-token activations (defect 10). On the bundled demo."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
 
+from saetui.activations.collector import ActivationCollector
 from saetui.errors import InputError
 from saetui.sae.effects import logit_effects
 from saetui.sae.search import SearchHit, SearchResult
@@ -88,6 +91,67 @@ def test_a_feature_number_says_so(demo):
     assert result.hits[0].why.startswith("feature number")
     with pytest.raises(InputError, match="out of range"):
         demo.search("99999")
+
+
+def test_top_examples_carry_exact_activations_for_every_window_token(demo):
+    loaded, index = demo.saes.get("demo"), demo.indexes["demo"]
+    feature = demo.search("color: red").hits[0].feature
+    info = demo.feature_info(feature)
+    assert info.top_examples and info.max_activation == pytest.approx(info.top_examples[0].value)
+    valid = [(v, p) for v, p in zip(index.top_vals[feature].tolist(), index.top_pos[feature].tolist()) if v > 0 and p >= 0]
+    for example, (value, pos) in zip(info.top_examples, valid):
+        assert len(example.tokens) == len(example.acts) == len(example.ids)
+        assert example.value == pytest.approx(value)
+        # Independently: the whole document prefix, alone (no batch), through the full sae.encode.
+        doc = int(torch.searchsorted(index.doc_start, torch.tensor(pos), right=True)) - 1
+        first = int(index.doc_start[doc])
+        positions = [pos - example.at + i for i in range(len(example.ids))]
+        assert index.tokens[positions].tolist() == example.ids
+        assert example.tokens == demo.model.token_texts(example.ids)
+        assert not any(demo.model.is_special(t) for t in example.ids)
+        batch = demo.model.batch_from_ids([index.tokens[first : positions[-1] + 1].tolist()])
+        x = ActivationCollector(demo.model).run(batch, [loaded.hook_name])[0][loaded.hook_name][0]
+        with torch.inference_mode():
+            want = loaded.sae.encode(x)[:, feature][[p - first for p in positions]]
+        assert example.acts == pytest.approx(want.tolist(), abs=1e-5)
+        assert example.acts[example.at] == pytest.approx(example.value, abs=1e-5)
+        # Nothing indexed is above the feature's max (another top example may sit in the window, above `value`).
+        assert max(example.acts) <= info.max_activation + 1e-5
+    top = info.top_examples[0]
+    assert top.acts[top.at] == pytest.approx(max(top.acts), abs=1e-6)
+
+
+def test_detail_says_where_its_numbers_come_from(demo):
+    index = demo.indexes["demo"]
+    feature = demo.search("capital paris").hits[0].feature
+    info = demo.feature_info(feature)
+    assert "index" in info.max_source and "special tokens" in info.max_source and f"{index.n_tokens:,}" in info.max_source
+    assert info.density == pytest.approx(float(index.counts[feature]) / index.n_tokens)
+    assert sum(count for _, _, count in info.histogram) == int(index.counts[feature])
+    assert info.histogram[0][2] > 0 and info.histogram[-1][2] > 0  # empty bins at the ends trimmed
+    assert all(lo < hi for lo, hi, _ in info.histogram)
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(info.histogram, info.histogram[1:]))
+    assert info.histogram[-1][0] < info.max_activation <= info.histogram[-1][1] + 1e-6
+
+
+def test_without_an_index_the_max_is_over_the_prompt_without_special_tokens(gemma2, make_sae):
+    from saetui.sae.manager import SAEManager
+    from saetui.session import Session
+
+    manager = SAEManager(gemma2)
+    manager.add(make_sae(64, 128, "blocks.1.hook_resid_post"), name="s", spec="test-sae")
+    session = Session()
+    session.attach(gemma2, manager)
+    before = session.feature_info(3)
+    assert before.max_activation is None and "no analyzed prompt" in before.max_source
+    result = session.analyze("The cat sat on the mat")
+    acts = session.feature_activations("s", 3)
+    info = session.feature_info(3)
+    assert "this prompt" in info.max_source and "special tokens" in info.max_source
+    assert info.max_activation == pytest.approx(max(a for a, t in zip(acts, result.tokens) if not t.special))
+    assert info.histogram == [] and info.top_examples == [] and info.density is None
+    text = session.search("cat")
+    assert text.kind == "text" and "no feature index or labels" in text.note
 
 
 def test_cli_search_prints_score_label_why_and_the_note(capsys):
