@@ -423,12 +423,19 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     session = _session(args)
-    hits = session.search(args.query, list(session.saes)[-1].name, limit=args.limit)
+    result = session.search(args.query, list(session.saes)[-1].name, limit=args.limit)
     if args.json:
-        print(json.dumps([{"feature": f, "about": about, "score": score} for f, about, score in hits]))
-    else:
-        for f, about, score in hits:
-            print(f"{f:>7}  {score:5.2f}  {about}")
+        print(json.dumps({"query": result.query, "kind": result.kind, "note": result.note,
+                          "hits": [dataclasses.asdict(h) for h in result.hits]}))
+        return 0
+    if result.note:
+        print(f"note: {result.note}", file=sys.stderr)
+    width = min(30, max((len(h.label) for h in result.hits), default=0))
+    for h in result.hits:
+        label = h.label if len(h.label) <= width else h.label[: width - 1] + "…"
+        print(f"{h.feature:>7}  {h.score:7.2f}  " + (f"{label:<{width}}  " if width else "") + h.why)
+    if not result.hits:
+        print(f"no features match {result.query!r}", file=sys.stderr)
     return 0
 
 

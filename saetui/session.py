@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from saetui.errors import InputError, SaetuiError
+from saetui.sae.index import Example
+from saetui.sae.search import SearchHit, SearchResult
 from saetui.steering.spec import SteeringSpec
 
 if TYPE_CHECKING:
@@ -43,17 +45,19 @@ def check_text(text: str, what: str = "prompt") -> str:
 
 @dataclass
 class FeatureInfo:
-    """What the detail view shows about one feature."""
+    """What the detail view shows about one feature (see Session.feature_info for where each number comes from)."""
 
     sae: str
     feature: int
     label: str
-    max_activation: float | None  # over the last analysis, or from a feature index
+    max_activation: float | None
     promoted: list[tuple[str, float]]
     suppressed: list[tuple[str, float]]
     neuronpedia_url: str | None
     density: float | None = None
-    top_examples: list[str] = field(default_factory=list)
+    top_examples: list[Example] = field(default_factory=list)
+    max_source: str = ""  # where max_activation comes from, special tokens included or not
+    histogram: list[tuple[float, float, int]] = field(default_factory=list)  # (lo, hi, count); [] without index
 
 
 class Session:
@@ -170,51 +174,65 @@ class Session:
 
     # ------------------------------------------------------------------ features
     def feature_info(self, feature: int, sae: str | None = None, k: int = 8) -> FeatureInfo:
+        """One feature, for the detail view. Where each number comes from:
+
+        max_activation  with a feature index: the largest activation over every token it indexed, special
+                        tokens (BOS/EOS/pad) excluded; without one: the largest over the last analyzed
+                        prompt, special tokens excluded (None before any analysis). `max_source` says which,
+                        so a larger value on a prompt's BOS (shown in the token table) is not a contradiction.
+        density         the share of indexed tokens the feature fires on (> 0); None without an index
+        histogram       (lo, hi, count) bins of its nonzero activations in the index (log-spaced bins, the
+                        counts add up to the tokens it fired on, empty bins at both ends left out); [] without
+        top_examples    the index's top `k` activations, each an Example window with the feature's activation
+                        on every token, recomputed in one batched forward over the documents' prefixes (so the
+                        numbers are the ones the index saw; special tokens dropped from the windows)
+        promoted/suppressed  the `k` tokens whose logits the decoder direction raises/lowers most per unit
+                        activation (direct effect through the unembedding, saetui.sae.effects)
+        """
         manager = self._require_saes()
         loaded = manager.get(sae)
         if not 0 <= feature < loaded.d_sae:
             raise InputError(f"feature {feature} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
         from saetui.sae.effects import logit_effects
 
-        with self.lock:
-            effects = logit_effects(self._require_model(), loaded, [feature])[0]  # (vocab,)
-        up, down = effects.topk(k), (-effects).topk(k)
-        texts = self._require_model().token_texts
-        max_act = None
+        model = self._require_model()
         index = self.indexes.get(loaded.name)
-        if index is None and self.last is not None:  # no index: the max over the last prompt (one forward)
-            acts = self.feature_activations(loaded.name, feature)
-            max_act = max(acts[1:] or acts) if acts else None  # BOS excluded when there is more
-        density, examples = None, []
+        with self.lock:
+            effects = logit_effects(model, loaded, [feature])[0]  # (vocab,)
+            examples = index.exact_examples(model, loaded, feature, k) if index is not None else []
+        up, down = effects.topk(k), (-effects).topk(k)
+        texts = model.token_texts
+        density, histogram = None, []
         if index is not None:
-            max_act = float(loaded.max_activations[feature])
-            density = index.density(feature)
-            for val, window, at in index.examples(feature)[:k]:
-                pieces = texts(window)
-                pieces[at] = f"[[{pieces[at]}]]"
-                examples.append(f"{val:6.2f}  {''.join(pieces)!s}".replace("\n", " "))
+            max_act: float | None = float(index.max_activation()[feature])
+            max_source = f"index: max over {index.n_tokens:,} tokens, special tokens (BOS/EOS/pad) excluded"
+            density, histogram = index.density(feature), index.histogram(feature)
+        elif self.last is not None:  # no index: the max over the last prompt (one forward)
+            acts = self.feature_activations(loaded.name, feature)
+            counted = [a for a, tok in zip(acts, self.last.tokens) if not tok.special]
+            max_act = max(counted) if counted else None
+            max_source = "this prompt, special tokens (BOS/EOS/pad) excluded (no feature index)"
+        else:
+            max_act, max_source = None, "n/a: no feature index and no analyzed prompt"
         return FeatureInfo(
             sae=loaded.name, feature=feature, label=self.labels.get((loaded.name, feature), ""),
             max_activation=max_act,
             promoted=list(zip(texts(up.indices.tolist()), up.values.tolist())),
             suppressed=list(zip(texts(down.indices.tolist()), (-down.values).tolist())),
             neuronpedia_url=loaded.neuronpedia_url(feature),
-            density=density, top_examples=examples,
+            density=density, top_examples=examples, max_source=max_source, histogram=histogram,
         )
 
-    def search(self, query: str, sae: str | None = None, limit: int = 50) -> list[tuple[int, str, float]]:
-        """Features matching `query` (see saetui.sae.search): (feature, description, score), best first."""
+    def search(self, query: str, sae: str | None = None, limit: int = 50) -> SearchResult:
+        """Features matching `query` (a number, label words, or `promotes WORD`; see saetui.sae.search):
+        hits best first, each with its score, label and a line saying why, and a note on how the query was read."""
         from saetui.sae.search import search_features
 
         loaded = self._require_saes().get(sae)
-        text = check_text(query, "query").strip()
-        if text.isdigit() and not text.isascii():
-            raise InputError(f"feature number {query!r} must be written in ASCII digits")
-        if text.isdigit() and int(text) >= loaded.d_sae:
-            raise InputError(f"feature {text} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
+        text = check_text(query, "query")
         labels = self._sae_labels.get(loaded.name, {})
         with self.lock:
-            return search_features(self._require_model(), loaded, query, labels=labels,
+            return search_features(self._require_model(), loaded, text, labels=labels,
                                    index=self.indexes.get(loaded.name), limit=limit)
 
     def set_label(self, feature: int, label: str, sae: str | None = None) -> str:

@@ -22,7 +22,7 @@ import hashlib
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -38,6 +38,17 @@ if TYPE_CHECKING:
 
 INDEX_FILE, MANIFEST_FILE = "index.safetensors", "manifest.json"
 _VERSION = 1
+
+
+@dataclass(frozen=True)
+class Example:
+    """One top example of a feature: a context window with the feature's activation on each of its tokens."""
+
+    value: float  # the feature's activation on the example's firing token, as the index recorded it
+    tokens: list[str]  # the window's token texts (special tokens left out: the index never counts them)
+    acts: list[float]  # the feature's activation on every token of `tokens`, recomputed with the document's prefix
+    at: int  # the index in `tokens` of the firing token
+    ids: list[int] = field(default_factory=list)  # the window's token ids (for byte-level display)
 
 
 @dataclass
@@ -101,10 +112,19 @@ class FeatureIndex:
         self.top_vals, self.top_pos = tensors["top_vals"], tensors["top_pos"]
         self.counts, self.hist, self.edges = tensors["counts"], tensors["hist"], tensors["edges"]
         self.tokens, self.doc_start = tensors["tokens"], tensors["doc_start"]
+        self._top: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def n_tokens(self) -> int:
         return int(self.manifest["n_tokens"])
+
+    def top_positions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(positions (d_sae, K) with -1 as 0, which top examples are real (fired, > 0), their number per
+        feature), computed once per index: search looks them up on every query."""
+        if self._top is None:
+            valid = (self.top_pos >= 0) & (self.top_vals > 0)
+            self._top = (self.top_pos.clamp(min=0).long(), valid, valid.sum(1))
+        return self._top
 
     def density(self, feature: int) -> float:
         return float(self.counts[feature]) / max(1, self.n_tokens)
@@ -117,6 +137,10 @@ class FeatureIndex:
         """Top examples: (activation, token ids of the window, index of the firing token in it).
 
         ctx: window length in tokens (default: the one the index was built with)."""
+        return [(val, self.tokens[start:end].tolist(), pos - start) for val, pos, _, start, end in self._windows(feature, ctx)]
+
+    def _windows(self, feature: int, ctx: int | None) -> list[tuple[float, int, int, int, int]]:
+        """(activation, corpus position, its document's first position, window start, window end) per top example."""
         import torch
 
         ctx = ctx or int(self.manifest.get("settings", {}).get("ctx", 16))
@@ -128,7 +152,46 @@ class FeatureIndex:
             start = max(int(self.doc_start[doc]), pos - ctx // 2)
             end_doc = int(self.doc_start[doc + 1]) if doc + 1 < len(self.doc_start) else len(self.tokens)
             end = min(end_doc, pos + ctx // 2 + 1)
-            out.append((val, self.tokens[start:end].tolist(), pos - start))
+            out.append((val, pos, int(self.doc_start[doc]), start, end))
+        return out
+
+    def histogram(self, feature: int) -> list[tuple[float, float, int]]:
+        """(lo, hi, count) bins of the feature's nonzero activations (the counts add up to `counts[feature]`),
+        empty bins at both ends left out. The first bin starts at 0; the last open-ended bin ends at the max."""
+        edges = [0.0, *self.edges.tolist()]
+        counts = self.hist[feature, 1:].tolist()
+        top = float(self.top_vals[feature, 0])
+        bins = []
+        for b, count in enumerate(counts):
+            hi = edges[b + 1] if b + 1 < len(edges) else max(top, edges[-1])
+            bins.append((edges[b], hi, int(count)))
+        nonzero = [i for i, (_, _, c) in enumerate(bins) if c]
+        return bins[nonzero[0] : nonzero[-1] + 1] if nonzero else []
+
+    def exact_examples(self, model: ModelWithHooks, loaded: LoadedSAE, feature: int, k: int | None = None,
+                       ctx: int | None = None) -> list[Example]:
+        """The top `k` examples with the feature's activation on every window token, computed in one batched
+        forward over each window's document prefix (from its start, BOS included, to the window's end), so
+        every activation is the one the index saw; special tokens are dropped from the windows."""
+        import torch
+
+        from saetui.activations.collector import ActivationCollector
+
+        windows = self._windows(feature, ctx)[:k]
+        if not windows:
+            return []
+        batch = model.batch_from_ids([self.tokens[first:end].tolist() for _, _, first, _, end in windows])
+        captured, _ = ActivationCollector(model).run(batch, [loaded.hook_name])
+        real = batch.attention_mask.bool()
+        with torch.inference_mode():  # only this feature's column (the full encode where the SAE kind needs it)
+            col = loaded.kind.encode_columns(loaded.sae, captured[loaded.hook_name][real], [feature])[:, 0]
+            lat = torch.zeros(real.shape, dtype=torch.float32)
+            lat[real.cpu()] = col.float().cpu()
+        out = []
+        for row, (val, pos, first, start, end) in enumerate(windows):
+            keep = [p for p in range(start, end) if p == pos or not model.is_special(int(self.tokens[p]))]
+            ids = [int(self.tokens[p]) for p in keep]
+            out.append(Example(val, model.token_texts(ids), [float(lat[row, p - first]) for p in keep], keep.index(pos), ids))
         return out
 
     @classmethod

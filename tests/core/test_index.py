@@ -113,8 +113,8 @@ def test_cli_builds_and_searches_an_index(capsys, gemma2_dir, sae_dir, tmp_path)
     built = json.loads(capsys.readouterr().out)
     assert built["tokens"] > 100 and built["features_firing"] > 0
     assert main(["search", "cat", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--json"]) == 0
-    hits = json.loads(capsys.readouterr().out)
-    assert any(h["about"] == "fires on 'cat'" for h in hits)  # found through the default-location index
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert any(h["why"].startswith("fires on ' cat' ") for h in hits)  # found through the default-location index
     assert main(["index", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--corpus", str(tmp_path / "none.txt")]) == 2
     assert "no dataset file" in capsys.readouterr().err
 
@@ -124,11 +124,12 @@ def test_the_demo_ships_an_index_with_labels():
 
     session = Session()
     session.load()
-    hits = session.search("colour")  # typo-tolerant, token-aware label match
-    assert hits and all(about.startswith("color") for _, about, _ in hits[:5])
-    info = session.feature_info(hits[0][0])
+    hits = session.search("colour").hits  # typo-tolerant, token-aware label match
+    assert hits and all(h.label.startswith("color") and h.why.startswith("label 'color") for h in hits[:5])
+    info = session.feature_info(hits[0].feature)
     assert info.density is not None and 0 < info.density < 1
-    assert info.top_examples and "[[" in info.top_examples[0]
+    top = info.top_examples[0]  # the firing token is marked, with its activation
+    assert top.tokens[top.at] and top.acts[top.at] == pytest.approx(top.value, abs=1e-5)
     assert session.saes.get("demo").max_activations is not None
 
 
@@ -154,7 +155,9 @@ def test_labels_import_from_neuronpedia_and_csv(capsys, gemma2_dir, sae_dir, tmp
     assert main(["labels", str(tmp_path / "np.json"), *common]) == 0
     assert json.loads(capsys.readouterr().out)["labels"] == 2
     assert main(["search", "cats", *common, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0] == {"feature": 3, "about": "cats and dogs", "score": pytest.approx(3.0)}
+    assert json.loads(capsys.readouterr().out)["hits"][0] == {
+        "feature": 3, "label": "cats and dogs", "score": pytest.approx(2 + 2 / 3),
+        "why": "label 'cats and dogs' (exact word 'cats'; 1 of 3 label words)"}
     (tmp_path / "far.csv").write_text("feature,label\n100000,x\n")
     assert main(["labels", str(tmp_path / "far.csv"), *common]) == 2
     assert "outside 0..255" in capsys.readouterr().err

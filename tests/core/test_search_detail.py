@@ -1,0 +1,172 @@
+"""Search hits say what matched and why (issue 9, defect 8); the feature detail's numbers say where they come
+from and its top examples carry exact per-token activations (defect 10). On the bundled demo."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from saetui.activations.collector import ActivationCollector
+from saetui.errors import InputError
+from saetui.sae.effects import logit_effects
+from saetui.sae.search import SearchHit, SearchResult
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from saetui.session import Session
+
+    session = Session()
+    session.load()
+    return session
+
+
+def token_id(session, text):
+    ids = session.model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 1, (text, ids)
+    return ids[0]
+
+
+def test_promotes_a_one_token_word_ranks_by_its_real_logit_effect(demo):
+    result = demo.search("promotes red", limit=20)
+    assert isinstance(result, SearchResult) and result.kind == "promotes"
+    assert all(isinstance(h, SearchHit) for h in result.hits)
+    # ' red' and 'red' are both one token: the leading-space form is used, and the note says so and names the other.
+    assert "' red'" in result.note and "'red'" in result.note
+    effects = logit_effects(demo.model, demo.saes.get("demo"))[:, token_id(demo, " red")]  # (d_sae,) all features
+    want = effects.topk(20)
+    assert [h.feature for h in result.hits] == want.indices.tolist()
+    assert [h.score for h in result.hits] == pytest.approx(want.values.tolist(), abs=1e-5)
+    for h in result.hits:
+        assert h.why.startswith("promotes ' red' ") and f"{h.score:+.2f} logit/act" in h.why
+        assert h.label == demo.labels.get(("demo", h.feature), "")  # beside `why`, never instead of it
+    assert any(h.label for h in result.hits)
+    # Quoting picks a form exactly, with nothing left to explain.
+    quoted = demo.search("promotes 'red'", limit=5)
+    assert quoted.note is None and quoted.hits[0].why.startswith("promotes 'red' ")
+    assert quoted.hits[0].score == pytest.approx(float(logit_effects(demo.model, demo.saes.get("demo"))[:, token_id(demo, "red")].max()), abs=1e-5)
+
+
+def test_promotes_prefers_the_one_token_form_and_explains_several_pieces(demo):
+    blue = demo.search("promotes blue")
+    assert all("' blue'" in h.why for h in blue.hits)  # not 'b', the first piece of 'blue' without a space
+    assert "'b', 'l', 'ue'" in blue.note
+    zzzq = demo.search("promotes zzzq", limit=10)
+    assert "4 tokens ('z', 'z', 'z', 'q')" in zzzq.note and "mean" in zzzq.note
+    ids = demo.model.tokenizer("zzzq", add_special_tokens=False)["input_ids"]
+    mean = logit_effects(demo.model, demo.saes.get("demo"))[:, ids].mean(1)
+    assert [h.feature for h in zzzq.hits] == mean.topk(10).indices.tolist()
+    assert [h.score for h in zzzq.hits] == pytest.approx(mean.topk(10).values.tolist(), abs=1e-5)
+    assert all("mean over 4 tokens" in h.why for h in zzzq.hits)
+
+
+@pytest.mark.parametrize("query", ["promotes ", "promotes ''", "promotes \x07", "promotes \ue000"])
+def test_promotes_without_a_usable_word_is_one_line_error(demo, query):
+    with pytest.raises(InputError) as err:
+        demo.search(query)
+    assert "\n" not in str(err.value)
+
+
+def test_label_query_scores_differ_and_say_why(demo):
+    result = demo.search("red", limit=20)
+    assert result.kind == "text" and len(result.hits) > 3
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) > 2
+    first = result.hits[0]
+    assert first.label == "color: red" and first.why.startswith("label 'color: red' (exact word 'red'")
+    fires = [h for h in result.hits if h.why.startswith("fires on ' red'")]
+    assert fires and any(h.label for h in fires)  # labelled features found through the index keep their label
+    # A label matching every query word ranks above one matching some of them.
+    both = demo.search("capital paris").hits[0]
+    one = next(h for h in demo.search("paris").hits if h.feature == both.feature)
+    assert both.label == "capital: paris" and both.score == pytest.approx(3.0) and one.score == pytest.approx(2.75)
+
+
+def test_a_feature_number_says_so(demo):
+    result = demo.search("223")
+    assert result.kind == "number" and result.note is None
+    assert [(h.feature, h.label) for h in result.hits] == [(223, "color: red")]
+    assert result.hits[0].why.startswith("feature number")
+    with pytest.raises(InputError, match="out of range"):
+        demo.search("99999")
+
+
+def test_top_examples_carry_exact_activations_for_every_window_token(demo):
+    loaded, index = demo.saes.get("demo"), demo.indexes["demo"]
+    feature = demo.search("color: red").hits[0].feature
+    info = demo.feature_info(feature)
+    assert info.top_examples and info.max_activation == pytest.approx(info.top_examples[0].value)
+    valid = [(v, p) for v, p in zip(index.top_vals[feature].tolist(), index.top_pos[feature].tolist()) if v > 0 and p >= 0]
+    for example, (value, pos) in zip(info.top_examples, valid):
+        assert len(example.tokens) == len(example.acts) == len(example.ids)
+        assert example.value == pytest.approx(value)
+        # Independently: the whole document prefix, alone (no batch), through the full sae.encode.
+        doc = int(torch.searchsorted(index.doc_start, torch.tensor(pos), right=True)) - 1
+        first = int(index.doc_start[doc])
+        positions = [pos - example.at + i for i in range(len(example.ids))]
+        assert index.tokens[positions].tolist() == example.ids
+        assert example.tokens == demo.model.token_texts(example.ids)
+        assert not any(demo.model.is_special(t) for t in example.ids)
+        batch = demo.model.batch_from_ids([index.tokens[first : positions[-1] + 1].tolist()])
+        x = ActivationCollector(demo.model).run(batch, [loaded.hook_name])[0][loaded.hook_name][0]
+        with torch.inference_mode():
+            want = loaded.sae.encode(x)[:, feature][[p - first for p in positions]]
+        assert example.acts == pytest.approx(want.tolist(), abs=1e-5)
+        assert example.acts[example.at] == pytest.approx(example.value, abs=1e-5)
+        # Nothing indexed is above the feature's max (another top example may sit in the window, above `value`).
+        assert max(example.acts) <= info.max_activation + 1e-5
+    top = info.top_examples[0]
+    assert top.acts[top.at] == pytest.approx(max(top.acts), abs=1e-6)
+
+
+def test_detail_says_where_its_numbers_come_from(demo):
+    index = demo.indexes["demo"]
+    feature = demo.search("capital paris").hits[0].feature
+    info = demo.feature_info(feature)
+    assert "index" in info.max_source and "special tokens" in info.max_source and f"{index.n_tokens:,}" in info.max_source
+    assert info.density == pytest.approx(float(index.counts[feature]) / index.n_tokens)
+    assert sum(count for _, _, count in info.histogram) == int(index.counts[feature])
+    assert info.histogram[0][2] > 0 and info.histogram[-1][2] > 0  # empty bins at the ends trimmed
+    assert all(lo < hi for lo, hi, _ in info.histogram)
+    assert all(a[1] == pytest.approx(b[0]) for a, b in zip(info.histogram, info.histogram[1:]))
+    assert info.histogram[-1][0] < info.max_activation <= info.histogram[-1][1] + 1e-6
+
+
+def test_without_an_index_the_max_is_over_the_prompt_without_special_tokens(gemma2, make_sae):
+    from saetui.sae.manager import SAEManager
+    from saetui.session import Session
+
+    manager = SAEManager(gemma2)
+    manager.add(make_sae(64, 128, "blocks.1.hook_resid_post"), name="s", spec="test-sae")
+    session = Session()
+    session.attach(gemma2, manager)
+    before = session.feature_info(3)
+    assert before.max_activation is None and "no analyzed prompt" in before.max_source
+    result = session.analyze("The cat sat on the mat")
+    acts = session.feature_activations("s", 3)
+    info = session.feature_info(3)
+    assert "this prompt" in info.max_source and "special tokens" in info.max_source
+    assert info.max_activation == pytest.approx(max(a for a, t in zip(acts, result.tokens) if not t.special))
+    assert info.histogram == [] and info.top_examples == [] and info.density is None
+    text = session.search("cat")
+    assert text.kind == "text" and "no feature index or labels" in text.note
+
+
+def test_cli_search_prints_score_label_why_and_the_note(capsys):
+    from saetui.cli import main
+
+    assert main(["search", "promotes zzzq", "--limit", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert "note: 'zzzq' is 4 tokens" in err
+    lines = out.splitlines()
+    assert len(lines) == 3 and all("logit/act" in line for line in lines)
+    assert main(["search", "red", "--json", "--limit", "5"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["query"] == "red" and data["kind"] == "text" and data["note"] is None
+    assert data["hits"][0] == {"feature": 223, "score": pytest.approx(2.75), "label": "color: red",
+                               "why": "label 'color: red' (exact word 'red'; 1 of 2 label words)"}
+    assert main(["search", "red", "--limit", "2"]) == 0
+    first = capsys.readouterr().out.splitlines()[0].split()
+    assert first[:4] == ["223", "2.75", "color:", "red"] and "label" in first[4]
