@@ -190,7 +190,62 @@ def build_parser() -> argparse.ArgumentParser:
     saes = sub.add_parser("saes", help="list SAEs in the sae-lens registry (offline)")
     saes.add_argument("--model", help="only SAEs for this model (HF id or short name)")
     saes.add_argument("--json", action="store_true", help="print a JSON list")
+    _discover_parsers(sub)
     return parser
+
+
+def _discover_parsers(sub: Any) -> None:
+    """contrast, neighbours and vectors (issue 12); analyze's --span and steer's --vector are added here too."""
+    contrast = sub.add_parser("contrast", help="features that separate prompts A from prompts B, for every loaded SAE")
+    _model_args(contrast)
+    contrast.add_argument("--sae", action="append", metavar="SPEC", help="as for analyze; repeat for several")
+    contrast.add_argument("--a", action="append", required=True, metavar="TEXT|FILE",
+                          help="a prompt of set A, or a file of them (.txt one a line, .jsonl `text`); repeat")
+    contrast.add_argument("--b", action="append", required=True, metavar="TEXT|FILE", help="the same for set B")
+    contrast.add_argument("--top-k", type=_positive, default=20, help="features listed per side and SAE (default 20)")
+    contrast.add_argument("--pool", choices=("mean", "max"), default="mean",
+                          help="mean: per-token statistics; max: per-prompt max (default mean)")
+    contrast.add_argument("--by", choices=("diff", "effect"), default="diff",
+                          help="rank by the difference of means or by the effect size (default diff)")
+    contrast.add_argument("--batch-size", type=_positive, default=16, help="prompts per forward (default 16)")
+    contrast.add_argument("--include-special", action="store_true", help="count BOS/pad/special tokens too")
+    contrast.add_argument("--save-vector", metavar="NAME", help="save A's mean activation minus B's as a steering vector")
+    contrast.add_argument("--json", action="store_true", help="print one JSON object")
+
+    neighbours = sub.add_parser("neighbours", help="features whose decoder directions are closest to a feature's")
+    neighbours.add_argument("feature", metavar="[SAE/]FEATURE",
+                            help="SAE: a loaded SAE's name, hook or layer (default: the first loaded)")
+    _model_args(neighbours)
+    neighbours.add_argument("--sae", action="append", metavar="SPEC", help="as for analyze; repeat for several")
+    neighbours.add_argument("--against", metavar="SAE", help="compare with this loaded SAE's features (default: the feature's own SAE)")
+    neighbours.add_argument("--top-k", type=_positive, default=10, help="neighbours listed (default 10)")
+    neighbours.add_argument("--json", action="store_true", help="print one JSON object")
+
+    vectors = sub.add_parser("vectors", help="list the saved steering vectors")
+    vectors.add_argument("--json", action="store_true", help="print a JSON list")
+
+    analyze = sub.choices["analyze"]
+    analyze.add_argument("--span", type=_span, metavar="START:END",
+                         help="also rank features over tokens START..END-1 (token positions, BOS is 0)")
+    analyze.add_argument("--span-pool", choices=("max", "mean"), default="max", help="pool over the span (default max)")
+    steer = sub.choices["steer"]
+    steer.add_argument("--vector", action="append", default=[], metavar="NAME[@HOOK]:COEF",
+                       help="add a saved steering vector (from `contrast --save-vector`); repeat for several")
+    for action in steer._actions:  # --feature or --vector: at least one, checked in cmd_steer
+        if action.dest == "feature":
+            action.required, action.default = False, []
+
+
+def _span(text: str) -> tuple[int, int]:
+    from saetui.sae.span import parse_span
+
+    try:
+        return parse_span(text)
+    except SaetuiError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_span.__name__ = "span"
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -226,7 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]
         try:
             commands = {"analyze": cmd_analyze, "steer": cmd_steer, "saes": cmd_saes, "snapshot": cmd_snapshot,
-                        "index": cmd_index, "search": cmd_search, "labels": cmd_labels}
+                        "index": cmd_index, "search": cmd_search, "labels": cmd_labels,
+                        "contrast": cmd_contrast, "neighbours": cmd_neighbours, "vectors": cmd_vectors}
             return commands[args.command](args)
         except SaetuiError as exc:
             print(f"saetui: error: {exc}", file=sys.stderr)
@@ -307,12 +363,20 @@ def _session(args: argparse.Namespace) -> Session:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    result = _session(args).analyze(args.prompt, args.top_k, include_special=args.include_special,
-                                    predictions=args.predictions)
+    session = _session(args)
+    span = None
+    if args.span is not None:  # first: a span beyond the prompt fails before any output
+        span = session.span(args.prompt, *args.span, pool=args.span_pool, top_k=args.top_k,
+                            include_special=args.include_special).to_dict()
+        span.pop("prompt")
+    result = session.analyze(args.prompt, args.top_k, include_special=args.include_special,
+                             predictions=args.predictions)
     if args.json:
-        print(result.to_json())
+        print(result.to_json() if span is None else json.dumps({**result.to_dict(), "span": span}))
     else:
         print(_format_analysis(result.to_dict()))
+        if span is not None:
+            print(_format_span(span))
     return 0
 
 
@@ -321,6 +385,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
     from saetui.steering.spec import SteeringSpec, parse_sweep, resolve
 
     specs = [SteeringSpec.parse(text, scope=args.scope) for text in args.feature]
+    vector_specs = _vector_specs(args)
     coefficients = parse_sweep(args.sweep) if args.sweep else None
     settings = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     GenerationSettings(**settings)  # bad numbers fail before the model loads
@@ -328,6 +393,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
     model = session.model
     for spec in specs:
         resolve(spec, session.saes)
+    specs = [*specs, *(session.vector_spec(v.vector, v.coefficient, v.hook, v.scope) for v in vector_specs)]
     settings["max_new_tokens"] = _cap_new_tokens(model, args.prompt, args.max_new_tokens)
     labels, rows = [], []
     if args.compare:
@@ -423,20 +489,119 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     session = _session(args)
-    result = session.search(args.query, list(session.saes)[-1].name, limit=args.limit)
+    result = session.search_all(args.query, limit=args.limit)  # every loaded SAE, each hit tagged with its SAE
     if args.json:
         print(json.dumps({"query": result.query, "kind": result.kind, "note": result.note,
                           "hits": [dataclasses.asdict(h) for h in result.hits]}))
         return 0
     if result.note:
         print(f"note: {result.note}", file=sys.stderr)
+    several = len(session.saes) > 1
     width = min(30, max((len(h.label) for h in result.hits), default=0))
     for h in result.hits:
         label = h.label if len(h.label) <= width else h.label[: width - 1] + "…"
-        print(f"{h.feature:>7}  {h.score:7.2f}  " + (f"{label:<{width}}  " if width else "") + h.why)
+        name = f"{h.sae}/{h.feature}" if several else str(h.feature)
+        print(f"{name:>7}  {h.score:7.2f}  " + (f"{label:<{width}}  " if width else "") + h.why)
     if not result.hits:
         print(f"no features match {result.query!r}", file=sys.stderr)
     return 0
+
+
+# ---------------------------------------------------------------------- discover (issue 12)
+def cmd_contrast(args: argparse.Namespace) -> int:
+    from saetui.sae.contrast import read_prompt_set
+    from saetui.steering.vectors import check_vector_name
+
+    a, b = read_prompt_set(args.a, "A"), read_prompt_set(args.b, "B")  # bad sets and names fail before loading
+    if args.save_vector is not None:
+        check_vector_name(args.save_vector)
+    session = _session(args)
+    result = session.contrast(a, b, args.top_k, pool=args.pool, by=args.by, include_special=args.include_special,
+                              batch_size=args.batch_size)
+    data = result.to_dict()
+    if args.save_vector is not None:
+        data["vector"] = {"name": args.save_vector, "path": session.save_vector(args.save_vector, result)}
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    (na, nb), (ta, tb) = result.n_prompts, result.n_tokens
+    unit = "token" if result.pool == "mean" else "prompt max"
+    for sae in data["saes"]:
+        print(f"== {sae['name']} ({sae['hook']}, d_sae={sae['d_sae']}) A: {na} prompts, {ta} tokens; "
+              f"B: {nb} prompts, {tb} tokens; per {unit}, ranked by {result.by}")
+        print(f"{'feature':>7}  {'diff':>7}  {'effect':>6}  {'mean A':>7}  {'mean B':>7}  {'fires A':>7}  {'fires B':>7}  label")
+        for row in sae["features"]:
+            effect = "n/a" if row["effect"] is None else f"{row['effect']:.2f}"
+            print(f"{row['feature']:>7}  {row['diff']:7.3f}  {effect:>6}  {row['mean_a']:7.3f}  {row['mean_b']:7.3f}  "
+                  f"{row['freq_a']:7.1%}  {row['freq_b']:7.1%}  {row['label']}")
+    if "vector" in data:
+        norms = ", ".join(f"{h} |v|={d['norm']:.3g}" for h, d in data["directions"].items())
+        print(f"saved steering vector {args.save_vector} ({norms}): saetui steer ... --vector {args.save_vector}:COEF")
+    return 0
+
+
+def _feature_ref(text: str) -> tuple[str | None, int]:
+    """`[SAE/]FEATURE` with FEATURE in ASCII digits."""
+    sae, _, number = text.strip().rpartition("/")
+    if not (number.isascii() and number.isdigit()):
+        raise InputError(f"cannot read feature {text!r}: expected [SAE/]FEATURE, FEATURE in ASCII digits")
+    return sae or None, int(number)
+
+
+def cmd_neighbours(args: argparse.Namespace) -> int:
+    sae, feature = _feature_ref(args.feature)
+    session = _session(args)
+    result = session.neighbours(feature, sae if sae is not None else list(session.saes)[0].name, args.against, args.top_k)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    cos = "n/a" if result.encoder_decoder_cosine is None else f"{result.encoder_decoder_cosine:.3f}"
+    label = f" ({result.label})" if result.label else ""
+    print(f"{result.sae}/{result.feature}{label}: encoder/decoder cosine {cos}; decoder neighbours in {result.against}:")
+    for n in result.neighbours:
+        print(f"{n.feature:>7}  {n.cosine:6.3f}  {n.label}")
+    return 0
+
+
+def cmd_vectors(args: argparse.Namespace) -> int:
+    from saetui.steering.vectors import list_vectors, load_vector
+
+    rows = []
+    for name in list_vectors():
+        try:
+            v = load_vector(name)
+        except SaetuiError as exc:  # a damaged one is set aside; say so and go on
+            warnings.warn(str(exc))
+            continue
+        rows.append({"name": name, "model": v.model, "d_model": v.d_model,
+                     "hooks": {h: float(d.norm()) for h, d in v.directions.items()}, "meta": v.meta})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for r in rows:
+        print(f"{r['name']}\t{r['model']}\t" + ", ".join(f"{h} |v|={n:.3g}" for h, n in r["hooks"].items()))
+    return 0
+
+
+def _vector_specs(args: argparse.Namespace) -> list[Any]:
+    """steer's --vector specs, read and checked against the saved vectors before any model loads."""
+    from saetui.steering.vectors import VectorSpec, load_vector
+
+    if not args.feature and not args.vector:
+        raise InputError("steer: the following arguments are required: --feature (or --vector)")
+    specs = [VectorSpec.parse(text, scope=args.scope) for text in args.vector]
+    for spec in specs:
+        load_vector(spec.vector).pick(spec.hook)
+    return specs
+
+
+def _format_span(span: dict[str, Any]) -> str:
+    lines = [f"span {span['start']}:{span['end']} {''.join(span['tokens'])!r} ({span['pool']} over {span['counted']} tokens)"]
+    for sae in span["saes"]:
+        shown = ", ".join(f"{r['feature']} ({r['value']:.2f}{'' if r['token_index'] is None else ' @ ' + str(r['token_index'])})"
+                          for r in sae["features"])
+        lines.append(f"  {sae['name']}: {shown or '(none fire)'}")
+    return "\n".join(lines)
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterator
 
 from saetui.errors import InputError, SaetuiError
@@ -21,6 +21,10 @@ from saetui.steering.spec import SteeringSpec
 if TYPE_CHECKING:
     from saetui.models.model import ModelWithHooks
     from saetui.sae.analyzer import AnalysisResult
+    from saetui.sae.contrast import ContrastResult
+    from saetui.sae.neighbours import NeighbourResult
+    from saetui.sae.span import SpanResult
+    from saetui.steering.vectors import VectorSpec
     from saetui.sae.manager import LoadedSAE, SAEManager
     from saetui.steering.generate import Piece
 
@@ -232,8 +236,9 @@ class Session:
         text = check_text(query, "query")
         labels = self._sae_labels.get(loaded.name, {})
         with self.lock:
-            return search_features(self._require_model(), loaded, text, labels=labels,
-                                   index=self.indexes.get(loaded.name), limit=limit)
+            result = search_features(self._require_model(), loaded, text, labels=labels,
+                                     index=self.indexes.get(loaded.name), limit=limit)
+        return replace(result, hits=[replace(h, sae=loaded.name) for h in result.hits])
 
     def set_label(self, feature: int, label: str, sae: str | None = None) -> str:
         """Label a feature and save it beside the SAE's index (for the bundled demo, whose index is
@@ -305,6 +310,105 @@ class Session:
         # The lock is taken per forward step (inside stream), never across a yield: F5 during a
         # generation is answered between two tokens, and a suspended generator holds nothing.
         yield from engine.stream(prompt, rows, stop_event=stop_event, lock=self.lock, **settings)
+
+    # ------------------------------------------------------------------ discover: contrast, neighbours, spans, vectors
+    last_contrast: ContrastResult | None = None  # the last Session.contrast, what save_vector saves by default
+
+    def contrast(self, a: list[str], b: list[str], top_k: int = 20, *, pool: str = "mean", by: str = "diff",
+                 include_special: bool = False, batch_size: int = 16) -> ContrastResult:
+        """Every loaded SAE's features ranked by how they separate prompts `a` from prompts `b`, and the
+        difference of the mean hooked activations (see saetui.sae.contrast); kept as `self.last_contrast`."""
+        from saetui.sae.contrast import contrast
+
+        for which, prompts in (("A", a), ("B", b)):
+            if not prompts:
+                raise InputError(f"set {which} is empty: give at least one prompt")
+            for prompt in prompts:
+                check_text(prompt)
+        with self.lock:
+            result = contrast(self._require_model(), self._require_saes(), list(a), list(b), top_k=top_k, pool=pool,
+                              by=by, include_special=include_special, batch_size=batch_size)
+        for sae in result.saes:
+            for row in sae.features:
+                row.label = self.labels.get((sae.name, row.feature), "")
+        self.last_contrast = result
+        return result
+
+    def save_vector(self, name: str, result: ContrastResult | None = None) -> str:
+        """Save a contrast's direction (A's mean activation minus B's, at every hooked point) as the steering
+        vector `name` (default: the last contrast). Returns the folder it was written to."""
+        from saetui.steering.vectors import check_vector_name, save_vector
+
+        check_vector_name(name)
+        result = result if result is not None else self.last_contrast
+        if result is None:
+            raise InputError("no contrast to save: run a contrast first")
+        meta = {"source": "contrast", "pool": result.pool, "n_prompts": list(result.n_prompts),
+                "n_tokens": list(result.n_tokens)}
+        return str(save_vector(name, result.directions, model=result.model, meta=meta))
+
+    def vectors(self) -> list[str]:
+        """The names of the saved steering vectors."""
+        from saetui.steering.vectors import list_vectors
+
+        return list_vectors()
+
+    def vector_spec(self, name: str, coefficient: float = 1.0, hook: str | None = None, scope: str = "all") -> VectorSpec:
+        """A steering spec for a saved vector, checked against the loaded model; pass it in a row to `generate`
+        beside feature specs."""
+        from saetui.steering.vectors import VectorSpec, resolve_vector
+
+        spec = VectorSpec(name, float(coefficient), hook, scope)
+        resolve_vector(spec, self._require_model())
+        return spec
+
+    def neighbours(self, feature: int, sae: str | None = None, against: str | None = None,
+                   top_k: int = 10) -> NeighbourResult:
+        """Features of SAE `against` (default: the feature's own) whose decoder directions have the highest
+        cosine with `feature`'s, and its encoder/decoder cosine (see saetui.sae.neighbours)."""
+        from saetui.sae.neighbours import check_feature, decoder_neighbours
+
+        manager = self._require_saes()
+        loaded = manager.get(sae)
+        other = manager.get(against) if against is not None else None
+        check_feature(loaded, feature)
+        with self.lock:
+            result = decoder_neighbours(loaded, feature, other, top_k)
+        result.label = self.labels.get((result.sae, feature), "")
+        for n in result.neighbours:
+            n.label = self.labels.get((result.against, n.feature), "")
+        return result
+
+    def span(self, prompt: str, start: int, end: int, *, pool: str = "max", top_k: int = 10,
+             include_special: bool = False) -> SpanResult:
+        """Every loaded SAE's top features over tokens start..end-1 of `prompt` (see saetui.sae.span)."""
+        from saetui.sae.span import span_features
+
+        check_text(prompt)
+        with self.lock:
+            result = span_features(self._require_model(), self._require_saes(), prompt, start, end, pool=pool,
+                                   top_k=top_k, include_special=include_special)
+        for sae in result.saes:
+            for row in sae.features:
+                row.label = self.labels.get((sae.name, row.feature), "")
+        return result
+
+    def search_all(self, query: str, limit: int = 50) -> SearchResult:
+        """`search` over every loaded SAE, hits tagged with their SAE (`hit.sae`) and merged best first;
+        the notes of every SAE joined. A feature number outside one SAE only skips that SAE."""
+        results, errors = [], []
+        for loaded in self._require_saes():
+            try:
+                results.append(self.search(query, loaded.name, limit))
+            except InputError as exc:
+                if "out of range" not in str(exc):
+                    raise
+                errors.append(exc)
+        if not results:
+            raise errors[0]
+        hits = sorted((h for r in results for h in r.hits), key=lambda h: -h.score)[:limit]
+        notes = list(dict.fromkeys(r.note for r in results if r.note))
+        return SearchResult(results[0].query, results[0].kind, hits, "; ".join(notes) or None)
 
     # ------------------------------------------------------------------ helpers
     def _require_model(self) -> ModelWithHooks:

@@ -48,6 +48,7 @@ class SearchHit:
     score: float  # what hits are ranked by; its meaning is in `why`, comparable within one result
     label: str  # the feature's label, "" if none (shown beside `why`, never replacing it)
     why: str  # one line: what matched, with its number, e.g. "promotes ' red' +2.30 logit/act"
+    sae: str = ""  # the SAE the feature belongs to (set by Session.search)
 
 
 @dataclass(frozen=True)

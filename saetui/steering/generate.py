@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from saetui.errors import InputError
 from saetui.steering.hooks import SteeringHooks
-from saetui.steering.spec import SteeringSpec, resolve
+from saetui.steering.spec import SteeringSpec
+from saetui.steering.vectors import resolve_any
 
 if TYPE_CHECKING:
     import torch
@@ -140,7 +141,8 @@ class SteeringEngine:
         cfg = GenerationSettings(**settings)
         if not rows:
             raise InputError("nothing to generate: no rows")
-        resolved = [[resolve(s, self.saes) for s in row if s.enabled] for row in rows]
+        vectors: dict = {}  # each saved vector read once
+        resolved = [[resolve_any(s, self.saes, self.model, vectors) for s in row if s.enabled] for row in rows]
         seeds = list(seeds) if seeds is not None else [cfg.seed] * len(rows)
         if len(seeds) != len(rows):
             raise InputError(f"{len(seeds)} seeds for {len(rows)} rows")

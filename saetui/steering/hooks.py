@@ -139,22 +139,30 @@ class SteeringHooks:
         return steer
 
 
-def build_plans(rows: list[list[ResolvedSpec]]) -> dict[str, tuple[LoadedSAE, dict[str, _ScopePlan]]]:
-    """hook name -> (its SAE, scope -> what to add), one entry per hooked module."""
+def build_plans(rows: list[list[ResolvedSpec]]) -> dict[str, tuple[LoadedSAE | None, dict[str, _ScopePlan]]]:
+    """hook name -> (its SAE, or None for steering vectors only; scope -> what to add), one entry per hooked module.
+
+    Rows may mix ResolvedSpec (SAE features) and ResolvedVector (saved vectors: value * vector is added)."""
     import torch
 
-    by_hook: dict[str, tuple[LoadedSAE, dict[str, list[tuple[int, ResolvedSpec]]]]] = {}
+    # Feature specs carry their SAE; steering vectors (saetui.steering.vectors) only a hook name and a tensor.
+    by_hook: dict[str, tuple[LoadedSAE | None, dict[str, list[tuple[int, ResolvedSpec]]]]] = {}
     for r, row in enumerate(rows):
         for rs in row:
             if not rs.spec.enabled:
                 continue
-            loaded, scopes = by_hook.setdefault(rs.sae.hook_name, (rs.sae, {}))
+            owner = getattr(rs, "sae", None)
+            hook = owner.hook_name if owner is not None else rs.hook_name
+            loaded, scopes = by_hook.setdefault(hook, (owner, {}))
+            if loaded is None and owner is not None:
+                by_hook[hook] = (owner, scopes)
             scopes.setdefault(rs.spec.scope, []).append((r, rs))
     n = len(rows)
-    plans: dict[str, tuple[LoadedSAE, dict[str, _ScopePlan]]] = {}
+    plans: dict[str, tuple[LoadedSAE | None, dict[str, _ScopePlan]]] = {}
     for hook, (loaded, scopes) in by_hook.items():
-        sae = loaded.sae
-        w_dec = sae.W_dec.detach()
+        sae = loaded.sae if loaded is not None else None
+        # a hook with vectors only: the added sum lives in the first vector's dtype and device
+        w_dec = sae.W_dec.detach() if sae is not None else next(rs.vector for items in scopes.values() for _, rs in items)[None]
         out: dict[str, _ScopePlan] = {}
         for scope, items in scopes.items():
             plan = _ScopePlan()
@@ -162,7 +170,9 @@ def build_plans(rows: list[list[ResolvedSpec]]) -> dict[str, tuple[LoadedSAE, di
             if adds:
                 plan.add = torch.zeros(n, w_dec.shape[1], dtype=w_dec.dtype, device=w_dec.device)
                 for r, rs in adds:
-                    plan.add[r] += rs.value * w_dec[rs.spec.feature]
+                    vector = getattr(rs, "vector", None)
+                    direction = w_dec[rs.spec.feature] if vector is None else vector.to(device=w_dec.device, dtype=w_dec.dtype)
+                    plan.add[r] += rs.value * direction
             clamps = [(r, rs) for r, rs in items if rs.mode == "clamp"]
             if clamps:
                 feats = sorted({rs.spec.feature for _, rs in clamps})

@@ -18,6 +18,7 @@ P = ["--prompt", "The cat"]
 STEER = ["steer", *P, "--feature", "5:1"]
 INDEX = ["index", "--corpus", "{corpus}"]
 SNAP = ["snapshot", *P, "--out", "{tmp}/s.svg"]
+CONTRAST = ["contrast", "--a", "The cat", "--b", "The dog"]
 
 CASES: list[tuple[str, list[str], str]] = [
     # the bare app's arguments
@@ -150,6 +151,40 @@ CASES: list[tuple[str, list[str], str]] = [
     # saes
     ("saes-unknown-model", ["saes", "--model", "no-such-model"], "no registry SAEs"),
     ("saes-model-without-value", ["saes", "--model"], "expected one argument"),
+    # contrast, neighbours, analyze --span, steer --vector (issue 12)
+    ("contrast-no-a", ["contrast", "--b", "The dog"], "required: --a"),
+    ("contrast-no-b", ["contrast", "--a", "The cat"], "required: --b"),
+    ("contrast-blank-prompt", [*CONTRAST[:-1], "  "], "empty prompt"),
+    ("contrast-invalid-utf8", [*CONTRAST[:-1], "\udcff"], "invalid UTF-8 byte 0xff"),
+    ("contrast-empty-file", [*CONTRAST[:-1], "{empty}"], "empty.txt holds no prompts"),
+    ("contrast-missing-file", ["contrast", "--a", "{tmp}/none.txt", "--b", "x"], "set A: no file at"),
+    ("contrast-folder", [*CONTRAST[:-1], "{tmp}"], "is a folder, not a file of prompts"),
+    ("contrast-undecodable-file", [*CONTRAST[:-1], "{badutf8}"], "bad.txt:2: not valid UTF-8 (byte 0xff)"),
+    ("contrast-top-k-zero", [*CONTRAST, "--top-k", "0"], "--top-k: must be a positive"),
+    ("contrast-batch-size-word", [*CONTRAST, "--batch-size", "many"], "--batch-size"),
+    ("contrast-bad-pool", [*CONTRAST, "--pool", "median"], "invalid choice: 'median'"),
+    ("contrast-bad-by", [*CONTRAST, "--by", "luck"], "invalid choice: 'luck'"),
+    ("contrast-bad-vector-name", [*CONTRAST, "--save-vector", "a/b"], "vector name 'a/b'"),
+    ("contrast-dtype-junk", [*CONTRAST, "--dtype", "junk"], "unknown dtype"),
+    ("neighbours-no-feature", ["neighbours"], "required: [SAE/]FEATURE"),
+    ("neighbours-word-feature", ["neighbours", "cat"], "cannot read feature 'cat'"),
+    ("neighbours-unicode-digit", ["neighbours", "²"], "ASCII digits"),
+    ("neighbours-negative", ["neighbours", "--", "-5"], "cannot read feature"),
+    ("neighbours-out-of-range", ["neighbours", "99999"], "feature 99999 out of range"),
+    ("neighbours-unknown-sae", ["neighbours", "nope/5"], "no loaded SAE named 'nope'"),
+    ("neighbours-unknown-against", ["neighbours", "5", "--against", "nope"], "no loaded SAE named 'nope'"),
+    ("neighbours-top-k-zero", ["neighbours", "5", "--top-k", "0"], "--top-k"),
+    ("analyze-span-junk", ["analyze", *P, "--span", "middle"], "span must be START:END"),
+    ("analyze-span-reversed", ["analyze", *P, "--span", "4:2"], "is empty"),
+    ("analyze-span-unicode", ["analyze", *P, "--span", "²:3"], "span must be START:END"),
+    ("analyze-span-beyond-prompt", ["analyze", *P, "--span", "1:99"], "goes beyond the prompt's"),
+    ("analyze-span-bad-pool", ["analyze", *P, "--span", "1:2", "--span-pool", "sum"], "invalid choice"),
+    ("steer-no-feature-or-vector", ["steer", *P, "--scope", "all"], "required: --feature (or --vector)"),
+    ("steer-unknown-vector", ["steer", *P, "--vector", "nope:2"], "no steering vector named 'nope'"),
+    ("steer-vector-no-coefficient", ["steer", *P, "--vector", "nope"], "cannot read vector spec"),
+    ("steer-vector-bad-name", ["steer", *P, "--vector", "../x:1"], "vector name"),
+    ("steer-vector-nan", ["steer", *P, "--vector", "v:nan"], "finite number"),
+    ("steer-vector-huge", ["steer", *P, "--vector", "v:1e9"], "too large"),
 ]
 
 
@@ -161,20 +196,22 @@ def places(tmp_path):
     labels.write_text("feature,label\n1,cats\n", encoding="utf-8")
     file = tmp_path / "afile"
     file.write_text("x", encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
+    (tmp_path / "bad.txt").write_bytes(b"fine\n\xff\n")
     readonly = tmp_path / "readonly"
     readonly.mkdir()
     readonly.chmod(0o500)
     # root writes in any folder: /proc takes no new files from anyone
     unwritable = "/proc" if os.access(readonly, os.W_OK) else str(readonly)
     yield {"tmp": str(tmp_path), "corpus": str(corpus), "file": str(file), "readonly": unwritable,
-           "labels": str(labels)}
+           "labels": str(labels), "empty": str(tmp_path / "empty.txt"), "badutf8": str(tmp_path / "bad.txt")}
     readonly.chmod(0o700)
 
 
 def test_at_least_80_cases_over_every_command():
     assert len(CASES) >= 80 and len({name for name, _, _ in CASES}) == len(CASES)
     commands = {argv[0] for _, argv, _ in CASES if not argv[0].startswith("-")}
-    assert {"analyze", "steer", "index", "search", "labels", "snapshot", "saes"} <= commands
+    assert {"analyze", "steer", "index", "search", "labels", "snapshot", "saes", "contrast", "neighbours"} <= commands
 
 
 @pytest.mark.parametrize("name, argv, pattern", CASES, ids=[c[0] for c in CASES])

@@ -165,7 +165,7 @@ def test_cli_search_prints_score_label_why_and_the_note(capsys):
     assert main(["search", "red", "--json", "--limit", "5"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["query"] == "red" and data["kind"] == "text" and data["note"] is None
-    assert data["hits"][0] == {"feature": 223, "score": pytest.approx(2.75), "label": "color: red",
+    assert data["hits"][0] == {"feature": 223, "score": pytest.approx(2.75), "label": "color: red", "sae": "demo",
                                "why": "label 'color: red' (exact word 'red'; 1 of 2 label words)"}
     assert main(["search", "red", "--limit", "2"]) == 0
     first = capsys.readouterr().out.splitlines()[0].split()

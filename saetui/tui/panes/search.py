@@ -1,4 +1,5 @@
-"""Search pane (F3): features by number, label or `promotes WORD`, as you type. Owns the search worker.
+"""Search pane (F3): features of every loaded SAE by number, label or `promotes WORD`, as you type.
+Owns the search worker.
 
 Each hit shows its score and why it matched (the label beside it, never instead of it); a note says
 how the query was read where that is not obvious (e.g. a word that is several tokens)."""
@@ -66,7 +67,7 @@ class SearchPane(Pane):
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
     def _search_worker(self, query: str, sae: str) -> None:
-        result = self.session.search(query, sae)
+        result = self.session.search_all(query)  # every loaded SAE; each hit names its own
         self.app.call_from_thread(self._show, query, result)
 
     def _show(self, query: str, result: Any) -> None:
@@ -74,10 +75,10 @@ class SearchPane(Pane):
         if query != self.query_one("#search-input", Input).value:
             return
         rows = [] if result is None else [
-            FeatureRow(self.sae_name or "", h.feature, f"{h.score:.2f}", " · ".join(x for x in (h.label, h.why) if x))
+            FeatureRow(h.sae, h.feature, f"{h.score:.2f}", " · ".join(x for x in (h.label, h.why) if x))
             for h in result.hits
         ]
-        self.query_one("#search-results", FeatureList).show(rows)
+        self.query_one("#search-results", FeatureList).show(rows, tagged=len({r.sae for r in rows}) > 1)
         note = "" if result is None else (result.note or f"{len(result.hits)} features · {result.kind} search"
                                           + (" · Enter/↓ to the list" if result.hits else ""))
         self.query_one("#search-note", Static).update(escape(note))

@@ -1,0 +1,279 @@
+"""Contrast: which SAE features separate one set of prompts (A) from another (B).
+
+Both sets go through the model in padded batches (prompts sorted by length, forward stopped after the
+deepest hooked layer), every loaded SAE encodes the counted tokens (BOS/pad/special excluded unless
+`include_special`), and per set and feature only running sums are kept (float64): the sum, the sum of
+squares and the number of units where the feature fires. A unit is
+
+    pool="mean"   a token: the statistics are over all counted tokens of the set
+    pool="max"    a prompt: its value is the feature's max over the prompt's counted tokens
+
+and per feature, with n_A, n_B units, means m_A, m_B and variances s²_A, s²_B (n - 1 in the denominator):
+
+    diff     m_A - m_B
+    effect   diff / s_pooled,  s²_pooled = ((n_A - 1) s²_A + (n_B - 1) s²_B) / (n_A + n_B - 2)
+             (None when s_pooled is 0 or there are fewer than 3 units)
+    freq_A   the fraction of A's units where the feature is non-zero (and freq_B for B)
+
+Each SAE's ranking lists the top_k features with the largest positive score (more in A), then the
+top_k with the most negative (more in B), sorted by score descending: the first one separates A from B
+best, the last one B from A. The score is `diff` or, with by="effect", the effect size.
+
+The same pass sums the hooked activations themselves: `directions[hook]` is the mean activation over
+A's counted tokens minus the mean over B's, the contrast direction (difference of means) that SAE
+steering is usually compared against; saetui.steering.vectors saves it as a named steering vector.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from saetui.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from saetui.models.model import ModelWithHooks
+    from saetui.sae.manager import LoadedSAE, SAEManager
+
+POOLS = ("mean", "max")
+RANK_BY = ("diff", "effect")
+
+
+@dataclass
+class ContrastFeature:
+    feature: int
+    diff: float  # mean_a - mean_b
+    effect: float | None  # diff / pooled standard deviation
+    mean_a: float
+    mean_b: float
+    freq_a: float  # fraction of A's units (tokens or prompts) where the feature fires
+    freq_b: float
+    label: str = ""
+
+
+@dataclass
+class SAEContrast:
+    name: str
+    hook: str
+    d_sae: int
+    features: list[ContrastFeature]  # most A-ish first, most B-ish last
+
+
+@dataclass
+class ContrastResult:
+    pool: str
+    by: str
+    n_prompts: tuple[int, int]  # (A, B)
+    n_tokens: tuple[int, int]  # counted tokens in A and in B
+    saes: list[SAEContrast]
+    # hook -> (d_model,) float32 on the CPU: mean activation over A's counted tokens minus B's
+    directions: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    model: str = ""
+
+    def sae(self, name: str) -> SAEContrast:
+        return next(s for s in self.saes if s.name == name or s.hook == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; directions are summarised by their norm (the vectors themselves are saved with save_vector)."""
+        out = {"model": self.model, "pool": self.pool, "by": self.by, "n_prompts": list(self.n_prompts),
+               "n_tokens": list(self.n_tokens), "saes": [asdict(s) for s in self.saes],
+               "directions": {h: {"norm": float(v.norm())} for h, v in self.directions.items()}}
+        return _clean(out)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+class _Moments:
+    """Running float64 sums over units: n, sum, sum of squares, non-zero count; (d,) each."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.s: torch.Tensor | None = None
+        self.ss: torch.Tensor | None = None
+        self.nz: torch.Tensor | None = None
+
+    def add(self, v: torch.Tensor) -> None:
+        """v: (units, d) values."""
+        import torch
+
+        if v.shape[0] == 0:
+            return
+        s = v.sum(0, dtype=torch.float64)
+        ss = v.square().sum(0, dtype=torch.float64)
+        nz = (v != 0).sum(0)
+        if self.s is None:
+            self.s, self.ss, self.nz = s, ss, nz
+        else:
+            self.s += s
+            self.ss += ss
+            self.nz += nz
+        self.n += v.shape[0]
+
+    def stats(self, d: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(mean, variance with n - 1, frequency), float64 on the CPU."""
+        import torch
+
+        if self.s is None:
+            zero = torch.zeros(d, dtype=torch.float64)
+            return zero, zero.clone(), zero.clone()
+        n = self.n
+        mean = self.s.cpu() / n
+        var = ((self.ss.cpu() - n * mean.square()) / max(n - 1, 1)).clamp_min(0)
+        return mean, var, self.nz.cpu().double() / n
+
+
+def read_prompt_set(values: Sequence[str], which: str = "A") -> list[str]:
+    """The prompts of one set from TEXT or FILE values: a value naming a file is read (a .txt file: one
+    prompt a line; .jsonl: the `text` field of each line), any other value is a prompt itself. A value
+    that looks like a file name (.txt/.jsonl, no spaces) but is not a file is an error, as is an empty set."""
+    from pathlib import Path
+
+    from saetui.activations.cache import read_dataset
+    from saetui.session import check_text
+
+    prompts: list[str] = []
+    for value in values:
+        path = Path(value).expanduser() if value and "\n" not in value and len(value) < 4096 else None
+        if path is not None and path.is_dir():
+            raise InputError(f"set {which}: {value} is a folder, not a file of prompts")
+        if path is not None and path.is_file():
+            try:
+                texts = read_dataset(path)
+            except InputError as exc:
+                if "has no text" in str(exc):
+                    raise InputError(f"set {which}: {value} holds no prompts") from None
+                raise InputError(f"set {which}: {exc}") from None
+            prompts.extend(check_text(t, "prompt") for t in texts)
+        elif path is not None and path.suffix in (".txt", ".jsonl") and " " not in value:
+            raise InputError(f"set {which}: no file at {value}")
+        else:
+            prompts.append(check_text(value, "prompt"))
+    if not prompts:
+        raise InputError(f"set {which} is empty: give at least one prompt or file of prompts")
+    return prompts
+
+
+def contrast(
+    model: ModelWithHooks,
+    saes: SAEManager,
+    a: Sequence[str],
+    b: Sequence[str],
+    *,
+    top_k: int = 20,
+    pool: str = "mean",
+    by: str = "diff",
+    include_special: bool = False,
+    batch_size: int = 16,
+) -> ContrastResult:
+    """Rank every loaded SAE's features by how they separate prompts `a` from prompts `b` (see module doc)."""
+    import torch
+
+    from saetui.activations.collector import ActivationCollector
+
+    if pool not in POOLS:
+        raise InputError(f"pool must be mean or max, got {pool!r}")
+    if by not in RANK_BY:
+        raise InputError(f"rank by diff or effect, got {by!r}")
+    if top_k < 1 or batch_size < 1:
+        raise InputError("top-k and batch size must be at least 1")
+    for which, prompts in (("A", a), ("B", b)):
+        if not prompts:
+            raise InputError(f"set {which} is empty: give at least one prompt")
+    loaded = list(saes)
+    if not loaded:
+        raise InputError("no SAE loaded")
+    hooks = list(dict.fromkeys(s.hook_name for s in loaded))
+    collector = ActivationCollector(model)
+    feats = {s.name: (_Moments(), _Moments()) for s in loaded}
+    acts = {h: (_Moments(), _Moments()) for h in hooks}  # only the sums are used
+    counted_tokens = [0, 0]
+    for side, prompts in enumerate((a, b)):
+        rows = _token_rows(model, prompts)
+        rows.sort(key=len)  # less padding; the sums do not depend on the order
+        for start in range(0, len(rows), batch_size):
+            batch = model.batch_from_ids(rows[start : start + batch_size])
+            captured, _ = collector.run(batch, hooks)
+            real = batch.attention_mask.bool()
+            counted = real if include_special else real & ~batch.special_mask
+            n_counted = counted.sum(1).tolist()  # per prompt
+            counted_tokens[side] += sum(n_counted)
+            with torch.inference_mode():
+                xs = {h: captured[h][counted] for h in hooks}  # (N, d), prompt after prompt
+                del captured
+                for h in hooks:
+                    acts[h][side].add(xs[h])
+                for s in loaded:
+                    lat = s.sae.encode(xs[s.hook_name].to(s.sae.W_dec.device))  # (N, d_sae)
+                    if pool == "max":
+                        lat = torch.stack([p.amax(0) for p in lat.split(n_counted) if p.shape[0] > 0]) if lat.shape[0] else lat
+                    feats[s.name][side].add(lat)
+                    del lat
+    for which, n in zip("AB", counted_tokens):
+        if n == 0:
+            raise InputError(f"set {which} has no tokens to count: its prompts are special tokens only")
+    results = []
+    for s in loaded:
+        results.append(_rank(s, *feats[s.name], top_k=top_k, by=by))
+    directions = {}
+    for h in hooks:
+        mean_a = acts[h][0].s.cpu() / acts[h][0].n
+        mean_b = acts[h][1].s.cpu() / acts[h][1].n
+        directions[h] = (mean_a - mean_b).float()
+    return ContrastResult(pool, by, (len(a), len(b)), (counted_tokens[0], counted_tokens[1]), results, directions,
+                          model=model.name)
+
+
+def _token_rows(model: ModelWithHooks, prompts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each prompt (BOS included), truncated to the model's context like ModelWithHooks.tokenize."""
+    for p in prompts:
+        if not isinstance(p, str) or not p.strip():
+            raise InputError("empty prompt: every prompt of a set needs some text")
+    batch = model.tokenize(list(prompts))
+    ids = batch.input_ids.tolist()
+    return [row[:n] for row, n in zip(ids, batch.lengths)]
+
+
+def _rank(s: LoadedSAE, ma: _Moments, mb: _Moments, *, top_k: int, by: str) -> SAEContrast:
+    import torch
+
+    d = s.d_sae
+    mean_a, var_a, freq_a = ma.stats(d)
+    mean_b, var_b, freq_b = mb.stats(d)
+    diff = mean_a - mean_b
+    dof = ma.n + mb.n - 2
+    if dof > 0:
+        pooled = (((ma.n - 1) * var_a + (mb.n - 1) * var_b) / dof).sqrt()
+        effect = torch.where(pooled > 0, diff / pooled.clamp_min(1e-300), torch.full_like(diff, float("nan")))
+    else:
+        effect = torch.full_like(diff, float("nan"))
+    score = diff if by == "diff" else torch.nan_to_num(effect, nan=0.0)
+    k = min(top_k, d)
+    up_v, up_i = score.topk(k)
+    down_v, down_i = (-score).topk(k)
+    chosen = [i for v, i in zip(up_v.tolist(), up_i.tolist()) if v > 0]
+    low = [i for v, i in zip(down_v.tolist(), down_i.tolist()) if v > 0 and i not in set(chosen)]
+    chosen += low[::-1]  # ascending -score reversed: the most B-ish last
+    cols = [diff, effect, mean_a, mean_b, freq_a, freq_b]
+    values = [c[chosen].tolist() for c in cols] if chosen else [[] for _ in cols]
+    rows = [ContrastFeature(f, dv, _finite(ev), a_, b_, fa, fb)
+            for f, dv, ev, a_, b_, fa, fb in zip(chosen, *values)]
+    return SAEContrast(s.name, s.hook_name, d, rows)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

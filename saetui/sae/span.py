@@ -1,0 +1,106 @@
+"""Span: the features that fire over a stretch of a prompt's tokens, for every loaded SAE.
+
+One forward (stopped after the deepest hooked layer) collects every SAE's hook point; each SAE encodes
+the tokens START..END-1 (absolute token positions, BOS is 0, END exclusive, as in steering scopes) and
+ranks its features by their max or mean over the span's counted tokens (BOS/pad/special excluded
+unless `include_special`). Positive values only, descending; with pool="max" each feature also gives
+the token where it peaks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from saetui.errors import InputError
+
+if TYPE_CHECKING:
+    from saetui.models.model import ModelWithHooks
+    from saetui.sae.manager import SAEManager
+
+_SPAN_RE = re.compile(r"([0-9]+):([0-9]+)")
+
+
+@dataclass
+class SpanFeature:
+    feature: int
+    value: float  # max or mean over the span's counted tokens
+    token_index: int | None  # where it peaks (pool="max")
+    label: str = ""
+
+
+@dataclass
+class SAESpan:
+    name: str
+    hook: str
+    d_sae: int
+    features: list[SpanFeature]
+
+
+@dataclass
+class SpanResult:
+    prompt: str
+    start: int
+    end: int
+    pool: str
+    tokens: list[str]  # the span's token texts
+    counted: int  # how many of them take part (special tokens excluded)
+    saes: list[SAESpan]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+def parse_span(text: str) -> tuple[int, int]:
+    """`START:END` (ASCII digits, END exclusive, START < END)."""
+    match = _SPAN_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise InputError(f"span must be START:END in token positions (ASCII digits, END exclusive), got {text!r}")
+    start, end = int(match.group(1)), int(match.group(2))
+    if start >= end:
+        raise InputError(f"span {text} is empty: START must be less than END (END is exclusive)")
+    return start, end
+
+
+def span_features(model: ModelWithHooks, saes: SAEManager, prompt: str, start: int, end: int, *, pool: str = "max",
+                  top_k: int = 10, include_special: bool = False) -> SpanResult:
+    """Every loaded SAE's top_k features over tokens start..end-1 of `prompt` (see the module doc)."""
+    import torch
+
+    from saetui.activations.collector import ActivationCollector
+
+    if pool not in ("max", "mean"):
+        raise InputError(f"span pool must be max or mean, got {pool!r}")
+    if top_k < 1:
+        raise InputError(f"top-k must be at least 1, got {top_k}")
+    if not 0 <= start < end:
+        raise InputError(f"span {start}:{end} is empty: START must be less than END (END is exclusive)")
+    loaded = list(saes)
+    if not loaded:
+        raise InputError("no SAE loaded")
+    batch = model.tokenize(prompt)
+    n = batch.lengths[0]
+    if end > n:
+        raise InputError(f"span {start}:{end} goes beyond the prompt's {n} tokens (positions 0..{n - 1})")
+    captured, _ = ActivationCollector(model).run(batch, [s.hook_name for s in loaded])
+    keep = torch.ones(end - start, dtype=torch.bool) if include_special else ~batch.special_mask[0, start:end].cpu()
+    positions = torch.arange(start, end)[keep]
+    out = []
+    with torch.inference_mode():
+        for s in loaded:
+            features: list[SpanFeature] = []
+            if len(positions):
+                x = captured[s.hook_name][0, positions.to(captured[s.hook_name].device)]
+                lat = s.sae.encode(x.to(s.sae.W_dec.device))  # (m, d_sae)
+                pooled = lat.amax(0) if pool == "max" else lat.mean(0)
+                vals, idx = pooled.topk(min(top_k, pooled.shape[0]))
+                peak = positions[lat[:, idx].argmax(0).cpu()].tolist() if pool == "max" else [None] * len(idx)
+                features = [SpanFeature(f, v, p) for f, v, p in zip(idx.tolist(), vals.tolist(), peak) if v > 0]
+            out.append(SAESpan(s.name, s.hook_name, s.d_sae, features))
+    ids = batch.input_ids[0, start:end].tolist()
+    return SpanResult(prompt, start, end, pool, model.token_texts(ids), int(keep.sum()), out)

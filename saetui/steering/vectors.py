@@ -1,0 +1,239 @@
+"""Named steering vectors: directions in the model's activation space (a contrast's difference of means),
+saved under the config folder and steered by beside SAE features.
+
+A vector is a folder `vectors/NAME/` holding `vector.json` (model, width, hooks, norms, where it came
+from) and `vector.safetensors` (one (d_model,) float32 tensor per hook point), written as one folder
+renamed into place (saetui.files.atomic_folder): a crash never leaves half a vector. A vector folder
+that cannot be used is set aside as `NAME.bak-...` with a notice.
+
+Steering by a vector is plain addition at its hook point: x + c * v, for the positions of its scope,
+in the same single hook as the SAE features on that module (saetui.steering.hooks). The CLI's form is
+`--vector NAME[@HOOK]:COEF`; HOOK (a hook name or layer number) picks one of the vector's hook points
+and may be left out when it has one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from saetui.errors import InputError, SaetuiError
+from saetui.steering.spec import _SCOPE_RE, MAX_COEFFICIENT
+
+if TYPE_CHECKING:
+    import torch
+
+    from saetui.models.model import ModelWithHooks
+    from saetui.sae.manager import SAEManager
+    from saetui.steering.spec import ResolvedSpec, SteeringSpec
+
+MANIFEST, WEIGHTS = "vector.json", "vector.safetensors"
+_NAME_RE = re.compile(r"[\w.-]{1,64}")
+_FORMAT = 1
+
+
+def check_vector_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or not name.isascii() or name.strip(".") == "":
+        raise InputError(f"vector name {name!r}: use ASCII letters, digits, '.', '-' or '_' (at most 64)")
+    return name
+
+
+def vectors_dir(create: bool = False) -> Path:
+    from saetui.paths import config_dir
+
+    return config_dir(create=create) / "vectors"
+
+
+@dataclass(frozen=True)
+class VectorSpec:
+    """Add `coefficient` times the saved vector `vector` at its hook point (one of them: `hook`)."""
+
+    vector: str
+    coefficient: float = 1.0
+    hook: str | None = None
+    scope: str = "all"
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        check_vector_name(self.vector)
+        if isinstance(self.coefficient, bool) or not isinstance(self.coefficient, (int, float)) or not math.isfinite(self.coefficient):
+            raise InputError(f"coefficient for vector {self.vector} must be a finite number, got {self.coefficient!r}")
+        if abs(self.coefficient) > MAX_COEFFICIENT:
+            raise InputError(f"coefficient {self.coefficient:g} for vector {self.vector} is too large: steering beyond "
+                             f"±{MAX_COEFFICIENT:g} swamps the model's activations")
+        match = _SCOPE_RE.fullmatch(self.scope) if isinstance(self.scope, str) else None
+        if match is None:
+            raise InputError(f"scope must be all, prompt, generated or START:END, got {self.scope!r}")
+        if match.group(1) and match.group(2) and int(match.group(1)) >= int(match.group(2)):
+            raise InputError(f"scope {self.scope} is empty: START must be less than END (END is exclusive)")
+
+    @property
+    def mode(self) -> str:
+        return "add"
+
+    def with_coefficient(self, value: float) -> VectorSpec:
+        return replace(self, coefficient=float(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VectorSpec:
+        if not isinstance(data, dict) or not isinstance(data.get("vector"), str):
+            raise InputError(f"not a vector spec: {data!r}")
+        known = {k: data[k] for k in ("vector", "coefficient", "hook", "scope", "enabled") if k in data}
+        return cls(**known)
+
+    @classmethod
+    def parse(cls, text: str, *, scope: str = "all") -> VectorSpec:
+        """`NAME[@HOOK]:COEF`, e.g. `formal:4`, `formal@blocks.2.hook_resid_post:-2`, `formal@2:8`."""
+        head, sep, coef = text.strip().rpartition(":")
+        name, _, hook = head.partition("@")
+        if not sep or not name:
+            raise InputError(f"cannot read vector spec {text!r}: expected NAME[@HOOK]:COEF")
+        try:
+            coefficient = float(coef)
+        except ValueError:
+            raise InputError(f"coefficient in {text!r} is not a number: {coef!r}") from None
+        return cls(name, coefficient, hook or None, scope)
+
+
+@dataclass
+class SteeringVector:
+    """A saved vector: one direction per hook point, for a model of width d_model."""
+
+    name: str
+    model: str
+    d_model: int
+    directions: dict[str, torch.Tensor]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def pick(self, hook: str | None) -> str:
+        """The hook point `hook` names (a hook name or layer number), or the only one."""
+        hooks = list(self.directions)
+        if hook is None:
+            if len(hooks) == 1:
+                return hooks[0]
+            raise InputError(f"vector {self.name} has several hook points; name one as {self.name}@HOOK:COEF: {', '.join(hooks)}")
+        for h in hooks:
+            if hook == h or (hook.isdigit() and hook.isascii() and re.fullmatch(rf"blocks\.{int(hook)}\..*", h)):
+                return h
+        raise InputError(f"vector {self.name} has no hook point {hook!r}; it has {', '.join(hooks)}")
+
+
+def save_vector(name: str, directions: dict[str, torch.Tensor], *, model: str, meta: dict[str, Any] | None = None) -> Path:
+    """Write `directions` (hook -> (d_model,)) as the vector `name` (replacing one of that name); returns its folder."""
+    import torch
+    from safetensors.torch import save_file
+
+    from saetui.files import atomic_folder, ensure_dir
+
+    check_vector_name(name)
+    if not directions:
+        raise InputError("nothing to save: no directions")
+    tensors = {h: v.detach().float().cpu().contiguous() for h, v in directions.items()}
+    widths = {v.shape for v in tensors.values()}
+    if len(widths) != 1 or len(next(iter(widths))) != 1:
+        raise InputError(f"vector {name}: every direction must be one (d_model,) tensor, got shapes {sorted(widths)}")
+    if not all(bool(torch.isfinite(v).all()) for v in tensors.values()):
+        raise InputError(f"vector {name} has non-finite values")
+    d = int(next(iter(tensors.values())).shape[0])
+    manifest = {"format": _FORMAT, "name": name, "model": model, "d_model": d, "hooks": list(tensors),
+                "norms": {h: float(v.norm()) for h, v in tensors.items()}, "meta": meta or {}}
+    folder = ensure_dir(vectors_dir(), "vectors folder") / name
+    with atomic_folder(folder) as tmp:
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"name": name})
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+    return folder
+
+
+def list_vectors() -> list[str]:
+    folder = vectors_dir()
+    try:
+        return sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file() and _NAME_RE.fullmatch(p.name))
+    except OSError:
+        return []
+
+
+def load_vector(name: str) -> SteeringVector:
+    """The saved vector `name`; a missing one is an InputError naming the saved ones, a damaged one is set aside."""
+    import torch
+
+    from saetui.files import set_aside
+
+    check_vector_name(name)
+    folder = vectors_dir() / name
+    if not (folder / MANIFEST).is_file():
+        raise InputError(f"no steering vector named {name!r}; saved: {', '.join(list_vectors()) or 'none'} "
+                         "(save one with `saetui contrast ... --save-vector NAME`)")
+    try:
+        from safetensors.torch import load_file
+
+        manifest = json.loads((folder / MANIFEST).read_bytes().decode("utf-8"))
+        tensors = load_file(str(folder / WEIGHTS))
+        hooks, d = manifest["hooks"], int(manifest["d_model"])
+        if not isinstance(hooks, list) or sorted(hooks) != sorted(tensors) or not hooks:
+            raise ValueError("its hook points and tensors differ")
+        for v in tensors.values():
+            if v.shape != (d,) or not bool(torch.isfinite(v).all()):
+                raise ValueError(f"a tensor is not ({d},) finite values")
+        model = str(manifest.get("model", ""))
+        meta = manifest.get("meta") if isinstance(manifest.get("meta"), dict) else {}
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError, SaetuiError) as exc:
+        backup = set_aside(folder, f"could not be read ({type(exc).__name__})")
+        raise InputError(f"steering vector {name!r} could not be read ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:120]}); kept aside as {backup.name}") from None
+    except Exception as exc:  # safetensors raises its own error types on damaged files
+        backup = set_aside(folder, f"could not be read ({type(exc).__name__})")
+        raise InputError(f"steering vector {name!r} could not be read ({type(exc).__name__}); kept aside as {backup.name}") from None
+    return SteeringVector(name, model, d, {h: tensors[h].float() for h in hooks}, meta)
+
+
+@dataclass(frozen=True)
+class ResolvedVector:
+    """A vector spec checked against the model: what the steering hook adds (value * vector at hook_name)."""
+
+    spec: VectorSpec
+    hook_name: str
+    vector: torch.Tensor  # (d_model,) float32, on the hooked layer's device
+    value: float
+
+    @property
+    def mode(self) -> str:
+        return "add"
+
+
+def resolve_vector(spec: VectorSpec, model: ModelWithHooks, cache: dict[str, SteeringVector] | None = None) -> ResolvedVector:
+    """Check a vector spec against the loaded model: the vector exists, its hook point is on the model, widths match."""
+    vec = cache.get(spec.vector) if cache is not None else None
+    if vec is None:
+        vec = load_vector(spec.vector)
+        if cache is not None:
+            cache[spec.vector] = vec
+    hook = vec.pick(spec.hook)
+    if vec.d_model != model.d_model:
+        raise InputError(f"vector {vec.name} is {vec.d_model} wide but {model.name} is {model.d_model} wide")
+    try:
+        point = model.hook_point(hook)
+        model.hook_module(point)
+    except SaetuiError as exc:
+        raise InputError(f"vector {vec.name}: {exc}") from None
+    if vec.model and vec.model != model.name:
+        warnings.warn(f"vector {vec.name} was made on {vec.model}, the loaded model is {model.name}", stacklevel=2)
+    direction = vec.directions[hook].to(model.layer_device(point.layer))
+    return ResolvedVector(spec, hook, direction, float(spec.coefficient))
+
+
+def resolve_any(spec: SteeringSpec | VectorSpec, saes: SAEManager, model: ModelWithHooks,
+                cache: dict[str, SteeringVector] | None = None) -> ResolvedSpec | ResolvedVector:
+    """A feature spec against the SAEs, a vector spec against the model."""
+    from saetui.steering.spec import resolve
+
+    if isinstance(spec, VectorSpec):
+        return resolve_vector(spec, model, cache)
+    return resolve(spec, saes)

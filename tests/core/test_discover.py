@@ -1,0 +1,385 @@
+"""Discover (issue 12): contrast of two prompt sets, decoder neighbours, spans, steering vectors, several SAEs.
+
+Every ranking is checked against a brute-force computation over per-token latents (one prompt at a
+time, no batching); the demo checks use feature categories derived from the demo's own labels.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from saetui.activations.collector import ActivationCollector
+from saetui.errors import InputError
+from saetui.sae.contrast import contrast, read_prompt_set
+from saetui.sae.manager import LoadedSAE, SAEManager
+from saetui.sae.neighbours import decoder_neighbours, unit_decoder
+from saetui.sae.span import parse_span, span_features
+from saetui.session import Session
+from saetui.steering.hooks import SteeringHooks
+from saetui.steering.spec import SteeringSpec, resolve
+from saetui.steering.vectors import VectorSpec, list_vectors, load_vector, resolve_vector, save_vector
+
+A = ["The cat sat on the mat.", "A dog ran home", "Birds sing in the morning light and the sun is warm", "Hi"]
+B = ["Paris is the capital of France", "Two plus two is four.", "The stock market fell today"]
+
+
+@pytest.fixture()
+def two_saes(gemma2, make_sae):
+    """Two SAEs at two layers and of two widths on the tiny Gemma-2."""
+    m = SAEManager(gemma2)
+    m.add(make_sae(64, 256, "blocks.1.hook_resid_post", seed=1), name="l1")
+    m.add(make_sae(64, 128, "blocks.2.hook_resid_post", seed=2), name="l2")
+    return m
+
+
+def per_prompt_latents(model, loaded, prompts, include_special=False):
+    """[(T_i, d_sae)] latents of each prompt's counted tokens, one prompt per forward; and the activations."""
+    collector = ActivationCollector(model)
+    lats, xs = [], []
+    for p in prompts:
+        batch = model.tokenize(p)
+        x = collector.collect(batch, loaded.hook_name)[loaded.hook_name][0]
+        keep = torch.ones(x.shape[0], dtype=torch.bool) if include_special else ~batch.special_mask[0].cpu()
+        with torch.inference_mode():
+            lats.append(loaded.sae.encode(x[keep]))
+        xs.append(x[keep])
+    return lats, xs
+
+
+def brute_force(model, loaded, a, b, pool, by, top_k):
+    units = []
+    for prompts in (a, b):
+        lats, _ = per_prompt_latents(model, loaded, prompts)
+        units.append((torch.cat(lats) if pool == "mean" else torch.stack([l.amax(0) for l in lats])).double())
+    (ua, ub) = units
+    diff = ua.mean(0) - ub.mean(0)
+    na, nb = len(ua), len(ub)
+    pooled = (((na - 1) * ua.var(0) + (nb - 1) * ub.var(0)) / (na + nb - 2)).sqrt()
+    effect = torch.where(pooled > 0, diff / pooled, torch.zeros_like(diff))
+    score = diff if by == "diff" else effect
+    order = score.argsort(descending=True).tolist()
+    pos = [f for f in order if score[f] > 0][:top_k]
+    neg = [f for f in order[::-1] if score[f] < 0][:top_k][::-1]
+    freq = ((ua != 0).double().mean(0), (ub != 0).double().mean(0))
+    return pos + neg, diff, effect, ua.mean(0), ub.mean(0), freq
+
+
+# ---------------------------------------------------------------------- contrast
+@pytest.mark.parametrize("pool, by", [("mean", "diff"), ("max", "diff"), ("mean", "effect"), ("max", "effect")])
+def test_contrast_equals_brute_force_over_per_token_latents(gemma2, two_saes, pool, by):
+    result = contrast(gemma2, two_saes, A, B, top_k=7, pool=pool, by=by, batch_size=2)
+    assert [s.name for s in result.saes] == ["l1", "l2"]
+    for s in two_saes:
+        want, diff, effect, mean_a, mean_b, (fa, fb) = brute_force(gemma2, s, A, B, pool, by, 7)
+        got = result.sae(s.name).features
+        assert [r.feature for r in got] == want
+        for r in got:
+            f = r.feature
+            assert r.diff == pytest.approx(float(diff[f]), rel=1e-5, abs=1e-6)
+            assert r.effect == pytest.approx(float(effect[f]), rel=1e-4, abs=1e-6)
+            assert (r.mean_a, r.mean_b) == (pytest.approx(float(mean_a[f]), abs=1e-5), pytest.approx(float(mean_b[f]), abs=1e-5))
+            assert (r.freq_a, r.freq_b) == (pytest.approx(float(fa[f])), pytest.approx(float(fb[f])))
+        scores = [r.diff if by == "diff" else r.effect for r in got]
+        assert scores == sorted(scores, reverse=True)
+    # the contrast direction: mean hooked activation over A's counted tokens minus B's
+    for hook in ("blocks.1.hook_resid_post", "blocks.2.hook_resid_post"):
+        loaded = next(s for s in two_saes if s.hook_name == hook)
+        xa, xb = (torch.cat(per_prompt_latents(gemma2, loaded, p)[1]) for p in (A, B))
+        torch.testing.assert_close(result.directions[hook], xa.mean(0) - xb.mean(0), rtol=1e-5, atol=1e-5)
+    assert result.n_prompts == (len(A), len(B))
+    assert result.n_tokens == tuple(sum(len(x) for x in per_prompt_latents(gemma2, two_saes.get("l1"), p)[1]) for p in (A, B))
+    json.loads(result.to_json())
+
+
+def test_contrast_does_not_depend_on_batch_size(gemma2, two_saes):
+    one = contrast(gemma2, two_saes, A, B, top_k=5, batch_size=1)
+    many = contrast(gemma2, two_saes, A, B, top_k=5, batch_size=16)
+    for s1, s2 in zip(one.saes, many.saes):
+        assert [r.feature for r in s1.features] == [r.feature for r in s2.features]
+
+
+def test_contrast_refuses_empty_sets_and_bad_options(gemma2, two_saes):
+    with pytest.raises(InputError, match="set A is empty"):
+        contrast(gemma2, two_saes, [], B)
+    with pytest.raises(InputError, match="set B is empty"):
+        contrast(gemma2, two_saes, A, [])
+    with pytest.raises(InputError, match="pool must be"):
+        contrast(gemma2, two_saes, A, B, pool="median")
+    with pytest.raises(InputError, match="empty prompt"):
+        contrast(gemma2, two_saes, A, ["  "])
+
+
+def test_prompt_sets_from_text_and_files(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("first prompt\n\nsecond prompt\n", encoding="utf-8")
+    j = tmp_path / "b.jsonl"
+    j.write_text('{"text": "from json"}\n', encoding="utf-8")
+    assert read_prompt_set([str(f), "inline text", str(j)]) == ["first prompt", "second prompt", "inline text", "from json"]
+    (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
+    (tmp_path / "bad.txt").write_bytes(b"ok\n\xff\n")
+    for values, pattern in [([], "set A is empty"), ([str(tmp_path / "empty.txt")], "holds no prompts"),
+                            ([str(tmp_path / "none.txt")], "no file at"), ([str(tmp_path)], "is a folder"),
+                            ([str(tmp_path / "bad.txt")], "bad.txt:2: not valid UTF-8")]:
+        with pytest.raises(InputError, match=pattern):
+            read_prompt_set(values)
+
+
+def demo_category(session: Session, feature: int) -> str | None:
+    """A demo feature's category, from its label ("color words", "color: red" -> "color")."""
+    label = session.labels.get(("demo", feature))
+    return label.split(":")[0].split()[0] if label else None
+
+
+def test_demo_color_versus_animal_sentences():
+    from saetui.demo.corpus import WORDS
+
+    session = Session()
+    session.load()
+    a = [f"Look at the {w}." for w in WORDS["color"]]
+    b = [f"Look at the {w}." for w in WORDS["animal"]]
+    features = session.contrast(a, b, 10, pool="max").sae("demo").features
+    assert demo_category(session, features[0].feature) == "color", features[:3]
+    assert demo_category(session, features[-1].feature) == "animal", features[-3:]
+    assert features[0].label.startswith("color") and features[0].freq_a > 0.5 > features[0].freq_b
+    assert features[-1].diff < 0 < features[0].diff
+
+
+# ---------------------------------------------------------------------- neighbours
+def test_neighbours_equal_brute_force_cosine(gemma2, two_saes):
+    l1, l2 = two_saes.get("l1"), two_saes.get("l2")
+    w1, w2 = l1.sae.W_dec.detach(), l2.sae.W_dec.detach()
+    for f in (0, 17, 255):
+        got = decoder_neighbours(l1, f, top_k=6)
+        cos = torch.nn.functional.cosine_similarity(w1[f][None], w1, dim=1)
+        cos[f] = -2
+        vals, idx = cos.topk(6)
+        assert [n.feature for n in got.neighbours] == idx.tolist()
+        assert [n.cosine for n in got.neighbours] == pytest.approx(vals.tolist(), abs=1e-6)
+        assert got.encoder_decoder_cosine == pytest.approx(1.0, abs=1e-6)  # the random SAE's encoder is W_dec.T
+        other = decoder_neighbours(l1, f, l2, top_k=4)
+        cos2 = torch.nn.functional.cosine_similarity(w1[f][None], w2, dim=1)
+        vals, idx = cos2.topk(4)
+        assert other.against == "l2" and [n.feature for n in other.neighbours] == idx.tolist()
+        assert [n.cosine for n in other.neighbours] == pytest.approx(vals.tolist(), abs=1e-6)
+
+
+def test_neighbours_in_bf16_are_rescored_in_fp32(gemma2, make_sae):
+    sae = make_sae(64, 512, "blocks.1.hook_resid_post", seed=3).to(torch.bfloat16)
+    loaded = LoadedSAE("b", "mem", sae, "blocks.1.hook_resid_post", 1)
+    w = sae.W_dec.detach().float()
+    cos = torch.nn.functional.cosine_similarity(w[5][None], w, dim=1)
+    cos[5] = -2
+    vals, idx = cos.topk(8)
+    got = decoder_neighbours(loaded, 5, top_k=8)
+    assert [n.feature for n in got.neighbours] == idx.tolist()
+    assert [n.cosine for n in got.neighbours] == pytest.approx(vals.tolist(), abs=1e-6)
+
+
+def test_encoder_decoder_cosine_and_the_cache(gemma2, make_sae):
+    sae = make_sae(64, 32, "blocks.1.hook_resid_post", seed=4)
+    loaded = LoadedSAE("c", "mem", sae, "blocks.1.hook_resid_post", 1)
+    with torch.no_grad():
+        sae.W_enc[:, 3] = torch.randn(64, generator=torch.Generator().manual_seed(0))
+    e, d = sae.W_enc.detach()[:, 3], sae.W_dec.detach()[3]
+    want = float(e @ d / (e.norm() * d.norm()))
+    assert decoder_neighbours(loaded, 3).encoder_decoder_cosine == pytest.approx(want, abs=1e-6)
+    first = unit_decoder(loaded)
+    assert unit_decoder(loaded) is first  # normalised once
+    with torch.no_grad():
+        sae.W_dec[0] *= 2  # weights changed in place: normalised again
+    assert unit_decoder(loaded) is not first
+
+
+def test_neighbours_refuse_other_widths_and_bad_features(gemma2, two_saes, make_sae):
+    wide = LoadedSAE("w", "mem", make_sae(32, 16, "blocks.1.hook_resid_post"), "blocks.1.hook_resid_post", 1)
+    with pytest.raises(InputError, match="d_in 64 but SAE w has d_in 32"):
+        decoder_neighbours(two_saes.get("l1"), 0, wide)
+    with pytest.raises(InputError, match="feature 256 out of range"):
+        decoder_neighbours(two_saes.get("l1"), 256)
+    session = Session()
+    session.attach(gemma2, two_saes)
+    with pytest.raises(Exception, match="no loaded SAE named 'nope'"):
+        session.neighbours(1, "l1", "nope")
+    result = session.neighbours(1, "l1", "l2", top_k=3)
+    assert (result.sae, result.against, len(result.neighbours)) == ("l1", "l2", 3)
+
+
+# ---------------------------------------------------------------------- spans
+@pytest.mark.parametrize("pool", ["max", "mean"])
+def test_span_equals_brute_force(gemma2, two_saes, pool):
+    prompt = "The cat sat on the mat and looked around"
+    result = span_features(gemma2, two_saes, prompt, 2, 6, pool=pool, top_k=5)
+    assert result.tokens == gemma2.token_texts(gemma2.tokenize(prompt).input_ids[0, 2:6].tolist())
+    for s in two_saes:
+        x = ActivationCollector(gemma2).collect(prompt, s.hook_name)[s.hook_name][0]
+        with torch.inference_mode():
+            lat = s.sae.encode(x)[2:6]
+        pooled = lat.amax(0) if pool == "max" else lat.mean(0)
+        vals, idx = pooled.topk(5)
+        got = next(r for r in result.saes if r.name == s.name).features
+        assert [r.feature for r in got] == [f for f, v in zip(idx.tolist(), vals.tolist()) if v > 0]
+        for r in got:
+            assert r.value == pytest.approx(float(pooled[r.feature]), abs=1e-6)
+            if pool == "max":
+                assert lat[r.token_index - 2, r.feature] == pooled[r.feature]
+
+
+def test_span_leaves_out_special_tokens_and_checks_its_range(gemma2, two_saes):
+    only_bos = span_features(gemma2, two_saes, "Hello there", 0, 1)
+    assert only_bos.counted == 0 and all(s.features == [] for s in only_bos.saes)
+    assert span_features(gemma2, two_saes, "Hello there", 0, 1, include_special=True).counted == 1
+    n = gemma2.tokenize("Hello there").lengths[0]
+    with pytest.raises(InputError, match=f"beyond the prompt's {n} tokens"):
+        span_features(gemma2, two_saes, "Hello there", 0, n + 1)
+    for text, pattern in [("3:3", "is empty"), ("5:2", "is empty"), ("x", "START:END"), ("-1:3", "START:END"), ("²:3", "START:END")]:
+        with pytest.raises(InputError, match=pattern):
+            parse_span(text)
+
+
+# ---------------------------------------------------------------------- steering vectors
+def _hand_hook(model, hook, vector):
+    """A hand-written forward hook adding `vector` at the module of `hook` (sae-lens hook name)."""
+    module, side = model.hook_module(model.hook_point(hook))
+    assert side == "output"
+
+    def add(mod, args, out):
+        if isinstance(out, tuple):
+            return (out[0] + vector, *out[1:])
+        return out + vector
+
+    return module.register_forward_hook(add)
+
+
+def test_saved_contrast_vector_steers_exactly_like_a_hand_written_hook(gemma2, two_saes):
+    session = Session()
+    session.attach(gemma2, two_saes)
+    result = session.contrast(A, B)
+    folder = session.save_vector("ab")
+    assert session.vectors() == ["ab"] and folder.endswith("ab")
+    saved = load_vector("ab")
+    assert set(saved.directions) == {"blocks.1.hook_resid_post", "blocks.2.hook_resid_post"}
+    for hook, v in result.directions.items():
+        assert torch.equal(saved.directions[hook], v)
+    with pytest.raises(InputError, match="several hook points"):
+        session.vector_spec("ab", 2.0)
+    spec = session.vector_spec("ab", 2.5, hook="2")  # a layer number picks blocks.2...
+    batch = gemma2.tokenize(["The cat sat on the mat", "Hi"])
+    run = lambda: gemma2.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # noqa: E731
+    with torch.inference_mode():
+        clean = run()
+        with SteeringHooks(gemma2, [[resolve_vector(spec, gemma2)]]):
+            ours = run()
+        handle = _hand_hook(gemma2, "blocks.2.hook_resid_post", 2.5 * saved.directions["blocks.2.hook_resid_post"])
+        try:
+            hand = run()
+        finally:
+            handle.remove()
+        assert torch.equal(ours, hand) and not torch.equal(ours, clean)
+        # beside an SAE feature on the same module: one hook adds both
+        feat = SteeringSpec(7, 3.0, sae="l2")
+        w = two_saes.get("l2").sae.W_dec.detach()[7]
+        with SteeringHooks(gemma2, [[resolve(feat, two_saes), resolve_vector(spec, gemma2)]]):
+            both = run()
+        handle = _hand_hook(gemma2, "blocks.2.hook_resid_post", 3.0 * w + 2.5 * saved.directions["blocks.2.hook_resid_post"])
+        try:
+            hand = run()
+        finally:
+            handle.remove()
+        assert torch.equal(both, hand)
+    # generation: coefficient 0 is the baseline, and the rows of one batch differ only by their specs
+    rows = [[], [spec.with_coefficient(0.0)], [spec]]
+    out: dict[int, list[int]] = {0: [], 1: [], 2: []}
+    for piece in session.generate("The cat", rows, max_new_tokens=6):
+        out[piece.row].append(piece.token_id)
+    assert out[0] == out[1]
+
+
+def test_vector_specs_parse_and_check():
+    assert VectorSpec.parse("formal:4") == VectorSpec("formal", 4.0)
+    assert VectorSpec.parse("formal@blocks.2.hook_resid_post:-2.5") == VectorSpec("formal", -2.5, "blocks.2.hook_resid_post")
+    assert VectorSpec.from_dict(VectorSpec("x", 2.0, "3").to_dict()) == VectorSpec("x", 2.0, "3")
+    for text, pattern in [("formal", "cannot read vector spec"), (":3", "cannot read vector spec"), ("a b:1", "vector name"),
+                          ("v:nan", "finite number"), ("v:1e9", "too large"), ("v:x", "not a number"), ("../x:1", "vector name")]:
+        with pytest.raises(InputError, match=pattern):
+            VectorSpec.parse(text)
+    with pytest.raises(InputError, match="scope"):
+        VectorSpec("v", 1.0, scope="middle")
+
+
+def test_vector_files_missing_and_damaged(gemma2):
+    with pytest.raises(InputError, match="no steering vector named 'nope'; saved: none"):
+        load_vector("nope")
+    folder = save_vector("v1", {"blocks.1.hook_resid_post": torch.ones(64)}, model=gemma2.name)
+    assert list_vectors() == ["v1"] and not list(folder.parent.glob(".*tmp"))
+    save_vector("v1", {"blocks.1.hook_resid_post": torch.full((64,), 2.0)}, model=gemma2.name)  # replaced whole
+    assert torch.equal(load_vector("v1").directions["blocks.1.hook_resid_post"], torch.full((64,), 2.0))
+    with pytest.raises(InputError, match="is 32 wide"):
+        save_vector("v2", {"blocks.1.hook_resid_post": torch.ones(32)}, model="x")
+        resolve_vector(VectorSpec("v2"), gemma2)
+    (folder / "vector.safetensors").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="could not be read.*kept aside as v1.bak-"):
+        load_vector("v1")
+    assert "v1" not in list_vectors()
+    with pytest.raises(InputError, match="non-finite"):
+        save_vector("v3", {"blocks.1.hook_resid_post": torch.full((64,), float("nan"))}, model="x")
+
+
+# ---------------------------------------------------------------------- CLI, several SAEs
+@pytest.fixture()
+def extra_demo_sae(tmp_path, make_sae):
+    """A second SAE for the demo model (width 128) at another layer, as a local sae-lens directory."""
+    from saetui.demo import load_demo
+
+    model, _ = load_demo()
+    sae = make_sae(model.d_model, 256, "blocks.1.hook_resid_post", seed=5)
+    sae.save_model(tmp_path / "extra")
+    return str(tmp_path / "extra")
+
+
+def run(capsys, *argv):
+    from saetui.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+def test_cli_contrast_save_vector_then_steer_with_it(capsys, tmp_path, extra_demo_sae):
+    colors = tmp_path / "colors.txt"
+    colors.write_text("Look at the red.\nLook at the blue.\nLook at the green.\n", encoding="utf-8")
+    data = json.loads(run(capsys, "contrast", "--a", str(colors), "--b", "Look at the cat.", "--b", "Look at the dog.",
+                          "--sae", extra_demo_sae, "--top-k", "3", "--pool", "max", "--save-vector", "red", "--json"))
+    assert [s["name"] for s in data["saes"]] == ["demo", "extra"] and data["n_prompts"] == [3, 2]
+    first = data["saes"][0]["features"][0]
+    assert set(first) == {"feature", "diff", "effect", "mean_a", "mean_b", "freq_a", "freq_b", "label"}
+    assert data["vector"]["name"] == "red" and set(data["directions"]) == {"blocks.2.hook_resid_post", "blocks.1.hook_resid_post"}
+    vectors = json.loads(run(capsys, "vectors", "--json"))
+    assert [v["name"] for v in vectors] == ["red"] and vectors[0]["model"] == "saetui-demo"
+    out = json.loads(run(capsys, "steer", "--prompt", "Tom went home.", "--vector", "red@2:4", "--feature", "549:0",
+                         "--compare", "--max-new-tokens", "4", "--json"))
+    assert out["specs"][1] == {"vector": "red", "coefficient": 4.0, "hook": "2", "scope": "all", "enabled": True}
+    assert len(out["steered"]["token_ids"]) == 4
+    text = run(capsys, "contrast", "--a", "Look at the red.", "--b", "Look at the cat.", "--top-k", "2")
+    assert text.startswith("== demo (blocks.2.hook_resid_post, d_sae=1024) A: 1 prompts")
+
+
+def test_cli_neighbours_span_and_search_cover_every_sae(capsys, extra_demo_sae):
+    data = json.loads(run(capsys, "neighbours", "549", "--top-k", "3", "--json"))
+    assert data["sae"] == data["against"] == "demo" and len(data["neighbours"]) == 3
+    across = json.loads(run(capsys, "neighbours", "demo/549", "--sae", extra_demo_sae, "--against", "extra", "--json"))
+    assert across["against"] == "extra" and len(across["neighbours"]) == 10
+    text = run(capsys, "neighbours", "549", "--top-k", "2")
+    assert text.startswith("demo/549") and "encoder/decoder cosine" in text
+    analysis = json.loads(run(capsys, "analyze", "--prompt", "The capital of France is", "--sae", extra_demo_sae,
+                              "--span", "1:4", "--span-pool", "mean", "--json"))
+    assert [s["name"] for s in analysis["saes"]] == ["demo", "extra"]
+    span = analysis["span"]
+    assert (span["start"], span["end"], span["pool"]) == (1, 4, "mean") and [s["name"] for s in span["saes"]] == ["demo", "extra"]
+    hits = json.loads(run(capsys, "search", "5", "--sae", extra_demo_sae, "--json"))["hits"]
+    assert {h["sae"] for h in hits} == {"demo", "extra"} and all(h["feature"] == 5 for h in hits)
+    hits = json.loads(run(capsys, "search", "color", "--json"))["hits"]  # one SAE: each hit tagged too
+    assert hits and {h["sae"] for h in hits} == {"demo"} and set(hits[0]) == {"feature", "score", "label", "why", "sae"}
