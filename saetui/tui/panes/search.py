@@ -67,10 +67,19 @@ class SearchPane(Pane):
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
     def _search_worker(self, query: str, sae: str) -> None:
-        result = self.session.search_all(query)  # every loaded SAE; each hit names its own
+        from saetui.errors import InputError
+
+        if query.strip().lower().startswith("promotes ") and not query.strip()[len("promotes "):].strip():
+            self.app.call_from_thread(self._show, query, None, "promotes WORD: type the word")
+            return
+        try:
+            result = self.session.search_all(query)  # every loaded SAE; each hit names its own
+        except InputError as exc:  # a query being typed (e.g. a number out of range): said in the note line
+            self.app.call_from_thread(self._show, query, None, str(exc))
+            return
         self.app.call_from_thread(self._show, query, result)
 
-    def _show(self, query: str, result: Any) -> None:
+    def _show(self, query: str, result: Any, problem: str | None = None) -> None:
         # Thread workers cannot be interrupted: a slower, older query must not overwrite a newer one.
         if query != self.query_one("#search-input", Input).value:
             return
@@ -79,6 +88,6 @@ class SearchPane(Pane):
             for h in result.hits
         ]
         self.query_one("#search-results", FeatureList).show(rows, tagged=len({r.sae for r in rows}) > 1)
-        note = "" if result is None else (result.note or f"{len(result.hits)} features · {result.kind} search"
-                                          + (" · Enter/↓ to the list" if result.hits else ""))
+        note = problem or ("" if result is None else (result.note or f"{len(result.hits)} features · {result.kind} search"
+                                                       + (" · Enter/↓ to the list" if result.hits else "")))
         self.query_one("#search-note", Static).update(escape(note))
