@@ -378,7 +378,7 @@ def ablation_values(
             for hook, (loaded, items) in by_hook.items():
                 module, side = model.hook_module(model.hook_point(hook))
                 add = hooks.on_input if side == "input" else hooks.on_output
-                add(module, _ablate_fn(loaded, items, n_rows, t), where=hook)
+                add(module, _ours(_ablate_fn(loaded, items, n_rows, t)), where=hook)
             batch = ids if widened else ids.expand(n_rows, t)
             out = model.model(input_ids=batch, attention_mask=torch.ones_like(batch), use_cache=False, **_keep_last(model))
             logits = out.logits[:, -1].float()  # (n_rows, vocab)
@@ -390,12 +390,31 @@ def ablation_values(
     if widen:
         try:
             logits = run(True)
+        except _HookFailed as exc:  # our own hook failed: a real error, not the widening
+            raise exc.__cause__ from None
         except RuntimeError:  # this architecture ties a tensor to the input's batch size: run every row
             logits = None
     if logits is None:
-        logits = run(False)
+        try:
+            logits = run(False)
+        except _HookFailed as exc:
+            raise exc.__cause__ from None
     values = logits[:, target_id] - (logits[:, versus_id] if versus_id is not None else 0.0)
     return values.tolist()
+
+
+class _HookFailed(Exception):
+    """An exception raised inside one of our ablation hooks (its cause), told apart from the model's own."""
+
+
+def _ours(fn):
+    def hook(x):
+        try:
+            return fn(x)
+        except Exception as exc:
+            raise _HookFailed() from exc
+
+    return hook
 
 
 def _ablate_fn(loaded: LoadedSAE, items: list[tuple[int, int]], n_rows: int, t: int):
