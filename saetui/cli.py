@@ -423,11 +423,12 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     target, versus = _token_arg(args.target, "--target"), _token_arg(args.versus, "--versus")
     if target is not None and target == versus:
         raise InputError(f"--versus is --target itself ({args.target!r}): the difference would be 0")
-    result = _session(args).attribute(args.prompt, args.position, target, versus, top_k=args.top_k, verify=args.verify)
+    session = _session(args)
+    result = session.attribute(args.prompt, args.position, target, versus, top_k=args.top_k, verify=args.verify)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
-        print(_format_attribution(result.to_dict()))
+        print(_format_attribution(result.to_dict(), session.labels))
     return 0
 
 
@@ -440,8 +441,8 @@ def _token_arg(text: str | None, option: str) -> int | str | None:
     return int(text) if text.isascii() and text.isdigit() else text
 
 
-def _format_attribution(result: dict[str, Any]) -> str:
-    """Plain text: the target, then per SAE its error term and top features (ablation where verified)."""
+def _format_attribution(result: dict[str, Any], labels: dict[tuple[str, int], str] | None = None) -> str:
+    """Plain text: the target, then per SAE its error term and top features (ablation where verified, labels where known)."""
     tokens = result["tokens"]
     pos, tgt, vs = result["position"], result["target"], result["versus"]
     head = f"after token {pos} {tokens[pos]['text']!r}: {tgt['text']!r} (id {tgt['id']}) logit {tgt['logit']:.3f}, p {tgt['prob']:.3f}"
@@ -455,7 +456,8 @@ def _format_attribution(result: dict[str, Any]) -> str:
             p, share = max(f["positions"], key=lambda item: abs(item[1]), default=(None, 0.0))
             at = f"{p} {tokens[p]['text']!r}" if p is not None else ""
             ablation = "" if f["ablation"] is None else f"{f['ablation']:.3f}"
-            lines.append(f"{f['feature']:>8} {f['attribution']:>12.3f} {ablation:>10} {f['activation']:>10.3f}  {at}")
+            label = (labels or {}).get((sae["name"], f["feature"]), "")
+            lines.append(f"{f['feature']:>8} {f['attribution']:>12.3f} {ablation:>10} {f['activation']:>10.3f}  {at:<16} {label}".rstrip())
     return "\n".join(lines)
 
 

@@ -368,7 +368,8 @@ def ablation_values(
         if not 0 <= f < loaded.d_sae:
             raise InputError(f"feature {f} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
         by_hook.setdefault(loaded.hook_name, (loaded, []))[1].append((r, f))
-    first = min(model.hook_point(h).layer for h in by_hook)
+    first = min((model.hook_point(h).layer for h in by_hook), default=None)
+    widen = widen and first is not None  # no rows: the clean forward alone
 
     def run(widened: bool) -> torch.Tensor:
         with HookSet() as hooks, torch.inference_mode():
