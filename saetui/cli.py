@@ -2,6 +2,7 @@
 
     saetui analyze --model ID_OR_DIR --sae SPEC [--sae SPEC ...] --prompt TEXT [--top-k 10] [--json]
     saetui steer --model ID_OR_DIR --sae SPEC --prompt TEXT --feature [SAE/]FEATURE:COEF[:MODE] ... [--compare] [--sweep C1,C2]
+    saetui attribute --model ID_OR_DIR --sae SPEC [--sae SPEC ...] --prompt TEXT [--position I] [--target TOKEN|ID] [--versus TOKEN|ID]
     saetui saes [--model NAME] [--json]
 
 User mistakes print one line on stderr (`saetui: error: ...`) and exit with code 2, argparse's own
@@ -152,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     steer.add_argument("--seed", type=_seed, default=gen("seed"))
     steer.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
 
+    attr = sub.add_parser("attribute", help="why this token? the prediction's SAE features, checked by ablation")
+    _model_args(attr)
+    attr.add_argument("--sae", action="append", metavar="SPEC", help="as for analyze; repeat for several (all attributed at once)")
+    attr.add_argument("--prompt", required=True, help="text whose next-token prediction is explained")
+    attr.add_argument("--position", type=_whole, metavar="I",
+                      help="the token after which the prediction is made, 0-based with BOS (default: the last; negative counts from the end)")
+    attr.add_argument("--target", metavar="TOKEN|ID", help="token text (one token) or id (ASCII digits) whose logit is explained "
+                                                         "(default: the model's top prediction)")
+    attr.add_argument("--versus", metavar="TOKEN|ID", help="explain the logit difference target - versus instead")
+    attr.add_argument("--top-k", type=_positive, default=20, help="features shown per SAE, by |attribution| (default 20)")
+    attr.add_argument("--verify", type=_non_negative, default=10, metavar="N",
+                      help="measure the N largest by real ablation, batched (default 10; 0 = off)")
+    attr.add_argument("--json", action="store_true", help="print one JSON object")
+
     index = sub.add_parser("index", help="build a feature index (top examples, density, histograms) from a corpus")
     _model_args(index)
     index.add_argument("--sae", action="append", metavar="SPEC", help="the SAE to index (default: the demo SAE)")
@@ -282,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             commands = {"analyze": cmd_analyze, "steer": cmd_steer, "saes": cmd_saes, "snapshot": cmd_snapshot,
                         "index": cmd_index, "search": cmd_search, "labels": cmd_labels,
-                        "contrast": cmd_contrast, "neighbours": cmd_neighbours, "vectors": cmd_vectors}
+                        "contrast": cmd_contrast, "neighbours": cmd_neighbours, "vectors": cmd_vectors,
+                        "attribute": cmd_attribute}
             return commands[args.command](args)
         except SaetuiError as exc:
             print(f"saetui: error: {exc}", file=sys.stderr)
@@ -403,7 +419,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
     else:
         for c in coefficients:
             labels.append(f"coefficient {c:g}"), rows.append([s.with_coefficient(c) for s in specs])
-    outputs = [{"text": "", "token_ids": []} for _ in rows]
+    outputs: list[dict[str, Any]] = [{"text": "", "token_ids": [], "logprobs": []} for _ in rows]
     live = len(rows) - 1 if coefficients is None else None  # the steered row streams as it is generated
     if live is not None and not args.json:
         if len(rows) > 1:  # every row under its own heading
@@ -411,11 +427,16 @@ def cmd_steer(args: argparse.Namespace) -> int:
         print(args.prompt, end="", flush=True)
     for piece in session.generate(args.prompt, rows, **settings):
         outputs[piece.row]["token_ids"].append(piece.token_id)
+        outputs[piece.row]["logprobs"].append(piece.logprob)
         if piece.row == live and not args.json:
             print(piece.text, end="", flush=True)
     for out in outputs:
         out["text"] = model.tokenizer.decode(out["token_ids"], skip_special_tokens=True)
     if args.json:
+        # what steering changed: KL(steered || unsteered) per token of every steered row (one batched forward)
+        for out, kl in zip(outputs, session.steering_kl(args.prompt, rows, [o["token_ids"] for o in outputs])):
+            if kl is not None:
+                out["kl"] = kl
         data: dict[str, Any] = {"prompt": args.prompt, "specs": [s.to_dict() for s in specs]}
         if args.compare:
             data["baseline"] = outputs[0]
@@ -448,6 +469,48 @@ def _cap_new_tokens(model: Any, prompt: str, wanted: int) -> int:
                       f"and the prompt uses {used}")
         return room
     return wanted
+
+
+def cmd_attribute(args: argparse.Namespace) -> int:
+    target, versus = _token_arg(args.target, "--target"), _token_arg(args.versus, "--versus")
+    if target is not None and target == versus:
+        raise InputError(f"--versus is --target itself ({args.target!r}): the difference would be 0")
+    session = _session(args)
+    result = session.attribute(args.prompt, args.position, target, versus, top_k=args.top_k, verify=args.verify)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(_format_attribution(result.to_dict(), session.labels))
+    return 0
+
+
+def _token_arg(text: str | None, option: str) -> int | str | None:
+    """--target/--versus: ASCII digits are a token id, anything else a token's text (checked against the tokenizer later)."""
+    if text is None:
+        return None
+    if text == "":
+        raise InputError(f"{option} is empty: give a token's text or its id")
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
+def _format_attribution(result: dict[str, Any], labels: dict[tuple[str, int], str] | None = None) -> str:
+    """Plain text: the target, then per SAE its error term and top features (ablation where verified, labels where known)."""
+    tokens = result["tokens"]
+    pos, tgt, vs = result["position"], result["target"], result["versus"]
+    head = f"after token {pos} {tokens[pos]['text']!r}: {tgt['text']!r} (id {tgt['id']}) logit {tgt['logit']:.3f}, p {tgt['prob']:.3f}"
+    if vs is not None:
+        head += f"; versus {vs['text']!r} (id {vs['id']}) logit {vs['logit']:.3f}: difference {result['value']:.3f}"
+    lines = [head]
+    for sae in result["saes"]:
+        lines.append(f"== {sae['name']} ({sae['hook']}) error term {_num(sae['error'])}, decoder bias {_num(sae['bias'])}")
+        lines.append(f"{'feature':>8} {'attribution':>12} {'ablation':>10} {'activation':>10}  strongest at")
+        for f in sae["features"]:
+            p, share = max(f["positions"], key=lambda item: abs(item[1]), default=(None, 0.0))
+            at = f"{p} {tokens[p]['text']!r}" if p is not None else ""
+            ablation = "" if f["ablation"] is None else f"{f['ablation']:.3f}"
+            label = (labels or {}).get((sae["name"], f["feature"]), "")
+            lines.append(f"{f['feature']:>8} {f['attribution']:>12.3f} {ablation:>10} {f['activation']:>10.3f}  {at:<16} {label}".rstrip())
+    return "\n".join(lines)
 
 
 def cmd_index(args: argparse.Namespace) -> int:

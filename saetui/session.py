@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from saetui.sae.neighbours import NeighbourResult
     from saetui.sae.span import SpanResult
     from saetui.steering.vectors import VectorSpec
+    from saetui.sae.attribution import AttributionResult
     from saetui.sae.manager import LoadedSAE, SAEManager
     from saetui.steering.generate import Piece
 
@@ -175,6 +176,22 @@ class Session:
         with self.lock:
             lat = SAEAnalyzer(self._require_model(), self._require_saes()).latents(self.last.prompt, sae)
             return lat[:, feature].tolist()
+
+    # ------------------------------------------------------------------ attribution
+    def attribute(self, prompt: str, position: int | None = None, target: int | str | None = None,
+                  versus: int | str | None = None, top_k: int = 20, verify: int = 10) -> AttributionResult:
+        """Why this token? The prediction after token `position` (default: the last) attributed to the
+        features of every loaded SAE, the top `verify` checked by real ablation (see saetui.sae.attribution).
+
+        target/versus: a token id (int) or a token's text (str, one token); target defaults to the
+        model's top prediction there, and with `versus` the target is the logit difference.
+        """
+        from saetui.sae.attribution import attribute
+
+        check_text(prompt)
+        with self.lock:
+            return attribute(self._require_model(), list(self._require_saes()), prompt, position=position,
+                             target=target, versus=versus, top_k=top_k, verify=verify)
 
     # ------------------------------------------------------------------ features
     def feature_info(self, feature: int, sae: str | None = None, k: int = 8) -> FeatureInfo:
@@ -409,6 +426,17 @@ class Session:
         hits = sorted((h for r in results for h in r.hits), key=lambda h: -h.score)[:limit]
         notes = list(dict.fromkeys(r.note for r in results if r.note))
         return SearchResult(results[0].query, results[0].kind, hits, "; ".join(notes) or None)
+    def steering_kl(self, prompt: str, rows: list[list[SteeringSpec]], token_ids: list[list[int]]) -> list[list[float] | None]:
+        """What steering changed, after a generation: per generated token of each steered row, the KL
+        divergence (nats) between the steered and the unsteered model's next-token distributions on
+        that row's text (one teacher-forced batched forward; see SteeringEngine.kl). None for rows
+        without specs. Each token's log-probability comes with the generation (`Piece.logprob`)."""
+        from saetui.steering.generate import SteeringEngine
+
+        check_text(prompt)
+        with self.lock:
+            engine = SteeringEngine(self._require_model(), self._require_saes())
+            return engine.kl(prompt, rows, token_ids)
 
     # ------------------------------------------------------------------ helpers
     def _require_model(self) -> ModelWithHooks:

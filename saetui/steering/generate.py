@@ -35,15 +35,24 @@ class Piece:
     row: int
     token_id: int
     text: str
+    logprob: float | None = None  # log p(token) under the row's own (steered) model at temperature 1
 
 
 @dataclass
 class RowOutput:
+    """One row's generation; `logprobs[i]` is token i's log-probability under the row's own model,
+    `kl[i]` (steered rows, after `SteeringEngine.kl`) KL(steered || unsteered) before token i."""
+
     text: str = ""
     token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    kl: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "token_ids": self.token_ids}
+        out: dict[str, Any] = {"text": self.text, "token_ids": self.token_ids, "logprobs": self.logprobs}
+        if self.kl is not None:
+            out["kl"] = self.kl
+        return out
 
 
 MIN_TEMPERATURE = 1e-3
@@ -104,6 +113,8 @@ class SteeringEngine:
         for piece in self.stream(prompt, rows, **kwargs):
             outputs[piece.row].token_ids.append(piece.token_id)
             outputs[piece.row].text += piece.text
+            if piece.logprob is not None:
+                outputs[piece.row].logprobs.append(piece.logprob)
         for out in outputs:  # pieces held back for an incomplete character are flushed here
             out.text = self.model.tokenizer.decode(out.token_ids, skip_special_tokens=True)
         return outputs
@@ -173,6 +184,7 @@ class SteeringEngine:
                 out = self.model.model(input_ids=step_input, **kwargs)
                 nxt = _pick(out.logits[:, -1, :], cfg, samplers)  # (n,)
                 chosen = nxt.tolist()
+                logprobs = out.logits[:, -1, :].float().log_softmax(-1).gather(-1, nxt[:, None])[:, 0].tolist()
                 for r, tok in enumerate(chosen):
                     if finished[r]:
                         continue
@@ -182,7 +194,7 @@ class SteeringEngine:
                     piece = "" if text.endswith("\ufffd") else text[len(shown[r]):]  # wait for a whole character
                     if piece:
                         shown[r] = text
-                    pieces.append(Piece(r, tok, piece))
+                    pieces.append(Piece(r, tok, piece, logprobs[r]))
                 if not all(finished):
                     if eos is not None:  # finished rows keep decoding EOS; their tokens are not reported
                         nxt = torch.where(torch.tensor(finished, device=nxt.device), torch.full_like(nxt, eos), nxt)
@@ -198,6 +210,61 @@ class SteeringEngine:
             if all(finished):
                 return
 
+
+    # ------------------------------------------------------------------ what steering changed
+    def kl(self, prompt: str, rows: Sequence[Sequence[SteeringSpec]], token_ids: Sequence[Sequence[int]], *,
+           lock: Any = None) -> list[list[float] | None]:
+        """Per generated token of each steered row: KL(steered || unsteered) of the next-token
+        distributions that chose it, teacher-forced on that row's own text. None for rows with no
+        enabled spec (the baseline).
+
+        One batched forward after generation: for each steered row r with tokens g (n_r,), two batch
+        rows on prompt + g[:-1], one unsteered and one with r's specs; the logits at the last n_r
+        positions (vocab each) predict g. Rows are right-padded; kl[r][i] >= 0, in nats, and exactly
+        0 where the steering adds nothing (coefficient 0: the two rows are computed identically).
+        """
+        import contextlib
+
+        import torch
+
+        if len(token_ids) != len(rows):
+            raise InputError(f"{len(token_ids)} token lists for {len(rows)} rows")
+        resolved = [[resolve(s, self.saes) for s in row if s.enabled] for row in rows]
+        steered = [r for r, specs in enumerate(resolved) if specs and len(token_ids[r]) > 0]
+        result: list[list[float] | None] = [None] * len(rows)
+        for r, specs in enumerate(resolved):
+            if specs:
+                result[r] = []
+        if not steered:
+            return result
+        prompt_ids = self.model.tokenize(prompt).input_ids[0].tolist()
+        seqs, batch_rows = [], []
+        for r in steered:
+            seq = prompt_ids + [int(t) for t in token_ids[r][:-1]]
+            seqs += [seq, seq]
+            batch_rows += [[], resolved[r]]
+        width = max(len(s) for s in seqs)
+        n_max = max(len(token_ids[r]) for r in steered)
+        pad = int(self.model.tokenizer.pad_token_id)
+        device = self.model.device
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, seq in enumerate(seqs):
+            ids[i, : len(seq)] = torch.tensor(seq)
+            mask[i, : len(seq)] = 1
+        guard = lock if lock is not None else contextlib.nullcontext()
+        kwargs: dict[str, Any] = {"logits_to_keep": width - len(prompt_ids) + 1} if self._keep_logits else {}
+        with guard, SteeringHooks(self.model, batch_rows, prompt_len=len(prompt_ids)), torch.inference_mode():
+            out = self.model.model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, **kwargs)
+            # the positions predicting generated tokens 0..n_max-1: prompt_len-1 onward (right padding)
+            logp = out.logits[:, -(width - len(prompt_ids) + 1):][:, :n_max].float().log_softmax(-1)  # (2S, n_max, vocab)
+            del out
+            base, steer = logp[0::2], logp[1::2]  # (S, n_max, vocab)
+            kl = (steer.exp() * (steer - base)).sum(-1).clamp(min=0.0)  # (S, n_max)
+            values = kl.tolist()
+        for i, r in enumerate(steered):
+            result[r] = values[i][: len(token_ids[r])]
+        return result
 
 def _pick(logits: torch.Tensor, cfg: GenerationSettings, samplers: list[torch.Generator] | None) -> torch.Tensor:
     """Next token per row: argmax when greedy, else temperature + top-p sampling with each row's generator."""

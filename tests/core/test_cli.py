@@ -144,7 +144,12 @@ def test_steer_json_compare_and_sweep_match_the_api(capsys, gemma2, gemma2_dir, 
     assert data["baseline"]["token_ids"] == base.token_ids
     assert data["variants"][0]["token_ids"] == base.token_ids  # coefficient 0 changes nothing
     (four,) = engine.run("The cat", [[SteeringSpec(5, 4.0)]], max_new_tokens=6)
-    assert data["variants"][1] == {"coefficient": 4.0, "text": four.text, "token_ids": four.token_ids}
+    variant = data["variants"][1]
+    assert {k: variant[k] for k in ("coefficient", "text", "token_ids")} == {"coefficient": 4.0, "text": four.text, "token_ids": four.token_ids}
+    # what steering changed: each token's log-probability, and the KL to the unsteered model (0 at coefficient 0)
+    assert variant["logprobs"] == pytest.approx(four.logprobs, abs=1e-5)
+    assert variant["kl"] == pytest.approx(engine.kl("The cat", [[SteeringSpec(5, 4.0)]], [four.token_ids])[0], abs=1e-6)
+    assert data["variants"][0]["kl"] == [0.0] * len(data["variants"][0]["token_ids"]) and "kl" not in data["baseline"]
 
 
 def test_steer_streams_text(capsys, gemma2, gemma2_dir, sae_dir):

@@ -19,6 +19,7 @@ STEER = ["steer", *P, "--feature", "5:1"]
 INDEX = ["index", "--corpus", "{corpus}"]
 SNAP = ["snapshot", *P, "--out", "{tmp}/s.svg"]
 CONTRAST = ["contrast", "--a", "The cat", "--b", "The dog"]
+ATTR = ["attribute", *P]
 
 CASES: list[tuple[str, list[str], str]] = [
     # the bare app's arguments
@@ -98,6 +99,31 @@ CASES: list[tuple[str, list[str], str]] = [
     ("steer-demo-refuses-fp16", [*STEER, "--dtype", "fp16"], "demo runs in float32 only"),
     ("steer-feature-out-of-range", ["steer", *P, "--feature", "99999:1"], "feature 99999 out of range"),
     ("steer-unknown-sae", ["steer", *P, "--feature", "nope/5:1"], "no loaded SAE named 'nope'"),
+    # attribute
+    ("attribute-no-prompt", ["attribute"], "required: --prompt"),
+    ("attribute-blank-prompt", ["attribute", "--prompt", " "], "empty prompt"),
+    ("attribute-invalid-utf8", ["attribute", "--prompt", "\udcff"], "invalid UTF-8 byte 0xff"),
+    ("attribute-top-k-zero", [*ATTR, "--top-k", "0"], "--top-k: must be a positive"),
+    ("attribute-verify-negative", [*ATTR, "--verify", "-1"], "--verify: must be a whole number >= 0"),
+    ("attribute-verify-word", [*ATTR, "--verify", "all"], "--verify"),
+    ("attribute-position-word", [*ATTR, "--position", "last"], "--position: must be a whole number"),
+    ("attribute-position-float", [*ATTR, "--position", "1.5"], "--position"),
+    ("attribute-position-out-of-range", [*ATTR, "--position", "99"], "position 99 out of range: the prompt has 3 tokens"),
+    ("attribute-position-negative-out-of-range", [*ATTR, "--position=-4"], "position -4 out of range"),
+    ("attribute-target-empty", [*ATTR, "--target", ""], "--target is empty"),
+    ("attribute-versus-empty", [*ATTR, "--versus", ""], "--versus is empty"),
+    ("attribute-target-several-tokens", [*ATTR, "--target", " London"], "target ' London' is 4 tokens"),
+    ("attribute-versus-several-tokens", [*ATTR, "--versus", "xyzzy"], "versus 'xyzzy' is"),
+    ("attribute-target-unicode-digit", [*ATTR, "--target", "²"], "target '²' is 2 tokens"),
+    ("attribute-target-id-out-of-range", [*ATTR, "--target", "99999"], "target id 99999 out of range"),
+    ("attribute-versus-is-target", [*ATTR, "--target", "5", "--versus", "5"], "--versus is --target itself"),
+    ("attribute-versus-is-top-prediction", ["attribute", "--prompt", "The capital of France is", "--versus", " Paris"],
+     "versus is the model's top prediction itself"),
+    ("attribute-demo-refuses-bf16", [*ATTR, "--dtype", "bf16"], "demo runs in float32 only"),
+    ("attribute-device-junk", [*ATTR, "--device", "junk"], "unknown device 'junk'"),
+    ("attribute-model-without-sae", [*ATTR, "--model", "somewhere"], "--sae is required with --model"),
+    ("attribute-sae-missing-path", [*ATTR, "--sae", "{tmp}/no-sae"], "no SAE at"),
+    ("attribute-unknown-option", [*ATTR, "--feature", "3"], "unrecognized arguments"),
     # index
     ("index-no-corpus", ["index"], "required: --corpus"),
     ("index-missing-corpus", ["index", "--corpus", "{tmp}/nothing.txt"], "no dataset file at"),
