@@ -505,7 +505,7 @@ def _format_attribution(result: dict[str, Any], labels: dict[tuple[str, int], st
         lines.append(f"== {sae['name']} ({sae['hook']}) error term {_num(sae['error'])}, decoder bias {_num(sae['bias'])}")
         lines.append(f"{'feature':>8} {'attribution':>12} {'ablation':>10} {'activation':>10}  strongest at")
         for f in sae["features"]:
-            p, share = max(f["positions"], key=lambda item: abs(item[1]), default=(None, 0.0))
+            p, _ = max(f["positions"], key=lambda item: abs(item[1]), default=(None, 0.0))
             at = f"{p} {tokens[p]['text']!r}" if p is not None else ""
             ablation = "" if f["ablation"] is None else f"{f['ablation']:.3f}"
             label = (labels or {}).get((sae["name"], f["feature"]), "")

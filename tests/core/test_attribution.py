@@ -398,6 +398,16 @@ def test_session_attribute_json_shape_and_cli(capsys):
     assert set(sae["features"][0]) == {"feature", "attribution", "activation", "ablation", "positions"}
     assert sum(f["ablation"] is not None for f in sae["features"]) == 3
     assert json.loads(json.dumps(data)) == data
+    # it takes the session lock, like analyze: a call from another thread waits for the holder
+    import threading
+
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (session.attribute("The cat", verify=0), done.set()))
+    with session.lock:
+        worker.start()
+        assert not done.wait(0.5)
+    worker.join(120)
+    assert done.is_set()
 
     code = main(["attribute", "--prompt", "The capital of France is", "--top-k", "5", "--verify", "3", "--json"])
     out, err = capsys.readouterr()
