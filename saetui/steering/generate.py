@@ -229,7 +229,8 @@ class SteeringEngine:
 
         if len(token_ids) != len(rows):
             raise InputError(f"{len(token_ids)} token lists for {len(rows)} rows")
-        resolved = [[resolve(s, self.saes) for s in row if s.enabled] for row in rows]
+        vectors: dict = {}
+        resolved = [[resolve_any(s, self.saes, self.model, vectors) for s in row if s.enabled] for row in rows]
         steered = [r for r, specs in enumerate(resolved) if specs and len(token_ids[r]) > 0]
         result: list[list[float] | None] = [None] * len(rows)
         for r, specs in enumerate(resolved):

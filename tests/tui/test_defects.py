@@ -184,19 +184,22 @@ async def test_keys_after_f3_and_after_the_detail_screen_go_to_the_search_box():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("f3", *"la")
+        await pilot.press("f3", *"label")  # `l` and `a` are keys of the results list: they must not go there
         await settle(pilot)
-        assert app.query_one("#search-input").value == "la"
-        assert not any(isinstance(s, type(app.screen)) and s is not app.screen for s in app.screen_stack[1:])
-        assert app.screen is app.screen_stack[0]  # no label dialog opened
+        assert app.query_one("#search-input").value == "label"
+        assert app.screen is app.screen_stack[0] and app.draft.specs == ()  # no label dialog, nothing added
+        app.query_one("#search-input").value = ""
+        await pilot.press(*"capital")
+        await settle(pilot)
+        assert app.query_one("#search-results").row_count > 0
         app.query_one("#search-results").focus()
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, FeatureDetailScreen)
-        await pilot.press("escape", *"b")
+        await pilot.press("escape", *"s")
         await settle(pilot)
         assert app.screen is app.screen_stack[0]
-        assert app.query_one("#search-input").value == "lab"
+        assert app.query_one("#search-input").value == "capitals"
 
 
 # ---------------------------------------------------------------- 6: heat line
