@@ -182,3 +182,69 @@ async def test_a_labels_file_set_aside_while_loading_is_shown():
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert any("kept aside" in n for n in notes(app))
+
+
+async def test_why_shows_attribution_and_adds_a_feature_signed_to_push_the_prediction():
+    from saetui.tui.screens.why import WhyScreen
+
+    app = SaeTuiApp(prompt="The capital of France is")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.query_one(TokenTable)
+        table.focus()
+        last = len(app.analysis.tokens) - 1
+        await pilot.press(*["down"] * last, "w")  # the last token: what comes after "is"
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, WhyScreen) and screen.result is not None
+        want = app.session.attribute("The capital of France is", position=last, top_k=20, verify=10)
+        assert screen.result.target.text == want.target.text
+        sae, first = screen.rows[0]
+        assert abs(first.attribution) == max(abs(f.attribution) for s in want.saes for f in s.features)
+        assert repr(want.target.text) in str(screen.query_one("#why-head").render())
+        await pilot.press("a")  # push the predicted token up
+        await pilot.pause()
+        (spec,) = app.draft.specs
+        sign = 1 if first.attribution >= 0 else -1
+        assert spec.feature == first.feature and (spec.coefficient > 0) == (sign > 0)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen.feature == first.feature  # the detail, over the why screen
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+
+
+async def test_steered_rows_show_kl_and_mark_where_steering_moved_the_model_most():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.draft = Draft((SteeringSpec(549, 14.0, sae="demo"),))
+        app.query_one("#max-tokens").value = "8"
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        steer = app.steer
+        kl = app.session.steering_kl(PROMPT, steer.rows_specs, steer.generated)
+        assert steer.kl == kl and kl[0] is None and len(kl[1]) == len(steer.generated[1])
+        column = app.query_one("#gen-steered")
+        assert f"max {max(kl[1]):.2f}" in column.border_subtitle
+        assert any("reverse" in str(span.style) for span in column.render_text().spans)
+
+
+async def test_detail_lists_decoder_neighbours_and_enter_walks_to_one():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.post_message(__import__("saetui.tui.messages", fromlist=["x"]).FeatureChosen("demo", 549))
+        await settle(pilot)
+        first = app.screen
+        neighbours = first.query_one("#neighbours", FeatureList)
+        want = app.session.neighbours(549, "demo", against="demo", top_k=8)
+        assert [r.feature for r in neighbours.rows_shown] == [n.feature for n in want.neighbours]
+        neighbours.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen is not first and app.screen.feature == want.neighbours[0].feature
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is first
