@@ -509,7 +509,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         several = len(session.saes) > 1
         for sae, f, about, score in hits:
-            print(f"{sae + '/' if several else ''}{f:<7}  {score:5.2f}  {about}" if several else f"{f:>7}  {score:5.2f}  {about}")
+            where = f"{sae}/{f}" if several else f"{f:>7}"  # the SAE is named only when there are several
+            print(f"{where}  {score:5.2f}  {about}")
     return 0
 
 
