@@ -91,7 +91,8 @@ class ContrastResult:
 class _Moments:
     """Running float64 sums over units: n, sum, sum of squares, non-zero count; (d,) each."""
 
-    def __init__(self) -> None:
+    def __init__(self, sparse: bool = True) -> None:
+        self.sparse = sparse  # values mostly zero (SAE latents), not activations
         self.n = 0
         self.s: torch.Tensor | None = None
         self.ss: torch.Tensor | None = None
@@ -103,9 +104,18 @@ class _Moments:
 
         if v.shape[0] == 0:
             return
-        s = v.sum(0, dtype=torch.float64)
-        ss = v.square().sum(0, dtype=torch.float64)
-        nz = (v != 0).sum(0)
+        if self.sparse and v.shape[0] >= 64:  # token latents are sparse: one pass finds the non-zeros, the sums take only those
+            idx = v.nonzero()
+            col = idx[:, 1]
+            vals = v[idx[:, 0], col].double()
+            d = v.shape[1]
+            s = torch.bincount(col, vals, minlength=d)
+            ss = torch.bincount(col, vals * vals, minlength=d)
+            nz = torch.bincount(col, minlength=d)
+        else:
+            s = v.sum(0, dtype=torch.float64)
+            ss = v.square().sum(0, dtype=torch.float64)
+            nz = (v != 0).sum(0)
         if self.s is None:
             self.s, self.ss, self.nz = s, ss, nz
         else:
@@ -161,8 +171,8 @@ def read_prompt_set(values: Sequence[str], which: str = "A") -> list[str]:
 def contrast(
     model: ModelWithHooks,
     saes: SAEManager,
-    a: Sequence[str],
-    b: Sequence[str],
+    a: Sequence[str] | Sequence[Sequence[int]],
+    b: Sequence[str] | Sequence[Sequence[int]],
     *,
     top_k: int = 20,
     pool: str = "mean",
@@ -170,7 +180,9 @@ def contrast(
     include_special: bool = False,
     batch_size: int = 16,
 ) -> ContrastResult:
-    """Rank every loaded SAE's features by how they separate prompts `a` from prompts `b` (see module doc)."""
+    """Rank every loaded SAE's features by how they separate prompts `a` from prompts `b` (see module doc).
+
+    Prompts are texts, or token ids (lists of ints) for pre-tokenized sets."""
     import torch
 
     from saetui.activations.collector import ActivationCollector
@@ -190,7 +202,7 @@ def contrast(
     hooks = list(dict.fromkeys(s.hook_name for s in loaded))
     collector = ActivationCollector(model)
     feats = {s.name: (_Moments(), _Moments()) for s in loaded}
-    acts = {h: (_Moments(), _Moments()) for h in hooks}  # only the sums are used
+    acts = {h: (_Moments(sparse=False), _Moments(sparse=False)) for h in hooks}  # only the sums are used
     counted_tokens = [0, 0]
     for side, prompts in enumerate((a, b)):
         rows = _token_rows(model, prompts)
@@ -228,8 +240,14 @@ def contrast(
                           model=model.name)
 
 
-def _token_rows(model: ModelWithHooks, prompts: Sequence[str]) -> list[list[int]]:
-    """Token ids of each prompt (BOS included), truncated to the model's context like ModelWithHooks.tokenize."""
+def _token_rows(model: ModelWithHooks, prompts: Sequence[str] | Sequence[Sequence[int]]) -> list[list[int]]:
+    """Token ids of each prompt (BOS included), truncated to the model's context like ModelWithHooks.tokenize.
+    Prompts given as token ids (lists of ints, BOS included where wanted) are used as they are."""
+    if all(isinstance(p, (list, tuple)) for p in prompts):
+        rows = [list(map(int, p)) for p in prompts]
+        if any(not r for r in rows):
+            raise InputError("empty prompt: a prompt given as token ids has none")
+        return rows
     for p in prompts:
         if not isinstance(p, str) or not p.strip():
             raise InputError("empty prompt: every prompt of a set needs some text")

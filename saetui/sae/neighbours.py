@@ -96,8 +96,9 @@ def decoder_neighbours(loaded: LoadedSAE, feature: int, against: LoadedSAE | Non
         if same:
             scores[feature] = float("-inf")  # not its own neighbour
         k = min(top_k, scores.shape[0] - (1 if same else 0))
-        vals, idx = (scores.topk(k) if k > 0 else (scores[:0], scores[:0].long()))
-        if rows.dtype != torch.float32 and k > 0:  # low-precision products: rank a margin, then rescore in fp32
+        if rows.dtype == torch.float32 or k == 0:
+            vals, idx = scores.topk(k)
+        else:  # low-precision products: take a margin of candidates, then rank them by fp32 cosines
             cand = scores.topk(min(scores.shape[0] - (1 if same else 0), 4 * k + 16)).indices
             exact = _cosines(loaded, feature, target, cand)
             order = exact.argsort(descending=True, stable=True)[:k]

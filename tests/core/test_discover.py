@@ -101,6 +101,21 @@ def test_contrast_does_not_depend_on_batch_size(gemma2, two_saes):
         assert [r.feature for r in s1.features] == [r.feature for r in s2.features]
 
 
+def test_running_sums_sparse_and_dense_agree():
+    from saetui.sae.contrast import _Moments
+
+    gen = torch.Generator().manual_seed(0)
+    v = torch.relu(torch.randn(300, 50, generator=gen) - 1.5)  # sparse enough for the non-zero path
+    sparse, dense = _Moments(), _Moments(sparse=False)
+    for part in v.split([100, 120, 80]):
+        sparse.add(part)
+        dense.add(part)
+    for got, want in zip(sparse.stats(50), dense.stats(50)):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)  # dense squares in fp32, sparse in fp64
+    vd = v.double()
+    torch.testing.assert_close(sparse.stats(50)[1], vd.var(0), rtol=1e-9, atol=1e-12)
+
+
 def test_contrast_refuses_empty_sets_and_bad_options(gemma2, two_saes):
     with pytest.raises(InputError, match="set A is empty"):
         contrast(gemma2, two_saes, [], B)
