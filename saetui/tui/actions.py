@@ -52,6 +52,9 @@ ACTIONS: list[Action] = [
     Action("quit", "ctrl+q", "Quit", "save the session and quit", priority=True, palette=False),
     # token table
     Action("next_sae_here", "s", "SAE", "show the next loaded SAE's features", scope="tokens"),
+    Action("extend(1)", "shift+down", "Span", "select a span of tokens: its features from every SAE, by max over the span",
+           scope="tokens", show=False),
+    Action("extend(-1)", "shift+up", "Span", "extend the span upwards (a plain arrow key ends the span)", scope="tokens", show=False),
     Action("why", "w", "Why?", "which features drive the model's prediction after this token (attribution, "
            "checked by ablation)", scope="tokens"),
     # feature lists

@@ -55,6 +55,13 @@ class WhyAsked(Message):
 
 
 @dataclass
+class SpanChanged(Message):
+    """The token table's span selection: tokens start..end-1, or None when it ended."""
+
+    span: tuple[int, int] | None
+
+
+@dataclass
 class SaeSwitch(Message):
     """Show the next loaded SAE."""
 

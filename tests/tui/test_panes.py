@@ -248,3 +248,22 @@ async def test_detail_lists_decoder_neighbours_and_enter_walks_to_one():
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is first
+
+
+async def test_shift_arrows_select_a_span_and_list_its_features_from_every_sae():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.query_one(TokenTable)
+        table.focus()
+        await pilot.press("down", "shift+down", "shift+down")
+        await settle(pilot)
+        assert table.span == (1, 4)
+        want = app.session.span(PROMPT, 1, 4, pool="max")
+        features = app.query_one("#token-features", FeatureList)
+        assert [r.feature for r in features.rows_shown] == [f.feature for f in want.saes[0].features]
+        assert "Span 1–3" in str(features.border_title)
+        await pilot.press("down")  # a plain arrow ends the span: back to the token's own features
+        await settle(pilot)
+        assert table.span is None and [r.feature for r in features.rows_shown] == \
+            [f for f, _ in app.analysis.saes[0].per_token[4]]

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
-from saetui.tui.messages import Analyzed, HeatFeature
+from saetui.tui.messages import Analyzed, HeatFeature, SpanChanged
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
 from saetui.tui.widgets.token_table import TokenTable, token_label
@@ -115,7 +115,35 @@ class TokensPane(Pane):
 
     @on(DataTable.RowHighlighted, "#token-table")
     def _token_moved(self, event: DataTable.RowHighlighted) -> None:
-        self._show_token(event.cursor_row)
+        if self.query_one(TokenTable).span is None:
+            self._show_token(event.cursor_row)
+
+    @on(SpanChanged)
+    def _span_changed(self, message: SpanChanged) -> None:
+        message.stop()
+        if message.span is None:
+            self._show_token(self.query_one(TokenTable).cursor_row)
+        elif self.analysis is not None:
+            self._span_worker(self.analysis.prompt, *message.span)
+
+    @work(thread=True, exclusive=True, group="span", exit_on_error=False)
+    def _span_worker(self, prompt: str, start: int, end: int) -> None:
+        result = self.session.span(prompt, start, end, pool="max")
+        self.app.call_from_thread(self._show_span, result)
+
+    def _show_span(self, result: Any) -> None:
+        """Every loaded SAE's features ranked by their max over the span (special tokens left out)."""
+        if self.query_one(TokenTable).span != (result.start, result.end) or self.analysis is None \
+                or self.analysis.prompt != result.prompt:
+            return  # the selection moved on since
+        ordered = sorted(result.saes, key=lambda s: s.name != self.sae_name)
+        rows = [FeatureRow(s.name, f.feature, f"{f.value:.2f}", f.label) for s in ordered for f in s.features]
+        features = self.query_one("#token-features", FeatureList)
+        features.show(rows, tagged=len(result.saes) > 1)
+        text = "".join(result.tokens)
+        features.border_title = escape(f"Span {result.start}–{result.end - 1} {text!r} (max)")
+        self.query_one("#token-info", Static).update(
+            f"{result.counted} of {result.end - result.start} tokens counted (special tokens left out)")
 
     def _show_token(self, index: int) -> None:
         """The highlighted token's features from every loaded SAE (the displayed one first), its

@@ -86,12 +86,44 @@ class TokenTable(DataTable):
         super().__init__(*args, cursor_type="row", zebra_stripes=True, **kwargs)
         self._shown: tuple[Any, str, list[float] | None, Any] | None = None
         self._width = 0
+        self._anchor: int | None = None      # where a span selection (shift+arrows) started
+        self._extend_to: int | None = None   # the row a shift+arrow is moving to
+
+    @property
+    def span(self) -> tuple[int, int] | None:
+        """The selected tokens as (start, end), end exclusive; None without a selection."""
+        if self._anchor is None:
+            return None
+        lo, hi = sorted((self._anchor, self.cursor_row))
+        return lo, hi + 1
+
+    def action_extend(self, step: int) -> None:
+        from saetui.tui.messages import SpanChanged
+
+        if not self.row_count:
+            return
+        if self._anchor is None:
+            self._anchor = self.cursor_row
+        self._extend_to = max(0, min(self.row_count - 1, self.cursor_row + step))
+        self.move_cursor(row=self._extend_to)
+        self.post_message(SpanChanged(self.span))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """A cursor move that is not a shift+arrow ends the span."""
+        from saetui.tui.messages import SpanChanged
+
+        if self._anchor is not None and event.cursor_row != self._extend_to:
+            self._anchor = self._extend_to = None
+            self.post_message(SpanChanged(None))
 
     def on_mount(self) -> None:
         self.add_columns("#", "token", "top features")
 
     def show(self, result: Any, sae: str, heat: list[float] | None = None, tokenizer: Any = None) -> None:
-        """Fill the rows; the cursor stays on the row it was on (as far as the new rows go)."""
+        """Fill the rows; the cursor stays on the row it was on (as far as the new rows go); a span
+        selection stays for the same prompt and ends for a new one."""
+        if self._shown is not None and self._shown[0].prompt != result.prompt:
+            self._anchor = self._extend_to = None
         self._shown = (result, sae, heat, tokenizer)
         self._width = self.content_size.width
         row = self.cursor_row
