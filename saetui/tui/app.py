@@ -389,6 +389,28 @@ class SaeTuiApp(App[None]):
         except SaetuiError as exc:
             self.notify(str(exc), severity="error")
 
+    def contrast(self, text: str) -> None:
+        """`A1; A2 | B1; B2`: features separating the prompts before `|` from those after (Search tab)."""
+        if (why := self._not_ready()) is not None:
+            self.notify(why, severity="warning")
+            return
+        left, bar, right = text.partition("|")
+        a = [p.strip() for p in left.split(";") if p.strip()]
+        b = [p.strip() for p in right.split(";") if p.strip()]
+        if not bar or not a or not b:
+            self.notify("contrast takes two sets: A1; A2 | B1; B2", severity="error")
+            return
+        self.action_show_tab("search")
+        self.query_one(SearchPane).contrast(a, b)
+
+    def save_vector(self, name: str) -> None:
+        try:
+            where = self.session.save_vector(name)
+        except SaetuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"steering vector {name} saved in {where} (saetui steer --vector {name}:COEF)")
+
     def save_preset(self, name: str) -> None:
         try:
             path = state.save_preset(name, list(self.draft.specs))

@@ -25,6 +25,8 @@ _WITH_ARGUMENT = [
     ("use sae ", "use_sae", "show another loaded SAE (name, hook or layer)"),
     ("save preset ", "save_preset", "save the steering specs under a name"),
     ("load preset ", "load_preset", "replace the steering specs with a saved preset"),
+    ("contrast ", "contrast", "A1; A2 | B1; B2: features separating two sets of prompts (Search tab)"),
+    ("save vector ", "save_vector", "keep the last contrast's A−B direction as a named steering vector"),
 ]
 
 

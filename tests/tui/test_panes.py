@@ -267,3 +267,23 @@ async def test_shift_arrows_select_a_span_and_list_its_features_from_every_sae()
         await settle(pilot)
         assert table.span is None and [r.feature for r in features.rows_shown] == \
             [f for f, _ in app.analysis.saes[0].per_token[4]]
+
+
+async def test_palette_contrast_lists_features_separating_two_sets_and_saves_a_vector():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        a, b = ["Anna has a red car.", "The sky is blue."], ["Tom has a cat.", "The dog ran home."]
+        app.contrast("; ".join(a) + " | " + "; ".join(b))
+        await settle(pilot)
+        want = app.session.contrast(a, b, top_k=20)
+        rows = app.query_one("#search-results", FeatureList).rows_shown
+        best = max((f for s in want.saes for f in s.features), key=lambda f: f.diff)
+        assert rows[0].feature == best.feature and rows[0].value == f"{best.diff:+.2f}"
+        assert "contrast: A 2 prompts" in str(app.query_one("#search-note").render())
+        app.save_vector("redblue")
+        await pilot.pause()
+        assert "redblue" in app.session.vectors()
+        app.contrast("only one set")
+        await pilot.pause()
+        assert any("two sets" in n for n in notes(app))

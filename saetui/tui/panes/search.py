@@ -31,6 +31,7 @@ class SearchPane(Pane):
 
     def on_mount(self) -> None:
         self.query_one("#search-results").border_title = "Features"
+        self._contrast_shown = False
 
     def watch_sae_name(self) -> None:
         self.refresh_results()
@@ -48,7 +49,10 @@ class SearchPane(Pane):
     def _changed(self, event: Input.Changed) -> None:
         event.stop()
         if not event.value.strip():
-            self._show(event.value, None)
+            if self._contrast_shown:  # a contrast just emptied the box: its rows stay
+                self._contrast_shown = False
+            else:
+                self._show(event.value, None)
         elif self.session.ready and self.sae_name is not None:
             self._search_worker(event.value, self.sae_name)
 
@@ -61,6 +65,31 @@ class SearchPane(Pane):
         results = self.query_one("#search-results", FeatureList)
         if results.row_count:
             results.focus()
+
+    def contrast(self, a: list[str], b: list[str]) -> None:
+        """Show every loaded SAE's features ranked by how they separate prompts `a` from prompts `b`."""
+        self.query_one("#search-note", Static).update(f"contrasting {len(a)} vs {len(b)} prompts…")
+        self._contrast_worker(a, b)
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    def _contrast_worker(self, a: list[str], b: list[str]) -> None:
+        result = self.session.contrast(a, b, top_k=20)
+        self.app.call_from_thread(self._show_contrast, result)
+
+    def _show_contrast(self, result: Any) -> None:
+        rows = [FeatureRow(s.name, f.feature, f"{f.diff:+.2f}",
+                           " · ".join(x for x in (f.label, f"A {f.mean_a:.2f} vs B {f.mean_b:.2f}"
+                                                  + ("" if f.effect is None else f", effect {f.effect:.1f}")) if x))
+                for s in result.saes for f in s.features]
+        rows.sort(key=lambda r: -float(r.value))
+        box = self.query_one("#search-input", Input)
+        self._contrast_shown = bool(box.value)  # emptying the box below must not clear the rows
+        box.value = ""
+        self.query_one("#search-results", FeatureList).show(rows, tagged=len(result.saes) > 1)
+        (na, nb), (ta, tb) = result.n_prompts, result.n_tokens
+        self.query_one("#search-note", Static).update(escape(
+            f"contrast: A {na} prompts ({ta} tokens) vs B {nb} ({tb}); mean per token, A-ish first, B-ish last · "
+            "Ctrl+P 'save vector NAME' keeps A−B as a steering vector"))
 
     def focus_box(self) -> None:
         self.query_one("#search-input").focus()
