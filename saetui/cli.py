@@ -346,35 +346,17 @@ def _check_text(args: argparse.Namespace) -> None:
             check_text(getattr(args, name), name)
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The model and its SAEs from --model/--sae, after the checks that need neither."""
-    from saetui.models.model import ModelWithHooks
-    from saetui.sae.manager import SAEManager
-
-    from saetui import demo
-
-    if not args.model:  # the bundled demo, loaded like any local model
-        if args.dtype not in (None, "auto", "float32"):
-            raise InputError(f"the bundled demo runs in float32 only; --dtype {args.dtype} needs --model")
-        model, manager = demo.load_demo(device=args.device)
-        for spec in args.sae or []:
-            manager.load(spec)
-        return model, manager
-    if not args.sae:
-        raise InputError("--sae is required with --model: RELEASE/SAE_ID, a sae-lens directory or params.npz")
-    model = ModelWithHooks.from_pretrained(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
-    manager = SAEManager(model)
-    for spec in args.sae:
-        manager.load(spec)
-    return model, manager
-
-
 def _session(args: argparse.Namespace) -> Session:
-    """A Session on the model and SAEs named by --model/--sae (with their feature indexes)."""
+    """A Session on the model and SAEs named by --model/--sae (the demo without --model), with their indexes."""
     from saetui.session import Session
 
+    if not args.model and args.dtype not in (None, "auto", "float32"):
+        raise InputError(f"the bundled demo runs in float32 only; --dtype {args.dtype} needs --model")
+    if args.model and not args.sae:
+        raise InputError("--sae is required with --model: RELEASE/SAE_ID, a sae-lens directory or params.npz")
     session = Session()
-    session.attach(*_load(args))
+    session.load(args.model or None, args.sae or None, device=args.device, dtype=args.dtype,
+                 trust_remote_code=args.trust_remote_code)
     return session
 
 
@@ -514,20 +496,19 @@ def _format_attribution(result: dict[str, Any], labels: dict[tuple[str, int], st
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from saetui.sae.index import IndexSettings, build_index, default_index_dir
+    from saetui.sae.index import IndexSettings
 
     if not Path(args.corpus).is_file():
         raise InputError(f"no dataset file at {args.corpus}: --corpus takes a .txt or .jsonl file")
     if args.out:
         _check_out_dir(Path(args.out))
-    model, manager = _load(args)
-    loaded = list(manager)[-1]
-    out = Path(args.out) if args.out else default_index_dir(model, loaded)
     settings = IndexSettings(top_k=args.top_k, batch_size=args.batch_size, max_tokens=args.max_tokens, ctx=args.ctx)
-    index = build_index(model, loaded, args.corpus, out, field=args.field, settings=settings, resume=args.resume)
+    session = _session(args)
+    loaded = list(session.saes)[-1]
+    index = session.build_index(args.corpus, args.out, loaded.name, field=args.field, settings=settings, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports
-    print(json.dumps({"index": str(out), "tokens": index.n_tokens, "sae": loaded.spec, "model": model.name,
+    print(json.dumps({"index": str(index.root), "tokens": index.n_tokens, "sae": loaded.spec, "model": session.model.name,
                       "features_firing": int((index.counts > 0).sum())}))
     return 0
 
@@ -678,11 +659,11 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         raise InputError("--app-sae needs --app-model (the demo brings its own SAE)")
     # Load what the app will load, so a missing model or unknown feature is an error, not a picture of one.
     app_args = argparse.Namespace(model=args.snap_model, sae=args.snap_sae, device=None, dtype=None, trust_remote_code=False)
-    _, manager = _load(app_args)
-    default = list(manager)[0].name
+    session = _session(app_args)
+    default = list(session.saes)[0].name
     for spec in specs:
-        resolve(spec if spec.sae else dataclasses.replace(spec, sae=default), manager)
-    del manager, _
+        resolve(spec if spec.sae else dataclasses.replace(spec, sae=default), session.saes)
+    del session
     path = snapshot(args.prompt, args.out, features=args.feature, generate=args.generate, size=args.size,
                     model=args.snap_model, saes=args.snap_sae, fail_on_error=True)
     print(path)

@@ -82,15 +82,19 @@ class Session:
     # ------------------------------------------------------------------ loading
     def load(self, model: str | None = None, saes: list[str] | None = None, *, device: str | None = None,
              dtype: str | None = None, trust_remote_code: bool = False) -> None:
-        """Load a model and SAEs; with no model, the bundled demo."""
+        """Load a model and SAEs; with no model, the bundled demo (and `saes`, if any, beside its own)."""
         from saetui import demo
         from saetui.models.model import ModelWithHooks, quiet_hf_output
         from saetui.sae.manager import SAEManager
 
+        if model is None and dtype not in (None, "auto", "float32"):
+            raise InputError(f"the bundled demo runs in float32 only; dtype {dtype} needs another model")
         quiet_hf_output()  # a progress bar on stderr would garble the app's screen
         with self.lock:
             if model is None:
                 loaded_model, manager = demo.load_demo(device=device)
+                for spec in saes or []:
+                    manager.load(spec)
             else:
                 loaded_model = ModelWithHooks.from_pretrained(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
                 manager = SAEManager(loaded_model)
@@ -123,6 +127,20 @@ class Session:
         self._sae_labels[loaded.name] = labels
         for f, label in labels.items():
             self.labels[(loaded.name, f)] = label
+
+    def build_index(self, corpus: str, out: str | None = None, sae: str | None = None, *, field: str = "text",
+                    settings: Any = None, resume: bool = False) -> Any:
+        """Build (or resume) the feature index of SAE `sae` (default: the last loaded) from a .txt/.jsonl
+        corpus into `out` (default: the cache folder the session looks in), and use it. Returns the FeatureIndex."""
+        from saetui.sae.index import build_index, default_index_dir
+
+        model = self._require_model()
+        loaded = self._require_saes().get(sae) if sae is not None else list(self._require_saes())[-1]
+        folder = out or default_index_dir(model, loaded)
+        with self.lock:
+            index = build_index(model, loaded, corpus, folder, field=field, settings=settings, resume=resume)
+            self._attach_index(loaded)
+        return index
 
     def load_sae(self, spec: str) -> LoadedSAE:
         with self.lock:
