@@ -99,3 +99,12 @@ class TestSnapshots:
             await _steady(pilot)
 
         assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
+
+    def test_why(self, snap_compare, size):
+        async def run_before(pilot):
+            await settle(pilot)
+            pilot.app.query_one("#token-table").focus()
+            await pilot.press(*["down"] * (len(pilot.app.analysis.tokens) - 1), "w")
+            await _steady(pilot)
+
+        assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
