@@ -105,6 +105,10 @@ class TestSnapshots:
             await settle(pilot)
             pilot.app.query_one("#token-table").focus()
             await pilot.press(*["down"] * (len(pilot.app.analysis.tokens) - 1), "w")
+            for _ in range(200):  # the screen starts its worker once mounted: wait for its result, not just a quiet moment
+                if getattr(pilot.app.screen, "result", None) is not None:
+                    break
+                await pilot.pause(0.05)
             await _steady(pilot)
 
         assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
