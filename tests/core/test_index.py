@@ -154,7 +154,7 @@ def test_labels_import_from_neuronpedia_and_csv(capsys, gemma2_dir, sae_dir, tmp
     assert main(["labels", str(tmp_path / "np.json"), *common]) == 0
     assert json.loads(capsys.readouterr().out)["labels"] == 2
     assert main(["search", "cats", *common, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0] == {"feature": 3, "about": "cats and dogs", "score": pytest.approx(3.0)}
+    assert json.loads(capsys.readouterr().out)[0] == {"feature": 3, "about": "cats and dogs", "score": pytest.approx(3.0), "sae": "sae"}
     (tmp_path / "far.csv").write_text("feature,label\n100000,x\n")
     assert main(["labels", str(tmp_path / "far.csv"), *common]) == 2
     assert "outside 0..255" in capsys.readouterr().err
