@@ -48,8 +48,11 @@ def _is_number(v: Any) -> bool:
         return False
 
 
-def spec_from_saved(data: Any) -> SteeringSpec | None:
-    """A SteeringSpec from saved JSON, checked strictly (feature 1.7 or enabled "no" is not a spec), or None."""
+def spec_from_saved(data: Any) -> Any:
+    """A SteeringSpec (or a VectorSpec, for a dict naming a `vector`) from saved JSON, checked strictly
+    (feature 1.7 or enabled "no" is not a spec), or None."""
+    if isinstance(data, dict) and "vector" in data:
+        return _vector_from_saved(data)
     if not isinstance(data, dict) or not _is_int(data.get("feature")) or data["feature"] < 0:
         return None
     checks = {"coefficient": _is_number, "mode": lambda v: isinstance(v, str), "sae": lambda v: v is None or isinstance(v, str),
@@ -63,6 +66,24 @@ def spec_from_saved(data: Any) -> SteeringSpec | None:
             kept[key] = data[key]
     try:
         return SteeringSpec(**kept)
+    except (SaetuiError, TypeError, ValueError, OverflowError):
+        return None
+
+
+def _vector_from_saved(data: dict) -> Any:
+    from saetui.steering.vectors import VectorSpec
+
+    checks = {"vector": lambda v: isinstance(v, str), "coefficient": _is_number,
+              "hook": lambda v: v is None or isinstance(v, str), "scope": lambda v: isinstance(v, str),
+              "enabled": lambda v: isinstance(v, bool)}
+    kept = {}
+    for key, ok in checks.items():
+        if key in data:
+            if not ok(data[key]):
+                return None
+            kept[key] = data[key]
+    try:
+        return VectorSpec(**kept)
     except (SaetuiError, TypeError, ValueError, OverflowError):
         return None
 

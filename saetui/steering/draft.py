@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 from saetui.steering.spec import MAX_COEFFICIENT, MODES, SteeringSpec
 
@@ -18,8 +19,8 @@ SCOPES = ("all", "prompt", "generated")
 def coefficient_step(spec: SteeringSpec, max_activation: float | None) -> float:
     """What one +/- press changes: a quarter of the feature's max activation where an index knows it
     (raw +/-1 is far too small for Gemma Scope, whose activations run to the hundreds), 0.25 for a
-    coefficient already in max units, else 1."""
-    if spec.unit == "max":
+    coefficient already in max units or a steering vector (coefficient 1 = the whole saved direction), else 1."""
+    if getattr(spec, "unit", "max") == "max":
         return 0.25
     if max_activation is None or not math.isfinite(max_activation) or max_activation <= 0:
         return 1.0
@@ -30,17 +31,24 @@ def coefficient_step(spec: SteeringSpec, max_activation: float | None) -> float:
 
 @dataclass(frozen=True)
 class Draft:
-    specs: tuple[SteeringSpec, ...] = ()
+    specs: tuple[Any, ...] = ()  # SteeringSpec, or VectorSpec (saetui.steering.vectors) for a saved steering vector
 
     def __len__(self) -> int:
         return len(self.specs)
 
     def index_of(self, sae: str | None, feature: int) -> int | None:
-        return next((i for i, s in enumerate(self.specs) if s.feature == feature and s.sae == sae), None)
+        return next((i for i, s in enumerate(self.specs)
+                     if getattr(s, "feature", None) == feature and getattr(s, "sae", None) == sae), None)
 
-    def add(self, spec: SteeringSpec) -> Draft:
-        """The spec appended; a feature already in the draft is not added twice (the draft is returned as is)."""
-        if self.index_of(spec.sae, spec.feature) is not None:
+    def index_of_vector(self, name: str) -> int | None:
+        return next((i for i, s in enumerate(self.specs) if getattr(s, "vector", None) == name), None)
+
+    def add(self, spec: Any) -> Draft:
+        """The spec (a SteeringSpec or a steering vector's VectorSpec) appended; a feature or vector already
+        in the draft is not added twice (the draft is returned as is)."""
+        vector = getattr(spec, "vector", None)
+        there = self.index_of_vector(vector) if vector is not None else self.index_of(spec.sae, spec.feature)
+        if there is not None:
             return self
         return Draft(self.specs + (spec,))
 
@@ -58,7 +66,10 @@ class Draft:
         return self.set_coefficient(i, self.specs[i].coefficient + steps * step)
 
     def cycle_mode(self, i: int) -> Draft:
+        """add -> clamp -> ablate -> add; a steering vector only adds, so it stays as it is."""
         spec = self.specs[i]
+        if hasattr(spec, "vector"):
+            return self
         return self._with(i, replace(spec, mode=MODES[(MODES.index(spec.mode) + 1) % len(MODES)]))
 
     def cycle_scope(self, i: int) -> Draft:

@@ -204,11 +204,10 @@ class SaeTuiApp(App[None]):
     def _restore_specs(self) -> None:
         kept, dropped = [], 0
         for data in self._saved_specs:
-            try:
-                spec = SteeringSpec.from_dict(data)
-                resolve(spec, self.session.saes)
+            spec = state.spec_from_saved(data)
+            if spec is not None and self._fits(spec):
                 kept.append(spec)
-            except (SaetuiError, TypeError):
+            else:
                 dropped += 1
         if self._saved_specs:
             self.draft = Draft(tuple(kept))
@@ -218,9 +217,12 @@ class SaeTuiApp(App[None]):
         if dropped:
             self.notify(f"{dropped} saved steering spec(s) no longer fit the loaded SAEs and were dropped", severity="warning")
 
-    def _fits(self, spec: SteeringSpec) -> bool:
+    def _fits(self, spec: Any) -> bool:
+        """The spec still applies to the loaded model and SAEs (a vector: its file and hook point exist)."""
+        from saetui.steering.vectors import resolve_any
+
         try:
-            resolve(spec, self.session.saes)
+            resolve_any(spec, self.session.saes, self.session.model)
             return True
         except SaetuiError:
             return False
@@ -403,6 +405,20 @@ class SaeTuiApp(App[None]):
         self.action_show_tab("search")
         self.query_one(SearchPane).contrast(a, b)
 
+    def steer_vector(self, name: str) -> None:
+        """Add a saved steering vector (e.g. a contrast's A−B direction) to the draft at coefficient 1."""
+        if self.draft.index_of_vector(name) is not None:
+            self.notify(f"vector {name} is already in steering (F4)")
+            return
+        try:
+            spec = self.session.vector_spec(name, 1.0)
+        except SaetuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.draft = self.draft.add(spec)
+        self.steer.select(len(self.draft) - 1)
+        self.notify(f"vector {name} added to steering (add 1; F4)")
+
     def save_vector(self, name: str) -> None:
         try:
             where = self.session.save_vector(name)
@@ -423,7 +439,8 @@ class SaeTuiApp(App[None]):
         try:
             specs = state.load_preset(name)
             for spec in specs:
-                resolve(spec, self.session.saes)
+                if not hasattr(spec, "vector"):
+                    resolve(spec, self.session.saes)
         except SaetuiError as exc:
             self.notify(str(exc), severity="error")
             return

@@ -27,6 +27,7 @@ _WITH_ARGUMENT = [
     ("load preset ", "load_preset", "replace the steering specs with a saved preset"),
     ("contrast ", "contrast", "A1; A2 | B1; B2: features separating two sets of prompts (Search tab)"),
     ("save vector ", "save_vector", "keep the last contrast's A−B direction as a named steering vector"),
+    ("steer vector ", "steer_vector", "add a saved steering vector to the steering specs"),
 ]
 
 
@@ -58,6 +59,11 @@ class SaetuiCommands(Provider):
                 return []
         if prefix == "use sae ":
             return [s.name for s in self._app.session.saes or []]
+        if prefix in ("steer vector ", "save vector "):
+            try:
+                return self._app.session.vectors()
+            except OSError:
+                return []
         return []
 
     def _ask(self, prefix: str, method: str) -> None:

@@ -287,3 +287,21 @@ async def test_palette_contrast_lists_features_separating_two_sets_and_saves_a_v
         app.contrast("only one set")
         await pilot.pause()
         assert any("two sets" in n for n in notes(app))
+        app.steer_vector("redblue")  # the direction steers beside SAE features, from the panel
+        app.steer_vector("nosuch")
+        await pilot.pause()
+        assert [getattr(s, "vector", None) for s in app.draft.specs] == ["redblue"]
+        assert any("nosuch" in n for n in notes(app))
+        assert str(app.query_one("#specs").get_row_at(0)[1]) == "vector redblue"
+        app.draft = app.draft.set_coefficient(0, 6.0)
+        app.query_one("#max-tokens").value = "6"
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        rows = [s for s in app.steer.rows_specs[1]]
+        want = list(app.session.generate(PROMPT, [[], rows], stop_event=None, max_new_tokens=6))
+        assert app.steer.generated[1] == [p.token_id for p in want if p.row == 1]
+        await pilot.press("ctrl+q")
+    again = SaeTuiApp()
+    async with again.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert [(s.vector, s.coefficient) for s in again.draft.specs] == [("redblue", 6.0)]  # the session keeps it

@@ -21,7 +21,7 @@ from saetui.steering.generate import GenerationSettings  # torch-free at import
 from saetui.steering.spec import parse_sweep
 from saetui.tui.messages import DraftChanged, GenerationDone, GenerationPiece, Notice
 from saetui.tui.panes.base import Pane
-from saetui.tui.widgets.steering_panel import GenerationView, SpecTable
+from saetui.tui.widgets.steering_panel import GenerationView, SpecTable, spec_name
 
 DEFAULTS = GenerationSettings()  # the fields start at the library's defaults, as the CLI's options do
 
@@ -60,7 +60,8 @@ class SteerPane(Pane):
     # ------------------------------------------------------------------ the draft
     def steps(self) -> list[float]:
         """Each spec's +/- step, scaled to its feature's max activation where an index knows it."""
-        return [coefficient_step(s, self.session.max_activation(s.sae, s.feature)) for s in self.draft.specs]
+        return [coefficient_step(s, self.session.max_activation(s.sae, s.feature) if hasattr(s, "feature") else None)
+                for s in self.draft.specs]
 
     def watch_draft(self) -> None:
         self._repaint()
@@ -137,7 +138,7 @@ class SteerPane(Pane):
             coefs = [0.0, 4 * step, 8 * step, 16 * step]
         others = [s for j, s in enumerate(self.draft.specs) if j != i and s.enabled]
         rows = [others + [spec.with_coefficient(c)] for c in coefs]
-        return rows, [f"{spec.sae}/{spec.feature} × {c:g}" for c in coefs]
+        return rows, [f"{spec_name(spec)} × {c:g}" for c in coefs]
 
     async def generate(self, prompt: str, sweep: bool = False) -> None:
         """Start generating (replacing a running generation); InputError for bad settings."""

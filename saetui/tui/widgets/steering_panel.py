@@ -15,6 +15,17 @@ from textual.widgets import DataTable, Static
 from saetui.tui.actions import bindings
 
 
+def spec_name(spec: Any) -> str:
+    """`sae/feature` for a feature, `vector NAME[@hook]` for a saved steering vector."""
+    if hasattr(spec, "vector"):
+        return f"vector {spec.vector}" + (f"@{spec.hook}" if spec.hook else "")
+    return f"{spec.sae}/{spec.feature}"
+
+
+def spec_label(spec: Any, labels: dict) -> str:
+    return "A−B direction" if hasattr(spec, "vector") else labels.get((spec.sae, spec.feature), "")
+
+
 class SpecTable(DataTable):
     """One row per spec: on, SAE/feature, mode, coefficient (and its +/- step), scope, label.
 
@@ -38,9 +49,9 @@ class SpecTable(DataTable):
         row = self.cursor_row
         self.clear()
         for i, (s, step) in enumerate(zip(specs, steps)):
-            coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}{'×max' if s.unit == 'max' else ''}"
-            self.add_row("✓" if s.enabled else " ", f"{s.sae}/{s.feature}", s.mode, coef,
-                         "" if s.mode == "ablate" else f"±{step:g}", s.scope, labels.get((s.sae, s.feature), ""), key=str(i))
+            coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}{'×max' if getattr(s, 'unit', '') == 'max' else ''}"
+            self.add_row("✓" if s.enabled else " ", spec_name(s), s.mode, coef,
+                         "" if s.mode == "ablate" else f"±{step:g}", s.scope, spec_label(s, labels), key=str(i))
         if specs:
             self.move_cursor(row=min(max(row, 0), len(specs) - 1))
 
