@@ -88,6 +88,7 @@ class SaeTuiApp(App[None]):
         self._saved_specs = saved.get("specs", []) if prompt is None else []
         self._history: list[str] = [p for p in saved.get("history", []) if isinstance(p, str)][-50:]
         self._history_pos = len(self._history)
+        self._announce = False  # say when a load started from the palette has ended
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -191,6 +192,9 @@ class SaeTuiApp(App[None]):
         for notice in take_notices():  # e.g. a damaged labels file set aside while loading
             self.notify(notice, severity="warning", timeout=10)
         names = [s.name for s in self.session.saes or []]
+        if self._announce:  # a load the user asked for in the palette: say it is done
+            self._announce = False
+            self.notify(f"loaded {message.status.get('model')} with SAE(s): {', '.join(names) or 'none yet'}")
         if not names:
             self.status("no SAE: Ctrl+P, then 'load sae SPEC'")
             return
@@ -258,7 +262,7 @@ class SaeTuiApp(App[None]):
         self.push_screen(FeatureDetailScreen(self.session, message.sae, message.feature), back)
 
     def on_steer_feature(self, message: msg.SteerFeature) -> None:
-        self.add_to_steering(message.sae, message.feature, message.sign)
+        self.add_to_steering(message.sae, message.feature, message.sign, signed=message.signed)
 
     def on_why_asked(self, message: msg.WhyAsked) -> None:
         if self.analysis is None or not 0 <= message.position < len(self.analysis.tokens):
@@ -284,7 +288,7 @@ class SaeTuiApp(App[None]):
                 self.notify(str(exc), severity="error")
                 return
             self.labels_rev += 1
-            self.notify(f"label saved in {where}")
+            self.notify(f"label saved in {where}" if label.strip() else f"label of {sae}/{feature} removed ({where})")
 
         self.push_screen(LabelScreen(feature, self.session.labels.get((sae, feature), "")), save)
 
@@ -294,12 +298,17 @@ class SaeTuiApp(App[None]):
     def on_sae_switch(self, _: msg.SaeSwitch) -> None:
         self.action_next_sae()
 
-    def add_to_steering(self, sae: str, feature: int, sign: int = 1) -> None:
+    def add_to_steering(self, sae: str, feature: int, sign: int = 1, signed: bool = False) -> None:
         """Add a feature to the draft at twice its max activation (`sign` -1: negated); once: adding it
-        again points at its row."""
+        again points at its row (`signed`, from the why? screen: and turns it to `sign`'s direction)."""
         existing = self.draft.index_of(sae, feature)
         if existing is not None:
             self.steer.select(existing)
+            spec = self.draft.specs[existing]
+            if signed and spec.coefficient * sign < 0:  # the why? screen asked for the other direction
+                self.draft = self.draft.set_coefficient(existing, -spec.coefficient)
+                self.notify(f"feature {sae}/{feature} now steers {'up' if sign > 0 else 'down'} ({-spec.coefficient:g}; F4)")
+                return
             self.notify(f"feature {sae}/{feature} is already in steering (row {existing + 1}, F4)")
             return
         max_act = self.session.max_activation(sae, feature)
@@ -377,12 +386,15 @@ class SaeTuiApp(App[None]):
     def load_model(self, name: str) -> None:
         """`demo` (or `saetui-demo`) is the bundled demo model and SAE."""
         self._restoring = False
-        self._model_arg, self._sae_args = (None if name.strip().lower() in ("demo", "saetui-demo") else name), None
-        self.notify(f"loading {name}… (then: load sae SPEC)")
+        demo = name.strip().lower() in ("demo", "saetui-demo")
+        self._model_arg, self._sae_args = (None if demo else name), None
+        self.notify("loading the bundled demo and its SAE…" if demo else f"loading {name}… (then: load sae SPEC)")
+        self._announce = True
         self._start_load()
 
     def load_sae(self, spec: str) -> None:
         self.status(f"loading SAE {spec}…")
+        self._announce = True
         self._sae_worker(spec)
 
     def use_sae(self, key: str) -> None:
@@ -479,9 +491,11 @@ class SaeTuiApp(App[None]):
     def save_session(self) -> None:
         try:
             model, saes = self._good_model
+            # Specs restored from the last session wait for the model to load; quitting before that keeps them.
+            specs = self._saved_specs if self._saved_specs else [s.to_dict() for s in self.draft.specs]
             state.save_session({
                 "model": model, "saes": saes, "prompt": self.prompt_text,
-                "specs": [s.to_dict() for s in self.draft.specs], "history": self._history[-50:],
+                "specs": specs, "history": self._history[-50:],
             })
         except OSError as exc:
             self.notify(f"could not save the session: {exc}", severity="warning")

@@ -93,7 +93,7 @@ class SaetuiCommands(Provider):
             arg = query[len(prefix):].strip() if lowered.startswith(prefix) else ""
             if arg:
                 yield Hit(1.0, f"{prefix}{arg}", partial(getattr(self._app, method), arg), help=help_text)
-            elif prefix.startswith(lowered) or lowered.startswith(prefix.strip()):
+            elif lowered.strip() and lowered.strip() in prefix or lowered.startswith(prefix.strip()):
                 yield Hit(0.5, prefix + "…", partial(self._ask, prefix, method), help=help_text)
             if lowered.startswith(prefix.strip()):  # the names that exist, matching what is typed so far
                 for name in self._names(prefix):

@@ -30,6 +30,7 @@ class SteerFeature(FeatureIntent):
     """Add the feature to the steering draft; `sign` -1 steers it negatively (pushes its effect down)."""
 
     sign: int = 1
+    signed: bool = False  # the sign was chosen (why? screen): a feature already in steering turns to it
 
 
 class LabelFeature(FeatureIntent):

@@ -305,3 +305,68 @@ async def test_palette_contrast_lists_features_separating_two_sets_and_saves_a_v
     async with again.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert [(s.vector, s.coefficient) for s in again.draft.specs] == [("redblue", 6.0)]  # the session keeps it
+
+
+async def test_quitting_before_the_model_loads_keeps_the_saved_specs():
+    import threading
+
+    from saetui import state
+    from saetui.session import Session
+
+    class Waiting(Session):
+        release = threading.Event()
+
+        def load(self, *args, **kwargs):
+            self.release.wait(30)
+
+    spec = SteeringSpec(549, 7.0, sae="demo").to_dict()
+    state.save_session({"model": None, "saes": None, "prompt": PROMPT, "specs": [spec], "history": []})
+    session = Waiting()
+    app = SaeTuiApp(session)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press("ctrl+q")  # the model is still loading
+    finally:
+        session.release.set()
+    saved, _ = state.load_session()
+    assert saved["specs"] == [spec]
+
+
+async def test_keys_pressed_faster_than_the_draft_comes_back_all_count():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.draft = Draft((SteeringSpec(549, 1.0, sae="demo"),))
+        await pilot.press("f4")
+        await pilot.pause()
+        step = app.steer.steps()[0]
+        for _ in range(6):
+            app.query_one("#specs").action_nudge(1)  # six presses before any message is handled
+        await pilot.pause()
+        assert app.draft.specs[0].coefficient == round(1.0 + 6 * step, 4)
+        table = app.query_one(TokenTable)
+        app.action_show_tab("tokens")
+        table.focus()
+        await pilot.pause()
+        for _ in range(3):
+            table.action_extend(1)
+        await settle(pilot)
+        assert table.span == (0, 4)
+
+
+async def test_why_a_then_shift_a_turns_the_feature_to_push_down():
+    from saetui.tui.messages import SteerFeature
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.post_message(SteerFeature("demo", 549, 1, signed=True))
+        await pilot.pause()
+        up = app.draft.specs[0].coefficient
+        app.post_message(SteerFeature("demo", 549, -1, signed=True))
+        await pilot.pause()
+        assert up > 0 and app.draft.specs[0].coefficient == -up and len(app.draft) == 1
+        app.post_message(SteerFeature("demo", 549))  # `a` in a feature list: points at it, changes nothing
+        await pilot.pause()
+        assert app.draft.specs[0].coefficient == -up

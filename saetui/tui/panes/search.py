@@ -117,6 +117,6 @@ class SearchPane(Pane):
             for h in result.hits
         ]
         self.query_one("#search-results", FeatureList).show(rows, tagged=len({r.sae for r in rows}) > 1)
-        note = problem or ("" if result is None else (result.note or f"{len(result.hits)} features · {result.kind} search"
+        note = problem or ("" if result is None else (result.note or f"{len(result.hits)} feature{'' if len(result.hits) == 1 else 's'} · {result.kind} search"
                                                        + (" · Enter/↓ to the list" if result.hits else "")))
         self.query_one("#search-note", Static).update(escape(note))

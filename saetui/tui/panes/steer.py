@@ -51,7 +51,7 @@ class SteerPane(Pane):
             yield Label("seed")
             yield Input(str(DEFAULTS.seed), id="seed", type="integer")
             yield Label("sweep")
-            yield Input(placeholder="0,4,8 ⏎", id="sweep")
+            yield Input(placeholder="0,1,2,4 ×max ⏎", id="sweep")
         yield GenerationView(id="gen-columns")
 
     def on_mount(self) -> None:
@@ -84,6 +84,7 @@ class SteerPane(Pane):
         new = {"toggle": lambda: d.toggle(i), "nudge": lambda: d.nudge(i, edit.arg, self.steps()[i]),
                "cycle_mode": lambda: d.cycle_mode(i), "cycle_scope": lambda: d.cycle_scope(i),
                "remove": lambda: d.remove(i)}[edit.op]()
+        self.draft = new  # at once: the next key (before the app's value comes back down) edits this one
         self.post_message(DraftChanged(new))
 
     @on(Input.Submitted, "#coef")
@@ -101,7 +102,8 @@ class SteerPane(Pane):
             self.post_message(Notice(f"coefficient must be a finite number, got {event.value!r}", "error"))
             return
         i = min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
-        self.post_message(DraftChanged(self.draft.set_coefficient(i, value)))
+        self.draft = self.draft.set_coefficient(i, value)
+        self.post_message(DraftChanged(self.draft))
         event.input.value = ""
 
     @on(Input.Submitted, "#sweep")
@@ -147,7 +149,7 @@ class SteerPane(Pane):
             rows, titles = self.sweep_rows()
         else:
             rows = [[], self.draft.enabled()]
-            titles = ["baseline", f"steered ({len(rows[1])} specs)"]
+            titles = ["baseline", f"steered ({len(rows[1])} spec{'' if len(rows[1]) == 1 else 's'})"]
         self._stop.set()  # a generation still running ends at its next token
         self._stop = threading.Event()
         self.generated = [[] for _ in rows]
@@ -199,7 +201,7 @@ class SteerPane(Pane):
                 continue
             top = sorted(range(len(row_kl)), key=lambda i: -row_kl[i])[: self.MARKED]
             column.mark(top, "reverse")
-            column.border_subtitle = f"KL mean {sum(row_kl) / len(row_kl):.2f} · max {max(row_kl):.2f} nats (marked)"
+            column.border_subtitle = f"KL mean {sum(row_kl) / len(row_kl):.2f}, max {max(row_kl):.2f} (marked)"
             column.flush()
 
     @on(GenerationDone)

@@ -56,7 +56,7 @@ def histogram_line(bins: list[tuple[float, float, int]]) -> str:
     top = max(count for _, _, count in bins) or 1
     bars = "".join(_BARS[min(len(_BARS) - 1, int((len(_BARS) - 1) * count / top + 0.999))] if count else " "
                    for _, _, count in bins)
-    return f"{bars}  {bins[0][0]:.3g} … {bins[-1][1]:.3g}"
+    return f"{bars}  log bins from {bins[0][0]:.3g} to {bins[-1][1]:.3g} (bin edges, not the max)"
 
 
 class Flow(Static):
@@ -129,7 +129,7 @@ class FeatureDetailScreen(ModalScreen[None]):
         if neighbours:
             tagged = len({r.sae for r in neighbours}) > 1
             about = "" if enc_dec is None else f" · its encoder/decoder cosine {enc_dec:.2f}"
-            await box.mount(Static(f"\n[b]neighbours[/b] [dim](decoder cosine; Enter walks to one, Esc comes back){about}[/dim]"))
+            await box.mount(Static(f"\n[b]neighbours[/b] [dim](decoder cosine; Tab to the list, Enter walks to one, Esc comes back){about}[/dim]"))
             table = FeatureList(id="neighbours", value_title="cos")
             await box.mount(table)
             table.show(neighbours, tagged=tagged)

@@ -27,19 +27,18 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "close")]
 
     def compose(self) -> ComposeResult:
-        self.table = table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column(overflow="fold")
-        for title, rows in help_rows():
-            table.add_row(f"[u]{title}[/u]", "")
-            for keys, text in rows:
-                table.add_row(keys, text)
-            table.add_row("", "")
-        table.add_row("[u]more[/u]", "")
-        for key, text in NOTES:
-            table.add_row(key, text)
+        """One titled grid per scope: the key column is as wide as its keys, not as its title."""
+        self.tables: list[Table] = []
         with VerticalScroll(id="help-box"):
-            yield Static(table)
+            for title, rows in [*help_rows(), ("more", NOTES)]:
+                table = Table.grid(padding=(0, 2))
+                table.add_column(style="bold", no_wrap=True)
+                table.add_column(overflow="fold")
+                for keys, text in rows:
+                    table.add_row(keys, text)
+                self.tables.append(table)
+                yield Static(f"[u]{title}[/u]", classes="help-title")
+                yield Static(table, classes="help-table")
 
     def on_mount(self) -> None:
         box = self.query_one("#help-box")

@@ -55,7 +55,7 @@ class WhyScreen(ModalScreen[None]):
         box = self.query_one("#why-box")
         box.border_title = "why this token?"
         box.border_subtitle = "Enter: open · a/A: steer up/down · Esc: close"
-        self.query_one("#why-table", DataTable).add_columns("feature", "act", "attrib", "ablation", "label")
+        self.query_one("#why-table", DataTable).add_columns("feature", "max act", "attrib", "ablation", "label")
         self.query_one("#why-table").focus()
         self._attribute()
 
@@ -78,6 +78,8 @@ class WhyScreen(ModalScreen[None]):
         for s in result.saes:
             head.append(f"SAE {escape(s.name)}: error term {s.error:+.2f} of the logit {result.value:.2f}"
                         f" ({abs(s.error) / max(abs(result.value), 1e-9):.0%}: what the SAE misses)")
+        head.append("[dim]max act: over tokens 0..I · attrib: act × gradient, summed · ablation: the logit's real "
+                    "drop with the feature zeroed (top 10)[/dim]")
         self.query_one("#why-head", Static).update("\n".join(head))
         tagged = len(result.saes) > 1
         self.rows = sorted(((s.name, f) for s in result.saes for f in s.features), key=lambda r: -abs(r[1].attribution))
@@ -104,7 +106,7 @@ class WhyScreen(ModalScreen[None]):
         row = self._current()
         if row is not None:
             sign = direction if row[1].attribution >= 0 else -direction
-            self.app.post_message(SteerFeature(row[0], row[1].feature, sign))
+            self.app.post_message(SteerFeature(row[0], row[1].feature, sign, signed=True))
 
     def action_open(self) -> None:
         self.open_current()

@@ -87,7 +87,7 @@ class TokenTable(DataTable):
         self._shown: tuple[Any, str, list[float] | None, Any] | None = None
         self._width = 0
         self._anchor: int | None = None      # where a span selection (shift+arrows) started
-        self._extend_to: int | None = None   # the row a shift+arrow is moving to
+        self._extend_to: list[int] = []      # rows shift+arrows are moving to, not yet highlighted
 
     @property
     def span(self) -> tuple[int, int] | None:
@@ -104,16 +104,19 @@ class TokenTable(DataTable):
             return
         if self._anchor is None:
             self._anchor = self.cursor_row
-        self._extend_to = max(0, min(self.row_count - 1, self.cursor_row + step))
-        self.move_cursor(row=self._extend_to)
+        row = max(0, min(self.row_count - 1, self.cursor_row + step))
+        self._extend_to.append(row)
+        self.move_cursor(row=row)
         self.post_message(SpanChanged(self.span))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """A cursor move that is not a shift+arrow ends the span."""
         from saetui.tui.messages import SpanChanged
 
-        if self._anchor is not None and event.cursor_row != self._extend_to:
-            self._anchor = self._extend_to = None
+        if event.cursor_row in self._extend_to:
+            self._extend_to.remove(event.cursor_row)
+        elif self._anchor is not None:
+            self._anchor, self._extend_to = None, []
             self.post_message(SpanChanged(None))
 
     def on_mount(self) -> None:
@@ -123,7 +126,7 @@ class TokenTable(DataTable):
         """Fill the rows; the cursor stays on the row it was on (as far as the new rows go); a span
         selection stays for the same prompt and ends for a new one."""
         if self._shown is not None and self._shown[0].prompt != result.prompt:
-            self._anchor = self._extend_to = None
+            self._anchor, self._extend_to = None, []
         self._shown = (result, sae, heat, tokenizer)
         self._width = self.content_size.width
         row = self.cursor_row
