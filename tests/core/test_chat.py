@@ -385,3 +385,53 @@ def test_scopes_join_with_plus():
     assert chat_scope("all") == "generated" and chat_scope("all", True) == "generated+template"
     assert chat_scope("prompt") == "prompt" and chat_scope("0:", True) == "0:+template"
     assert chat_scope("generated+template", True) == "generated+template"
+
+
+# ---------------------------------------------------------------------- the CLI
+@pytest.fixture()
+def cli_dirs(chat_dirs, model_dirs, make_sae, tmp_path):
+    """(a Gemma-template model, a model without a chat template, an SAE for both at HOOK)."""
+    sae = make_sae(64, 256, HOOK)
+    sae.save_model(tmp_path / "sae")
+    return str(chat_dirs("gemma")), str(model_dirs("gemma2")), str(tmp_path / "sae")
+
+
+@pytest.mark.parametrize("which, extra, pattern", [
+    ("plain", ["analyze", "--chat"], "has no chat template"),
+    ("plain", ["steer", "--chat", "--feature", "3:1"], "has no chat template"),
+    ("plain", ["attribute", "--chat"], "has no chat template"),
+    ("chat", ["analyze", "--chat", "--system", "Be brief."], "does not take a system turn"),
+    ("chat", ["steer", "--chat", "--system", "Be brief.", "--feature", "3:1"], "does not take a system turn"),
+])
+def test_cli_chat_refusals_are_one_line_naming_the_model(which, extra, pattern, cli_dirs, capsys):
+    from saetui.cli import main
+
+    chat, plain, sae = cli_dirs
+    model = chat if which == "chat" else plain
+    code = main([extra[0], "--model", model, "--sae", sae, "--prompt", PROMPT, *extra[1:]])
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert (code, out) == (2, "") and len(lines) == 1, err
+    assert lines[0].startswith("saetui: error: ") and pattern in lines[0] and model in lines[0], lines[0]
+
+
+def test_cli_chat_json(cli_dirs, capsys):
+    import json
+
+    from saetui.cli import main
+
+    chat, _, sae = cli_dirs
+    common = ["--model", chat, "--sae", sae, "--prompt", PROMPT, "--chat", "--json"]
+    assert main(["analyze", *common]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tokens"][0]["role"] == "template" and {"user", "template"} == {t["role"] for t in data["tokens"]}
+    assert all(not data["tokens"][i]["template"] for _, _, i in data["saes"][0]["top_features"])
+    assert main(["steer", *common, "--feature", "3:4", "--compare", "--max-new-tokens", "3"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["specs"][0]["scope"] == "generated" and data["chat"]["rendered"].endswith("<start_of_turn>model\n")
+    assert len(data["steered"]["token_ids"]) == len(data["steered"]["kl"]) == 3
+    assert main(["steer", *common, "--feature", "3:4", "--steer-template", "--max-new-tokens", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["specs"][0]["scope"] == "generated+template"
+    assert main(["attribute", *common, "--verify", "1", "--top-k", "2"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tokens"][-1]["role"] == "template" and data["position"] == len(data["tokens"]) - 1
