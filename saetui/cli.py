@@ -5,6 +5,9 @@
     saetui attribute --model ID_OR_DIR --sae SPEC [--sae SPEC ...] --prompt TEXT [--position I] [--target TOKEN|ID] [--versus TOKEN|ID]
     saetui saes [--model NAME] [--json]
 
+analyze, steer and attribute take --chat (the prompt as a user turn in the model's chat template) and
+--system TEXT; see the README's "Chat models".
+
 User mistakes print one line on stderr (`saetui: error: ...`) and exit with code 2, argparse's own
 complaints included; options and output paths are checked before any model loads. Warnings print
 one line each (`saetui: warning: ...`). Nothing is written to stdout unless the command succeeds.

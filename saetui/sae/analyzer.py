@@ -86,6 +86,9 @@ class AnalysisResult:
         out = asdict(self)
         if self.predictions is None:
             out.pop("predictions")
+        if all(t.role is None for t in self.tokens):  # a plain prompt: tokens as before chat templates
+            for tok in out["tokens"]:
+                tok.pop("role"), tok.pop("template")
         return _clean(out)
 
     def to_json(self, **kwargs: Any) -> str:
