@@ -5,6 +5,9 @@
     saetui attribute --model ID_OR_DIR --sae SPEC [--sae SPEC ...] --prompt TEXT [--position I] [--target TOKEN|ID] [--versus TOKEN|ID]
     saetui saes [--model NAME] [--json]
 
+analyze, steer and attribute take --chat (the prompt as a user turn in the model's chat template) and
+--system TEXT; see the README's "Chat models".
+
 User mistakes print one line on stderr (`saetui: error: ...`) and exit with code 2, argparse's own
 complaints included; options and output paths are checked before any model loads. Warnings print
 one line each (`saetui: warning: ...`). Nothing is written to stdout unless the command succeeds.
@@ -206,7 +209,33 @@ def build_parser() -> argparse.ArgumentParser:
     saes.add_argument("--model", help="only SAEs for this model (HF id or short name)")
     saes.add_argument("--json", action="store_true", help="print a JSON list")
     _discover_parsers(sub)
+    _chat_parsers(sub)
     return parser
+
+
+def _chat_parsers(sub: Any) -> None:
+    """--chat and its companions on analyze, steer, attribute and snapshot (issue 13)."""
+    for name in ("analyze", "steer", "attribute", "snapshot"):
+        p = sub.choices[name]
+        p.add_argument("--chat", action="store_true",
+                       help="the prompt is a user turn in the model's own chat template (instruct models)")
+        if name != "snapshot":
+            p.add_argument("--system", metavar="TEXT", help="with --chat: a system turn first, where the template takes one")
+    sub.choices["analyze"].add_argument("--include-template", action="store_true",
+                                        help="with --chat: let the template's tokens count in the prompt summary")
+    sub.choices["steer"].add_argument("--steer-template", action="store_true",
+                                      help="with --chat: also steer the template's tokens in the prompt (default: the reply only)")
+
+
+def _check_chat(args: argparse.Namespace) -> None:
+    """Chat options that need --chat, refused before anything loads."""
+    if getattr(args, "chat", False):
+        return
+    for option, given in (("--system", getattr(args, "system", None) is not None),
+                          ("--include-template", getattr(args, "include_template", False)),
+                          ("--steer-template", getattr(args, "steer_template", False))):
+        if given:
+            raise InputError(f"{option} needs --chat")
 
 
 def _discover_parsers(sub: Any) -> None:
@@ -344,6 +373,9 @@ def _check_text(args: argparse.Namespace) -> None:
     for name in ("prompt", "query"):
         if isinstance(getattr(args, name, None), str):
             check_text(getattr(args, name), name)
+    if isinstance(getattr(args, "system", None), str):
+        check_text(args.system, "system prompt")
+    _check_chat(args)
 
 
 def _session(args: argparse.Namespace) -> Session:
@@ -361,6 +393,8 @@ def _session(args: argparse.Namespace) -> Session:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    if args.chat and args.span is not None:
+        raise InputError("--span with --chat is not supported yet: give the span of a plain prompt")
     session = _session(args)
     span = None
     if args.span is not None:  # first: a span beyond the prompt fails before any output
@@ -368,7 +402,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                             include_special=args.include_special).to_dict()
         span.pop("prompt")
     result = session.analyze(args.prompt, args.top_k, include_special=args.include_special,
-                             predictions=args.predictions)
+                             predictions=args.predictions, chat=args.chat, system=args.system,
+                             include_template=args.include_template)
     if args.json:
         print(result.to_json() if span is None else json.dumps({**result.to_dict(), "span": span}))
     else:
@@ -392,7 +427,11 @@ def cmd_steer(args: argparse.Namespace) -> int:
     for spec in specs:
         resolve(spec, session.saes)
     specs = [*specs, *(session.vector_spec(v.vector, v.coefficient, v.hook, v.scope) for v in vector_specs)]
-    settings["max_new_tokens"] = _cap_new_tokens(model, args.prompt, args.max_new_tokens)
+    chat = dict(chat=args.chat, system=args.system, steer_template=args.steer_template)
+    prompt = session.chat_prompt(args.prompt, args.chat, args.system, reply=True)  # a chat: rendered, one-line errors
+    shown = prompt if isinstance(prompt, str) else prompt.text  # what the model reads
+    n_prompt = None if isinstance(prompt, str) else len(prompt)
+    settings["max_new_tokens"] = _cap_new_tokens(model, args.prompt, args.max_new_tokens, n_prompt)
     labels, rows = [], []
     if args.compare:
         labels.append("baseline"), rows.append([])
@@ -406,8 +445,8 @@ def cmd_steer(args: argparse.Namespace) -> int:
     if live is not None and not args.json:
         if len(rows) > 1:  # every row under its own heading
             print(f"--- {labels[live]} ---")
-        print(args.prompt, end="", flush=True)
-    for piece in session.generate(args.prompt, rows, **settings):
+        print(shown, end="", flush=True)
+    for piece in session.generate(args.prompt, rows, **chat, **settings):
         outputs[piece.row]["token_ids"].append(piece.token_id)
         outputs[piece.row]["logprobs"].append(piece.logprob)
         if piece.row == live and not args.json:
@@ -416,10 +455,15 @@ def cmd_steer(args: argparse.Namespace) -> int:
         out["text"] = model.tokenizer.decode(out["token_ids"], skip_special_tokens=True)
     if args.json:
         # what steering changed: KL(steered || unsteered) per token of every steered row (one batched forward)
-        for out, kl in zip(outputs, session.steering_kl(args.prompt, rows, [o["token_ids"] for o in outputs])):
+        for out, kl in zip(outputs, session.steering_kl(args.prompt, rows, [o["token_ids"] for o in outputs], **chat)):
             if kl is not None:
                 out["kl"] = kl
         data: dict[str, Any] = {"prompt": args.prompt, "specs": [s.to_dict() for s in specs]}
+        if args.chat:  # the conversation, what the template made of it, and the scopes the specs had there
+            from saetui.session import chat_rows
+
+            data["chat"] = {"messages": prompt.messages, "rendered": prompt.text, "steer_template": args.steer_template}
+            data["specs"] = [s.to_dict() for s in chat_rows([specs], args.steer_template)[0]]
         if args.compare:
             data["baseline"] = outputs[0]
         if coefficients is None:
@@ -433,16 +477,18 @@ def cmd_steer(args: argparse.Namespace) -> int:
         print()
     for label, out, i in zip(labels, outputs, range(len(rows))):
         if i != live:
-            print(f"--- {label} ---\n{args.prompt}{out['text']}")
+            print(f"--- {label} ---\n{shown}{out['text']}")
     return 0
 
 
-def _cap_new_tokens(model: Any, prompt: str, wanted: int) -> int:
-    """At most what fits in the model's context after the prompt, with one warning line when capped."""
+def _cap_new_tokens(model: Any, prompt: str, wanted: int, n_prompt: int | None = None) -> int:
+    """At most what fits in the model's context after the prompt (n_prompt tokens, default: the prompt
+    tokenized with BOS), with one warning line when capped."""
     context = model.context_length
     if context is None:
         return wanted
-    used = min(len(model.tokenizer(prompt, add_special_tokens=True)["input_ids"]), context)
+    n = n_prompt if n_prompt is not None else len(model.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    used = min(n, context)
     room = context - used
     if room < 1:
         raise InputError(f"the prompt fills the model's context of {context} tokens: no room to generate")
@@ -458,7 +504,8 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     if target is not None and target == versus:
         raise InputError(f"--versus is --target itself ({args.target!r}): the difference would be 0")
     session = _session(args)
-    result = session.attribute(args.prompt, args.position, target, versus, top_k=args.top_k, verify=args.verify)
+    result = session.attribute(args.prompt, args.position, target, versus, top_k=args.top_k, verify=args.verify,
+                               chat=args.chat, system=args.system)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -652,6 +699,8 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     from saetui.steering.spec import SteeringSpec, resolve
     from saetui.tui.snapshot import check_out_file, parse_size, snapshot
 
+    if args.chat:
+        raise InputError("snapshot --chat: the app has no chat mode yet (analyze, steer and attribute take --chat)")
     parse_size(args.size)
     check_out_file(Path(args.out))
     specs = [SteeringSpec.parse(text) for text in args.feature]
@@ -691,7 +740,7 @@ def _format_analysis(result: dict[str, Any]) -> str:
     for sae in result["saes"]:
         lines.append(f"== {sae['name']} ({sae['hook']}, d_sae={sae['d_sae']}) fvu={_num(sae['fvu'])} mean_l0={_num(sae['mean_l0'])}")
         for tok, feats in zip(result["tokens"], sae["per_token"]):
-            mark = "*" if tok["special"] else " "
+            mark = "*" if tok["special"] else ("+" if tok.get("template") else " ")  # + a chat template's token
             shown = "  ".join(f"{f}:{a:.2f}" for f, a in feats[:5])
             lines.append(f"{tok['index']:>4}{mark} {tok['text']!r:<16} {shown}")
         top = ", ".join(f"{f} ({a:.2f} @ {i})" for f, a, i in sae["top_features"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
 
 from saetui.errors import InputError, SaetuiError
 from saetui.sae.index import Example
@@ -19,6 +19,7 @@ from saetui.sae.search import SearchHit, SearchResult
 from saetui.steering.spec import SteeringSpec
 
 if TYPE_CHECKING:
+    from saetui.models.chat import ChatTokens
     from saetui.models.model import ModelWithHooks
     from saetui.sae.analyzer import AnalysisResult
     from saetui.sae.contrast import ContrastResult
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from saetui.steering.generate import Piece
 
 MAX_PROMPT_CHARS = 20_000
+
+#: How a prompt is read: False = plain text; True = one user turn in the model's chat template; a list of
+#: {"role", "content"} messages = the conversation so far, the prompt (if any) its next user turn.
+Chat = Union[bool, Sequence[dict]]
 
 
 def check_text(text: str, what: str = "prompt") -> str:
@@ -171,16 +176,23 @@ class Session:
         }
 
     # ------------------------------------------------------------------ analysis
-    def analyze(self, prompt: str, top_k: int = 10, *, include_special: bool = False,
-                predictions: int = 0) -> AnalysisResult:
-        """Per-token top-k features of every loaded SAE (see SAEAnalyzer.analyze); kept as `self.last`."""
+    def analyze(self, prompt: str | None, top_k: int = 10, *, include_special: bool = False,
+                predictions: int = 0, chat: Chat = False, system: str | None = None,
+                include_template: bool = False) -> AnalysisResult:
+        """Per-token top-k features of every loaded SAE (see SAEAnalyzer.analyze); kept as `self.last`.
+
+        chat/system: see `chat_prompt`; a chat prompt ends with the template's reply opener (unless the
+        conversation ends with the assistant's turn), so the position that predicts the reply is analyzed.
+        Its template tokens are marked (TokenInfo.role/template) and left out of the summaries unless
+        include_template."""
         from saetui.sae.analyzer import SAEAnalyzer
 
-        check_text(prompt)
+        text = self.chat_prompt(prompt, chat, system)
         with self.lock:
             analyzer = SAEAnalyzer(self._require_model(), self._require_saes())
             start = time.perf_counter()
-            result = analyzer.analyze(prompt, top_k=top_k, include_special=include_special, predictions=predictions)
+            result = analyzer.analyze(text, top_k=top_k, include_special=include_special, predictions=predictions,
+                                      include_template=include_template)
             self.last_latency = time.perf_counter() - start
             self.last = result
             return result
@@ -192,23 +204,28 @@ class Session:
         if self.last is None:
             return []
         with self.lock:
-            lat = SAEAnalyzer(self._require_model(), self._require_saes()).latents(self.last.prompt, sae)
+            model = self._require_model()
+            # the very ids analyzed (a chat prompt's are not its text re-tokenized)
+            batch = model.batch_from_ids([[t.id for t in self.last.tokens]])
+            lat = SAEAnalyzer(model, self._require_saes()).latents(batch, sae)
             return lat[:, feature].tolist()
 
     # ------------------------------------------------------------------ attribution
-    def attribute(self, prompt: str, position: int | None = None, target: int | str | None = None,
-                  versus: int | str | None = None, top_k: int = 20, verify: int = 10) -> AttributionResult:
+    def attribute(self, prompt: str | None, position: int | None = None, target: int | str | None = None,
+                  versus: int | str | None = None, top_k: int = 20, verify: int = 10, *, chat: Chat = False,
+                  system: str | None = None) -> AttributionResult:
         """Why this token? The prediction after token `position` (default: the last) attributed to the
         features of every loaded SAE, the top `verify` checked by real ablation (see saetui.sae.attribution).
 
         target/versus: a token id (int) or a token's text (str, one token); target defaults to the
         model's top prediction there, and with `versus` the target is the logit difference.
+        chat/system: see `chat_prompt` (by default the last position is then the reply's first token's).
         """
         from saetui.sae.attribution import attribute
 
-        check_text(prompt)
+        text = self.chat_prompt(prompt, chat, system)
         with self.lock:
-            return attribute(self._require_model(), list(self._require_saes()), prompt, position=position,
+            return attribute(self._require_model(), list(self._require_saes()), text, position=position,
                              target=target, versus=versus, top_k=top_k, verify=verify)
 
     # ------------------------------------------------------------------ features
@@ -248,7 +265,7 @@ class Session:
             density, histogram = index.density(feature), index.histogram(feature)
         elif self.last is not None:  # no index: the max over the last prompt (one forward)
             acts = self.feature_activations(loaded.name, feature)
-            counted = [a for a, tok in zip(acts, self.last.tokens) if not tok.special]
+            counted = [a for a, tok in zip(acts, self.last.tokens) if not (tok.special or tok.template)]
             max_act = max(counted) if counted else None
             max_source = "this prompt, special tokens (BOS/EOS/pad) excluded (no feature index)"
         else:
@@ -331,20 +348,28 @@ class Session:
         return None if acts is None or not 0 <= feature < len(acts) else float(acts[feature])
 
     # ------------------------------------------------------------------ generation
-    def generate(self, prompt: str, rows: list[list[SteeringSpec]] | None = None, *,
-                 stop_event: threading.Event | None = None, **settings: Any) -> Iterator[Piece]:
+    def generate(self, prompt: str | None, rows: list[list[SteeringSpec]] | None = None, *,
+                 stop_event: threading.Event | None = None, chat: Chat = False, system: str | None = None,
+                 steer_template: bool = False, **settings: Any) -> Iterator[Piece]:
         """Each row of specs generated side by side in one batch, token by token (default: baseline as
         row 0 and the session's specs as row 1). `settings` are GenerationSettings fields; their
-        defaults are the library's, the same the CLI and the app's fields start from."""
+        defaults are the library's, the same the CLI and the app's fields start from.
+
+        chat: True = the prompt as one user turn; a list of messages = continue that conversation (the
+        prompt, if given, is its next user turn); the reply follows the template's generation prompt. In a
+        chat a spec's scope `all` means the reply (see `chat_rows`); steer_template also steers the
+        template's tokens in the prompt."""
         from saetui.steering.generate import SteeringEngine
 
-        check_text(prompt)
+        text = self.chat_prompt(prompt, chat, system, reply=True)
         with self.lock:
             engine = SteeringEngine(self._require_model(), self._require_saes())
             rows = [[], list(self.specs)] if rows is None else [list(r) for r in rows]
+            if is_chat(chat):
+                rows = chat_rows(rows, steer_template)
         # The lock is taken per forward step (inside stream), never across a yield: F5 during a
         # generation is answered between two tokens, and a suspended generator holds nothing.
-        yield from engine.stream(prompt, rows, stop_event=stop_event, lock=self.lock, **settings)
+        yield from engine.stream(text, rows, stop_event=stop_event, lock=self.lock, **settings)
 
     # ------------------------------------------------------------------ discover: contrast, neighbours, spans, vectors
     last_contrast: ContrastResult | None = None  # the last Session.contrast, what save_vector saves by default
@@ -444,17 +469,51 @@ class Session:
         hits = sorted((h for r in results for h in r.hits), key=lambda h: -h.score)[:limit]
         notes = list(dict.fromkeys(r.note for r in results if r.note))
         return SearchResult(results[0].query, results[0].kind, hits, "; ".join(notes) or None)
-    def steering_kl(self, prompt: str, rows: list[list[SteeringSpec]], token_ids: list[list[int]]) -> list[list[float] | None]:
+    def steering_kl(self, prompt: str | None, rows: list[list[SteeringSpec]], token_ids: list[list[int]], *,
+                    chat: Chat = False, system: str | None = None, steer_template: bool = False) -> list[list[float] | None]:
         """What steering changed, after a generation: per generated token of each steered row, the KL
         divergence (nats) between the steered and the unsteered model's next-token distributions on
         that row's text (one teacher-forced batched forward; see SteeringEngine.kl). None for rows
-        without specs. Each token's log-probability comes with the generation (`Piece.logprob`)."""
+        without specs. Each token's log-probability comes with the generation (`Piece.logprob`).
+        chat/system/steer_template: as given to `generate`."""
         from saetui.steering.generate import SteeringEngine
 
-        check_text(prompt)
+        text = self.chat_prompt(prompt, chat, system, reply=True)
         with self.lock:
             engine = SteeringEngine(self._require_model(), self._require_saes())
-            return engine.kl(prompt, rows, token_ids)
+            return engine.kl(text, chat_rows(rows, steer_template) if is_chat(chat) else rows, token_ids)
+
+    # ------------------------------------------------------------------ chat (instruct models)
+    def chat_prompt(self, prompt: str | None, chat: Chat = False, system: str | None = None, *,
+                    reply: bool = False) -> str | ChatTokens:
+        """What a prompt becomes: the text itself (chat False), or the conversation rendered with the model's
+        chat template (saetui.models.chat): [system] + the history in `chat` (a list; True = none) + the prompt
+        as the next user turn, ending with the template's generation prompt unless it ends with the assistant.
+
+        reply=True (generation) refuses a conversation that ends with the assistant's turn. One-line errors:
+        a model without a chat template, a template that refuses a system turn, a system prompt without chat."""
+        if not is_chat(chat):
+            if system is not None:
+                raise InputError("a system prompt needs a chat prompt (--chat)")
+            if prompt is None:
+                raise InputError("empty prompt: type some text first")
+            return check_text(prompt)
+        from saetui.models.chat import conversation
+
+        if prompt is not None:
+            check_text(prompt)
+        if system is not None:
+            check_text(system, "system prompt")
+        messages = conversation(prompt, [] if chat is True else chat, system)
+        if reply and messages[-1]["role"] == "assistant":
+            raise InputError("the conversation ends with the assistant's turn: add a user turn to generate a reply")
+        return self._require_model().render_chat(messages)
+
+    def render_chat(self, messages: Sequence[dict], *, add_generation_prompt: bool | None = None) -> ChatTokens:
+        """A whole conversation (a list of {"role", "content"}) as the model's chat template makes it: `.ids`
+        (== tokenizer.apply_chat_template(messages, tokenize=True)), `.roles`, `.text`. To continue one after a
+        generation, append {"role": "assistant", "content": reply} and pass the list as `chat=` with the next prompt."""
+        return self._require_model().render_chat(messages, add_generation_prompt=add_generation_prompt)
 
     # ------------------------------------------------------------------ helpers
     def _require_model(self) -> ModelWithHooks:
@@ -466,3 +525,17 @@ class Session:
         if self.saes is None or len(self.saes) == 0:
             raise InputError("no SAE loaded yet")
         return self.saes
+
+
+def is_chat(chat: Chat) -> bool:
+    """True for chat=True and for a conversation (a list, even an empty one)."""
+    return chat is True or (chat is not None and not isinstance(chat, bool))
+
+
+def chat_rows(rows: Sequence[Sequence[Any]], steer_template: bool = False) -> list[list[Any]]:
+    """Rows of specs for a chat: a spec's scope `all` (the default) becomes the reply (`generated`); with
+    steer_template every spec also steers the chat template's prompt tokens (`+template`). Explicit scopes
+    stay as given (`0:` steers every position, the user's text included)."""
+    from saetui.steering.spec import chat_scope
+
+    return [[replace(s, scope=chat_scope(s.scope, steer_template)) for s in row] for row in rows]

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
+    from saetui.models.chat import ChatTokens
+
 # Families that are numerically unstable in fp16 (activations overflow): bf16 or fp32 only.
 _NO_FP16 = ("gemma", "gemma2", "gemma3", "gemma3_text")
 # Families whose SDPA path is wrong or slower than eager for soft-capped attention.
@@ -122,12 +124,16 @@ class TokenBatch:
     attention_mask: (B, T) long, 1 for real tokens
     special_mask:   (B, T) bool, True for BOS/EOS/pad and other special tokens
     lengths:        number of real tokens per row
+    template_mask:  (B, T) bool, True for the tokens a chat template wrote (None: not a chat prompt)
+    roles:          per row, per real token: "system" | "user" | "assistant" | "template" (None: not a chat prompt)
     """
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     special_mask: torch.Tensor
     lengths: list[int]
+    template_mask: torch.Tensor | None = None
+    roles: list[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -305,6 +311,32 @@ class ModelWithHooks:
         special = torch.isin(ids, torch.tensor(sorted(self._special_ids), dtype=torch.long)) | (mask == 0)
         dev = self.device
         return TokenBatch(ids.to(dev), mask.to(dev), special.to(dev), lengths)
+
+    def render_chat(self, messages: Sequence[Any], *, add_generation_prompt: bool | None = None) -> ChatTokens:
+        """A conversation rendered with this model's chat template (see saetui.models.chat): ids, roles, text.
+
+        Refused in one line, naming the model: no chat template, a template that rejects the conversation,
+        a conversation longer than the context (a cut template would lose the turn the model answers).
+        """
+        from saetui.models.chat import render_chat
+
+        chat = render_chat(self.tokenizer, messages, name=self.name, add_generation_prompt=add_generation_prompt)
+        limit = self.context_length
+        if limit is not None and len(chat) > limit:
+            raise InputError(f"the conversation has {len(chat)} tokens with {self.name}'s chat template, more than "
+                             f"the context of {limit}")
+        if not chat.ids:
+            raise InputError("empty prompt: the chat template rendered no tokens")
+        return chat
+
+    def batch_from_chat(self, chat: ChatTokens) -> TokenBatch:
+        """A one-row TokenBatch of a rendered conversation, with its template mask and roles."""
+        import torch
+
+        batch = self.batch_from_ids([chat.ids])
+        batch.template_mask = torch.tensor([chat.template], dtype=torch.bool, device=batch.input_ids.device)
+        batch.roles = [list(chat.roles)]
+        return batch
 
     def token_texts(self, ids: Sequence[int]) -> list[str]:
         """Each token's own text, as the tokenizer decodes it alone (leading spaces kept)."""

@@ -2,7 +2,8 @@
 
 For every loaded SAE and every token of a prompt it reports the top-k features (descending,
 positive activations only) and the reconstruction quality; per prompt it reports the top-k
-features by their maximum over tokens, BOS/pad/special tokens excluded by default. Next-token
+features by their maximum over tokens, BOS/pad/special tokens excluded by default, and for a chat
+prompt (saetui.models.chat) the tokens its template wrote too (turn markers, role names). Next-token
 predictions need the full forward and are only computed when asked; otherwise the forward stops
 after the deepest hooked layer. Results are plain dataclasses with `to_dict()` for JSON.
 
@@ -25,16 +26,21 @@ from saetui.activations.collector import ActivationCollector
 if TYPE_CHECKING:
     import torch
 
+    from saetui.models.chat import ChatTokens
     from saetui.models.model import ModelWithHooks, TokenBatch
     from saetui.sae.manager import LoadedSAE, SAEManager
 
 
 @dataclass
 class TokenInfo:
+    """One token; `role` ("system" | "user" | "assistant" | "template") and `template` only for chat prompts."""
+
     index: int
     id: int
     text: str
     special: bool
+    role: str | None = None
+    template: bool = False
 
 
 @dataclass
@@ -80,6 +86,9 @@ class AnalysisResult:
         out = asdict(self)
         if self.predictions is None:
             out.pop("predictions")
+        if all(t.role is None for t in self.tokens):  # a plain prompt: tokens as before chat templates
+            for tok in out["tokens"]:
+                tok.pop("role"), tok.pop("template")
         return _clean(out)
 
     def to_json(self, **kwargs: Any) -> str:
@@ -95,12 +104,20 @@ class SAEAnalyzer:
         self.collector = ActivationCollector(model)
 
     def analyze(
-        self, prompt: str, *, top_k: int = 10, include_special: bool = False, predictions: int = 0, reconstruction: bool = True
+        self, prompt: str | ChatTokens, *, top_k: int = 10, include_special: bool = False, predictions: int = 0,
+        reconstruction: bool = True, include_template: bool = False,
     ) -> AnalysisResult:
-        """Analyze one prompt with every loaded SAE."""
-        return self.analyze_batch(
-            [prompt], top_k=top_k, include_special=include_special, predictions=predictions, reconstruction=reconstruction
-        )[0]
+        """Analyze one prompt, or one rendered conversation (ChatTokens), with every loaded SAE."""
+        from saetui.models.chat import ChatTokens
+
+        kw = dict(top_k=top_k, include_special=include_special, predictions=predictions, reconstruction=reconstruction,
+                  include_template=include_template)
+        if isinstance(prompt, ChatTokens):
+            result = self.analyze_batch(self.model.batch_from_chat(prompt), **kw)[0]
+            result.prompt = prompt.text
+            result.meta["chat"] = {"messages": prompt.messages, "generation_prompt": prompt.generation_prompt}
+            return result
+        return self.analyze_batch([prompt], **kw)[0]
 
     def analyze_batch(
         self,
@@ -110,11 +127,13 @@ class SAEAnalyzer:
         include_special: bool = False,
         predictions: int = 0,
         reconstruction: bool = True,
+        include_template: bool = False,
     ) -> list[AnalysisResult]:
         """Analyze prompts in one padded forward; results are per prompt, for real tokens only.
 
         top_k:           features kept per token and per prompt (positive activations only)
         include_special: let BOS/pad/special tokens take part in the per-prompt summary
+        include_template: let a chat template's tokens (batch.template_mask) take part, its special ones too
         predictions:     > 0 runs the whole model and adds the top-N next tokens after each token
         reconstruction:  per-token fvu and cosine (costs one SAE decode); L0 is always given
         """
@@ -135,7 +154,8 @@ class SAEAnalyzer:
         )
         real = batch.attention_mask.bool()
         special = batch.special_mask[real].cpu()  # (N,) over the real tokens of all prompts, prompt after prompt
-        counted = torch.ones_like(special) if include_special else ~special
+        counted = counted_tokens(special, batch.template_mask[real].cpu() if batch.template_mask is not None else None,
+                                 include_special=include_special, include_template=include_template)
         per_sae = []
         with torch.inference_mode():
             for s in loaded:
@@ -148,7 +168,9 @@ class SAEAnalyzer:
         results, start = [], 0
         for i, n in enumerate(batch.lengths):
             row = ids[i][:n]
-            tokens = [TokenInfo(j, t, text, bool(special_rows[i][j])) for j, (t, text) in enumerate(zip(row, self.model.token_texts(row)))]
+            roles = batch.roles[i] if batch.roles is not None else [None] * n
+            tokens = [TokenInfo(j, t, text, bool(special_rows[i][j]), roles[j], roles[j] == "template")
+                      for j, (t, text) in enumerate(zip(row, self.model.token_texts(row)))]
             results.append(
                 AnalysisResult(
                     prompt=texts[i],
@@ -161,14 +183,30 @@ class SAEAnalyzer:
             start += n
         return results
 
-    def latents(self, prompt: str, sae: str | None = None) -> torch.Tensor:
-        """(T, d_sae) feature activations of one SAE for every token of `prompt`."""
+    def latents(self, prompt: str | TokenBatch, sae: str | None = None) -> torch.Tensor:
+        """(T, d_sae) feature activations of one SAE for every token of `prompt` (a text, or a one-row batch)."""
         loaded = self.saes.get(sae)
         acts = self.collector.collect(prompt, loaded.hook_name)
         import torch
 
         with torch.inference_mode():
             return loaded.sae.encode(acts[loaded.hook_name][0])
+
+
+def counted_tokens(special: torch.Tensor, template: torch.Tensor | None, *, include_special: bool = False,
+                   include_template: bool = False) -> torch.Tensor:
+    """Which tokens take part in summaries (bool, the shape of `special`).
+
+    A message's (or a plain prompt's) token counts unless it is special and include_special is off. A chat
+    template's token counts with include_template, or, if it is special (BOS, turn markers), with include_special.
+    """
+    import torch
+
+    plain = torch.ones_like(special) if include_special else ~special
+    if template is None:
+        return plain
+    templ = torch.full_like(special, include_template) | (special & include_special)
+    return torch.where(template, templ, plain)
 
 
 def _analyze_tokens(

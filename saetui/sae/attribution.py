@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import torch
     import torch.nn as nn
 
+    from saetui.models.chat import ChatTokens
     from saetui.models.model import ModelWithHooks
     from saetui.sae.manager import LoadedSAE
 
@@ -181,7 +182,7 @@ def check_kinds(saes: Sequence[LoadedSAE]) -> None:
 def attribute(
     model: ModelWithHooks,
     saes: Sequence[LoadedSAE],
-    prompt: str,
+    prompt: str | ChatTokens,
     *,
     position: int | None = None,
     target: int | str | None = None,
@@ -208,7 +209,14 @@ def attribute(
     check_kinds(saes)
     target_id = None if target is None else token_id(model, target, "target")
     versus_id = None if versus is None else token_id(model, versus, "versus")
-    ids = model.tokenize(prompt).input_ids[:1]  # (1, T)
+    from saetui.models.chat import ChatTokens
+
+    chat = prompt if isinstance(prompt, ChatTokens) else None
+    if chat is not None:  # a rendered conversation: its ids as the template made them (one BOS)
+        ids = torch.tensor([chat.ids], dtype=torch.long, device=model.device)
+        prompt = chat.text
+    else:
+        ids = model.tokenize(prompt).input_ids[:1]  # (1, T)
     pos = check_position(position, ids.shape[1])
     ids = ids[:, : pos + 1]  # (1, I+1): later tokens cannot change a causal prediction at I
 
@@ -239,6 +247,10 @@ def attribute(
         tokens=[{"index": i, "id": t, "text": s, "special": model.is_special(t)}
                 for i, (t, s) in enumerate(zip(ids[0].tolist(), model.token_texts(ids[0].tolist())))],
     )
+    if chat is not None:  # chat prompts: each token's role, and whether the template wrote it
+        for tok in result.tokens:
+            tok["role"] = chat.roles[tok["index"]]
+            tok["template"] = tok["role"] == "template"
     if verify:
         ablate(model, saes, ids, result, verify, target_id, versus_id)
     return result

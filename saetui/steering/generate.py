@@ -24,6 +24,7 @@ from saetui.steering.vectors import resolve_any
 if TYPE_CHECKING:
     import torch
 
+    from saetui.models.chat import ChatTokens
     from saetui.models.model import ModelWithHooks
     from saetui.sae.manager import SAEManager
 
@@ -92,10 +93,18 @@ class SteeringEngine:
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._keep_logits = "logits_to_keep" in params
 
+    def _prompt(self, prompt: str | ChatTokens) -> tuple[list[int], list[bool] | None]:
+        """The prompt's token ids, and for a rendered conversation which of them its template wrote."""
+        from saetui.models.chat import ChatTokens
+
+        if isinstance(prompt, ChatTokens):
+            return list(prompt.ids), prompt.template
+        return self.model.tokenize(prompt).input_ids[0].tolist(), None
+
     # ------------------------------------------------------------------ one row
     def generate(
         self,
-        prompt: str,
+        prompt: str | ChatTokens,
         specs: Sequence[SteeringSpec] = (),
         *,
         stop_event: threading.Event | None = None,
@@ -107,7 +116,7 @@ class SteeringEngine:
                 yield piece.text
 
     # ------------------------------------------------------------------ several rows, one batch
-    def run(self, prompt: str, rows: Sequence[Sequence[SteeringSpec]], **kwargs: Any) -> list[RowOutput]:
+    def run(self, prompt: str | ChatTokens, rows: Sequence[Sequence[SteeringSpec]], **kwargs: Any) -> list[RowOutput]:
         """Generate every row to the end and return the texts and token ids."""
         outputs = [RowOutput() for _ in rows]
         for piece in self.stream(prompt, rows, **kwargs):
@@ -119,19 +128,19 @@ class SteeringEngine:
             out.text = self.model.tokenizer.decode(out.token_ids, skip_special_tokens=True)
         return outputs
 
-    def compare(self, prompt: str, specs: Sequence[SteeringSpec], **kwargs: Any) -> tuple[RowOutput, RowOutput]:
+    def compare(self, prompt: str | ChatTokens, specs: Sequence[SteeringSpec], **kwargs: Any) -> tuple[RowOutput, RowOutput]:
         """(baseline, steered), generated side by side in one batch."""
         baseline, steered = self.run(prompt, [[], list(specs)], **kwargs)
         return baseline, steered
 
-    def sweep(self, prompt: str, specs: Sequence[SteeringSpec], coefficients: Sequence[float], **kwargs: Any) -> list[RowOutput]:
+    def sweep(self, prompt: str | ChatTokens, specs: Sequence[SteeringSpec], coefficients: Sequence[float], **kwargs: Any) -> list[RowOutput]:
         """One row per coefficient, every spec's coefficient set to it, in one batch."""
         rows = [[s.with_coefficient(c) for s in specs] for c in coefficients]
         return self.run(prompt, rows, **kwargs)
 
     def stream(
         self,
-        prompt: str,
+        prompt: str | ChatTokens,
         rows: Sequence[Sequence[SteeringSpec]],
         *,
         stop_event: threading.Event | None = None,
@@ -144,6 +153,8 @@ class SteeringEngine:
         `lock` (e.g. the Session's) is held for each forward step and released before the step's
         pieces are yielded, so another forward (an analysis) runs between two tokens and a suspended
         generator holds nothing; the steering hooks exist only while a step's forward runs.
+        `prompt` is a text (tokenized with the tokenizer's BOS) or a rendered conversation
+        (saetui.models.chat.ChatTokens), whose template tokens the scope `template` covers.
         """
         import contextlib
 
@@ -157,11 +168,13 @@ class SteeringEngine:
         seeds = list(seeds) if seeds is not None else [cfg.seed] * len(rows)
         if len(seeds) != len(rows):
             raise InputError(f"{len(seeds)} seeds for {len(rows)} rows")
-        prompt_ids = self.model.tokenize(prompt).input_ids  # (1, T)
+        ids_list, template = self._prompt(prompt)
+        prompt_ids = torch.tensor([ids_list], dtype=torch.long, device=self.model.device)  # (1, T)
         n, t = len(rows), prompt_ids.shape[1]
         device = self.model.device
         samplers = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds] if cfg.temperature > 0 else None
-        eos = self.model.tokenizer.eos_token_id
+        stops = stop_ids(self.model)
+        eos = self.model.tokenizer.eos_token_id if self.model.tokenizer.eos_token_id is not None else next(iter(stops), None)
         tokenizer = self.model.tokenizer
         generated: list[list[int]] = [[] for _ in range(n)]
         shown = [""] * n
@@ -169,7 +182,7 @@ class SteeringEngine:
         ids = prompt_ids.expand(n, t)
         mask = torch.ones(n, t, dtype=torch.long, device=device)
         step_input, cache = ids, None
-        hooks = SteeringHooks(self.model, resolved, prompt_len=t)
+        hooks = SteeringHooks(self.model, resolved, prompt_len=t, template=template)
         guard = lock if lock is not None else contextlib.nullcontext()
         for _ in range(cfg.max_new_tokens):
             if stop_event is not None and stop_event.is_set():
@@ -189,7 +202,7 @@ class SteeringEngine:
                     if finished[r]:
                         continue
                     generated[r].append(tok)
-                    finished[r] = tok == eos
+                    finished[r] = tok in stops
                     text = tokenizer.decode(generated[r], skip_special_tokens=True)
                     piece = "" if text.endswith("\ufffd") else text[len(shown[r]):]  # wait for a whole character
                     if piece:
@@ -212,7 +225,7 @@ class SteeringEngine:
 
 
     # ------------------------------------------------------------------ what steering changed
-    def kl(self, prompt: str, rows: Sequence[Sequence[SteeringSpec]], token_ids: Sequence[Sequence[int]], *,
+    def kl(self, prompt: str | ChatTokens, rows: Sequence[Sequence[SteeringSpec]], token_ids: Sequence[Sequence[int]], *,
            lock: Any = None) -> list[list[float] | None]:
         """Per generated token of each steered row: KL(steered || unsteered) of the next-token
         distributions that chose it, teacher-forced on that row's own text. None for rows with no
@@ -238,7 +251,7 @@ class SteeringEngine:
                 result[r] = []
         if not steered:
             return result
-        prompt_ids = self.model.tokenize(prompt).input_ids[0].tolist()
+        prompt_ids, template = self._prompt(prompt)
         seqs, batch_rows = [], []
         for r in steered:
             seq = prompt_ids + [int(t) for t in token_ids[r][:-1]]
@@ -255,7 +268,7 @@ class SteeringEngine:
             mask[i, : len(seq)] = 1
         guard = lock if lock is not None else contextlib.nullcontext()
         kwargs: dict[str, Any] = {"logits_to_keep": width - len(prompt_ids) + 1} if self._keep_logits else {}
-        with guard, SteeringHooks(self.model, batch_rows, prompt_len=len(prompt_ids)), torch.inference_mode():
+        with guard, SteeringHooks(self.model, batch_rows, prompt_len=len(prompt_ids), template=template), torch.inference_mode():
             out = self.model.model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False, **kwargs)
             # the positions predicting generated tokens 0..n_max-1: prompt_len-1 onward (right padding)
             logp = out.logits[:, -(width - len(prompt_ids) + 1):][:, :n_max].float().log_softmax(-1)  # (2S, n_max, vocab)
@@ -266,6 +279,19 @@ class SteeringEngine:
         for i, r in enumerate(steered):
             result[r] = values[i][: len(token_ids[r])]
         return result
+
+def stop_ids(model: ModelWithHooks) -> set[int]:
+    """Tokens that end a reply: the tokenizer's EOS and the model's generation_config eos ids (an instruct
+    model's end-of-turn token: Gemma's <end_of_turn>, Llama 3's <|eot_id|>, ChatML's <|im_end|>)."""
+    ids = set()
+    if model.tokenizer.eos_token_id is not None:
+        ids.add(int(model.tokenizer.eos_token_id))
+    extra = getattr(getattr(model.model, "generation_config", None), "eos_token_id", None)
+    for i in extra if isinstance(extra, (list, tuple)) else [extra]:
+        if isinstance(i, int):
+            ids.add(i)
+    return ids
+
 
 def _pick(logits: torch.Tensor, cfg: GenerationSettings, samplers: list[torch.Generator] | None) -> torch.Tensor:
     """Next token per row: argmax when greedy, else temperature + top-p sampling with each row's generator."""

@@ -13,6 +13,8 @@ error term) stays in the model. Each row of the batch has its own specs (baselin
 variants), and each spec its position scope. The added vector is computed in the SAE's dtype and
 cast to the activation's dtype and device. Absolute positions come from the attention mask of each
 forward, so they are right for the prompt (T tokens) and for every cached decoding step (1 token).
+For a chat prompt the scope `template` covers the positions its chat template wrote (turn markers,
+role names, the reply's opener); scopes join with `+` (`generated+template`).
 """
 
 from __future__ import annotations
@@ -50,10 +52,13 @@ class _ScopePlan:
 
 
 class _Positions:
-    """Absolute positions (B, T) of the tokens in the forward being run, and the prompt length."""
+    """Absolute positions (B, T) of the tokens in the forward being run, the prompt length, and for a chat
+    prompt which of its positions the template wrote (bool, prompt_len)."""
 
-    def __init__(self, prompt_len: int | None) -> None:
+    def __init__(self, prompt_len: int | None, template: Sequence[bool] | None = None) -> None:
         self.prompt_len = prompt_len
+        self.template = list(template) if template is not None else None
+        self._template_t: torch.Tensor | None = None
         self.current: torch.Tensor | None = None
 
     def observe(self, args: tuple, kwargs: dict) -> None:
@@ -73,19 +78,35 @@ class _Positions:
             self.current = torch.arange(start, start + t, device=ids.device).expand(b, t)
 
     def mask(self, scope: str, device: torch.device) -> torch.Tensor | None:
-        """(B, T, 1) bool: the positions `scope` covers in this forward (None = all of them)."""
-        if scope == "all":
+        """(B, T, 1) bool: the positions `scope` covers in this forward (None = all of them); `a+b` is a union."""
+        parts = scope.split("+")
+        if "all" in parts:
             return None
         pos = self.current.to(device)
+        keep = None
+        for part in parts:
+            one = self._part(part, pos)
+            keep = one if keep is None else keep | one
+        return keep[..., None]
+
+    def _part(self, scope: str, pos: torch.Tensor) -> torch.Tensor:
+        import torch
+
         if scope in ("prompt", "generated"):
             n = self.prompt_len if self.prompt_len is not None else int(pos.max()) + 1  # plain forward: all prompt
-            keep = pos < n if scope == "prompt" else pos >= n
-        else:
-            start, _, end = scope.partition(":")
-            keep = pos >= int(start or 0)
-            if end:
-                keep = keep & (pos < int(end))
-        return keep[..., None]
+            return pos < n if scope == "prompt" else pos >= n
+        if scope == "template":  # the chat template's prompt tokens; nothing without a chat prompt
+            if not self.template:
+                return torch.zeros_like(pos, dtype=torch.bool)
+            if self._template_t is None or self._template_t.device != pos.device:
+                self._template_t = torch.tensor(self.template, dtype=torch.bool, device=pos.device)
+            n = len(self.template)
+            return (pos < n) & self._template_t[pos.clamp(max=n - 1)]
+        start, _, end = scope.partition(":")
+        keep = pos >= int(start or 0)
+        if end:
+            keep = keep & (pos < int(end))
+        return keep
 
 
 class SteeringHooks:
@@ -95,10 +116,11 @@ class SteeringHooks:
     ...     model.model(input_ids=ids.expand(2, -1), attention_mask=mask)
     """
 
-    def __init__(self, model: ModelWithHooks, rows: Sequence[Sequence[ResolvedSpec]], *, prompt_len: int | None = None) -> None:
+    def __init__(self, model: ModelWithHooks, rows: Sequence[Sequence[ResolvedSpec]], *, prompt_len: int | None = None,
+                 template: Sequence[bool] | None = None) -> None:
         self.model = model
         self.rows = [list(r) for r in rows]
-        self.positions = _Positions(prompt_len)
+        self.positions = _Positions(prompt_len, template)
         self._hooks = HookSet()
 
     def __enter__(self) -> SteeringHooks:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 MODES = ("add", "clamp", "ablate")
 UNITS = ("raw", "max")
-_SCOPE_RE = re.compile(r"all|prompt|generated|([0-9]*):([0-9]*)")
+_SCOPE_RE = re.compile(r"all|prompt|generated|template|([0-9]*):([0-9]*)")
 _FEATURE_RE = re.compile(r"[0-9]+")
 MAX_COEFFICIENT = 1e4  # far beyond any useful steering strength; larger values overflow the residual stream
 
@@ -55,11 +55,7 @@ class SteeringSpec:
             raise InputError(f"feature must be a non-negative integer, got {self.feature!r}")
         if not math.isfinite(float(self.coefficient)):
             raise InputError(f"coefficient for feature {self.feature} must be a finite number, got {self.coefficient}")
-        match = _SCOPE_RE.fullmatch(self.scope) if isinstance(self.scope, str) else None
-        if match is None:
-            raise InputError(f"scope must be all, prompt, generated or START:END, got {self.scope!r}")
-        if match.group(1) and match.group(2) and int(match.group(1)) >= int(match.group(2)):
-            raise InputError(f"scope {self.scope} is empty: START must be less than END (END is exclusive)")
+        check_scope(self.scope)
 
     def with_coefficient(self, value: float) -> SteeringSpec:
         return replace(self, coefficient=float(value))
@@ -99,6 +95,29 @@ class SteeringSpec:
                              f"±{MAX_COEFFICIENT:g} swamps the model's activations (try 1 to 100)")
         mode = parts[2] if len(parts) == 3 else "add"
         return cls(int(parts[0]), coefficient, mode, sae or None, scope)
+
+
+SCOPE_HELP = "all, prompt, generated, template or START:END, or several joined by + (generated+template)"
+
+
+def check_scope(scope: Any) -> str:
+    """A position scope: all | prompt | generated | template (a chat template's prompt tokens) | START:END
+    (absolute, END exclusive), or a union of them joined by `+`; else a one-line InputError."""
+    parts = scope.split("+") if isinstance(scope, str) else [None]
+    for part in parts:
+        match = _SCOPE_RE.fullmatch(part) if isinstance(part, str) else None
+        if match is None:
+            raise InputError(f"scope must be {SCOPE_HELP}, got {scope!r}")
+        if match.group(1) and match.group(2) and int(match.group(1)) >= int(match.group(2)):
+            raise InputError(f"scope {part} is empty: START must be less than END (END is exclusive)")
+    return scope
+
+
+def chat_scope(scope: str, steer_template: bool = False) -> str:
+    """A spec's scope in a chat: `all` (the default) means the reply, the generated tokens; with steer_template
+    the chat template's prompt tokens (turn markers, role names, the reply's opener) are steered too."""
+    base = "generated" if scope == "all" else scope
+    return base + "+template" if steer_template and "template" not in base.split("+") else base
 
 
 def parse_sweep(text: str, what: str = "--sweep") -> list[float]:

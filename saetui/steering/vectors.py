@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from saetui.errors import InputError, SaetuiError
-from saetui.steering.spec import _SCOPE_RE, MAX_COEFFICIENT
+from saetui.steering.spec import MAX_COEFFICIENT, check_scope
 
 if TYPE_CHECKING:
     import torch
@@ -66,11 +66,7 @@ class VectorSpec:
         if abs(self.coefficient) > MAX_COEFFICIENT:
             raise InputError(f"coefficient {self.coefficient:g} for vector {self.vector} is too large: steering beyond "
                              f"±{MAX_COEFFICIENT:g} swamps the model's activations")
-        match = _SCOPE_RE.fullmatch(self.scope) if isinstance(self.scope, str) else None
-        if match is None:
-            raise InputError(f"scope must be all, prompt, generated or START:END, got {self.scope!r}")
-        if match.group(1) and match.group(2) and int(match.group(1)) >= int(match.group(2)):
-            raise InputError(f"scope {self.scope} is empty: START must be less than END (END is exclusive)")
+        check_scope(self.scope)
 
     @property
     def mode(self) -> str:

@@ -211,6 +211,21 @@ CASES: list[tuple[str, list[str], str]] = [
     ("steer-vector-bad-name", ["steer", *P, "--vector", "../x:1"], "vector name"),
     ("steer-vector-nan", ["steer", *P, "--vector", "v:nan"], "finite number"),
     ("steer-vector-huge", ["steer", *P, "--vector", "v:1e9"], "too large"),
+    # chat templates (issue 13); a model without a template and a template without a system turn: tests/core/test_chat.py
+    ("analyze-system-without-chat", ["analyze", *P, "--system", "Be brief."], "--system needs --chat"),
+    ("analyze-include-template-without-chat", ["analyze", *P, "--include-template"], "--include-template needs --chat"),
+    ("analyze-chat-span", ["analyze", *P, "--chat", "--span", "1:2"], "--span with --chat is not supported yet"),
+    ("analyze-chat-system-blank", ["analyze", *P, "--chat", "--system", "  "], "empty system prompt"),
+    ("analyze-chat-system-without-value", ["analyze", *P, "--chat", "--system"], "expected one argument"),
+    ("steer-steer-template-without-chat", [*STEER, "--steer-template"], "--steer-template needs --chat"),
+    ("steer-system-without-chat", [*STEER, "--system", "Be brief."], "--system needs --chat"),
+    ("steer-chat-system-invalid-utf8", [*STEER, "--chat", "--system", "\udcff"], "system prompt has invalid UTF-8 byte 0xff"),
+    ("steer-scope-plus-junk", [*STEER, "--scope", "generated+junk"], "scope must be"),
+    ("steer-scope-plus-empty", [*STEER, "--scope", "generated+"], "scope must be"),
+    ("attribute-system-without-chat", [*ATTR, "--system", "Be brief."], "--system needs --chat"),
+    ("attribute-chat-system-lone-surrogate", [*ATTR, "--chat", "--system", "a\ud800"], "lone surrogate U+D800"),
+    ("snapshot-chat-not-yet", [*SNAP, "--chat"], "the app has no chat mode yet"),
+    ("snapshot-system-unknown", [*SNAP, "--system", "x"], "unrecognized arguments"),
 ]
 
 
