@@ -69,6 +69,7 @@ class SaeTuiApp(App[None]):
     sae_name: reactive[str | None] = reactive(None, init=False)  # the SAE whose features are displayed
     draft: reactive[Draft] = reactive(Draft, init=False)      # the steering specs being edited
     labels_rev: reactive[int] = reactive(0, init=False)       # bumped when a label changes
+    chat: reactive[Any] = reactive(None, init=False)          # None: plain text; a list: the conversation so far
 
     def __init__(self, session: Session | None = None, *, model: str | None = None, saes: list[str] | None = None,
                  prompt: str | None = None, restore: bool = True) -> None:
@@ -89,6 +90,7 @@ class SaeTuiApp(App[None]):
         self._history: list[str] = [p for p in saved.get("history", []) if isinstance(p, str)][-50:]
         self._history_pos = len(self._history)
         self._announce = False  # say when a load started from the palette has ended
+        self.analysis_input: tuple[str, Any] = ("", False)  # the typed prompt and chat behind `analysis`
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -236,10 +238,11 @@ class SaeTuiApp(App[None]):
 
     # ------------------------------------------------------------------ messages from panes and screens
     def on_analyzed(self, message: msg.Analyzed) -> None:
+        self.analysis_input = (message.prompt, message.chat)  # what produced `analysis`, as typed
         self.analysis = message.result
         self.status()
         # Focus stays where the user put it (the prompt, on start): what they type while the model loads is kept.
-        prompt = message.result.prompt
+        prompt = message.prompt or message.result.prompt
         if not self._history or self._history[-1] != prompt:
             self._history.append(prompt)
         self._history_pos = len(self._history) - 1  # the prompt on screen; Ctrl+Up goes to the one before
@@ -270,7 +273,8 @@ class SaeTuiApp(App[None]):
         from saetui.tui.screens.why import WhyScreen
 
         token = self.analysis.tokens[message.position].text
-        self.push_screen(WhyScreen(self.session, self.analysis.prompt, message.position, token))
+        prompt, chat = self.analysis_input
+        self.push_screen(WhyScreen(self.session, prompt, message.position, token, chat=chat))
 
     def on_heat_feature(self, message: msg.HeatFeature) -> None:  # from the search results: shown on F2
         self.tokens.toggle_heat(message.sae, message.feature)
@@ -332,14 +336,14 @@ class SaeTuiApp(App[None]):
         if (why := self._not_ready()) is not None:
             self.notify(why, severity="warning")
             return
-        self.tokens.analyze(self.prompt_text)
+        self.tokens.analyze(self.prompt_text, self._chat_arg())
 
     async def action_generate(self, sweep: bool = False) -> None:
         if (why := self._not_ready()) is not None:
             self.notify(why, severity="warning")
             return
         try:
-            await self.steer.generate(self.prompt_text, sweep=sweep)
+            await self.steer.generate(self.prompt_text, sweep=sweep, chat=self._chat_arg())
         except SaetuiError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -347,6 +351,47 @@ class SaeTuiApp(App[None]):
 
     async def action_sweep(self) -> None:
         await self.action_generate(sweep=True)
+
+    def _chat_arg(self) -> Any:
+        """What Session takes as `chat`: False, True (a first turn) or the conversation so far."""
+        return False if self.chat is None else (list(self.chat) or True)
+
+    def action_toggle_chat(self) -> None:
+        """Chat mode: the prompt is the next user turn, rendered with the model's own chat template."""
+        if self.chat is None:
+            model = self.session.model
+            if model is not None and not getattr(model.tokenizer, "chat_template", None):
+                self.notify(f"{model.name} has no chat template: chat mode needs an instruct model", severity="error")
+                return
+            self.chat = []
+            self.notify("chat mode: the prompt is a user turn; F6/F7 keep the baseline/steered reply")
+        else:
+            self.chat = None
+            self.notify("chat mode off: the prompt is plain text")
+        if self.session.ready:
+            self.action_analyze()
+
+    def action_continue_chat(self, row: int) -> None:
+        """Keep one generated reply as the assistant's turn; the prompt box takes the next user turn."""
+        if self.chat is None:
+            self.notify("not in chat mode: Ctrl+T turns it on", severity="warning")
+            return
+        steer = self.steer
+        if not steer.done or row >= len(steer.generated) or not steer.generated[row]:
+            self.notify("generate a reply first (Ctrl+G), and let it finish", severity="warning")
+            return
+        which = "baseline" if row == 0 else "steered"
+        self.chat = [*self.chat, {"role": "user", "content": steer._prompt},
+                     {"role": "assistant", "content": steer.reply(row)}]
+        self.query_one("#prompt", TextArea).text = ""
+        self.query_one("#prompt").focus()
+        steer.done = False
+        self.notify(f"kept the {which} reply: type the next user turn, then Ctrl+G")
+
+    def watch_chat(self, chat: Any) -> None:
+        prompt = self.query_one("#prompt", TextArea)
+        turns = 0 if chat is None else len(chat) // 2
+        prompt.border_title = "Prompt" if chat is None else f"Prompt · chat, user turn {turns + 1} (Ctrl+T: off)"
 
     def action_stop(self) -> None:
         self.steer.stop()

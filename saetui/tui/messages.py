@@ -94,6 +94,8 @@ class Loaded(Message):
 @dataclass
 class Analyzed(Message):
     result: Any  # saetui.sae.analyzer.AnalysisResult
+    prompt: str = ""   # the text analyzed, as typed (in chat mode: the user turn, not the rendered template)
+    chat: Any = False  # the conversation it was a turn of (False: plain text)
 
 
 @dataclass

@@ -37,6 +37,8 @@ class SteerPane(Pane):
         self.rows_specs: list[list[Any]] = []       # the specs each row ran with
         self._run = 0                               # the current generation's number
         self._prompt = ""
+        self._chat: Any = False
+        self.done = False  # the last generation ran to its end (a chat can keep one of its replies)
         self.kl: list[list[float] | None] = []      # per row, per generated token: KL(steered || unsteered)
 
     def compose(self) -> ComposeResult:
@@ -142,8 +144,9 @@ class SteerPane(Pane):
         rows = [others + [spec.with_coefficient(c)] for c in coefs]
         return rows, [f"{spec_name(spec)} × {c:g}" for c in coefs]
 
-    async def generate(self, prompt: str, sweep: bool = False) -> None:
-        """Start generating (replacing a running generation); InputError for bad settings."""
+    async def generate(self, prompt: str, sweep: bool = False, chat: Any = False) -> None:
+        """Start generating (replacing a running generation); InputError for bad settings. `chat`: False,
+        or the conversation so far (True = none): the rows are then the assistant's replies."""
         settings = self.settings()
         if sweep:
             rows, titles = self.sweep_rows()
@@ -155,17 +158,21 @@ class SteerPane(Pane):
         self.generated = [[] for _ in rows]
         self.rows_specs = rows
         self._run += 1
-        self._prompt = prompt
+        self._prompt, self._chat, self.done = prompt, chat, False
         await self.query_one(GenerationView).set_rows(titles)
-        self._generate_worker(prompt, rows, settings, self._stop, self._run)
+        self._generate_worker(prompt, rows, settings, self._stop, self._run, chat)
+
+    def reply(self, row: int) -> str:
+        """The text of a generated row, without special tokens (e.g. the end-of-turn marker)."""
+        return self.session.model.tokenizer.decode(self.generated[row], skip_special_tokens=True).strip()
 
     def stop(self) -> None:
         self._stop.set()
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def _generate_worker(self, prompt: str, rows: list[list[Any]], settings: dict[str, Any],
-                         stop: threading.Event, run: int) -> None:
-        for piece in self.session.generate(prompt, rows, stop_event=stop, **settings):
+                         stop: threading.Event, run: int, chat: Any) -> None:
+        for piece in self.session.generate(prompt, rows, stop_event=stop, chat=chat, **settings):
             self.post_message(GenerationPiece(piece.row, piece.text, piece.token_id, run))
         self.post_message(GenerationDone(stop.is_set(), run))
 
@@ -184,8 +191,8 @@ class SteerPane(Pane):
             columns[message.row].append(message.text, differs)
 
     @work(thread=True, exclusive=True, group="kl", exit_on_error=False)
-    def _kl_worker(self, prompt: str, rows: list[list[Any]], ids: list[list[int]], run: int) -> None:
-        kl = self.session.steering_kl(prompt, rows, ids)
+    def _kl_worker(self, prompt: str, rows: list[list[Any]], ids: list[list[int]], run: int, chat: Any) -> None:
+        kl = self.session.steering_kl(prompt, rows, ids, chat=chat)
         self.app.call_from_thread(self._show_kl, kl, run)
 
     MARKED = 3  # tokens marked per row: where steering moved the next-token distribution most
@@ -209,10 +216,11 @@ class SteerPane(Pane):
         message.stop()
         if message.run != self._run:
             return
+        self.done = not message.stopped
         for column in self.query_one(GenerationView).columns:
             column.flush()
         if not message.stopped and any(self.rows_specs):
-            self._kl_worker(self._prompt, self.rows_specs, [list(ids) for ids in self.generated], self._run)
+            self._kl_worker(self._prompt, self.rows_specs, [list(ids) for ids in self.generated], self._run, self._chat)
         same = all(ids == self.generated[0] for ids in self.generated[1:])
         note = "generation stopped" if message.stopped else (
             "generation done: every row = the first" if same and len(self.generated) > 2 else

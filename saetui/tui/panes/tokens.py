@@ -43,12 +43,13 @@ class TokensPane(Pane):
         self.query_one("#token-features").border_title = "Features of token"
 
     # ------------------------------------------------------------------ workers
-    def analyze(self, prompt: str) -> None:
-        self._analyze_worker(prompt)
+    def analyze(self, prompt: str, chat: Any = False) -> None:
+        """`chat`: False, or the conversation so far (True = none): the prompt is then the next user turn."""
+        self._analyze_worker(prompt, chat)
 
     @work(thread=True, exclusive=True, group="analyze", exit_on_error=False)
-    def _analyze_worker(self, prompt: str) -> None:
-        self.post_message(Analyzed(self.session.analyze(prompt, predictions=PREDICTIONS)))
+    def _analyze_worker(self, prompt: str, chat: Any) -> None:
+        self.post_message(Analyzed(self.session.analyze(prompt, predictions=PREDICTIONS, chat=chat), prompt, chat))
 
     @work(thread=True, exclusive=True, group="heat", exit_on_error=False)
     def _heat_worker(self, sae: str, feature: int, prompt: str) -> None:
@@ -123,6 +124,8 @@ class TokensPane(Pane):
         message.stop()
         if message.span is None:
             self._show_token(self.query_one(TokenTable).cursor_row)
+        elif self.analysis is not None and any(getattr(t, "template", False) for t in self.analysis.tokens):
+            self.query_one("#token-info", Static).update("spans are not available in chat mode yet (Ctrl+T: off)")
         elif self.analysis is not None:
             self._span_worker(self.analysis.prompt, *message.span)
 

@@ -39,9 +39,9 @@ class WhyTable(DataTable):
 class WhyScreen(ModalScreen[None]):
     BINDINGS = bindings("why")
 
-    def __init__(self, session: Any, prompt: str, position: int, token: str) -> None:
+    def __init__(self, session: Any, prompt: str, position: int, token: str, chat: Any = False) -> None:
         super().__init__()
-        self.session, self.prompt, self.position, self.token = session, prompt, position, token
+        self.session, self.prompt, self.position, self.token, self.chat = session, prompt, position, token, chat
         self.result: Any = None
         self.rows: list[tuple[str, Any]] = []  # (sae, FeatureAttribution) in table order
 
@@ -61,7 +61,7 @@ class WhyScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, group="why", exit_on_error=False)
     def _attribute(self) -> None:
-        result = self.session.attribute(self.prompt, position=self.position, top_k=20, verify=10)
+        result = self.session.attribute(self.prompt, position=self.position, top_k=20, verify=10, chat=self.chat)
         self.app.call_from_thread(self._show, result)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

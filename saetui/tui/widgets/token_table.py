@@ -136,7 +136,8 @@ class TokenTable(DataTable):
         labels = [token_label(tok, tokenizer) for tok in result.tokens]
         fit = self.features_that_fit(result, sae, labels, heat is not None)
         for tok, text_label, feats in zip(result.tokens, labels, res.per_token):
-            text = Text(text_label, style="dim italic" if tok.special else "")
+            template = getattr(tok, "template", False)  # a chat template's own token (turn markers, role names)
+            text = Text(text_label, style="dim italic" if tok.special else ("dim" if template else ""))
             if heat and top > 0:
                 level = min(len(_HEAT) - 1, int(len(_HEAT) * heat[tok.index] / top)) if heat[tok.index] > 0 else 0
                 text.stylize(f"on {_HEAT[level]}")
