@@ -15,7 +15,7 @@ import pytest
 from saetui.cli import build_parser, main
 
 P = ["--prompt", "The cat"]
-STEER = ["steer", *P, "--feature", "5:1"]
+STEER = ["steer", *P, "--feature", "demo/5:1"]  # the demo has two SAEs: a feature names its SAE
 INDEX = ["index", "--corpus", "{corpus}"]
 SNAP = ["snapshot", *P, "--out", "{tmp}/s.svg"]
 

@@ -124,9 +124,9 @@ def test_the_demo_ships_an_index_with_labels():
 
     session = Session()
     session.load()
-    hits = session.search("colour")  # typo-tolerant, token-aware label match
+    hits = session.search("colour", "demo")  # typo-tolerant, token-aware label match
     assert hits and all(about.startswith("color") for _, about, _ in hits[:5])
-    info = session.feature_info(hits[0][0])
+    info = session.feature_info(hits[0][0], "demo")
     assert info.density is not None and 0 < info.density < 1
     assert info.top_examples and "[[" in info.top_examples[0]
     assert session.saes.get("demo").max_activations is not None

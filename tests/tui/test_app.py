@@ -13,6 +13,10 @@ from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.screens.feature_detail import FeatureDetailScreen
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.steering_panel import GenerationColumn
+from saetui.demo import SAES
+from tests.demo_facts import color_feature
+
+COLOR_SAE, COLOR = color_feature()  # the demo's most color-promoting feature (late SAE)
 
 PROMPT = "The capital of France is Paris. Anna has a"
 
@@ -96,7 +100,7 @@ async def test_generate_streams_both_columns_and_marks_the_steering():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 14.0)
+        app.session.add_spec(COLOR, 14.0, sae=COLOR_SAE)
         await pilot.press("ctrl+g")
         await settle(pilot)
         base = app.query_one("#gen-baseline", GenerationColumn).text
@@ -112,7 +116,7 @@ async def test_steering_keys_edit_the_specs():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 4.0)
+        app.session.add_spec(COLOR, 4.0, sae=COLOR_SAE)
         await pilot.press("f4")
         table = app.query_one("#specs")
         table.show(app.session.specs, app.session.labels)
@@ -212,13 +216,13 @@ async def test_last_session_is_restored_and_a_corrupt_one_set_aside():
     app = make_app("Anna has a")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 7.0)
+        app.session.add_spec(COLOR, 7.0, sae=COLOR_SAE)
         await pilot.press("ctrl+q")
     again = SaeTuiApp()
     async with again.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert again.query_one("#prompt").text == "Anna has a"
-        assert [(s.feature, s.coefficient) for s in again.session.specs] == [(549, 7.0)]
+        assert [(s.feature, s.coefficient) for s in again.session.specs] == [(COLOR, 7.0)]
     (config_dir() / state.SESSION_FILE).write_text("{broken")
     clean = SaeTuiApp()
     async with clean.run_test(size=(100, 30)) as pilot:
@@ -235,11 +239,11 @@ async def test_presets_and_prompt_history():
     app = make_app("Anna has a")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 3.0, mode="clamp")
+        app.session.add_spec(COLOR, 3.0, mode="clamp", sae=COLOR_SAE)
         app.save_preset("colors")
         app.session.specs = []
         app.load_preset("colors")
-        assert [(s.feature, s.mode) for s in app.session.specs] == [(549, "clamp")]
+        assert [(s.feature, s.mode) for s in app.session.specs] == [(COLOR, "clamp")]
         app.load_preset("nope")
         await pilot.pause()
         assert any("no preset named 'nope'" in n for n in notes(app))
@@ -279,7 +283,7 @@ async def test_typed_coefficient_sets_the_spec_and_bad_text_is_refused():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.session.add_spec(549, 4.0)
+        app.session.add_spec(COLOR, 4.0, sae=COLOR_SAE)
         app.query_one("#specs").show(app.session.specs, app.session.labels)
         app.query_one("#coef").focus()
         await pilot.press(*"abc", "enter")
@@ -300,7 +304,7 @@ async def test_a_failing_sae_load_shows_a_modal_and_keeps_the_loaded_one():
         await settle(pilot)
         assert isinstance(app.screen, ErrorScreen) and "did you mean" in app.screen.message
         await pilot.press("escape")
-        assert [s.name for s in app.session.saes] == ["demo"]
+        assert [s.name for s in app.session.saes] == [s.name for s in SAES]
         await pilot.press("f5")
         await settle(pilot)
         assert app.session.last is not None

@@ -13,6 +13,9 @@ from textual.widgets import TextArea
 from saetui.tui.app import SaeTuiApp
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.status_bar import StatusBar
+from tests.demo_facts import color_feature
+
+COLOR_SAE, COLOR = color_feature()  # the demo's most color-promoting feature (late SAE)
 
 PROMPT = "The capital of France is Paris. Anna has a"
 SIZES = [(80, 24), (120, 40)]
@@ -56,7 +59,7 @@ class TestSnapshots:
     def test_generation(self, snap_compare, size):
         async def run_before(pilot):
             await settle(pilot)
-            pilot.app.session.add_spec(549, 14.0)
+            pilot.app.session.add_spec(COLOR, 14.0, sae=COLOR_SAE)
             pilot.app.query_one("#specs").show(pilot.app.session.specs, pilot.app.session.labels)
             await pilot.press("ctrl+g")
             await _steady(pilot)
