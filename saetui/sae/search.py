@@ -205,12 +205,16 @@ def search_features(model: ModelWithHooks, loaded: LoadedSAE, query: str, *, lab
 
 
 def _first_tokens(model: ModelWithHooks, word: str) -> list[int]:
-    ids = set()
+    """The first token of `word` and of " word"; when one of them is the whole word as a single token,
+    only the whole-word ones (the first piece of "Paris" split as "P" + "aris" says nothing about Paris)."""
+    firsts, whole = set(), set()
     for variant in (word, " " + word):
         pieces = model.tokenizer(variant, add_special_tokens=False)["input_ids"]
         if pieces:
-            ids.add(pieces[0])
-    return sorted(ids)
+            firsts.add(pieces[0])
+            if len(pieces) == 1:
+                whole.add(pieces[0])
+    return sorted(whole or firsts)
 
 
 def _example_hits(model: ModelWithHooks, index: FeatureIndex, word: str) -> list[int]:

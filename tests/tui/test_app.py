@@ -77,6 +77,8 @@ async def test_search_then_detail_then_add_to_steering():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
+        app.use_sae(SAES[-1].name)  # what a feature promotes is written by the late SAE's decoder directions
+        await settle(pilot)
         await pilot.press("f3")
         app.query_one("#search-input").focus()
         await pilot.press(*"promotes Paris")
@@ -326,4 +328,4 @@ async def test_labels_set_in_the_app_are_saved_and_found():
         await pilot.press(*"my favourite", "enter")
         await pilot.pause()
         assert load_labels(config_dir() / "demo-labels")[feature] == "my favourite"
-        assert app.session.search("favorite")[0][0] == feature
+        assert app.session.search("favorite", app._sae_name)[0][0] == feature
