@@ -95,7 +95,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("steer-sweep-huge", [*STEER, "--sweep", "1,1e38"], "within"),
     ("steer-device-junk", [*STEER, "--device", "gpu"], "unknown device 'gpu'"),
     ("steer-demo-refuses-fp16", [*STEER, "--dtype", "fp16"], "demo runs in float32 only"),
-    ("steer-feature-out-of-range", ["steer", *P, "--feature", "99999:1"], "feature 99999 out of range"),
+    ("steer-feature-out-of-range", ["steer", *P, "--feature", "demo/99999:1"], "feature 99999 out of range"),
+    ("steer-feature-without-sae-on-two", ["steer", *P, "--feature", "5:1"], "several SAEs are loaded, name one of: demo, demo-late"),
     ("steer-unknown-sae", ["steer", *P, "--feature", "nope/5:1"], "no loaded SAE named 'nope'"),
     # index
     ("index-no-corpus", ["index"], "required: --corpus"),
