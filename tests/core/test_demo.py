@@ -29,9 +29,9 @@ def demo():
 
 @pytest.fixture(scope="module")
 def heldout(demo):
-    """Per SAE: latents of every non-special token of 300 held-out documents, with word categories and ids."""
+    """Per SAE: latents of every non-special token of 150 held-out documents, with word categories and ids."""
     model, saes = demo
-    docs = generate_corpus(300, seed=HELDOUT_SEED)
+    docs = generate_corpus(150, seed=HELDOUT_SEED)
     return {s.name: token_latents(model, saes.get(s.name), docs) for s in SAES}
 
 
@@ -129,7 +129,7 @@ def test_sae_quality(demo, name):
     from saetui.demo.report import _measure, heldout_texts
 
     model, saes = demo
-    r = _measure(model, saes.get(name), heldout_texts(150))
+    r = _measure(model, saes.get(name), heldout_texts(60))
     assert r["ce_increase_fraction"] <= 0.05
     assert r["sae_fvu"] <= 0.15
     assert 5 <= r["sae_mean_l0"] <= 60
