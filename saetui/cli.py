@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(analyze)
     analyze.add_argument("--sae", action="append", metavar="SPEC",
                          help="RELEASE/SAE_ID, a sae-lens directory, or params.npz[@HOOK]; repeat for several "
-                              "(default: the demo SAE, with the demo model)")
+                              "(default: the demo's two SAEs, with the demo model)")
     analyze.add_argument("--prompt", required=True, help="text to analyze")
     analyze.add_argument("--top-k", type=_positive, default=10, help="features per token and per prompt (default 10)")
     analyze.add_argument("--predictions", type=_non_negative, default=0, metavar="N",
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     index = sub.add_parser("index", help="build a feature index (top examples, density, histograms) from a corpus")
     _model_args(index)
-    index.add_argument("--sae", action="append", metavar="SPEC", help="the SAE to index (default: the demo SAE)")
+    index.add_argument("--sae", action="append", metavar="SPEC", help="the SAE to index (default: the demo's early-layer SAE, demo)")
     index.add_argument("--corpus", required=True, help=".txt (one document a line) or .jsonl")
     index.add_argument("--field", default="text", help="the .jsonl field holding the text (default text)")
     index.add_argument("--max-tokens", type=_positive, default=idx("max_tokens"), help="stop after this many tokens")
@@ -186,14 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="search features by number, label, example tokens or `promotes WORD`")
     search.add_argument("query")
     _model_args(search)
-    search.add_argument("--sae", action="append", metavar="SPEC", help="the SAE to search (default: the demo SAE)")
+    search.add_argument("--sae", action="append", metavar="SPEC", help="the SAE to search (default: the demo's early-layer SAE, demo)")
     search.add_argument("--limit", type=_positive, default=20)
     search.add_argument("--json", action="store_true")
 
     labels = sub.add_parser("labels", help="import feature labels (Neuronpedia JSON/JSONL or CSV feature,label) into an index")
     labels.add_argument("file")
     _model_args(labels)
-    labels.add_argument("--sae", action="append", metavar="SPEC", help="the SAE whose index gets the labels (default: the demo SAE)")
+    labels.add_argument("--sae", action="append", metavar="SPEC", help="the SAE whose index gets the labels (default: the demo's early-layer SAE, demo)")
     labels.add_argument("--index", help="index folder (default: the one `saetui index` wrote for this model and SAE)")
 
     snap = sub.add_parser("snapshot", help="render the app after its work finishes and write an SVG")
@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command is None:
         if args.sae and not args.model:
-            print("saetui: error: --sae needs --model (the demo brings its own SAE)", file=sys.stderr)
+            print("saetui: error: --sae needs --model (the demo brings its own SAEs)", file=sys.stderr)
             return EXIT_USAGE
         from saetui.tui.app import run
 
@@ -376,6 +376,11 @@ def _check_text(args: argparse.Namespace) -> None:
     if isinstance(getattr(args, "system", None), str):
         check_text(args.system, "system prompt")
     _check_chat(args)
+
+
+def _target_sae(args: argparse.Namespace, manager: Any) -> Any:
+    """The SAE a one-SAE command works on: the last --sae given, else the demo's first SAE."""
+    return list(manager)[-1] if args.sae else list(manager)[0]
 
 
 def _session(args: argparse.Namespace) -> Session:
@@ -551,7 +556,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         _check_out_dir(Path(args.out))
     settings = IndexSettings(top_k=args.top_k, batch_size=args.batch_size, max_tokens=args.max_tokens, ctx=args.ctx)
     session = _session(args)
-    loaded = list(session.saes)[-1]
+    loaded = _target_sae(args, session.saes)
     index = session.build_index(args.corpus, args.out, loaded.name, field=args.field, settings=settings, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports
@@ -574,7 +579,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
     new = import_labels(args.file)  # a bad file fails before the model loads
     session = _session(args)
-    print(json.dumps(session.add_labels(new, list(session.saes)[-1].name, args.index)))
+    print(json.dumps(session.add_labels(new, _target_sae(args, session.saes).name, args.index)))
     return 0
 
 
@@ -705,7 +710,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     check_out_file(Path(args.out))
     specs = [SteeringSpec.parse(text) for text in args.feature]
     if args.snap_sae and not args.snap_model:
-        raise InputError("--app-sae needs --app-model (the demo brings its own SAE)")
+        raise InputError("--app-sae needs --app-model (the demo brings its own SAEs)")
     # Load what the app will load, so a missing model or unknown feature is an error, not a picture of one.
     app_args = argparse.Namespace(model=args.snap_model, sae=args.snap_sae, device=None, dtype=None, trust_remote_code=False)
     session = _session(app_args)

@@ -123,7 +123,7 @@ class Session:
         from saetui.sae.search import labels_of
 
         model = self._require_model()
-        index = find_index(model, loaded, [default_index_dir(model, loaded), demo.index_place()])
+        index = find_index(model, loaded, [default_index_dir(model, loaded), *demo.index_places()])
         if index is None:
             return
         self.indexes[loaded.name] = index

@@ -8,14 +8,15 @@ from saetui.tui.snapshot import snapshot
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 PROMPT = "The capital of France is Paris. Anna has a"
+COLOR = "demo-late/195"  # the demo's most color-promoting feature (tests/demo_facts.py derives it from the weights)
 
 SHOTS = {
     "tokens-80x24.svg": dict(size="80x24"),
     "tokens.svg": dict(size="120x40", keys=["down", "down", "down", "down"]),
     "search.svg": dict(size="120x40", keys=["f3", *"promotes Paris"]),
-    "steering.svg": dict(size="120x40", features=["549:14"], generate=True),
+    "steering.svg": dict(size="120x40", features=[f"{COLOR}:14"], generate=True),
     "detail.svg": dict(size="120x40", keys=["f2", "tab", "down", "enter"]),
-    "sweep.svg": dict(size="120x40", features=["549:14"], keys=["f4", "ctrl+w"]),
+    "sweep.svg": dict(size="120x40", features=[f"{COLOR}:14"], keys=["f4", "ctrl+w"]),
 }
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The bundled demo: a tiny Gemma-2 model and a JumpReLU SAE trained here on a planted-structure corpus.
+"""The bundled demo: a small Gemma-2 model and two JumpReLU SAEs trained here on a planted-structure corpus.
 
 They ship in `assets/` and load through the same code paths as any local model and SAE, so
 `saetui` works on a fresh machine with no downloads. `train.py` made them, `report.py` measures them.
@@ -6,6 +6,7 @@ They ship in `assets/` and load through the same code paths as any local model a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,30 +17,65 @@ if TYPE_CHECKING:
 
 ASSETS = Path(__file__).parent / "assets"
 MODEL_DIR = ASSETS / "model"
-SAE_DIR = ASSETS / "sae"
-INDEX_DIR = ASSETS / "index"
 DEMO_NAME = "saetui-demo"
-#: The layer the demo SAE reads (blocks.L.hook_resid_post).
-SAE_LAYER = 2
 
 
-def load_demo(device: str | None = None, sae_dir: Path = SAE_DIR) -> tuple[ModelWithHooks, SAEManager]:
-    """The demo model with its SAE (named "demo") loaded, ready for SAEAnalyzer or SteeringEngine."""
+@dataclass(frozen=True)
+class DemoSAE:
+    """One of the demo's SAEs: its name in the session, the layer it reads (blocks.L.hook_resid_post),
+    its weights, its shipped feature index, and its identity (the same wherever the package is installed)."""
+
+    name: str
+    layer: int
+    sae_dir: Path
+    index_dir: Path
+
+    @property
+    def spec(self) -> str:
+        return f"saetui-{self.name}-sae"
+
+    @property
+    def hook_name(self) -> str:
+        return f"blocks.{self.layer}.hook_resid_post"
+
+
+#: The demo's SAEs, early layer first (the one the app opens on): what a word is, then what comes next.
+SAES = (
+    DemoSAE("demo", 1, ASSETS / "sae", ASSETS / "index"),
+    DemoSAE("demo-late", 3, ASSETS / "sae-late", ASSETS / "index-late"),
+)
+SAE_DIR, INDEX_DIR, SAE_LAYER = SAES[0].sae_dir, SAES[0].index_dir, SAES[0].layer
+
+
+def load_demo(device: str | None = None, sae_dir: Path | None = None) -> tuple[ModelWithHooks, SAEManager]:
+    """The demo model with its SAEs ("demo" at an early layer, "demo-late" at the last) loaded, ready for
+    SAEAnalyzer or SteeringEngine. `sae_dir` loads that one SAE instead, named "demo"."""
     from saetui.models.model import ModelWithHooks
     from saetui.sae.manager import SAEManager
 
     model = ModelWithHooks.from_pretrained(str(MODEL_DIR), device=device, dtype="float32")
     model.name = DEMO_NAME
     saes = SAEManager(model)
-    saes.load(str(sae_dir), name="demo")
-    saes.get("demo").spec = "saetui-demo-sae"  # the same identity wherever the package is installed
+    if sae_dir is not None:
+        saes.load(str(sae_dir), name="demo")
+        known = {s.sae_dir.resolve(): s for s in SAES}
+        saes.get("demo").spec = known[sae_dir.resolve()].spec if sae_dir.resolve() in known else str(sae_dir)
+        return model, saes
+    for demo_sae in SAES:
+        saes.load(str(demo_sae.sae_dir), name=demo_sae.name)
+        saes.get(demo_sae.name).spec = demo_sae.spec
     return model, saes
 
 
-def index_place() -> IndexPlace:
-    """Where the demo's index is (package data, read-only) and where the user's labels for it are saved
-    (their config folder), for `find_index`'s roots."""
+def index_places() -> list[IndexPlace]:
+    """Where the demo's indexes are (package data, read-only) and where the user's labels for them are
+    saved (their config folder), for `find_index`'s roots; each index names the SAE it belongs to."""
     from saetui.paths import config_dir
     from saetui.sae.index import IndexPlace
 
-    return IndexPlace(INDEX_DIR, labels_dir=config_dir(create=False) / "demo-labels")
+    return [IndexPlace(s.index_dir, labels_dir=config_dir(create=False) / f"{s.name}-labels") for s in SAES]
+
+
+def index_place() -> IndexPlace:
+    """The first demo SAE's index place (see `index_places`)."""
+    return index_places()[0]

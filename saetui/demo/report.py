@@ -1,38 +1,128 @@
 """Measure the bundled demo: `python -m saetui.demo.report [--docs N]`.
 
-On held-out corpus text (a seed the training never saw) it prints the model's next-token loss and,
-for the SAE: mean L0, fraction of variance unexplained, the loss with the SAE's reconstruction
-spliced in at its hook point (non-special tokens) against the clean loss, and the share of features
-that never fire. BOS/EOS/pad positions are left out of every SAE number, as in training.
+On held-out corpus text (a seed the training never saw), per SAE: the model's next-token loss, the SAE's
+mean L0, fraction of variance unexplained, the loss with the SAE's reconstruction spliced in at its hook
+point (non-special tokens) against the clean loss, and the share of features that never fire.
+BOS/EOS/pad/chat-marker positions are left out of every SAE number, as in training.
+
+On sentences typed by hand (`typed_sentences.txt`, never used in training), per category: the feature
+chosen on held-out corpus text as the category's best detector, the share of the category's words it
+fires on, and the share of other tokens it fires on. Also the planted capitals (plain and in chat format).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from saetui.demo import SAE_DIR
-from saetui.demo.corpus import generate_corpus
+from saetui.demo import SAES
+from saetui.demo.corpus import WORDS, Document, generate_corpus
 from saetui.demo.train import HELDOUT_SEED
 from saetui.models.hooks import HookSet
+
+TYPED_SENTENCES = Path(__file__).parent / "typed_sentences.txt"
+#: The categories whose detectors are measured on typed sentences (pronouns and names are left out:
+#: "I"/"you" and names are not what a category feature is for).
+DETECTED = ("color", "animal", "country", "capital", "number", "emotion", "weather", "food", "day", "month")
 
 
 def heldout_texts(n_docs: int) -> list[str]:
     return [d.text for d in generate_corpus(n_docs, seed=HELDOUT_SEED)]
 
 
-def measure(n_docs: int = 400, batch_size: int = 32, sae_dir: Path = SAE_DIR) -> dict[str, Any]:
-    """The demo's quality numbers on `n_docs` held-out documents."""
+def typed_sentences(path: Path = TYPED_SENTENCES) -> list[Document]:
+    """The hand-written sentences, each word of a category marked by looking it up in WORDS."""
+    category_of = {w.lower(): cat for cat, words in WORDS.items() for w in words}
+    docs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        spans = [(m.start(), m.end(), category_of[m.group().lower()]) for m in re.finditer(r"[A-Za-z]+", line)
+                 if m.group().lower() in category_of]
+        docs.append(Document(line, spans))
+    return docs
+
+
+def token_latents(model: Any, loaded: Any, docs: list[Document]) -> tuple[torch.Tensor, list[str | None], list[int]]:
+    """SAE latents of every non-special token of `docs` (N, d_sae), the category of the word each token
+    belongs to, and a word id per token (tokens of one word share it; -1 outside category words)."""
+    from saetui.activations.collector import ActivationCollector
+
+    collector = ActivationCollector(model)
+    lats, cats, words = [], [], []
+    n_words = 0
+    for doc in docs:
+        enc = model.tokenizer(doc.text, return_offsets_mapping=True, add_special_tokens=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        acts = collector.collect(model.batch_from_ids([ids]), loaded.hook_name)[loaded.hook_name][0]
+        with torch.inference_mode():
+            lat = loaded.sae.encode(acts)
+        for t, (tok, (s, e)) in enumerate(zip(ids, offsets)):
+            if model.is_special(tok):
+                continue
+            hit = [(i, c) for i, (ws, we, c) in enumerate(doc.spans) if s < we and e > ws]
+            lats.append(lat[t])
+            cats.append(hit[0][1] if hit else None)
+            words.append(n_words + hit[0][0] if hit else -1)
+        n_words += len(doc.spans)
+    return torch.stack(lats), cats, words
+
+
+def detector_scores(lats: torch.Tensor, cats: list[str | None], words: list[int], category: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per feature: the share of the category's words it fires on (any of the word's tokens) and the
+    share of all other tokens it fires on."""
+    fires = lats > 0
+    in_cat = torch.tensor([c == category for c in cats])
+    word_ids = torch.tensor(words)
+    ids = sorted({w for w, c in zip(words, cats) if c == category})
+    if not ids:
+        return torch.zeros(lats.shape[1]), torch.zeros(lats.shape[1])
+    per_word = torch.stack([fires[word_ids == w].any(0) for w in ids]).float()  # (n_words, d_sae)
+    return per_word.mean(0), fires[~in_cat].float().mean(0)
+
+
+def choose_detectors(lats: torch.Tensor, cats: list[str | None], words: list[int],
+                     categories: tuple[str, ...] = DETECTED) -> dict[str, int]:
+    """For each category the feature that fires on most of its words among those that fire on at most
+    5% of other tokens (else the best recall minus false-positive rate), chosen on held-out corpus text."""
+    chosen = {}
+    for cat in categories:
+        recall, other = detector_scores(lats, cats, words, cat)
+        selective = other <= 0.05
+        score = torch.where(selective, recall, recall - other - 1.0) if selective.any() else recall - other
+        chosen[cat] = int(score.argmax())
+    return chosen
+
+
+def typed_detection(model: Any, loaded: Any, heldout_docs: int = 300) -> dict[str, dict[str, float]]:
+    """Detectors chosen on held-out corpus text, measured on the typed sentences."""
+    held = generate_corpus(heldout_docs, seed=HELDOUT_SEED)
+    chosen = choose_detectors(*token_latents(model, loaded, held))
+    lats, cats, words = token_latents(model, loaded, typed_sentences())
+    out = {}
+    for cat, f in chosen.items():
+        recall, other = detector_scores(lats, cats, words, cat)
+        out[cat] = {"feature": f, "recall": float(recall[f]), "other": float(other[f]),
+                    "words": sum(1 for w in set(zip(words, cats)) if w[1] == cat)}
+    return out
+
+
+def measure(n_docs: int = 400, batch_size: int = 32, sae_dir: Path | None = None, sae: str | None = None) -> dict[str, Any]:
+    """One demo SAE's quality numbers on `n_docs` held-out documents (`sae`: its name; default the first)."""
     from saetui.demo import load_demo
 
     model, saes = load_demo(device="cpu", sae_dir=sae_dir)
-    loaded = saes.get("demo")
+    loaded = saes.get(sae or ("demo" if sae_dir is not None else SAES[0].name))
+    return _measure(model, loaded, heldout_texts(n_docs), batch_size) | {"heldout_docs": n_docs}
+
+
+def _measure(model: Any, loaded: Any, texts: list[str], batch_size: int = 32) -> dict[str, Any]:
     sae = loaded.sae
     module, _ = model.hook_module(model.hook_point(loaded.hook_name))
-    texts = heldout_texts(n_docs)
     totals = {"clean": 0.0, "spliced": 0.0, "tokens": 0, "sq_err": 0.0, "l0": 0.0, "n": 0}
     sum_x = torch.zeros(model.d_model, dtype=torch.float64)
     sum_sq = torch.zeros((), dtype=torch.float64)
@@ -70,7 +160,6 @@ def measure(n_docs: int = 400, batch_size: int = 32, sae_dir: Path = SAE_DIR) ->
     clean_loss = totals["clean"] / totals["tokens"]
     spliced_loss = totals["spliced"] / totals["tokens"]
     return {
-        "heldout_docs": n_docs,
         "heldout_tokens": totals["tokens"],
         "model_loss": clean_loss,
         "sae_mean_l0": totals["l0"] / n,
@@ -80,22 +169,60 @@ def measure(n_docs: int = 400, batch_size: int = 32, sae_dir: Path = SAE_DIR) ->
         "dead_fraction": float((~fired).float().mean()),
         "d_sae": loaded.d_sae,
         "hook": loaded.hook_name,
+        "name": loaded.name,
         "n_params": sum(p.numel() for p in model.model.parameters()),
     }
 
 
+def capitals(model: Any, saes: Any, chat: bool = False) -> tuple[int, int]:
+    """(right, total) greedy completions of the planted capital facts, plain or as a chat question."""
+    from saetui.demo.corpus import CAPITALS, capital_prompts
+    from saetui.steering.generate import SteeringEngine
+
+    engine = SteeringEngine(model, saes)
+    right = 0
+    for (prompt, answer), country in zip(capital_prompts(), CAPITALS):
+        if chat:
+            text = model.tokenizer.apply_chat_template([{"role": "user", "content": f"What is the capital of {country}?"}],
+                                                       add_generation_prompt=True, tokenize=False)
+            ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+            with torch.inference_mode():
+                out = model.model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False)
+            right += answer.strip() in model.tokenizer.decode(out[0, len(ids):])
+        else:
+            (res,) = engine.run(prompt, [[]], max_new_tokens=3)
+            right += res.text.startswith(answer)
+    return right, len(CAPITALS)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Measure the bundled demo model and SAE on held-out text.")
+    parser = argparse.ArgumentParser(description="Measure the bundled demo model and SAEs on held-out and typed text.")
     parser.add_argument("--docs", type=int, default=400, help="held-out documents (default 400)")
-    parser.add_argument("--sae", type=Path, default=SAE_DIR, help="SAE directory (default: the bundled one)")
     args = parser.parse_args(argv)
-    r = measure(args.docs, sae_dir=args.sae)
-    print(f"held-out text: {r['heldout_docs']} documents, {r['heldout_tokens']} predicted tokens")
-    print(f"model ({r['n_params'] / 1e6:.2f}M parameters): next-token loss {r['model_loss']:.4f}")
-    print(f"SAE ({r['d_sae']} features at {r['hook']}): mean L0 {r['sae_mean_l0']:.1f}, FVU {r['sae_fvu']:.3f}, "
-          f"dead features {r['dead_fraction']:.1%}")
-    print(f"loss with the SAE spliced in: {r['spliced_loss']:.4f} vs clean {r['model_loss']:.4f} "
-          f"({r['ce_increase_fraction']:+.2%})")
+    from saetui.demo import load_demo
+
+    model, saes = load_demo(device="cpu")
+    texts = heldout_texts(args.docs)
+    for i, demo_sae in enumerate(SAES):
+        loaded = saes.get(demo_sae.name)
+        r = _measure(model, loaded, texts)
+        if i == 0:
+            print(f"held-out text: {args.docs} documents, {r['heldout_tokens']} predicted tokens")
+            print(f"model ({r['n_params'] / 1e6:.2f}M parameters, vocab {len(model.tokenizer)}): next-token loss {r['model_loss']:.4f}")
+        print(f"SAE {r['name']} ({r['d_sae']} features at {r['hook']}): mean L0 {r['sae_mean_l0']:.1f}, FVU {r['sae_fvu']:.3f}, "
+              f"dead features {r['dead_fraction']:.1%}; loss with it spliced in {r['spliced_loss']:.4f} vs clean "
+              f"{r['model_loss']:.4f} ({r['ce_increase_fraction']:+.2%})")
+    right, total = capitals(model, saes)
+    chat_right, _ = capitals(model, saes, chat=True)
+    print(f"capitals: {right}/{total} completed; {chat_right}/{total} answered in chat format")
+    n_typed = len(typed_sentences())
+    for demo_sae in SAES:
+        res = typed_detection(model, saes.get(demo_sae.name))
+        good = [c for c, r in res.items() if r["recall"] >= 0.8 and r["other"] <= 0.1]
+        print(f"typed sentences ({n_typed}), SAE {demo_sae.name}: {len(good)}/{len(res)} categories have one feature on "
+              f">= 80% of their words and <= 10% of other tokens")
+        for cat, r in res.items():
+            print(f"  {cat:8s} feature {r['feature']:5d}: {r['recall']:6.1%} of {r['words']:2d} words, {r['other']:5.1%} of other tokens")
     return 0
 
 

@@ -1,11 +1,16 @@
-"""Train the demo assets on the CPU: `python -m saetui.demo.train model|sae|all [--minutes M]`.
+"""Train the demo assets on the CPU: `python -m saetui.demo.train lexicon|model|sae|index|all`.
 
-model: a byte-level BPE tokenizer and a ~1.3M-parameter Gemma-2 (4 layers, width 128) trained on
-       packed documents from the planted-structure corpus.
-sae:   a JumpReLU SAE (width 1024) on blocks.2.hook_resid_post, trained with sae-lens's
-       JumpReLUTrainingSAE (quadratic L0 penalty around a target) on activations of the demo model,
-       BOS/EOS/pad positions excluded, inputs scaled to norm sqrt(d) and the scale folded back in.
-Both are seeded: the same seed gives the same weights on the same machine.
+lexicon: the corpus's general vocabulary (`lexicon.json`) from wordfreq + lemminflect (the `train` extra);
+         the shipped JSON is what the corpus generator reads, so only rebuilding it needs the extra.
+model:   a byte-level BPE tokenizer (4,096 entries: common words are single tokens; chat markers are
+         special tokens, with a chat template) and a ~1.6M-parameter Gemma-2 (4 layers, width 128)
+         trained on packed documents from the planted-structure corpus.
+sae:     one JumpReLU SAE per entry of `saetui.demo.SAES` (an early and the last layer's resid_post),
+         trained with sae-lens's JumpReLUTrainingSAE (quadratic L0 penalty around a target) on
+         activations of the demo model, BOS/EOS/pad/chat-marker positions excluded, inputs scaled to
+         norm sqrt(d) and the scale folded back in.
+index:   each SAE's feature index over held-out text, labelled from the planted categories.
+Everything is seeded: the same seed gives the same weights on the same machine.
 """
 
 from __future__ import annotations
@@ -18,17 +23,48 @@ from typing import Any, Callable
 
 import torch
 
-from saetui.demo import DEMO_NAME, MODEL_DIR, SAE_DIR, SAE_LAYER
-from saetui.demo.corpus import generate_corpus
+from saetui.demo import DEMO_NAME, MODEL_DIR, SAES, DemoSAE
+from saetui.demo.corpus import CHAT_TOKENS, generate_corpus
 
 SEQ_LEN = 128
-VOCAB = 2048
+VOCAB = 4096
 # Corpus seeds: training text, SAE training text, held-out text for reports and tests.
 MODEL_SEED, SAE_SEED, HELDOUT_SEED = 0, 1, 2
 
+#: The chat template (Jinja, as transformers renders it): <bos><|user|>\n...<|end|>\n<|assistant|>\n...<|end|>\n
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{% if message['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('the demo chat template knows the roles system, user and assistant') }}{% endif %}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] | trim + '<|end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
 
-def demo_config(vocab_size: int) -> Any:
-    """Gemma-2 architecture, ~1.3M parameters (eager attention, as Gemma 2 always runs here)."""
+
+def build_demo_tokenizer(texts: list[str], vocab_size: int = VOCAB) -> Any:
+    """Byte-level BPE that prepends <bos>: <pad>=0, <bos>=1, <eos>=2, then the chat markers, all special."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from saetui.models.synthetic import BOS_ID
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<pad>", "<bos>", "<eos>", *CHAT_TOKENS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", BOS_ID)])
+    out = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                  additional_special_tokens=list(CHAT_TOKENS))
+    out.chat_template = CHAT_TEMPLATE
+    return out
+
+
+def demo_config(vocab_size: int, end_id: int | None = None) -> Any:
+    """Gemma-2 architecture, ~1.6M parameters (eager attention, as Gemma 2 always runs here)."""
     from transformers import Gemma2Config
 
     from saetui.models.synthetic import BOS_ID, EOS_ID, PAD_ID
@@ -56,21 +92,20 @@ def _lr(step: int, steps: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_model(out: Path = MODEL_DIR, *, steps: int = 2400, batch_size: int = 32, n_docs: int = 40000,
-                seed: int = 0, log: Callable[[str], None] = print) -> Path:
+def train_model(out: Path = MODEL_DIR, *, steps: int = 650, batch_size: int = 32, n_docs: int = 30000,
+                tokenizer_docs: int = 20000, seed: int = 0, log: Callable[[str], None] = print) -> Path:
     """Tokenizer + model, saved to `out` (config.json, model.safetensors, tokenizer files)."""
-    from transformers import AutoModelForCausalLM
-
-    from saetui.models.synthetic import build_tokenizer
+    from transformers import AutoModelForCausalLM, GenerationConfig
 
     torch.manual_seed(seed)
     docs = [d.text for d in generate_corpus(n_docs, seed=MODEL_SEED + seed)]
-    tokenizer = build_tokenizer(VOCAB, docs)
+    tokenizer = build_demo_tokenizer(docs[:tokenizer_docs])
     data = packed_tokens(tokenizer, docs)
     config = demo_config(len(tokenizer))
     model = AutoModelForCausalLM.from_config(config)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: {n_params / 1e6:.2f}M parameters, {data.numel() / 1e6:.2f}M training tokens, {steps} steps")
+    log(f"model: {n_params / 1e6:.2f}M parameters, vocab {len(tokenizer)}, {data.numel() / 1e6:.2f}M training tokens, "
+        f"{steps} steps of {batch_size}x{SEQ_LEN}")
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.01)
     gen = torch.Generator().manual_seed(seed)
     model.train()
@@ -84,41 +119,48 @@ def train_model(out: Path = MODEL_DIR, *, steps: int = 2400, batch_size: int = 3
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % 100 == 0 or step == steps - 1:
+        if step % 25 == 0 or step == steps - 1:
             log(f"step {step:5d}  loss {loss.item():.3f}  {time.time() - start:6.0f}s")
     model.eval()
+    # Chat replies end with <|end|>: generation stops there as well as at <eos>.
+    end_id = tokenizer.convert_tokens_to_ids("<|end|>")
+    model.generation_config = GenerationConfig(bos_token_id=config.bos_token_id, pad_token_id=config.pad_token_id,
+                                               eos_token_id=[config.eos_token_id, end_id])
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
 
-def collect_sae_inputs(model_dir: Path, n_docs: int, seed: int, batch_size: int = 64) -> torch.Tensor:
-    """(N, d_model) activations at the SAE's hook for the real, non-special tokens of n_docs documents."""
+def collect_sae_inputs(model_dir: Path, hooks: list[str], n_docs: int, seed: int, batch_size: int = 64) -> dict[str, torch.Tensor]:
+    """{hook: (N, d_model)} activations at each hook for the real, non-special tokens of n_docs documents."""
     from saetui.activations.collector import ActivationCollector
     from saetui.models.model import ModelWithHooks
 
     model = ModelWithHooks.from_pretrained(str(model_dir), dtype="float32", device="cpu")
     collector = ActivationCollector(model)
-    hook = f"blocks.{SAE_LAYER}.hook_resid_post"
     texts = [d.text for d in generate_corpus(n_docs, seed=seed)]
-    chunks = []
+    chunks: dict[str, list[torch.Tensor]] = {h: [] for h in hooks}
     for i in range(0, len(texts), batch_size):
         batch = model.tokenize(texts[i : i + batch_size])
-        captured, _ = collector.run(batch, [hook])
-        chunks.append(captured[hook][~batch.special_mask].clone())
-    return torch.cat(chunks)
+        captured, _ = collector.run(batch, hooks)
+        for h in hooks:
+            chunks[h].append(captured[h][~batch.special_mask].clone())
+    return {h: torch.cat(c) for h, c in chunks.items()}
 
 
-def train_sae(model_dir: Path = MODEL_DIR, out: Path = SAE_DIR, *, steps: int = 4000, batch_size: int = 1024,
-              n_docs: int = 6000, width: int = 1024, target_l0: float = 32.0, pre_act: float = 1e-3, seed: int = 0,
+def train_sae(model_dir: Path = MODEL_DIR, out: Path = SAES[0].sae_dir, *, layer: int = SAES[0].layer, steps: int = 4000,
+              batch_size: int = 1024, n_docs: int = 4000, width: int = 1024, target_l0: float = 32.0,
+              pre_act: float = 1e-3, seed: int = 0, acts: torch.Tensor | None = None,
               log: Callable[[str], None] = print) -> Path:
-    """JumpReLU SAE on the demo model's blocks.{SAE_LAYER}.hook_resid_post, saved in sae-lens format."""
+    """JumpReLU SAE on the demo model's blocks.{layer}.hook_resid_post, saved in sae-lens format."""
     from sae_lens import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
     from sae_lens.saes.sae import TrainStepInput
 
+    hook = f"blocks.{layer}.hook_resid_post"
     torch.manual_seed(seed)
-    acts = collect_sae_inputs(model_dir, n_docs, SAE_SEED + seed)
+    if acts is None:
+        acts = collect_sae_inputs(model_dir, [hook], n_docs, SAE_SEED + seed)[hook]
     d_in = acts.shape[1]
     scale = float(math.sqrt(d_in) / acts.norm(dim=-1).mean())  # train on inputs of norm ~sqrt(d)
     acts = acts * scale
@@ -130,7 +172,7 @@ def train_sae(model_dir: Path = MODEL_DIR, out: Path = SAE_DIR, *, steps: int = 
     sae = JumpReLUTrainingSAE(cfg)
     with torch.no_grad():
         sae.b_dec.copy_(acts.mean(0))  # start from the mean, so the features model the variation
-    log(f"sae: {acts.shape[0] / 1e3:.0f}k activations (d={d_in}), width {width}, target L0 {target_l0}, {steps} steps")
+    log(f"sae {hook}: {acts.shape[0] / 1e3:.0f}k activations (d={d_in}), width {width}, target L0 {target_l0}, {steps} steps")
     opt = torch.optim.Adam(sae.parameters(), lr=2e-3, betas=(0.9, 0.999))
     gen = torch.Generator().manual_seed(seed)
     last_fired = torch.zeros(width, dtype=torch.long)
@@ -158,34 +200,34 @@ def train_sae(model_dir: Path = MODEL_DIR, out: Path = SAE_DIR, *, steps: int = 
             log(f"step {step:5d}  fvu {fvu:.3f}  L0 {l0:5.1f}  dead {dead:.2%}  {time.time() - start:5.0f}s")
     with torch.no_grad():
         sae.fold_activation_norm_scaling_factor(scale)  # takes raw activations from now on
-    sae.cfg.metadata.hook_name = f"blocks.{SAE_LAYER}.hook_resid_post"
+    sae.cfg.metadata.hook_name = hook
     sae.cfg.metadata.model_name = DEMO_NAME
     out.mkdir(parents=True, exist_ok=True)
     sae.save_inference_model(out)
     return out
 
 
-def build_demo_index(n_docs: int = 2000, log: Callable[[str], None] = print) -> Path:
-    """The demo SAE's feature index over held-out text, with labels from the planted categories.
+def build_demo_index(demo_sae: DemoSAE = SAES[0], n_docs: int = 1200, log: Callable[[str], None] = print) -> Path:
+    """One demo SAE's feature index over held-out text, with labels from the planted categories.
 
     A feature is labelled when at least 80% of its top-20 examples fire on words of one category:
     "color words" or, when one word dominates the same way, "color: red".
     """
     from collections import Counter
 
-    from saetui.demo import INDEX_DIR, load_demo
+    from saetui.demo import load_demo
     from saetui.demo.corpus import WORDS
     from saetui.sae.index import IndexSettings, build_index
     from saetui.sae.search import save_labels
 
     model, saes = load_demo(device="cpu")
-    loaded = saes.get("demo")
+    loaded = saes.get(demo_sae.name)
     texts = [d.text for d in generate_corpus(n_docs, seed=HELDOUT_SEED)]
-    if INDEX_DIR.exists():
+    if demo_sae.index_dir.exists():
         import shutil
 
-        shutil.rmtree(INDEX_DIR)
-    index = build_index(model, loaded, texts, INDEX_DIR, settings=IndexSettings(top_k=20, batch_size=32), progress=False)
+        shutil.rmtree(demo_sae.index_dir)
+    index = build_index(model, loaded, texts, demo_sae.index_dir, settings=IndexSettings(top_k=20, batch_size=32), progress=False)
     category_of = {w.lower(): cat for cat, words in WORDS.items() for w in words}
     labels = {}
     for f in range(loaded.d_sae):
@@ -197,24 +239,40 @@ def build_demo_index(n_docs: int = 2000, log: Callable[[str], None] = print) -> 
             continue
         word, m = Counter(words).most_common(1)[0]
         labels[f] = f"{cat}: {word}" if m >= 0.8 * len(words) else f"{cat} words"
-    save_labels(INDEX_DIR, labels)
-    log(f"index: {index.n_tokens} tokens, {len(labels)} labelled features -> {INDEX_DIR}")
-    return INDEX_DIR
+    save_labels(demo_sae.index_dir, labels)
+    log(f"index {demo_sae.name}: {index.n_tokens} tokens, {len(labels)} labelled features -> {demo_sae.index_dir}")
+    return demo_sae.index_dir
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train the bundled demo model and SAE (CPU).")
-    parser.add_argument("what", choices=["model", "sae", "index", "all"])
-    parser.add_argument("--model-steps", type=int, default=2400)
-    parser.add_argument("--sae-steps", type=int, default=4000)
+    parser = argparse.ArgumentParser(description="Train the bundled demo model and SAEs (CPU).")
+    parser.add_argument("what", choices=["lexicon", "model", "sae", "index", "all"])
+    parser.add_argument("--model-steps", type=int, default=650)
+    parser.add_argument("--sae-steps", type=int, default=2500)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: the same weights on any machine, and no spinning on a shared one)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.time()
+    if args.what == "lexicon":
+        from saetui.demo.lexicon import write_lexicon
+
+        print(f"lexicon -> {write_lexicon()}")
     if args.what in ("model", "all"):
         train_model(steps=args.model_steps, seed=args.seed)
+        print(f"model done at {time.time() - start:.0f}s", flush=True)
     if args.what in ("sae", "all"):
-        train_sae(steps=args.sae_steps, seed=args.seed)
+        hooks = [s.hook_name for s in SAES]
+        acts = collect_sae_inputs(MODEL_DIR, hooks, 4000, SAE_SEED + args.seed)
+        for demo_sae in SAES:
+            train_sae(out=demo_sae.sae_dir, layer=demo_sae.layer, steps=args.sae_steps, seed=args.seed,
+                      acts=acts[demo_sae.hook_name])
+            print(f"sae {demo_sae.name} done at {time.time() - start:.0f}s", flush=True)
     if args.what in ("index", "all"):
-        build_demo_index()
+        for demo_sae in SAES:
+            build_demo_index(demo_sae)
+    print(f"done in {time.time() - start:.0f}s")
     return 0
 
 

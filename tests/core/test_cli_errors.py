@@ -15,7 +15,7 @@ import pytest
 from saetui.cli import build_parser, main
 
 P = ["--prompt", "The cat"]
-STEER = ["steer", *P, "--feature", "5:1"]
+STEER = ["steer", *P, "--feature", "demo/5:1"]  # the demo has two SAEs: a feature names its SAE
 INDEX = ["index", "--corpus", "{corpus}"]
 SNAP = ["snapshot", *P, "--out", "{tmp}/s.svg"]
 CONTRAST = ["contrast", "--a", "The cat", "--b", "The dog"]
@@ -97,7 +97,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("steer-sweep-huge", [*STEER, "--sweep", "1,1e38"], "within"),
     ("steer-device-junk", [*STEER, "--device", "gpu"], "unknown device 'gpu'"),
     ("steer-demo-refuses-fp16", [*STEER, "--dtype", "fp16"], "demo runs in float32 only"),
-    ("steer-feature-out-of-range", ["steer", *P, "--feature", "99999:1"], "feature 99999 out of range"),
+    ("steer-feature-out-of-range", ["steer", *P, "--feature", "demo/99999:1"], "feature 99999 out of range"),
+    ("steer-feature-without-sae-on-two", ["steer", *P, "--feature", "5:1"], "several SAEs are loaded, name one of: demo, demo-late"),
     ("steer-unknown-sae", ["steer", *P, "--feature", "nope/5:1"], "no loaded SAE named 'nope'"),
     # attribute
     ("attribute-no-prompt", ["attribute"], "required: --prompt"),

@@ -1,6 +1,6 @@
 """Acceptance tests for the bundled demo: they load the shipped weights (fast) and check what a researcher
-opening saetui for the first time relies on: the model knows its facts, the SAE is good, its features
-mean something, and steering them works."""
+opening saetui for the first time relies on: the model knows its facts, both SAEs are good, their features
+mean something on sentences a person types, and steering and ablating them works."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from collections import Counter
 import pytest
 import torch
 
-from saetui.demo import SAE_DIR, load_demo
-from saetui.demo.corpus import CATEGORIES, WORDS, capital_prompts, generate_corpus
+from saetui.demo import SAES, load_demo
+from saetui.demo.corpus import CATEGORIES, WORDS, generate_corpus
+from saetui.demo.report import DETECTED, capitals, choose_detectors, detector_scores, token_latents, typed_sentences
 from saetui.demo.train import HELDOUT_SEED
-from saetui.sae.analyzer import SAEAnalyzer
 from saetui.sae.effects import logit_effects
 from saetui.steering.generate import SteeringEngine
-from saetui.steering.hooks import SteeringHooks
-from saetui.steering.spec import SteeringSpec, resolve
+from saetui.steering.spec import SteeringSpec
 
-pytestmark = pytest.mark.skipif(not (SAE_DIR / "cfg.json").is_file(), reason="demo assets not built")
+pytestmark = pytest.mark.skipif(not all((s.sae_dir / "cfg.json").is_file() for s in SAES), reason="demo assets not built")
+EARLY, LATE = SAES[0].name, SAES[-1].name
 
 
 @pytest.fixture(scope="module")
@@ -28,25 +28,11 @@ def demo():
 
 
 @pytest.fixture(scope="module")
-def heldout_features(demo):
-    """Latents of every non-special held-out token, with the category of the word it belongs to."""
+def heldout(demo):
+    """Per SAE: latents of every non-special token of 150 held-out documents, with word categories and ids."""
     model, saes = demo
-    loaded = saes.get("demo")
-    docs = generate_corpus(300, seed=HELDOUT_SEED)
-    analyzer = SAEAnalyzer(model, saes)
-    lats, cats = [], []
-    for doc in docs:
-        enc = model.tokenizer(doc.text, return_offsets_mapping=True, add_special_tokens=True)
-        ids, offsets = enc["input_ids"], enc["offset_mapping"]
-        acts = analyzer.collector.collect(model.batch_from_ids([ids]), loaded.hook_name)[loaded.hook_name][0]
-        with torch.inference_mode():
-            lat = loaded.sae.encode(acts)
-        for t, (tok, (s, e)) in enumerate(zip(ids, offsets)):
-            if model.is_special(tok):
-                continue
-            lats.append(lat[t])
-            cats.append(doc.category_at(s, e))
-    return torch.stack(lats), cats
+    docs = generate_corpus(150, seed=HELDOUT_SEED)
+    return {s.name: token_latents(model, saes.get(s.name), docs) for s in SAES}
 
 
 def feature_purity(lats: torch.Tensor, cats: list, top: int = 20) -> list[tuple[float, str | None, int]]:
@@ -68,28 +54,90 @@ def category_share(texts: list[str], category: str) -> float:
     return sum(w.lower() in vocab for w in words) / max(1, len(words))
 
 
-def test_model_completes_the_capital_facts(demo):
+def test_typed_sentences_are_hand_written_and_cover_the_categories():
+    docs = typed_sentences()
+    assert len(docs) >= 40
+    counts = Counter(c for d in docs for _, _, c in d.spans)
+    assert all(counts[c] >= 8 for c in DETECTED), counts
+    corpus = " ".join(d.text for d in generate_corpus(2000, seed=HELDOUT_SEED))
+    assert not [d.text for d in docs if d.text in corpus]
+
+
+def test_typed_words_are_single_tokens(demo):
+    """The tokenizer covers ordinary English: the words of typed sentences, tokenized where they stand
+    (sentence-initial ones without a space before them), are single tokens, not bytes."""
+    model, _ = demo
+    words, split = 0, []
+    for doc in typed_sentences():
+        offsets = model.tokenizer(doc.text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+        for m in re.finditer(r"[A-Za-z]+", doc.text):
+            pieces = [(s, e) for s, e in offsets if s < m.end() and e > m.start()]
+            words += 1
+            if len(pieces) > 1:
+                split.append(m.group())
+    assert 1 - len(split) / words >= 0.9, sorted(set(split))  # 93.8% with the shipped tokenizer
+    assert len(model.tokenizer) >= 3000
+
+
+def test_one_feature_per_category_on_typed_sentences(demo, heldout):
+    """For at least 6 categories, the feature chosen on held-out corpus text fires on >= 80% of the
+    category's words in the typed sentences and on <= 10% of their other tokens."""
     model, saes = demo
-    engine = SteeringEngine(model, saes)
-    right = 0
-    for prompt, answer in capital_prompts():
-        (out,) = engine.run(prompt, [[]], max_new_tokens=3)
-        right += out.text.startswith(answer)
-    assert right / len(capital_prompts()) >= 0.9
+    chosen = choose_detectors(*heldout[EARLY])
+    lats, cats, words = token_latents(model, saes.get(EARLY), typed_sentences())
+    results = {}
+    for cat, f in chosen.items():
+        recall, other = detector_scores(lats, cats, words, cat)
+        results[cat] = (f, round(float(recall[f]), 3), round(float(other[f]), 3))
+    good = [c for c, (_, recall, other) in results.items() if recall >= 0.8 and other <= 0.1]
+    assert len(good) >= 6, results
 
 
-def test_sae_quality():
-    from saetui.demo.report import measure
+def test_model_completes_the_capital_facts(demo):
+    right, total = capitals(*demo)
+    assert right / total >= 0.9
 
-    r = measure(n_docs=200)
-    assert r["ce_increase_fraction"] <= 0.15
+
+def test_chat_template_works_offline(demo):
+    """apply_chat_template renders the demo's format, its markers are special tokens, and the model
+    answers in it: a reply in the assistant turn, closed by <|end|>, where generation stops."""
+    model, _ = demo
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    text = model.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert text == "<bos><|user|>\nWhat is the capital of France?<|end|>\n<|assistant|>\n"
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert ids[0] == model.tokenizer.bos_token_id and sum(model.is_special(i) for i in ids) == 4
+    end = model.tokenizer.convert_tokens_to_ids("<|end|>")
+    assert end in model.model.generation_config.eos_token_id
+    # The format is learned (a reply, closed by <|end|>); the content is weak: this small model copies the
+    # country from a chat question badly (the report counts 1/24 chat capitals right) and may answer a
+    # colour question with a day. So only the shape of the replies is checked.
+    for question, shape in [("What is the capital of France?", r"The capital of [A-Z][a-z]+ is [A-Z][a-z]+\.|[A-Z][a-z]+\."),
+                            ("How do you feel today?", r"[A-Z][\w ,']*[a-z]\."),
+                            ("What colour is the car?", r"[A-Z][\w ,']*[a-z]\.")]:
+        prompt = model.tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True)
+        prompt_ids = prompt["input_ids"] if hasattr(prompt, "keys") else prompt
+        with torch.inference_mode():
+            out = model.model.generate(torch.tensor([prompt_ids]), max_new_tokens=16, do_sample=False)
+        reply = out[0, len(prompt_ids):].tolist()
+        assert reply[-1] == end, model.tokenizer.decode(reply)
+        assert re.fullmatch(shape, model.tokenizer.decode(reply[:-1]).strip()), model.tokenizer.decode(reply)
+
+
+@pytest.mark.parametrize("name", [s.name for s in SAES])
+def test_sae_quality(demo, name):
+    from saetui.demo.report import _measure, heldout_texts
+
+    model, saes = demo
+    r = _measure(model, saes.get(name), heldout_texts(60))
+    assert r["ce_increase_fraction"] <= 0.05
     assert r["sae_fvu"] <= 0.15
     assert 5 <= r["sae_mean_l0"] <= 60
     assert r["dead_fraction"] <= 0.20
 
 
-def test_at_least_ten_features_are_pure_for_one_category(heldout_features):
-    lats, cats = heldout_features
+def test_at_least_ten_features_are_pure_for_one_category(heldout):
+    lats, cats, _ = heldout[EARLY]
     pure = [(p, c, f) for p, c, f in feature_purity(lats, cats) if p >= 0.8 and c is not None]
     assert len(pure) >= 10
     assert len({c for _, c, _ in pure}) >= 5  # and they cover several categories
@@ -100,55 +148,74 @@ def _token_ids(model, category: str) -> list[int]:
     return sorted({model.tokenizer(" " + w, add_special_tokens=False)["input_ids"][0] for w in WORDS[category]})
 
 
-def _promoting_feature(demo, category: str, scale: torch.Tensor, candidates=None) -> int:
-    """The feature that pushes hardest toward the category's words: direct logit effect of its decoder
-    direction on them (relative to the mean token) times `scale`, its typical activation."""
+def _promotion(demo, category: str) -> torch.Tensor:
+    """Per late-SAE feature: the direct logit effect of its decoder direction on the category's words,
+    relative to the mean token, in units of the spread of its effects over the vocabulary (a z-score:
+    a feature that lowers every token alike does not count as promoting the category)."""
     model, saes = demo
-    effects = logit_effects(model, saes.get("demo"))  # (d_sae, vocab)
-    score = (effects[:, _token_ids(model, category)].mean(1) - effects.mean(1)) * scale
-    if candidates is not None:
-        keep = torch.full_like(score, float("-inf"))
-        keep[candidates] = score[candidates]
-        score = keep
-    return int(score.argmax())
+    effects = logit_effects(model, saes.get(LATE))  # (d_sae, vocab)
+    return (effects[:, _token_ids(model, category)].mean(1) - effects.mean(1)) / effects.std(1)
 
 
-def test_adding_a_color_feature_makes_the_model_write_colors(demo, heldout_features):
+def test_adding_a_color_feature_makes_the_model_write_colors(demo, heldout):
     """16 seeded sampled generations, unsteered and steered, side by side in one batch."""
     model, saes = demo
-    lats, _ = heldout_features
+    lats, _, _ = heldout[LATE]
     max_acts = lats.max(0).values
-    f = _promoting_feature(demo, "color", max_acts)
-    max_act = float(max_acts[f])
+    f = int(_promotion(demo, "color").masked_fill(max_acts <= 0, float("-inf")).argmax())
+    rows = [[]] * 16 + [[SteeringSpec(f, 2.0 * float(max_acts[f]), sae=LATE)]] * 16
     seeds = list(range(16))
-    rows = [[]] * 16 + [[SteeringSpec(f, 2.0 * max_act)]] * 16
     outs = SteeringEngine(model, saes).run("Tom went home.", rows, max_new_tokens=24, temperature=1.0, seeds=seeds + seeds)
     base = category_share([o.text for o in outs[:16]], "color")
     steered = category_share([o.text for o in outs[16:]], "color")
     assert steered >= 3 * max(base, 0.01), (base, steered)
 
 
-@pytest.mark.parametrize("category, prompts", [
-    ("color", ["Anna has a", "Tom painted the door", "Lucy saw a"]),
-    ("food", ["Tom likes to eat", "For lunch Anna made"]),
-])
-def test_ablating_a_category_feature_lowers_its_rate(demo, category, prompts, heldout_features):
-    """The category's share of the next-token probability falls when the feature that most promotes it,
-    among those active on the prompt's last token, is ablated. (Sampled rates barely move: this model
-    is confident, p(category) > 0.99, and redundant, so one feature's removal shifts a few thousandths.)"""
+def _category_features(demo, category: str, prompt: str, n: int = 5) -> list[int]:
+    """The late SAE's features active on the prompt's last token that push hardest toward the category
+    (activation times the z-scored direct logit effect), at most n."""
+    from saetui.sae.analyzer import SAEAnalyzer
+
     model, saes = demo
-    analyzer = SAEAnalyzer(model, saes)
-    ids = _token_ids(model, category)
-    for prompt in prompts:
-        last = analyzer.latents(prompt)[-1]
-        f = _promoting_feature(demo, category, last, candidates=(last > 0).nonzero().flatten().tolist())
-        batch = model.tokenize(prompt)
-        rates = []
-        for specs in ([], [resolve(SteeringSpec(f, 0.0, mode="ablate"), saes)]):
-            with torch.inference_mode(), SteeringHooks(model, [specs]):
-                probs = model.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[0, -1].softmax(-1)
-            rates.append(float(probs[ids].sum()))
-        assert rates[1] < rates[0], (prompt, f, rates)
+    last = SAEAnalyzer(model, saes).latents(prompt, sae=LATE)[-1]
+    score = last * _promotion(demo, category)
+    top = score.topk(n)
+    return [int(f) for f, s in zip(top.indices, top.values) if s > 0]
+
+
+@pytest.mark.parametrize("category, prompt", [
+    ("color", "My favourite colours are red, blue and"),
+    ("food", "For lunch Tom ate some"),
+    ("animal", "The farm has a cow, a horse and a"),
+])
+def test_ablating_a_category_s_features_halves_its_sampled_words(demo, category, prompt):
+    """In a context that calls for the category, 32 sampled next words: the category's share drops by
+    at least half when its features (at most five, on the late SAE) are ablated. (Not in every context:
+    after "Anna painted the door" five ablated features take colors from 100% only to 72%.)"""
+    model, saes = demo
+    feats = _category_features(demo, category, prompt)
+    assert feats
+    ablate = [SteeringSpec(f, 0.0, mode="ablate", sae=LATE) for f in feats]
+    seeds = list(range(32))
+    outs = SteeringEngine(model, saes).run(prompt, [[]] * 32 + [ablate] * 32, max_new_tokens=2, temperature=1.0,
+                                           seeds=seeds + seeds)
+    vocab = {w.lower() for w in WORDS[category]}
+    first = [(re.findall(r"[A-Za-z]+", o.text) or [""])[0].lower() for o in outs]
+    base = sum(w in vocab for w in first[:32]) / 32
+    ablated = sum(w in vocab for w in first[32:]) / 32
+    assert base >= 0.5 and ablated <= base / 2, (feats, base, ablated)
+
+
+def test_both_saes_load_with_their_indexes_and_labels():
+    from saetui.session import Session
+
+    session = Session()
+    session.load()
+    assert [s.name for s in session.saes] == [s.name for s in SAES]
+    for s in SAES:
+        index = session.indexes[s.name]
+        assert index.root == s.index_dir
+        assert any(name == s.name for name, _ in session.labels), s.name
 
 
 def test_the_cli_defaults_to_the_demo(capsys):
@@ -158,5 +225,5 @@ def test_the_cli_defaults_to_the_demo(capsys):
 
     assert main(["analyze", "--prompt", "The capital of France is", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["saes"][0]["name"] == "demo" and data["tokens"][-1]["text"] == " is"
+    assert [s["name"] for s in data["saes"]] == [s.name for s in SAES] and data["tokens"][-1]["text"] == " is"
     assert set(CATEGORIES) >= {"color", "capital"}

@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from safetensors.torch import load_file
 
-from saetui.demo.corpus import CATEGORIES, generate_corpus
+import pytest
+
+from saetui.demo import SAES
+from saetui.demo.corpus import CATEGORIES, CHAT_TOKENS, generate_corpus, render_chat
 from saetui.demo.train import train_model, train_sae
 from saetui.models.model import ModelWithHooks
 from saetui.sae.manager import SAEManager
@@ -23,11 +26,32 @@ def test_corpus_is_seeded_and_keeps_categories():
     assert seen == set(CATEGORIES)
 
 
+def test_corpus_has_chat_turns_in_the_template_format():
+    docs = generate_corpus(200, seed=0)
+    chats = [d.text for d in docs if d.text.startswith("<|")]
+    assert 5 <= len(chats) <= 60
+    assert all(t.endswith("<|end|>\n") and "<|assistant|>\n" in t for t in chats)
+    assert render_chat([{"role": "user", "content": "Hi "}], add_generation_prompt=True) == "<|user|>\nHi<|end|>\n<|assistant|>\n"
+
+
+def test_the_shipped_lexicon_is_what_the_lexicon_builder_makes():
+    """lexicon.json is rebuilt from wordfreq + lemminflect (the train extra) to the same words."""
+    pytest.importorskip("wordfreq")
+    pytest.importorskip("lemminflect")
+    from saetui.demo.lexicon import build_lexicon, load_lexicon
+
+    built, shipped = build_lexicon(), load_lexicon()
+    assert {k: built[k] for k in ("nouns", "adjectives", "adverbs", "verbs")} == \
+        {k: shipped[k] for k in ("nouns", "adjectives", "adverbs", "verbs")}
+    assert len(shipped["nouns"]) + len(shipped["adjectives"]) + len(shipped["verbs"]) >= 2000
+
+
 def test_training_runs_end_to_end_and_is_seeded(tmp_path):
     logs: list[str] = []
     for run in ("a", "b"):
         train_model(tmp_path / run / "model", steps=2, n_docs=150, seed=0, log=logs.append)
-        train_sae(tmp_path / run / "model", tmp_path / run / "sae", steps=3, n_docs=40, width=64, log=logs.append)
+        train_sae(tmp_path / run / "model", tmp_path / run / "sae", layer=SAES[-1].layer, steps=3, n_docs=40, width=64,
+                  log=logs.append)
     for part, name in (("model", "model.safetensors"), ("sae", "sae_weights.safetensors")):
         first, second = load_file(tmp_path / "a" / part / name), load_file(tmp_path / "b" / part / name)
         assert first.keys() == second.keys()
@@ -35,6 +59,10 @@ def test_training_runs_end_to_end_and_is_seeded(tmp_path):
     model = ModelWithHooks.from_pretrained(str(tmp_path / "a" / "model"))
     assert model.model_type == "gemma2" and 1_000_000 <= sum(p.numel() for p in model.model.parameters()) <= 5_000_000
     loaded = SAEManager(model).load(str(tmp_path / "a" / "sae"))
-    assert loaded.hook_name == "blocks.2.hook_resid_post" and loaded.d_sae == 64
+    assert loaded.hook_name == SAES[-1].hook_name and loaded.d_sae == 64
     assert loaded.sae.cfg.architecture() == "jumprelu" and loaded.sae.cfg.normalize_activations == "none"
     assert any(line.startswith("step") for line in logs)
+    tokenizer = model.tokenizer
+    assert all(len(tokenizer(t, add_special_tokens=False)["input_ids"]) == 1 for t in CHAT_TOKENS)
+    chat = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False)
+    assert chat == "<bos>" + render_chat([{"role": "user", "content": "Hi"}], add_generation_prompt=True)

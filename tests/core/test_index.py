@@ -124,9 +124,9 @@ def test_the_demo_ships_an_index_with_labels():
 
     session = Session()
     session.load()
-    hits = session.search("colour").hits  # typo-tolerant, token-aware label match
+    hits = session.search("colour", "demo").hits  # typo-tolerant, token-aware label match
     assert hits and all(h.label.startswith("color") and h.why.startswith("label 'color") for h in hits[:5])
-    info = session.feature_info(hits[0].feature)
+    info = session.feature_info(hits[0].feature, "demo")
     assert info.density is not None and 0 < info.density < 1
     top = info.top_examples[0]  # the firing token is marked, with its activation
     assert top.tokens[top.at] and top.acts[top.at] == pytest.approx(top.value, abs=1e-5)

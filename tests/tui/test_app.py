@@ -16,6 +16,10 @@ from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.screens.feature_detail import FeatureDetailScreen
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.steering_panel import GenerationColumn
+from saetui.demo import SAES
+from tests.demo_facts import color_feature
+
+COLOR_SAE, COLOR = color_feature()  # the demo's most color-promoting feature (late SAE)
 
 PROMPT = "The capital of France is Paris. Anna has a"
 
@@ -42,8 +46,8 @@ def notes(app) -> list[str]:
 
 
 def steer_with(app, *specs: tuple) -> None:
-    """Set the app's steering draft to (feature, coefficient[, mode]) specs of the displayed SAE."""
-    app.draft = Draft(tuple(SteeringSpec(f, c, *(m or ["add"]), sae=app.sae_name) for f, c, *m in specs))
+    """Set the app's steering draft to (feature, coefficient[, mode]) specs of the color feature's SAE."""
+    app.draft = Draft(tuple(SteeringSpec(f, c, *(m or ["add"]), sae=COLOR_SAE) for f, c, *m in specs))
 
 
 async def test_loads_and_analyzes_the_prompt():
@@ -84,6 +88,8 @@ async def test_search_then_detail_then_add_to_steering():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
+        app.use_sae(SAES[-1].name)  # what a feature promotes is written by the late SAE's decoder directions
+        await settle(pilot)
         await pilot.press("f3")
         app.query_one("#search-input").focus()
         await pilot.press(*"promotes Paris")
@@ -108,7 +114,7 @@ async def test_generate_streams_both_columns_and_marks_the_steering():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        steer_with(app, (549, 14.0))
+        steer_with(app, (COLOR, 14.0))
         await pilot.press("ctrl+g")
         await settle(pilot)
         base = app.query_one("#gen-baseline", GenerationColumn).text
@@ -125,7 +131,7 @@ async def test_steering_keys_edit_the_specs():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        steer_with(app, (549, 4.0))
+        steer_with(app, (COLOR, 4.0))
         await pilot.press("f4")
         table = app.query_one("#specs")
         step = app.steer.steps()[0]
@@ -239,13 +245,13 @@ async def test_last_session_is_restored_and_a_corrupt_one_set_aside():
     app = make_app("Anna has a")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        steer_with(app, (549, 7.0))
+        steer_with(app, (COLOR, 7.0))
         await pilot.press("ctrl+q")
     again = SaeTuiApp()
     async with again.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert again.query_one("#prompt").text == "Anna has a"
-        assert [(s.feature, s.coefficient) for s in again.draft.specs] == [(549, 7.0)]
+        assert [(s.feature, s.coefficient) for s in again.draft.specs] == [(COLOR, 7.0)]
     (config_dir() / state.SESSION_FILE).write_text("{broken")
     clean = SaeTuiApp()
     async with clean.run_test(size=(100, 30)) as pilot:
@@ -262,11 +268,11 @@ async def test_presets_and_prompt_history():
     app = make_app("Anna has a")
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        steer_with(app, (549, 3.0, "clamp"))
+        steer_with(app, (COLOR, 3.0, "clamp"))
         app.save_preset("colors")
         app.draft = Draft()
         app.load_preset("colors")
-        assert [(s.feature, s.mode) for s in app.draft.specs] == [(549, "clamp")]
+        assert [(s.feature, s.mode) for s in app.draft.specs] == [(COLOR, "clamp")]
         app.load_preset("nope")
         await pilot.pause()
         assert any("no preset named 'nope'" in n for n in notes(app))
@@ -306,7 +312,7 @@ async def test_typed_coefficient_sets_the_spec_and_bad_text_is_refused():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        steer_with(app, (549, 4.0))
+        steer_with(app, (COLOR, 4.0))
         app.query_one("#coef").focus()
         await pilot.press(*"abc", "enter")
         await pilot.pause()
@@ -326,7 +332,7 @@ async def test_a_failing_sae_load_shows_a_modal_and_keeps_the_loaded_one():
         await settle(pilot)
         assert isinstance(app.screen, ErrorScreen) and "did you mean" in app.screen.message
         await pilot.press("escape")
-        assert [s.name for s in app.session.saes] == ["demo"]
+        assert [s.name for s in app.session.saes] == [s.name for s in SAES]
         await pilot.press("f5")
         await settle(pilot)
         assert app.session.last is not None
@@ -348,4 +354,4 @@ async def test_labels_set_in_the_app_are_saved_and_found():
         await pilot.press(*"my favourite", "enter")
         await pilot.pause()
         assert load_labels(config_dir() / "demo-labels")[feature] == "my favourite"
-        assert app.session.search("favorite").hits[0].feature == feature
+        assert app.session.search("favorite", app.sae_name).hits[0].feature == feature

@@ -11,6 +11,9 @@ from saetui.tui import app as app_module
 from saetui.tui.app import SaeTuiApp
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.feature_list import FeatureRow
+from tests.demo_facts import color_feature
+
+COLOR_SAE, COLOR = color_feature()  # the demo's most color-promoting feature (late SAE)
 
 PROMPT = "The capital of France is Paris. Anna has a"
 
@@ -155,7 +158,7 @@ async def test_footer_shows_stop_and_help_at_80_columns():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        app.draft = Draft((SteeringSpec(549, 4.0, sae=app.sae_name),))
+        app.draft = Draft((SteeringSpec(COLOR, 4.0, sae=COLOR_SAE),))
         for focus in ("#prompt", "#token-table", "#token-features", "#specs"):
             if focus == "#specs":
                 await pilot.press("f4")
@@ -296,7 +299,7 @@ async def test_palette_lists_existing_presets_and_asks_for_a_missing_argument():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        app.draft = Draft((SteeringSpec(549, 3.0, sae="demo"),))
+        app.draft = Draft((SteeringSpec(COLOR, 3.0, sae=COLOR_SAE),))
         await palette(pilot, "save preset")
         await pilot.press("enter")
         await pilot.pause()
@@ -336,7 +339,7 @@ def test_a_suspended_generation_holds_no_lock_and_no_steering_hooks():
     session = Session()
     session.load()
     before = session.analyze(PROMPT).saes[0].per_token
-    session.add_spec(549, 40.0)
+    session.add_spec(COLOR, 40.0, sae=COLOR_SAE)
     gen = session.generate(PROMPT, stop_event=threading.Event(), max_new_tokens=10)
     next(gen)  # suspended between two tokens
     free = []

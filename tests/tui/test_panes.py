@@ -12,8 +12,10 @@ from saetui.tui.app import HINT, SaeTuiApp
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.feature_list import FeatureList
 from saetui.tui.widgets.token_table import TokenTable
+from tests.demo_facts import color_feature
 
 PROMPT = "The capital of France is Paris. Anna has a"
+COLOR_SAE, COLOR = color_feature()  # the demo's most color-promoting feature (late SAE)
 
 
 def notes(app) -> list[str]:
@@ -39,25 +41,21 @@ async def test_the_token_table_shows_as_many_features_as_the_width_allows():
 
 
 async def test_several_saes_are_tagged_and_s_switches_the_displayed_one():
-    from saetui.models.synthetic import random_jumprelu_sae
-
-    app = SaeTuiApp(prompt=PROMPT)
+    app = SaeTuiApp(prompt=PROMPT)  # the demo loads two SAEs, an early and a late layer
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        session = app.session
-        session.saes.add(random_jumprelu_sae(session.model.d_model, 64, "blocks.1.hook_resid_post"), name="early")
-        await pilot.press("f5")
-        await settle(pilot)
+        names = [s.name for s in app.session.saes]
+        assert len(names) == 2 and app.sae_name == names[0]
         features = app.query_one("#token-features", FeatureList)
         rows = features.rows_shown
-        assert {r.sae for r in rows} == {"demo", "early"} and rows[0].sae == "demo"  # the displayed SAE first
-        assert str(features.get_row_at(0)[0]).startswith("demo/")  # tagged
+        assert {r.sae for r in rows} == set(names) and rows[0].sae == names[0]  # the displayed SAE first
+        assert str(features.get_row_at(0)[0]).startswith(f"{names[0]}/")  # tagged
         app.query_one(TokenTable).focus()
         await pilot.press("s")
         await pilot.pause()
-        assert app.sae_name == "early" and "SAE early" in str(app.query_one(TokenTable).border_title)
-        want = [f for f, _ in app.analysis.sae("early").per_token[0][:1]]
-        assert str(app.query_one(TokenTable).get_row_at(0)[2]).startswith(f"{want[0]}:")
+        assert app.sae_name == names[1] and f"SAE {names[1]}" in str(app.query_one(TokenTable).border_title)
+        want = app.analysis.sae(names[1]).per_token[0][0][0]
+        assert str(app.query_one(TokenTable).get_row_at(0)[2]).startswith(f"{want}:")
 
 
 async def test_highlighted_token_shows_its_reconstruction_and_next_token_predictions():
@@ -80,9 +78,9 @@ async def test_plus_steps_by_a_quarter_of_the_max_activation_and_a_sweep_gives_o
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        top = app.session.max_activation("demo", 549)
+        top = app.session.max_activation(COLOR_SAE, COLOR)
         assert top is not None and top > 0
-        app.draft = Draft((SteeringSpec(549, 1.0, sae="demo"),))
+        app.draft = Draft((SteeringSpec(COLOR, 1.0, sae=COLOR_SAE),))
         await pilot.press("f4")
         await pilot.press("plus")
         step = coefficient_step(app.draft.specs[0], top)
@@ -93,7 +91,7 @@ async def test_plus_steps_by_a_quarter_of_the_max_activation_and_a_sweep_gives_o
         await pilot.press("ctrl+w")
         await settle(pilot)
         columns = app.query("GenerationColumn")
-        assert [c.border_title for c in columns] == ["demo/549 × 0", "demo/549 × 3", "demo/549 × 6"]
+        assert [c.border_title for c in columns] == [f"{COLOR_SAE}/{COLOR} × {c}" for c in (0, 3, 6)]
         assert [s[-1].coefficient for s in app.steer.rows_specs] == [0.0, 3.0, 6.0]
         assert all(len(ids) > 0 for ids in app.steer.generated)
         app.query_one("#sweep").value = "0,x"
@@ -219,7 +217,7 @@ async def test_steered_rows_show_kl_and_mark_where_steering_moved_the_model_most
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.draft = Draft((SteeringSpec(549, 14.0, sae="demo"),))
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=COLOR_SAE),))
         app.query_one("#max-tokens").value = "8"
         await pilot.press("ctrl+g")
         await settle(pilot)
@@ -235,11 +233,11 @@ async def test_detail_lists_decoder_neighbours_and_enter_walks_to_one():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.post_message(__import__("saetui.tui.messages", fromlist=["x"]).FeatureChosen("demo", 549))
+        app.post_message(__import__("saetui.tui.messages", fromlist=["x"]).FeatureChosen(COLOR_SAE, COLOR))
         await settle(pilot)
         first = app.screen
         neighbours = first.query_one("#neighbours", FeatureList)
-        want = app.session.neighbours(549, "demo", against="demo", top_k=8)
+        want = app.session.neighbours(COLOR, COLOR_SAE, against=COLOR_SAE, top_k=8)
         assert [r.feature for r in neighbours.rows_shown] == [n.feature for n in want.neighbours]
         neighbours.focus()
         await pilot.press("enter")
@@ -319,7 +317,7 @@ async def test_quitting_before_the_model_loads_keeps_the_saved_specs():
         def load(self, *args, **kwargs):
             self.release.wait(30)
 
-    spec = SteeringSpec(549, 7.0, sae="demo").to_dict()
+    spec = SteeringSpec(COLOR, 7.0, sae=COLOR_SAE).to_dict()
     state.save_session({"model": None, "saes": None, "prompt": PROMPT, "specs": [spec], "history": []})
     session = Waiting()
     app = SaeTuiApp(session)
@@ -337,7 +335,7 @@ async def test_keys_pressed_faster_than_the_draft_comes_back_all_count():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.draft = Draft((SteeringSpec(549, 1.0, sae="demo"),))
+        app.draft = Draft((SteeringSpec(COLOR, 1.0, sae=COLOR_SAE),))
         await pilot.press("f4")
         await pilot.pause()
         step = app.steer.steps()[0]
@@ -361,12 +359,12 @@ async def test_why_a_then_shift_a_turns_the_feature_to_push_down():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.post_message(SteerFeature("demo", 549, 1, signed=True))
+        app.post_message(SteerFeature(COLOR_SAE, COLOR, 1, signed=True))
         await pilot.pause()
         up = app.draft.specs[0].coefficient
-        app.post_message(SteerFeature("demo", 549, -1, signed=True))
+        app.post_message(SteerFeature(COLOR_SAE, COLOR, -1, signed=True))
         await pilot.pause()
         assert up > 0 and app.draft.specs[0].coefficient == -up and len(app.draft) == 1
-        app.post_message(SteerFeature("demo", 549))  # `a` in a feature list: points at it, changes nothing
+        app.post_message(SteerFeature(COLOR_SAE, COLOR))  # `a` in a feature list: points at it, changes nothing
         await pilot.pause()
         assert app.draft.specs[0].coefficient == -up

@@ -15,6 +15,9 @@ from saetui.steering.spec import SteeringSpec
 from saetui.tui.app import SaeTuiApp
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.status_bar import StatusBar
+from tests.demo_facts import color_feature
+
+COLOR_SAE, COLOR = color_feature()  # the demo's most color-promoting feature (late SAE)
 
 PROMPT = "The capital of France is Paris. Anna has a"
 SIZES = [(80, 24), (120, 40)]
@@ -58,7 +61,7 @@ class TestSnapshots:
     def test_generation(self, snap_compare, size):
         async def run_before(pilot):
             await settle(pilot)
-            pilot.app.draft = Draft((SteeringSpec(549, 14.0, sae="demo"),))
+            pilot.app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=COLOR_SAE),))
             await pilot.press("ctrl+g")
             await _steady(pilot)
 
@@ -84,7 +87,7 @@ class TestSnapshots:
     def test_sweep(self, snap_compare, size):
         async def run_before(pilot):
             await settle(pilot)
-            pilot.app.draft = Draft((SteeringSpec(549, 14.0, sae="demo"),))
+            pilot.app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=COLOR_SAE),))
             pilot.app.query_one("#sweep").value = "0,7,14"
             pilot.app.query_one("#max-tokens").value = "24"
             await pilot.press("ctrl+w")
