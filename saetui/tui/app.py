@@ -462,13 +462,21 @@ class SaeTuiApp(App[None]):
         self.action_show_tab("search")
         self.query_one(SearchPane).contrast(a, b)
 
-    def steer_vector(self, name: str) -> None:
-        """Add a saved steering vector (e.g. a contrast's A−B direction) to the draft at coefficient 1."""
+    def steer_vector(self, text: str) -> None:
+        """Add a saved steering vector (e.g. a contrast's A−B direction) to the draft at coefficient 1:
+        `NAME[@HOOK]`; a vector saved at several hook points is used at the displayed SAE's hook."""
+        name, _, hook = text.strip().partition("@")
         if self.draft.index_of_vector(name) is not None:
             self.notify(f"vector {name} is already in steering (F4)")
             return
         try:
-            spec = self.session.vector_spec(name, 1.0)
+            if not hook and self.session.saes is not None and self.sae_name is not None:
+                from saetui.steering.vectors import load_vector
+
+                points = load_vector(name).directions
+                shown = self.session.saes.get(self.sae_name).hook_name
+                hook = shown if len(points) > 1 and shown in points else ""
+            spec = self.session.vector_spec(name, 1.0, hook=hook or None)
         except SaetuiError as exc:
             self.notify(str(exc), severity="error")
             return

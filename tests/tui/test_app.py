@@ -70,8 +70,9 @@ async def test_moving_through_tokens_shows_their_features():
         token = app.session.last.tokens[3]
         features = app.query_one("#token-features")
         assert repr(token.text) in str(features.border_title)
-        want = [f for f, _ in app.session.last.saes[0].per_token[3]]
-        assert [r.feature for r in features.rows_shown] == want
+        ordered = sorted(app.session.last.saes, key=lambda s: s.name != app.sae_name)  # the displayed SAE first
+        want = [(s.name, f) for s in ordered for f, _ in s.per_token[3]]
+        assert [(r.sae, r.feature) for r in features.rows_shown] == want
 
 
 async def test_heat_line_for_a_chosen_feature():

@@ -151,9 +151,9 @@ async def test_search_shows_scores_and_why_beside_the_label():
         await settle(pilot)
         await pilot.press("f3", *"promotes Paris")
         await settle(pilot)
-        result = app.session.search("promotes Paris", "demo")
+        result = app.session.search_all("promotes Paris")  # every loaded SAE, merged by score
         rows = app.query_one("#search-results", FeatureList).rows_shown
-        assert [r.feature for r in rows] == [h.feature for h in result.hits]
+        assert [(r.sae, r.feature) for r in rows] == [(h.sae, h.feature) for h in result.hits]
         assert rows[0].value == f"{result.hits[0].score:.2f}" and result.hits[0].why in rows[0].about
         assert len({r.value for r in rows}) > 1  # scores that say something
 
@@ -238,7 +238,9 @@ async def test_detail_lists_decoder_neighbours_and_enter_walks_to_one():
         first = app.screen
         neighbours = first.query_one("#neighbours", FeatureList)
         want = app.session.neighbours(COLOR, COLOR_SAE, against=COLOR_SAE, top_k=8)
-        assert [r.feature for r in neighbours.rows_shown] == [n.feature for n in want.neighbours]
+        shown = neighbours.rows_shown
+        assert [(r.sae, r.feature) for r in shown[:8]] == [(COLOR_SAE, n.feature) for n in want.neighbours]  # its own SAE first
+        assert {r.sae for r in shown[8:]} == {s.name for s in app.session.saes} - {COLOR_SAE}  # then the other SAE's
         neighbours.focus()
         await pilot.press("enter")
         await settle(pilot)
@@ -259,12 +261,13 @@ async def test_shift_arrows_select_a_span_and_list_its_features_from_every_sae()
         assert table.span == (1, 4)
         want = app.session.span(PROMPT, 1, 4, pool="max")
         features = app.query_one("#token-features", FeatureList)
-        assert [r.feature for r in features.rows_shown] == [f.feature for f in want.saes[0].features]
+        ordered = sorted(want.saes, key=lambda s: s.name != app.sae_name)
+        assert [(r.sae, r.feature) for r in features.rows_shown] == [(s.name, f.feature) for s in ordered for f in s.features]
         assert "Span 1–3" in str(features.border_title)
         await pilot.press("down")  # a plain arrow ends the span: back to the token's own features
         await settle(pilot)
-        assert table.span is None and [r.feature for r in features.rows_shown] == \
-            [f for f, _ in app.analysis.saes[0].per_token[4]]
+        assert table.span is None and [r.feature for r in features.rows_shown][:10] == \
+            [f for f, _ in app.analysis.sae(app.sae_name).per_token[4]]
 
 
 async def test_palette_contrast_lists_features_separating_two_sets_and_saves_a_vector():
@@ -290,7 +293,8 @@ async def test_palette_contrast_lists_features_separating_two_sets_and_saves_a_v
         await pilot.pause()
         assert [getattr(s, "vector", None) for s in app.draft.specs] == ["redblue"]
         assert any("nosuch" in n for n in notes(app))
-        assert str(app.query_one("#specs").get_row_at(0)[1]) == "vector redblue"
+        hook = app.session.saes.get(app.sae_name).hook_name  # saved at both SAEs' hooks: the displayed one is used
+        assert str(app.query_one("#specs").get_row_at(0)[1]) == f"vector redblue@{hook}"
         app.draft = app.draft.set_coefficient(0, 6.0)
         app.query_one("#max-tokens").value = "6"
         await pilot.press("ctrl+g")
@@ -368,3 +372,29 @@ async def test_why_a_then_shift_a_turns_the_feature_to_push_down():
         app.post_message(SteerFeature(COLOR_SAE, COLOR))  # `a` in a feature list: points at it, changes nothing
         await pilot.pause()
         assert app.draft.specs[0].coefficient == -up
+
+
+async def test_chat_mode_renders_user_turns_and_continues_with_the_kept_reply():
+    app = SaeTuiApp(prompt="What is the capital of France?")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        first = [{"role": "user", "content": "What is the capital of France?"}]
+        want = app.session.render_chat(first, add_generation_prompt=True)
+        assert [t.id for t in app.analysis.tokens] == list(want.ids)  # the template's ids, one BOS
+        assert any(t.template for t in app.analysis.tokens) and "chat" in str(app.query_one("#prompt").border_title)
+        app.query_one("#max-tokens").value = "6"
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        reply = app.steer.reply(0)
+        await pilot.press("f6")  # keep the baseline reply
+        await pilot.pause()
+        assert app.chat == [*first, {"role": "assistant", "content": reply}] and app.query_one("#prompt").text == ""
+        await pilot.press(*"And of Spain?", "f5")
+        await settle(pilot)
+        whole = app.session.render_chat([*app.chat, {"role": "user", "content": "And of Spain?"}], add_generation_prompt=True)
+        assert [t.id for t in app.analysis.tokens] == list(whole.ids)
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        assert app.chat is None and not any(t.template for t in app.analysis.tokens)

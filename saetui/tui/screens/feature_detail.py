@@ -103,7 +103,7 @@ class FeatureDetailScreen(ModalScreen[None]):
         rows: list[FeatureRow] = []
         enc_dec = None
         own = self.session.saes.get(self.sae)
-        for other in self.session.saes:
+        for other in sorted(self.session.saes, key=lambda s: s is not own):  # its own SAE first
             if other.sae.cfg.d_in != own.sae.cfg.d_in:
                 continue
             try:

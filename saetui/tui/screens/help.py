@@ -20,6 +20,7 @@ NOTES = [
     ("*", "after a token's index: a special token (BOS, EOS, pad); left out of summaries, search and the index"),
     ("underline", "in a generated row: the token differs from the first row's (baseline) at that place"),
     ("f:act", "in the token table: feature f fired with activation act on that token"),
+    ("dim", "in chat mode: a token of the chat template (turn markers, role names), left out of summaries"),
 ]
 
 

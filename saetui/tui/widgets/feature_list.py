@@ -46,7 +46,8 @@ class FeatureList(DataTable):
         self._rows, self._tagged = list(rows), tagged
         self._width = self.content_size.width
         row = self.cursor_row
-        self.clear()
+        self.clear(columns=True)  # columns only ever widen: start again, so shorter names give room back
+        self.add_columns("feature", self._value_title, "about")
         names = [f"{r.sae}/{r.feature}" if tagged else str(r.feature) for r in rows]
         room = self._about_room(names, rows)
         for name, r in zip(names, rows):
