@@ -78,6 +78,9 @@ class Session:
         self.last_latency: float | None = None
         self.indexes: dict[str, Any] = {}  # SAE name -> FeatureIndex, where one was built
         self._sae_labels: dict[str, dict[int, str]] = {}  # SAE name -> {feature: label}, for search
+        # generation decodes with a static KV cache and a compiled step: None = on CUDA only, False = never
+        # (the eager loop), True = also elsewhere (saetui.steering.compiled)
+        self.compile: bool | None = None
 
     # ------------------------------------------------------------------ loading
     def load(self, model: str | None = None, saes: list[str] | None = None, *, device: str | None = None,
@@ -322,7 +325,7 @@ class Session:
 
         check_text(prompt)
         with self.lock:
-            engine = SteeringEngine(self._require_model(), self._require_saes())
+            engine = SteeringEngine(self._require_model(), self._require_saes(), compile=self.compile)
             rows = [[], list(self.specs)] if rows is None else [list(r) for r in rows]
         # The lock is taken per forward step (inside stream), never across a yield: F5 during a
         # generation is answered between two tokens, and a suspended generator holds nothing.
