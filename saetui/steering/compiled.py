@@ -24,6 +24,7 @@ generations: the steering tensors are copied into it, never baked into the graph
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -42,8 +43,9 @@ _BUCKET = 256  # static cache lengths are rounded up to a multiple of this (fewe
 _NOTICE_GIVEN = False
 _DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # hf model -> {key: _Decoder}
 _LOCK = threading.Lock()
-#: torch.compile backend (None: inductor). Tests use "aot_eager": the same tracing, guards and hooks, no codegen.
-BACKEND: str | None = None
+#: torch.compile backend (None: inductor). Tests and benchmark dry runs use "aot_eager": the same tracing,
+#: guards and hooks, no code generation (minutes on a small CPU).
+BACKEND: str | None = os.environ.get("SAETUI_COMPILE_BACKEND") or None
 
 
 def default_compile(device: Any) -> bool:
