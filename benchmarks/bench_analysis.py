@@ -27,7 +27,24 @@ from typing import Callable
 import torch
 
 
-def build(preset: str, device: str):
+PRESETS = ["tiny", "small", "gemma-2-2b"]
+
+
+def add_device_args(parser: argparse.ArgumentParser, preset: str = "small") -> None:
+    """--preset, --device, --dtype: the flags every benchmark takes (benchmarks/gpu_check.sh passes them)."""
+    parser.add_argument("--preset", default=preset, choices=PRESETS)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: bf16 on CUDA, fp32 elsewhere)")
+
+
+def peak_memory(device: str) -> str:
+    """Peak GPU memory since the process started (or the last reset), for the table; '' off CUDA."""
+    if not device.startswith("cuda"):
+        return ""
+    return f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+
+
+def build(preset: str, device: str, dtype: str | None = None):
     from transformers import AutoModelForCausalLM
     from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
@@ -38,14 +55,14 @@ def build(preset: str, device: str):
 
     config = gemma2_config(preset)
     config._attn_implementation = "eager"
-    dtype = pick_dtype(device, "gemma2")
+    dtype = pick_dtype(device, "gemma2", dtype)
     torch.manual_seed(0)
     with torch.device(device):
         hf = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
     model = ModelWithHooks(hf, build_wordlevel_tokenizer(config.vocab_size), name=f"gemma2-{preset}")
     layer = config.num_hidden_layers // 2
     hook = f"blocks.{layer}.hook_resid_post"
-    width = 16384 if preset == "gemma-2-2b" else 8192
+    width = {"gemma-2-2b": 16384, "tiny": 1024}.get(preset, 8192)
     sae = random_jumprelu_sae(config.hidden_size, width, hook)
     manager = SAEManager(model)
     loaded = manager.add(sae, name="bench")
@@ -80,7 +97,7 @@ def build(preset: str, device: str):
     return model, analyzer, loaded, full_forward, by_hand, layer, hook
 
 
-def build_sae_lens_model(preset: str, device: str):
+def build_sae_lens_model(preset: str, device: str, dtype: torch.dtype | None = None):
     """A HookedSAETransformer of the same shape (Gemma-2 style: RMS pre/post norms, gated MLP, GQA, soft caps)."""
     from sae_lens import HookedSAETransformer
     from transformer_lens import HookedTransformerConfig
@@ -94,15 +111,16 @@ def build_sae_lens_model(preset: str, device: str):
         normalization_type="RMS", positional_embedding_type="rotary", gated_mlp=True,
         n_key_value_heads=c.num_key_value_heads, use_normalization_before_and_after=True,
         attn_scores_soft_cap=c.attn_logit_softcapping, output_logits_soft_cap=c.final_logit_softcapping,
-        rotary_dim=c.head_dim, device=device, dtype=torch.bfloat16 if device.startswith("cuda") else torch.float32,
+        rotary_dim=c.head_dim, device=device,
+        dtype=dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32),
     )
     torch.manual_seed(0)
     return HookedSAETransformer(cfg).eval()
 
 
-def build_sae_lens(preset: str, device: str, sae, hook: str):
+def build_sae_lens(preset: str, device: str, sae, hook: str, dtype: torch.dtype | None = None):
     """run_with_cache_with_saes on that model, caching only the SAE's feature activations."""
-    tl = build_sae_lens_model(preset, device)
+    tl = build_sae_lens_model(preset, device, dtype)
     names = [f"{hook}.hook_sae_acts_post"]
 
     def run(tokens):
@@ -125,14 +143,13 @@ def timed(fn: Callable[[], object], device: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="small", choices=["small", "gemma-2-2b"])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_args(parser)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--no-sae-lens", action="store_true", help="skip the HookedSAETransformer peer")
     args = parser.parse_args()
 
-    model, analyzer, loaded, full_forward, by_hand, layer, hook = build(args.preset, args.device)
-    peer = None if args.no_sae_lens else build_sae_lens(args.preset, args.device, loaded.sae, hook)
+    model, analyzer, loaded, full_forward, by_hand, layer, hook = build(args.preset, args.device, args.dtype)
+    peer = None if args.no_sae_lens else build_sae_lens(args.preset, args.device, loaded.sae, hook, model.dtype)
     print(f"device={args.device} dtype={model.dtype} threads={torch.get_num_threads()} preset={args.preset} "
           f"layer={layer}/{model.n_layers} d_sae={loaded.d_sae} rounds={args.rounds}")
     gen = torch.Generator().manual_seed(1)
@@ -168,6 +185,8 @@ def main() -> None:
             print(f", {statistics.median(times['(c) sae-lens run_with_cache_with_saes']) / ours:.2f}x faster than (c)")
         else:
             print()
+    if args.device.startswith("cuda"):
+        print(peak_memory(args.device))
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@
     memory      peak RSS of a build over ~10k vs ~100k tokens, each in a fresh process (must not grow with the corpus)
     search      ms per query on a 65,536-feature SAE with a label per feature (target <= 30 ms)
 
-Model and SAE: the bundled demo (for search, a random 65k-wide JumpReLU SAE on the demo model).
+Model and SAE: the bundled demo (for search, a random 65k-wide JumpReLU SAE on the demo model), or with
+--preset tiny|small|gemma-2-2b the random Gemma-2-shaped model and SAE of bench_analysis.py on random
+token documents (--docs x --doc-tokens), on --device/--dtype (memory and search are then skipped).
 
-    python benchmarks/bench_index.py [--rounds 3]
+    python benchmarks/bench_index.py [--rounds 3] [--preset gemma-2-2b --device cuda --dtype bfloat16 --batch-size 64]
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_analysis import PRESETS, build, peak_memory, timed  # noqa: E402
 
 MEMORY = """
 import resource, tempfile, sys
@@ -47,17 +52,32 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--preset", default="demo", choices=["demo", *PRESETS])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default=None)
+    parser.add_argument("--docs", type=int, default=400, help="with --preset: random documents")
+    parser.add_argument("--doc-tokens", type=int, default=128, help="with --preset: tokens per random document")
+    parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model, saes = load_demo(device="cpu")
-    loaded = saes.get("demo")
-    texts = [d.text for d in generate_corpus(400, seed=5)]
+    bs = args.batch_size
+    if args.preset == "demo":
+        model, saes = load_demo(device=args.device)
+        loaded = saes.get("demo")
+        texts = [d.text for d in generate_corpus(args.docs, seed=5)]
+    else:
+        model, analyzer, loaded, *_ = build(args.preset, args.device, args.dtype)
+        gen = torch.Generator().manual_seed(5)
+        words = torch.randint(3, model.config.vocab_size, (args.docs, args.doc_tokens - 1), generator=gen).tolist()
+        texts = [" ".join(f"t{w}" for w in row) for row in words]
+    print(f"device={args.device} dtype={model.dtype} threads={torch.get_num_threads()} preset={args.preset} "
+          f"d_sae={loaded.d_sae} docs={len(texts)} batch={bs} rounds={args.rounds}")
     collector = ActivationCollector(model)
 
     def bare() -> int:
         n = 0
-        for b in range(0, len(texts), 16):
-            batch = model.tokenize(texts[b : b + 16])
+        for b in range(0, len(texts), bs):
+            batch = model.tokenize(texts[b : b + bs])
             acts = collector.run(batch, [loaded.hook_name])[0][loaded.hook_name]
             with torch.inference_mode():
                 loaded.sae.encode(acts[~batch.special_mask])
@@ -66,18 +86,20 @@ def main() -> None:
 
     def ours() -> int:
         out = Path(tempfile.mkdtemp()) / "i"
-        return build_index(model, loaded, texts, out, settings=IndexSettings(batch_size=16), progress=False).n_tokens
+        return build_index(model, loaded, texts, out, settings=IndexSettings(batch_size=bs), progress=False).n_tokens
 
     bare(), ours()
     times: dict[str, list[float]] = {"ours": [], "bare": []}
     tokens = {}
     for r in range(args.rounds):
         for name, fn in ((("ours", ours), ("bare", bare)) if r % 2 == 0 else (("bare", bare), ("ours", ours))):
-            start = time.perf_counter()
-            tokens[name] = fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed(lambda: tokens.update({name: fn()}), args.device))
     rate = {k: tokens[k] / statistics.median(v) for k, v in times.items()}
     print(f"build: {rate['ours']:.0f} tokens/s vs bare forward+encode {rate['bare']:.0f} tokens/s ({rate['ours'] / rate['bare']:.2f}x)")
+    if args.device.startswith("cuda"):
+        print(peak_memory(args.device))
+    if args.preset != "demo":
+        return
 
     for docs in (170, 1700):  # ~10k and ~100k tokens
         n, grew = subprocess.run([sys.executable, "-c", MEMORY.format(docs=docs)], capture_output=True, text=True,

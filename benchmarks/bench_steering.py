@@ -8,10 +8,13 @@ middle layer's hook_resid_post, calibrated to L0 ~ 64). Greedy decoding of 64 ne
     ours, add       SteeringEngine, one feature added          target >= 0.98x plain
     ours, clamp     SteeringEngine, one feature clamped        (report)
     ours, 2 rows    baseline + steered in one batch vs the two generated one after the other (target >= 1.6x)
+    compiled        with --compile: the same on a static KV cache with a torch.compile'd step
+                    (saetui.steering.compiled; CUDA graphs on CUDA), after a warm-up that compiles
     naive replace   HF generate with a hook replacing x by decode(edit(encode(x))) (report)
     sae-lens        HookedSAETransformer.generate with the same additive hook (report)
 
-    python benchmarks/bench_steering.py [--preset small|gemma-2-2b] [--rounds 7] [--device cuda]
+    python benchmarks/bench_steering.py [--preset tiny|small|gemma-2-2b] [--rounds 7] [--device cuda]
+                                        [--dtype bfloat16] [--compile] [--new-tokens 64]
 """
 
 from __future__ import annotations
@@ -24,9 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_analysis import build, build_sae_lens_model, timed  # noqa: E402
-
-NEW_TOKENS = 64
+from bench_analysis import add_device_args, build, build_sae_lens_model, peak_memory, timed  # noqa: E402
 
 
 def main() -> None:
@@ -34,14 +35,18 @@ def main() -> None:
     from saetui.steering.spec import SteeringSpec
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", default="small", choices=["small", "gemma-2-2b"])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_args(parser)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--no-sae-lens", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="add rows for the compiled static-cache path")
+    parser.add_argument("--only-compiled", action="store_true", help="with --compile: plain HF, eager and compiled rows only")
     args = parser.parse_args()
+    NEW_TOKENS = args.new_tokens
 
-    model, analyzer, loaded, _, _, layer, hook = build(args.preset, args.device)
-    engine = SteeringEngine(model, analyzer.saes)
+    model, analyzer, loaded, _, _, layer, hook = build(args.preset, args.device, args.dtype)
+    engine = SteeringEngine(model, analyzer.saes, compile=False)
+    fast = SteeringEngine(model, analyzer.saes, compile=True)
     sae = loaded.sae
     gen = torch.Generator().manual_seed(3)
     words = torch.randint(3, model.config.vocab_size, (31,), generator=gen).tolist()
@@ -70,8 +75,8 @@ def main() -> None:
         acts[..., feature] += coef
         return sae.decode(acts).to(x.dtype)
 
-    def ours(rows):
-        return sum(1 for _ in engine.stream(prompt, rows, max_new_tokens=NEW_TOKENS))
+    def ours(rows, eng=engine):
+        return sum(1 for _ in eng.stream(prompt, rows, max_new_tokens=NEW_TOKENS))
 
     methods = {
         "plain HF generate": lambda: hf_generate(),
@@ -82,8 +87,15 @@ def main() -> None:
         "ours, baseline then steered": lambda: ours([[]]) + ours([add]),
         "naive encode-edit-decode (HF)": lambda: hf_generate(naive),
     }
+    if args.compile:
+        methods["ours, add, compiled"] = lambda: ours([add], fast)
+        methods["ours, baseline+steered batched, compiled"] = lambda: ours([[], add], fast)
+        methods["ours, baseline then steered, compiled"] = lambda: ours([[]], fast) + ours([add], fast)
+        if args.only_compiled:
+            for name in ("ours, no steering", "ours, clamp", "naive encode-edit-decode (HF)"):
+                del methods[name]
     if not args.no_sae_lens:
-        tl = build_sae_lens_model(args.preset, args.device)
+        tl = build_sae_lens_model(args.preset, args.device, model.dtype)
         tl_dir = direction.to(tl.cfg.dtype)
 
         def tl_generate():
@@ -111,6 +123,15 @@ def main() -> None:
         print(f"  {name:<42} {rate[name]:8.1f} tokens/s   {rate[name] / base:5.2f}x plain HF")
     pair = statistics.median(times["ours, baseline then steered"]) / statistics.median(times["ours, baseline+steered batched"])
     print(f"  batched baseline+steered is {pair:.2f}x faster than two sequential runs")
+    if args.compile:
+        pair = statistics.median(times["ours, baseline then steered, compiled"]) / statistics.median(times["ours, baseline+steered batched, compiled"])
+        print(f"  compiled: batched baseline+steered is {pair:.2f}x faster than two sequential compiled runs; "
+              f"compiled add is {rate['ours, add, compiled'] / rate['ours, add']:.2f}x eager add")
+        same = [o.token_ids for o in fast.run(prompt, [[], add], max_new_tokens=NEW_TOKENS)] == \
+            [o.token_ids for o in engine.run(prompt, [[], add], max_new_tokens=NEW_TOKENS)]
+        print(f"  compiled greedy tokens identical to eager: {same}")
+    if args.device.startswith("cuda"):
+        print(" ", peak_memory(args.device))
 
 
 if __name__ == "__main__":

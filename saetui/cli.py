@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     steer.add_argument("--top-p", type=_finite_float, default=gen("top_p"), help="in (0, 1]")
     steer.add_argument("--seed", type=_seed, default=gen("seed"))
     steer.add_argument("--json", action="store_true", help="print one JSON object at the end instead of streaming")
+    steer.add_argument("--no-compile", action="store_true",
+                       help="decode with the eager loop (default on CUDA: static KV cache and a compiled step)")
 
     attr = sub.add_parser("attribute", help="why this token? the prediction's SAE features, checked by ablation")
     _model_args(attr)
@@ -428,6 +430,8 @@ def cmd_steer(args: argparse.Namespace) -> int:
     settings = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     GenerationSettings(**settings)  # bad numbers fail before the model loads
     session = _session(args)
+    if args.no_compile:
+        session.compile = False
     model = session.model
     for spec in specs:
         resolve(spec, session.saes)

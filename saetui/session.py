@@ -83,6 +83,9 @@ class Session:
         self.last_latency: float | None = None
         self.indexes: dict[str, Any] = {}  # SAE name -> FeatureIndex, where one was built
         self._sae_labels: dict[str, dict[int, str]] = {}  # SAE name -> {feature: label}, for search
+        # generation decodes with a static KV cache and a compiled step: None = on CUDA only, False = never
+        # (the eager loop), True = also elsewhere (saetui.steering.compiled)
+        self.compile: bool | None = None
 
     # ------------------------------------------------------------------ loading
     def load(self, model: str | None = None, saes: list[str] | None = None, *, device: str | None = None,
@@ -363,7 +366,7 @@ class Session:
 
         text = self.chat_prompt(prompt, chat, system, reply=True)
         with self.lock:
-            engine = SteeringEngine(self._require_model(), self._require_saes())
+            engine = SteeringEngine(self._require_model(), self._require_saes(), compile=self.compile)
             rows = [[], list(self.specs)] if rows is None else [list(r) for r in rows]
             if is_chat(chat):
                 rows = chat_rows(rows, steer_template)

@@ -91,12 +91,17 @@ def tiny_model_dir(arch: str, path: str | Path, *, seed: int = 0, **config_kwarg
 def gemma2_config(preset: str = "small", vocab_size: int | None = None) -> Any:
     """Gemma-2-architecture configs for benchmarks.
 
+    tiny:       hidden 128, 2 layers, vocab 1024 (dry runs of the benchmark scripts)
     small:      hidden 512, 8 layers, vocab 8192 (runs on a laptop CPU)
     gemma-2-2b: gemma-2-2b's real dimensions (hidden 2304, 26 layers, vocab 256000), random weights
     """
     from transformers import AutoConfig
 
-    if preset == "small":
+    if preset == "tiny":  # for dry runs of the benchmark scripts (benchmarks/gpu_check.sh on CPU)
+        kw = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=32, vocab_size=1024,
+                  sliding_window=4096, max_position_embeddings=8192)
+    elif preset == "small":
         kw = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=8, num_attention_heads=8,
                   num_key_value_heads=4, head_dim=64, query_pre_attn_scalar=64, vocab_size=8192,
                   sliding_window=4096, max_position_embeddings=8192)
@@ -105,7 +110,7 @@ def gemma2_config(preset: str = "small", vocab_size: int | None = None) -> Any:
                   num_key_value_heads=4, head_dim=256, query_pre_attn_scalar=256, vocab_size=256000,
                   sliding_window=4096, max_position_embeddings=8192)
     else:
-        raise ValueError(f"unknown preset {preset!r}: use small or gemma-2-2b")
+        raise ValueError(f"unknown preset {preset!r}: use tiny, small or gemma-2-2b")
     if vocab_size is not None:
         kw["vocab_size"] = vocab_size
     return AutoConfig.for_model("gemma2", pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID, **kw)

@@ -85,9 +85,12 @@ class GenerationSettings:
 class SteeringEngine:
     """Generation with SAE-feature steering for one model and its loaded SAEs."""
 
-    def __init__(self, model: ModelWithHooks, saes: SAEManager) -> None:
+    def __init__(self, model: ModelWithHooks, saes: SAEManager, *, compile: bool | None = None) -> None:
+        """compile: decode on a static KV cache with a compiled step (saetui.steering.compiled);
+        None = on CUDA only; False = the eager loop below."""
         self.model = model
         self.saes = saes
+        self.compile = compile
         params = inspect.signature(model.model.forward).parameters
         # transformers 5.x calls the KV cache `cache`; 4.x called it `past_key_values`.
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -168,6 +171,11 @@ class SteeringEngine:
         seeds = list(seeds) if seeds is not None else [cfg.seed] * len(rows)
         if len(seeds) != len(rows):
             raise InputError(f"{len(seeds)} seeds for {len(rows)} rows")
+        if isinstance(prompt, str) and self._static_decoding(cfg):  # chat prompts (template scopes) stay eager
+            from saetui.steering.compiled import compiled_stream
+
+            yield from compiled_stream(self, prompt, resolved, cfg, seeds, stop_event=stop_event, lock=lock)
+            return
         ids_list, template = self._prompt(prompt)
         prompt_ids = torch.tensor([ids_list], dtype=torch.long, device=self.model.device)  # (1, T)
         n, t = len(rows), prompt_ids.shape[1]
@@ -223,6 +231,12 @@ class SteeringEngine:
             if all(finished):
                 return
 
+    def _static_decoding(self, cfg: GenerationSettings) -> bool:
+        """Whether `stream` takes the compiled path (see saetui.steering.compiled)."""
+        from saetui.steering.compiled import default_compile, supports_static_decoding
+
+        wanted = default_compile(self.model.device) if self.compile is None else self.compile
+        return bool(wanted) and cfg.use_cache and supports_static_decoding(self.model.model)
 
     # ------------------------------------------------------------------ what steering changed
     def kl(self, prompt: str | ChatTokens, rows: Sequence[Sequence[SteeringSpec]], token_ids: Sequence[Sequence[int]], *,

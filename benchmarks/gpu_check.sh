@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One device check for issue 15: every benchmark at gemma-2-2b dimensions (random weights, bf16) on CUDA,
+# with ratios against plain HF measured in the same run, and one summary table at the end.
+# Budget: <= 8 minutes on one H100/H200.
+#
+#   bash benchmarks/gpu_check.sh             # on a CUDA machine, from the repository root
+#   bash benchmarks/gpu_check.sh --dry-run   # (or SAETUI_GPU_CHECK_CPU=1) the same commands, tiny preset, on CPU
+#
+# Logs go to ${OUT:-/tmp}/gpu_check/*.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PY=${PYTHON:-python}
+DRY=${SAETUI_GPU_CHECK_CPU:-0}
+[[ "${1:-}" == "--dry-run" ]] && DRY=1
+LOGS=${OUT:-/tmp}/gpu_check
+mkdir -p "$LOGS"
+
+if [[ "$DRY" == 1 ]]; then
+  DEV=(--device cpu --dtype float32 --preset tiny)
+  ROUNDS=1; NEW=8; DOCS=16; DOC_TOKENS=32; BATCH=8
+  export SAETUI_COMPILE_BACKEND=${SAETUI_COMPILE_BACKEND:-aot_eager}  # inductor codegen takes minutes on CPU
+  echo "gpu_check: dry run on CPU (tiny preset, 1 round): checks the commands, not the numbers"
+else
+  if ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    echo "gpu_check: no CUDA device visible to torch ($("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo 'torch missing')):" \
+         "this script measures the GPU path; run it on a CUDA machine, or pass --dry-run to check the commands on CPU" >&2
+    exit 2
+  fi
+  DEV=(--device cuda --dtype bfloat16 --preset gemma-2-2b)
+  ROUNDS=5; NEW=64; DOCS=2000; DOC_TOKENS=128; BATCH=64
+  "$PY" -c 'import torch; print("gpu_check:", torch.cuda.get_device_name(0), "torch", torch.__version__)'
+fi
+
+start=$SECONDS
+run() {  # name, command...: run it, keep its log, stop the script with the log's tail if it fails
+  local name=$1; shift
+  local t0=$SECONDS
+  echo "== $name: $*"
+  if ! "$@" > "$LOGS/$name.log" 2>&1; then
+    tail -n 30 "$LOGS/$name.log"; echo "gpu_check: $name failed (log: $LOGS/$name.log)" >&2; exit 1
+  fi
+  echo "   done in $((SECONDS - t0)) s"
+}
+
+run analysis "$PY" benchmarks/bench_analysis.py "${DEV[@]}" --rounds $((ROUNDS * 2)) --no-sae-lens
+run steering "$PY" benchmarks/bench_steering.py "${DEV[@]}" --rounds "$ROUNDS" --new-tokens "$NEW" --compile --only-compiled --no-sae-lens
+run index "$PY" benchmarks/bench_index.py "${DEV[@]}" --rounds 3 --docs "$DOCS" --doc-tokens "$DOC_TOKENS" --batch-size "$BATCH"
+
+pick() { grep -m1 -E "$2" "$LOGS/$1.log" || echo "  (missing: $2)"; }
+echo
+echo "== gpu_check summary ($((SECONDS - start)) s; ratios against plain HF / bare loops in the same process)"
+grep -m1 '^device=' "$LOGS/analysis.log"
+echo "-- analyze (128 tokens): ours vs (a) full HF forward + encode and (b) the truncated-forward lower bound"
+grep -A5 '^batch 1x128' "$LOGS/analysis.log" | grep -E 'ours  |\(a\)|\(b\)|faster' || true
+echo "-- steered decode, batch 1, greedy $NEW tokens (tokens/s; x plain eager model.generate)"
+grep -E 'plain HF generate|ours, add|batched|then steered|identical' "$LOGS/steering.log" || true
+echo "-- index build"
+pick index '^build:'
+echo "-- peak GPU memory per benchmark"
+grep -h 'peak GPU memory' "$LOGS"/*.log || echo "  (not on CUDA)"
