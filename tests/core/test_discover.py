@@ -368,18 +368,18 @@ def test_cli_contrast_save_vector_then_steer_with_it(capsys, tmp_path, extra_dem
     colors.write_text("Look at the red.\nLook at the blue.\nLook at the green.\n", encoding="utf-8")
     data = json.loads(run(capsys, "contrast", "--a", str(colors), "--b", "Look at the cat.", "--b", "Look at the dog.",
                           "--sae", extra_demo_sae, "--top-k", "3", "--pool", "max", "--save-vector", "red", "--json"))
-    assert [s["name"] for s in data["saes"]] == ["demo", "extra"] and data["n_prompts"] == [3, 2]
+    assert [s["name"] for s in data["saes"]] == ["demo", "demo-late", "extra"] and data["n_prompts"] == [3, 2]
     first = data["saes"][0]["features"][0]
     assert set(first) == {"feature", "diff", "effect", "mean_a", "mean_b", "freq_a", "freq_b", "label"}
-    assert data["vector"]["name"] == "red" and set(data["directions"]) == {"blocks.2.hook_resid_post", "blocks.1.hook_resid_post"}
+    assert data["vector"]["name"] == "red" and set(data["directions"]) == {s["hook"] for s in data["saes"]}
     vectors = json.loads(run(capsys, "vectors", "--json"))
     assert [v["name"] for v in vectors] == ["red"] and vectors[0]["model"] == "saetui-demo"
-    out = json.loads(run(capsys, "steer", "--prompt", "Tom went home.", "--vector", "red@2:4", "--feature", "549:0",
+    out = json.loads(run(capsys, "steer", "--prompt", "Tom went home.", "--vector", "red@1:4", "--feature", "demo/549:0",
                          "--compare", "--max-new-tokens", "4", "--json"))
-    assert out["specs"][1] == {"vector": "red", "coefficient": 4.0, "hook": "2", "scope": "all", "enabled": True}
+    assert out["specs"][1] == {"vector": "red", "coefficient": 4.0, "hook": "1", "scope": "all", "enabled": True}
     assert len(out["steered"]["token_ids"]) == 4
     text = run(capsys, "contrast", "--a", "Look at the red.", "--b", "Look at the cat.", "--top-k", "2")
-    assert text.startswith("== demo (blocks.2.hook_resid_post, d_sae=1024) A: 1 prompts")
+    assert text.startswith("== demo (blocks.1.hook_resid_post, d_sae=1024) A: 1 prompts")
 
 
 def test_cli_neighbours_span_and_search_cover_every_sae(capsys, extra_demo_sae):
@@ -391,10 +391,10 @@ def test_cli_neighbours_span_and_search_cover_every_sae(capsys, extra_demo_sae):
     assert text.startswith("demo/549") and "encoder/decoder cosine" in text
     analysis = json.loads(run(capsys, "analyze", "--prompt", "The capital of France is", "--sae", extra_demo_sae,
                               "--span", "1:4", "--span-pool", "mean", "--json"))
-    assert [s["name"] for s in analysis["saes"]] == ["demo", "extra"]
+    assert [s["name"] for s in analysis["saes"]] == ["demo", "demo-late", "extra"]
     span = analysis["span"]
-    assert (span["start"], span["end"], span["pool"]) == (1, 4, "mean") and [s["name"] for s in span["saes"]] == ["demo", "extra"]
+    assert (span["start"], span["end"], span["pool"]) == (1, 4, "mean") and [s["name"] for s in span["saes"]] == ["demo", "demo-late", "extra"]
     hits = json.loads(run(capsys, "search", "5", "--sae", extra_demo_sae, "--json"))["hits"]
-    assert {h["sae"] for h in hits} == {"demo", "extra"} and all(h["feature"] == 5 for h in hits)
-    hits = json.loads(run(capsys, "search", "color", "--json"))["hits"]  # one SAE: each hit tagged too
-    assert hits and {h["sae"] for h in hits} == {"demo"} and set(hits[0]) == {"feature", "score", "label", "why", "sae"}
+    assert {h["sae"] for h in hits} == {"demo", "demo-late", "extra"} and all(h["feature"] == 5 for h in hits)
+    hits = json.loads(run(capsys, "search", "color", "--json"))["hits"]  # the demo's two SAEs: each hit tagged
+    assert hits and {h["sae"] for h in hits} == {"demo", "demo-late"} and set(hits[0]) == {"feature", "score", "label", "why", "sae"}

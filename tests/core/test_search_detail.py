@@ -30,7 +30,7 @@ def token_id(session, text):
 
 
 def test_promotes_a_one_token_word_ranks_by_its_real_logit_effect(demo):
-    result = demo.search("promotes red", limit=20)
+    result = demo.search("promotes red", "demo", limit=20)
     assert isinstance(result, SearchResult) and result.kind == "promotes"
     assert all(isinstance(h, SearchHit) for h in result.hits)
     # ' red' and 'red' are both one token: the leading-space form is used, and the note says so and names the other.
@@ -44,18 +44,22 @@ def test_promotes_a_one_token_word_ranks_by_its_real_logit_effect(demo):
         assert h.label == demo.labels.get(("demo", h.feature), "")  # beside `why`, never instead of it
     assert any(h.label for h in result.hits)
     # Quoting picks a form exactly, with nothing left to explain.
-    quoted = demo.search("promotes 'red'", limit=5)
+    quoted = demo.search("promotes 'red'", "demo", limit=5)
     assert quoted.note is None and quoted.hits[0].why.startswith("promotes 'red' ")
     assert quoted.hits[0].score == pytest.approx(float(logit_effects(demo.model, demo.saes.get("demo"))[:, token_id(demo, "red")].max()), abs=1e-5)
 
 
 def test_promotes_prefers_the_one_token_form_and_explains_several_pieces(demo):
-    blue = demo.search("promotes blue")
+    blue = demo.search("promotes blue", "demo")
     assert all("' blue'" in h.why for h in blue.hits)  # not 'b', the first piece of 'blue' without a space
     assert "'b', 'l', 'ue'" in blue.note
-    zzzq = demo.search("promotes zzzq", limit=10)
-    assert "4 tokens ('z', 'z', 'z', 'q')" in zzzq.note and "mean" in zzzq.note
-    ids = demo.model.tokenizer("zzzq", add_special_tokens=False)["input_ids"]
+    zzzq = demo.search("promotes zzzq", "demo", limit=10)
+    import ast
+
+    form = ast.literal_eval(zzzq.note.split(" is ")[0])  # the form it ranked by ('zzzq' or ' zzzq'), named first
+    ids = demo.model.tokenizer(form, add_special_tokens=False)["input_ids"]
+    assert form.strip() == "zzzq" and len(ids) == 4 and f"is 4 tokens ({', '.join(map(repr, demo.model.token_texts(ids)))})" in zzzq.note
+    assert "mean" in zzzq.note
     mean = logit_effects(demo.model, demo.saes.get("demo"))[:, ids].mean(1)
     assert [h.feature for h in zzzq.hits] == mean.topk(10).indices.tolist()
     assert [h.score for h in zzzq.hits] == pytest.approx(mean.topk(10).values.tolist(), abs=1e-5)
@@ -65,38 +69,40 @@ def test_promotes_prefers_the_one_token_form_and_explains_several_pieces(demo):
 @pytest.mark.parametrize("query", ["promotes ", "promotes ''", "promotes \x07", "promotes \ue000"])
 def test_promotes_without_a_usable_word_is_one_line_error(demo, query):
     with pytest.raises(InputError) as err:
-        demo.search(query)
+        demo.search(query, "demo")
     assert "\n" not in str(err.value)
 
 
 def test_label_query_scores_differ_and_say_why(demo):
-    result = demo.search("red", limit=20)
+    result = demo.search("color", "demo", limit=20)
     assert result.kind == "text" and len(result.hits) > 3
     scores = [h.score for h in result.hits]
-    assert scores == sorted(scores, reverse=True) and len(set(scores)) > 2
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) > 1
     first = result.hits[0]
-    assert first.label == "color: red" and first.why.startswith("label 'color: red' (exact word 'red'")
-    fires = [h for h in result.hits if h.why.startswith("fires on ' red'")]
+    assert first.label == "color words" and first.why.startswith("label 'color words' (exact word 'color'")
+    red = demo.search("red", "demo", limit=20)
+    fires = [h for h in red.hits if h.why.startswith("fires on ' red'")]
     assert fires and any(h.label for h in fires)  # labelled features found through the index keep their label
     # A label matching every query word ranks above one matching some of them.
-    both = demo.search("capital paris").hits[0]
-    one = next(h for h in demo.search("paris").hits if h.feature == both.feature)
-    assert both.label == "capital: paris" and both.score == pytest.approx(3.0) and one.score == pytest.approx(2.75)
+    both = demo.search("pronoun you", "demo").hits[0]
+    one = next(h for h in demo.search("you", "demo").hits if h.feature == both.feature)
+    assert both.label == "pronoun: you" and both.score == pytest.approx(3.0) and one.score < both.score
 
 
 def test_a_feature_number_says_so(demo):
-    result = demo.search("223")
+    feature, label = next((f, l) for (sae, f), l in sorted(demo.labels.items()) if sae == "demo")
+    result = demo.search(str(feature), "demo")
     assert result.kind == "number" and result.note is None
-    assert [(h.feature, h.label) for h in result.hits] == [(223, "color: red")]
+    assert [(h.feature, h.label) for h in result.hits] == [(feature, label)]
     assert result.hits[0].why.startswith("feature number")
     with pytest.raises(InputError, match="out of range"):
-        demo.search("99999")
+        demo.search("99999", "demo")
 
 
 def test_top_examples_carry_exact_activations_for_every_window_token(demo):
     loaded, index = demo.saes.get("demo"), demo.indexes["demo"]
-    feature = demo.search("color: red").hits[0].feature
-    info = demo.feature_info(feature)
+    feature = demo.search("color words", "demo").hits[0].feature
+    info = demo.feature_info(feature, "demo")
     assert info.top_examples and info.max_activation == pytest.approx(info.top_examples[0].value)
     valid = [(v, p) for v, p in zip(index.top_vals[feature].tolist(), index.top_pos[feature].tolist()) if v > 0 and p >= 0]
     for example, (value, pos) in zip(info.top_examples, valid):
@@ -123,8 +129,8 @@ def test_top_examples_carry_exact_activations_for_every_window_token(demo):
 
 def test_detail_says_where_its_numbers_come_from(demo):
     index = demo.indexes["demo"]
-    feature = demo.search("capital paris").hits[0].feature
-    info = demo.feature_info(feature)
+    feature = demo.search("capital words", "demo").hits[0].feature
+    info = demo.feature_info(feature, "demo")
     assert "index" in info.max_source and "special tokens" in info.max_source and f"{index.n_tokens:,}" in info.max_source
     assert info.density == pytest.approx(float(index.counts[feature]) / index.n_tokens)
     assert sum(count for _, _, count in info.histogram) == int(index.counts[feature])
@@ -159,14 +165,15 @@ def test_cli_search_prints_score_label_why_and_the_note(capsys):
 
     assert main(["search", "promotes zzzq", "--limit", "3"]) == 0
     out, err = capsys.readouterr()
-    assert "note: 'zzzq' is 4 tokens" in err
+    assert "note:" in err and "zzzq' is 4 tokens" in err
     lines = out.splitlines()
     assert len(lines) == 3 and all("logit/act" in line for line in lines)
-    assert main(["search", "red", "--json", "--limit", "5"]) == 0
+    assert main(["search", "color", "--json", "--limit", "5"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["query"] == "red" and data["kind"] == "text" and data["note"] is None
-    assert data["hits"][0] == {"feature": 223, "score": pytest.approx(2.75), "label": "color: red", "sae": "demo",
-                               "why": "label 'color: red' (exact word 'red'; 1 of 2 label words)"}
-    assert main(["search", "red", "--limit", "2"]) == 0
+    assert data["query"] == "color" and data["kind"] == "text" and data["note"] is None
+    top = data["hits"][0]
+    assert top["label"] == "color words" and top["score"] == pytest.approx(2.75) and top["sae"] in ("demo", "demo-late")
+    assert top["why"] == "label 'color words' (exact word 'color'; 1 of 2 label words)"
+    assert main(["search", "color", "--limit", "2"]) == 0
     first = capsys.readouterr().out.splitlines()[0].split()
-    assert first[:4] == ["223", "2.75", "color:", "red"] and "label" in first[4]
+    assert first[0] == f"{top['sae']}/{top['feature']}" and first[1:4] == ["2.75", "color", "words"] and "label" in first[4]

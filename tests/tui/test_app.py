@@ -220,7 +220,7 @@ async def test_help_lists_every_binding():
         for action in ACTIONS:  # every key of every scope, from the registry the bindings come from
             assert " ".join(action.help.split()) in text and key_text(action.keys) in text, action
         assert "heat line" in text and "promotes WORD" in text and "special token" in text
-        starts = [key_text(a.keys) for a in ACTIONS] + ["Ctrl+P", "search", "*", "underline", "f:act"]
+        starts = [key_text(a.keys) for a in ACTIONS] + ["Ctrl+P", "search", "*", "underline", "f:act", "dim"]
         titles = [str(t.render()) for t in app.screen.query(".help-title")]
         assert titles == [*SCOPES.values(), "more"]
         for line in lines:  # a wrapped help line stays in its column, never back at column 0
