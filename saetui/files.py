@@ -16,6 +16,8 @@ Nothing here imports torch or the rest of saetui except `saetui.errors`.
 
 from __future__ import annotations
 
+import math
+
 import contextlib
 import hashlib
 import json
@@ -229,3 +231,18 @@ def fingerprint(texts: Iterable[str]) -> str:
         h.update(t.encode("utf-8", "surrogatepass"))
         h.update(b"\0")
     return h.hexdigest()
+
+
+def json_ready(obj: Any) -> Any:
+    """`obj` with tuples as lists and NaN/inf as None, as JSON wants it (results' `to_dict`)."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None

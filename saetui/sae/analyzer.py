@@ -17,11 +17,11 @@ Reconstruction quality, per token t with activation x_t and reconstruction x̂_t
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.activations.collector import ActivationCollector
+from saetui.files import finite_or_none, json_ready
 
 if TYPE_CHECKING:
     import torch
@@ -89,7 +89,7 @@ class AnalysisResult:
         if all(t.role is None for t in self.tokens):  # a plain prompt: tokens as before chat templates
             for tok in out["tokens"]:
                 tok.pop("role"), tok.pop("template")
-        return _clean(out)
+        return json_ready(out)
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -263,10 +263,10 @@ def _analyze_tokens(
         if prompt_top[p] is not None:
             f, v, pos = (t.tolist() for t in prompt_top[p])
             top = [(fi, a, q) for fi, a, q in zip(f, v, pos) if a > 0]
-        recon = [Reconstruction(int(l0l[r]), _finite(fvul[r]), _finite(cosl[r])) if reconstruction
+        recon = [Reconstruction(int(l0l[r]), finite_or_none(fvul[r]), finite_or_none(cosl[r])) if reconstruction
                  else Reconstruction(int(l0l[r]), None, None) for r in rows]
-        fvu = _finite(float(fvu_all[p])) if reconstruction and fvu_all[p] is not None else None
-        ml0 = _finite(float(mean_l0[p])) if mean_l0[p] is not None else None
+        fvu = finite_or_none(float(fvu_all[p])) if reconstruction and fvu_all[p] is not None else None
+        ml0 = finite_or_none(float(mean_l0[p])) if mean_l0[p] is not None else None
         results.append(SAEResult(s.name, s.hook_name, s.d_sae, per_token, top, recon, fvu, ml0))
         start += n
     return results
@@ -333,17 +333,3 @@ def _predictions(model: ModelWithHooks, logits: torch.Tensor, n: int) -> list[li
     for row_ids, row_p in zip(idx.tolist(), vals.tolist()):
         out.append(list(zip(row_ids, model.token_texts(row_ids), row_p)))
     return out
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

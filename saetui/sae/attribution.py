@@ -33,12 +33,12 @@ exist only during a forward, removed however it ends.
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from saetui.errors import InputError
 from saetui.models.hooks import HookSet
+from saetui.files import json_ready
 
 if TYPE_CHECKING:
     import torch
@@ -111,7 +111,7 @@ class AttributionResult:
     tokens: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self))
+        return json_ready(asdict(self))
 
     def sae(self, name: str) -> SAEAttribution:
         return next(s for s in self.saes if s.name == name or s.hook == name)
@@ -481,13 +481,3 @@ def _keep_last(model: ModelWithHooks) -> dict[str, Any]:
     import inspect
 
     return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.model.forward).parameters else {}
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj

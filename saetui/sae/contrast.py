@@ -27,11 +27,11 @@ steering is usually compared against; saetui.steering.vectors saves it as a name
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
+from saetui.files import finite_or_none, json_ready
 
 if TYPE_CHECKING:
     import torch
@@ -82,7 +82,7 @@ class ContrastResult:
         out = {"model": self.model, "pool": self.pool, "by": self.by, "n_prompts": list(self.n_prompts),
                "n_tokens": list(self.n_tokens), "saes": [asdict(s) for s in self.saes],
                "directions": {h: {"norm": float(v.norm())} for h, v in self.directions.items()}}
-        return _clean(out)
+        return json_ready(out)
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -278,20 +278,6 @@ def _rank(s: LoadedSAE, ma: _Moments, mb: _Moments, *, top_k: int, by: str) -> S
     chosen += low[::-1]  # ascending -score reversed: the most B-ish last
     cols = [diff, effect, mean_a, mean_b, freq_a, freq_b]
     values = [c[chosen].tolist() for c in cols] if chosen else [[] for _ in cols]
-    rows = [ContrastFeature(f, dv, _finite(ev), a_, b_, fa, fb)
+    rows = [ContrastFeature(f, dv, finite_or_none(ev), a_, b_, fa, fb)
             for f, dv, ev, a_, b_, fa, fb in zip(chosen, *values)]
     return SAEContrast(s.name, s.hook_name, d, rows)
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
