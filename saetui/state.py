@@ -48,42 +48,34 @@ def _is_number(v: Any) -> bool:
         return False
 
 
+_STR = lambda v: isinstance(v, str)  # noqa: E731
+_STR_OR_NONE = lambda v: v is None or isinstance(v, str)  # noqa: E731
+_BOOL = lambda v: isinstance(v, bool)  # noqa: E731
+_SPEC_FIELDS = {"coefficient": _is_number, "mode": _STR, "sae": _STR_OR_NONE, "scope": _STR, "unit": _STR, "enabled": _BOOL}
+_VECTOR_FIELDS = {"vector": _STR, "coefficient": _is_number, "hook": _STR_OR_NONE, "scope": _STR, "enabled": _BOOL}
+
+
 def spec_from_saved(data: Any) -> Any:
     """A SteeringSpec (or a VectorSpec, for a dict naming a `vector`) from saved JSON, checked strictly
     (feature 1.7 or enabled "no" is not a spec), or None."""
     if isinstance(data, dict) and "vector" in data:
-        return _vector_from_saved(data)
+        from saetui.steering.vectors import VectorSpec
+
+        return _built(VectorSpec, data, _VECTOR_FIELDS, {})
     if not isinstance(data, dict) or not _is_int(data.get("feature")) or data["feature"] < 0:
         return None
-    checks = {"coefficient": _is_number, "mode": lambda v: isinstance(v, str), "sae": lambda v: v is None or isinstance(v, str),
-              "scope": lambda v: isinstance(v, str), "unit": lambda v: isinstance(v, str),
-              "enabled": lambda v: isinstance(v, bool)}
-    kept = {"feature": data["feature"]}
+    return _built(SteeringSpec, data, _SPEC_FIELDS, {"feature": data["feature"]})
+
+
+def _built(cls: Any, data: dict, checks: dict[str, Any], kept: dict[str, Any]) -> Any:
+    """`cls(**fields)` from the fields of `data` that `checks` knows, each of the right type; None otherwise."""
     for key, ok in checks.items():
         if key in data:
             if not ok(data[key]):
                 return None
             kept[key] = data[key]
     try:
-        return SteeringSpec(**kept)
-    except (SaetuiError, TypeError, ValueError, OverflowError):
-        return None
-
-
-def _vector_from_saved(data: dict) -> Any:
-    from saetui.steering.vectors import VectorSpec
-
-    checks = {"vector": lambda v: isinstance(v, str), "coefficient": _is_number,
-              "hook": lambda v: v is None or isinstance(v, str), "scope": lambda v: isinstance(v, str),
-              "enabled": lambda v: isinstance(v, bool)}
-    kept = {}
-    for key, ok in checks.items():
-        if key in data:
-            if not ok(data[key]):
-                return None
-            kept[key] = data[key]
-    try:
-        return VectorSpec(**kept)
+        return cls(**kept)
     except (SaetuiError, TypeError, ValueError, OverflowError):
         return None
 
