@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--corpus", required=True, help=".txt (one document a line) or .jsonl")
     index.add_argument("--field", default="text", help="the .jsonl field holding the text (default text)")
     index.add_argument("--max-tokens", type=_positive, default=idx("max_tokens"), help="stop after this many tokens")
-    index.add_argument("--batch-size", type=_positive, default=idx("batch_size"), help=f"(default {idx('batch_size')})")
+    index.add_argument("--batch-size", type=_positive, default=idx("batch_size"),
+                       help="documents per forward (default: 16 on CPU; on a GPU sized to its free memory, halved if it runs out)")
     index.add_argument("--top-k", type=_positive, default=idx("top_k"), help=f"top examples kept per feature (default {idx('top_k')})")
     index.add_argument("--ctx", type=_positive, default=idx("ctx"),
                        help=f"tokens of context shown around each top example (default {idx('ctx')})")

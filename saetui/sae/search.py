@@ -22,6 +22,7 @@ Scores:
 from __future__ import annotations
 
 import difflib
+import gc
 import heapq
 import json
 import re
@@ -221,6 +222,10 @@ def _label_index(labels: dict[int, str]) -> LabelIndex:
         _LABEL_INDEXES.clear()
         cached = (labels, LabelIndex(labels))
         _LABEL_INDEXES[id(labels)] = cached
+        # The labels and their word index live as long as the session. Freezing them keeps Python's full
+        # collections from scanning them again: with 65k labels, one query in six took 300 ms, not 30.
+        # (Frozen objects are still freed by reference counting when dropped; neither holds cycles.)
+        gc.freeze()
     return cached[1]
 
 
@@ -412,7 +417,7 @@ def _fires_on(index: FeatureIndex, forms: list[tuple[str, list[int]]], longest: 
     per_form = torch.stack([torch.bincount(rows[covered[i, pos[rows, cols]]], minlength=d) for i in range(len(forms))], 1)
     share = torch.bincount(rows, minlength=d).double() / n_valid.clamp(min=1).double()
     top = torch.full((d,), float("-inf")).scatter_reduce(0, rows, index.top_vals[rows, cols].float(), "amax")
-    out = {}
-    for f in rows.unique().tolist():
-        out[f] = (float(share[f]), forms[int(per_form[f].argmax())][0], float(top[f]))  # ties: the leading-space form
-    return out
+    feats = rows.unique()
+    best = per_form[feats].argmax(1)  # ties: the first, the leading-space form
+    return {f: (s, forms[b][0], t) for f, s, b, t in
+            zip(feats.tolist(), share[feats].tolist(), best.tolist(), top[feats].tolist())}

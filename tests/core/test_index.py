@@ -347,3 +347,73 @@ def test_index_out_is_checked_before_any_work(gemma2, loaded, tmp_path, monkeypa
     with pytest.raises(InputError, match="cannot create the index folder /proc"):
         build_index(gemma2, loaded, TEXTS, "/proc/nope/idx", progress=False)
     assert ran["n"] == 0
+
+
+def test_the_running_state_is_the_same_whatever_the_pieces():
+    """update_pieces over a batch cut into pieces equals one update of the whole batch, and both equal
+    brute force; negative latents (an SAE without a ReLU) neither count as firing nor enter the top-K."""
+    from saetui.sae.index import IndexBuilder
+
+    gen = torch.Generator().manual_seed(0)
+    batches = [torch.relu(torch.randn(n, 64, generator=gen) - 1.5) for n in (50, 7, 90, 1, 33)]
+    batches[2][:, :5] = -torch.rand(90, 5, generator=gen)  # negative, never fired
+    settings = IndexSettings(top_k=6)
+    whole, cut = IndexBuilder(64, settings, "cpu"), IndexBuilder(64, settings, "cpu")
+    n = 0
+    for lat in batches:
+        pos = torch.arange(n, n + len(lat))
+        whole.update(lat, pos)
+        cut.update_pieces([(lat[i : i + 8], pos[i : i + 8]) for i in range(0, len(lat), 8)])
+        n += len(lat)
+    for name in ("top_vals", "top_pos", "counts", "hist"):
+        assert torch.equal(whole.tensors()[name], cut.tensors()[name]), name
+    lat = torch.cat(batches)
+    fired = lat > 0
+    assert torch.equal(whole.counts, fired.sum(0)) and whole.counts[:5].sum() < fired[:, :5].numel()
+    assert torch.equal(whole.tensors()["hist"][:, 0], (~fired).sum(0))
+    want = lat.clamp(min=0).topk(6, dim=0).values.T  # the K best positive values, 0 where fewer fired
+    got = whole.top_vals.clamp(min=0)
+    assert torch.equal(got, want)
+    taken = whole.top_pos >= 0
+    assert torch.equal(lat[whole.top_pos[taken], torch.arange(64)[:, None].expand(-1, 6)[taken]], whole.top_vals[taken])
+
+
+def test_running_out_of_memory_halves_the_documents_per_forward_and_loses_nothing(gemma2, loaded, tmp_path, monkeypatch):
+    settings = IndexSettings(top_k=4, batch_size=8)
+    whole = build_index(gemma2, loaded, TEXTS, tmp_path / "whole", settings=settings, progress=False)
+    original = ActivationCollector.run
+    sizes = []
+
+    def small_memory(self, batch, *args, **kwargs):
+        sizes.append(len(batch))
+        if len(batch) > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(ActivationCollector, "run", small_memory)
+    with pytest.warns(UserWarning, match="out of CPU memory with 8 documents per forward: going on with 4"):
+        halved = build_index(gemma2, loaded, TEXTS, tmp_path / "halved", settings=settings, progress=False)
+    assert sizes[:3] == [8, 4, 2] and set(sizes[3:]) <= {1, 2}  # halved for good, not retried at 8 every batch
+    for name in ("counts", "hist", "tokens", "doc_start"):
+        assert torch.equal(getattr(whole, name), getattr(halved, name)), name
+    assert torch.allclose(whole.top_vals, halved.top_vals, atol=1e-5)
+
+    def no_memory(self, batch, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(ActivationCollector, "run", no_memory)
+    with pytest.warns(UserWarning), pytest.raises(InputError, match="out of CPU memory indexing a single document"):
+        build_index(gemma2, loaded, TEXTS, tmp_path / "none", settings=settings, progress=False)
+    assert not (tmp_path / "none" / "manifest.json").exists()
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in gemma2.model.modules())
+
+
+def test_documents_per_batch_follow_the_setting_the_device_and_the_free_memory(gemma2, loaded):
+    from saetui.sae.index import docs_per_batch, estimate_docs
+
+    assert docs_per_batch(gemma2, loaded, TEXTS, IndexSettings(batch_size=5)) == 5
+    assert docs_per_batch(gemma2, loaded, TEXTS, IndexSettings()) == 16  # CPU
+    sizes = [estimate_docs(gemma2, 16384, 128, free) for free in (0, 2**20, 2**26, 2**30, 2**36, 2**40)]
+    assert sizes == sorted(sizes) and sizes[0] == 1 and sizes[-1] == 512
+    assert all(s & (s - 1) == 0 for s in sizes)  # powers of two
+    assert estimate_docs(gemma2, 16384, 1024, 2**30) < estimate_docs(gemma2, 16384, 128, 2**30)  # longer documents, fewer
