@@ -12,11 +12,12 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.reactive import reactive
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from saetui.tui.actions import bindings
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
+from saetui.tui.widgets.text_box import TextBox
 
 
 class SearchPane(Pane):
@@ -26,7 +27,7 @@ class SearchPane(Pane):
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="feature number, label, or: promotes WORD", id="search-input", select_on_focus=False)
-        yield Static(id="search-note")
+        yield TextBox(id="search-note")
         yield FeatureList(id="search-results", value_title="score")
 
     def on_mount(self) -> None:
@@ -68,7 +69,7 @@ class SearchPane(Pane):
 
     def contrast(self, a: list[str], b: list[str]) -> None:
         """Show every loaded SAE's features ranked by how they separate prompts `a` from prompts `b`."""
-        self.query_one("#search-note", Static).update(f"contrasting {len(a)} vs {len(b)} prompts…")
+        self.query_one("#search-note", TextBox).show(f"contrasting {len(a)} vs {len(b)} prompts…")
         self._contrast_worker(a, b)
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
@@ -87,7 +88,7 @@ class SearchPane(Pane):
         box.value = ""
         self.query_one("#search-results", FeatureList).show(rows, tagged=len(result.saes) > 1)
         (na, nb), (ta, tb) = result.n_prompts, result.n_tokens
-        self.query_one("#search-note", Static).update(escape(
+        self.query_one("#search-note", TextBox).show(escape(
             f"contrast: A {na} prompts ({ta} tokens) vs B {nb} ({tb}); mean per token, A-ish first, B-ish last · "
             "Ctrl+P 'save vector NAME' keeps A−B as a steering vector"))
 
@@ -119,4 +120,4 @@ class SearchPane(Pane):
         self.query_one("#search-results", FeatureList).show(rows, tagged=len({r.sae for r in rows}) > 1)
         note = problem or ("" if result is None else (result.note or f"{len(result.hits)} feature{'' if len(result.hits) == 1 else 's'} · {result.kind} search"
                                                        + (" · Enter/↓ to the list" if result.hits else "")))
-        self.query_one("#search-note", Static).update(escape(note))
+        self.query_one("#search-note", TextBox).show(escape(note))

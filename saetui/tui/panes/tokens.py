@@ -11,11 +11,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from saetui.tui.messages import Analyzed, HeatFeature, SpanChanged
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
+from saetui.tui.widgets.text_box import TextBox
 from saetui.tui.widgets.token_table import TokenTable, token_label
 
 PREDICTIONS = 5  # next-token predictions shown for the highlighted token
@@ -30,13 +31,14 @@ class TokensPane(Pane):
         super().__init__(session, **kwargs)
         self.heat: tuple[str, int] | None = None        # the (sae, feature) whose heat line is on
         self._heat_acts: list[float] | None = None
+        self._token_pending = False  # a cursor move whose side list is yet to be shown
 
     def compose(self) -> ComposeResult:
         with Horizontal():
             yield TokenTable(id="token-table")
             with Vertical(id="token-side"):
                 yield FeatureList(id="token-features")
-                yield Static(id="token-info")
+                yield TextBox(id="token-info")
 
     def on_mount(self) -> None:
         self.query_one("#token-table").border_title = "Tokens"
@@ -116,8 +118,17 @@ class TokensPane(Pane):
 
     @on(DataTable.RowHighlighted, "#token-table")
     def _token_moved(self, event: DataTable.RowHighlighted) -> None:
-        if self.query_one(TokenTable).span is None:
-            self._show_token(event.cursor_row)
+        # The side list follows after the table has repainted its cursor: filling it costs a 15-20 ms
+        # repaint, and while an arrow key is held only the row the cursor rests on is worth showing.
+        if not self._token_pending:
+            self._token_pending = True
+            self.call_after_refresh(self._show_moved_token)
+
+    def _show_moved_token(self) -> None:
+        self._token_pending = False
+        table = self.query_one(TokenTable)
+        if table.span is None:
+            self._show_token(table.cursor_row)
 
     @on(SpanChanged)
     def _span_changed(self, message: SpanChanged) -> None:
@@ -125,7 +136,7 @@ class TokensPane(Pane):
         if message.span is None:
             self._show_token(self.query_one(TokenTable).cursor_row)
         elif self.analysis is not None and any(getattr(t, "template", False) for t in self.analysis.tokens):
-            self.query_one("#token-info", Static).update("spans are not available in chat mode yet (Ctrl+T: off)")
+            self.query_one("#token-info", TextBox).show("spans are not available in chat mode yet (Ctrl+T: off)")
         elif self.analysis is not None:
             self._span_worker(self.analysis.prompt, *message.span)
 
@@ -145,7 +156,7 @@ class TokensPane(Pane):
         features.show(rows, tagged=len(result.saes) > 1)
         text = "".join(result.tokens)
         features.border_title = escape(f"Span {result.start}–{result.end - 1} {text!r} (max)")
-        self.query_one("#token-info", Static).update(
+        self.query_one("#token-info", TextBox).show(
             f"{result.counted} of {result.end - result.start} tokens counted (special tokens left out)")
 
     def _show_token(self, index: int) -> None:
@@ -162,7 +173,7 @@ class TokensPane(Pane):
         features.show(rows, tagged=len(result.saes) > 1)
         tok = result.tokens[index]
         features.border_title = escape(f"Features of {token_label(tok, self._tokenizer)!r}")
-        self.query_one("#token-info", Static).update(self._info_text(result, index))
+        self.query_one("#token-info", TextBox).show(self._info_text(result, index))
 
     def _info_text(self, result: Any, index: int) -> str:
         """Two lines: the displayed SAE's reconstruction of this token, the model's next-token guesses."""

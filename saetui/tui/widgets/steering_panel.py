@@ -10,9 +10,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable
 
 from saetui.tui.actions import bindings
+from saetui.tui.widgets.text_box import TextBox
 
 
 def spec_name(spec: Any) -> str:
@@ -94,7 +95,7 @@ class GenerationColumn(VerticalScroll):
         self._dirty = False
 
     def compose(self) -> ComposeResult:
-        yield Static(classes="gen-text")
+        yield TextBox(classes="gen-text")
 
     def on_mount(self) -> None:
         self.set_interval(1 / self.REFRESH_HZ, self.flush)
@@ -108,8 +109,8 @@ class GenerationColumn(VerticalScroll):
         return self._rich.copy()
 
     @property
-    def _body(self) -> Static:
-        return self.query_one(".gen-text", Static)
+    def _body(self) -> TextBox:
+        return self.query_one(".gen-text", TextBox)
 
     def reset(self, title: str) -> None:
         self.border_title = title
@@ -117,7 +118,7 @@ class GenerationColumn(VerticalScroll):
         self._rich = Text()
         self._spans = []
         self._dirty = False
-        self._body.update(self._rich)
+        self._body.show(self._rich)
         self.scroll_home(animate=False)
 
     def append(self, piece: str, marked: bool = False) -> None:
@@ -134,10 +135,10 @@ class GenerationColumn(VerticalScroll):
         self._dirty = True
 
     def flush(self) -> None:
-        if self._dirty:
+        if self._dirty and self.region.area:  # hidden (another tab is shown): caught up once shown again
             self._dirty = False
             follow = self.scroll_y >= self.max_scroll_y - 1
-            self._body.update(self._rich.copy())
+            self._body.show(self._rich.copy())
             if follow:
                 self.call_after_refresh(self.scroll_end, animate=False)
 
