@@ -76,3 +76,15 @@ def hook_ids(module) -> dict[str, tuple]:
     after a call instead of expecting none at all.
     """
     return {name: (tuple(m._forward_hooks), tuple(m._forward_pre_hooks)) for name, m in module.named_modules()}
+
+
+@pytest.fixture(autouse=True)
+def _no_hook_left_on_the_shared_model(request):
+    """A test that leaves a hook on the session's tiny Gemma-2 would change what every later test sees."""
+    yield
+    if "gemma2" in request.fixturenames:
+        model = request.getfixturevalue("gemma2").model
+        left = [name for name, m in model.named_modules()
+                for h in [*m._forward_hooks.values(), *m._forward_pre_hooks.values()]
+                if not getattr(h, "__module__", "").startswith("transformers.")]  # its own output-capturing hooks stay
+        assert not left, f"hooks left on {left}"

@@ -339,8 +339,12 @@ class ModelWithHooks:
         return batch
 
     def token_texts(self, ids: Sequence[int]) -> list[str]:
-        """Each token's own text, as the tokenizer decodes it alone (leading spaces kept)."""
-        return self.tokenizer.batch_decode([[int(i)] for i in ids], skip_special_tokens=False)
+        """Each token's own text, as the tokenizer decodes it alone (leading spaces kept); a token holding
+        part of a UTF-8 character (which decodes to `\ufffd` alone) as its bytes, e.g. `<0xF0><0x9F>`."""
+        from saetui.models.token_text import byte_text
+
+        texts = self.tokenizer.batch_decode([[int(i)] for i in ids], skip_special_tokens=False)
+        return [byte_text(self.tokenizer, int(i)) or t if "\ufffd" in t else t for i, t in zip(ids, texts)]
 
     def is_special(self, token_id: int) -> bool:
         return int(token_id) in self._special_ids

@@ -143,3 +143,24 @@ def test_special_tokens_are_marked(gemma2):
     assert batch.special_mask[:, 0].all()  # BOS
     assert batch.special_mask[1, batch.lengths[1]:].all()  # padding
     assert not batch.special_mask[0, 1:batch.lengths[0]].any()
+
+
+@pytest.mark.parametrize("kind", ["byte-level BPE (tiny models)", "byte fallback (the demo)"])
+def test_tokens_holding_part_of_a_character_read_as_their_bytes(kind, gemma2):
+    """Decoded alone, every piece of an emoji is the same `\\ufffd`; token_texts (used by analysis, examples,
+    promoted tokens, spans and attribution) gives their bytes instead, which add up to the character."""
+    import re
+
+    if kind.startswith("byte fallback"):
+        from saetui.demo import load_demo
+
+        model = load_demo()[0]
+    else:
+        model = gemma2
+    text = "café 🙂 日本"
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    texts = model.token_texts(ids)
+    assert not any("\ufffd" in t for t in texts) and any("<0x" in t for t in texts), texts
+    data = b"".join(bytes.fromhex(p[3:5]) if p.startswith("<0x") else p.encode()
+                    for t in texts for p in re.findall(r"<0x[0-9A-F]{2}>|[^<]+|<", t))
+    assert data.decode("utf-8").replace(" ", "") == text.replace(" ", "")
