@@ -63,6 +63,8 @@ ACTIONS: list[Action] = [
     Action("extend(-1)", "shift+up", "Span", "extend the span upwards (a plain arrow key ends the span)", scope="tokens", show=False),
     Action("why", "w", "Why?", "which features drive the model's prediction after this token (attribution, "
            "checked by ablation)", scope="tokens"),
+    Action("heat", "h", "Heat", "heat line of this token's strongest feature in the shown SAE (h on it again: off)",
+           scope="tokens"),
     # feature lists
     Action("open", "enter", "Open", "open the feature's detail", scope="features", show=False),
     Action("steer", "a", "Add", "add the feature to steering", scope="features"),

@@ -58,6 +58,24 @@ async def test_several_saes_are_tagged_and_s_switches_the_displayed_one():
         assert str(app.query_one(TokenTable).get_row_at(0)[2]).startswith(f"{want}:")
 
 
+async def test_h_in_the_token_table_heats_the_tokens_strongest_feature_and_h_again_turns_it_off():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.query_one(TokenTable)
+        table.focus()
+        await pilot.press("down", "down")
+        await settle(pilot)
+        sae = app.sae_name
+        top = app.analysis.sae(sae).per_token[2][0][0]
+        await pilot.press("h")
+        await settle(pilot)
+        assert f"heat of feature {top}" in str(table.border_title)
+        await pilot.press("h")
+        await settle(pilot)
+        assert "heat" not in str(table.border_title)
+
+
 async def test_highlighted_token_shows_its_reconstruction_and_next_token_predictions():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -36,3 +36,30 @@ async def test_a_text_box_lays_the_screen_out_again_only_when_its_height_changes
             await pilot.pause()
             assert any(layouts) is lays_out, text
             assert box.size.height == box.get_content_height(box.size, app.size, 20), text  # the box fits its text
+
+
+def test_a_border_label_drops_its_least_important_parts_first():
+    from saetui.tui.labels import fit_label
+
+    parts = ["blocks.1.hook_resid_post", "L0 32.6", "FVU 0.402", "s: next SAE"]
+    assert fit_label(parts, 80, [0, 3, 2]) == "blocks.1.hook_resid_post · L0 32.6 · FVU 0.402 · s: next SAE"
+    assert fit_label(parts, 42, [0, 3, 2]) == "L0 32.6 · FVU 0.402 · s: next SAE"  # the hook goes first
+    assert fit_label(parts, 25, [0, 3, 2]) == "L0 32.6 · FVU 0.402"
+    assert fit_label(parts, 5, [0, 3, 2]) == "L0 32.6"  # never dropped: Textual cuts it
+    assert fit_label(["", "L0 1.0"], 80, []) == "L0 1.0"  # empty parts leave no separator
+
+
+async def test_at_80_columns_the_token_table_keeps_its_fvu_and_gets_the_hook_back_when_wider():
+    from saetui.session import Session
+    from saetui.tui.app import SaeTuiApp
+    from saetui.tui.snapshot import settle
+
+    app = SaeTuiApp(Session(), prompt="Anna has a red cat.", restore=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.query_one("#token-table")
+        narrow = table.border_subtitle
+        assert "FVU" in narrow and "hook_resid" not in narrow and len(narrow) <= table.size.width - 4
+        await pilot.resize_terminal(160, 40)
+        await settle(pilot)
+        assert table.border_subtitle.startswith("blocks.1.hook_resid_post · L0")

@@ -208,7 +208,8 @@ class SteerPane(Pane):
                 continue
             top = sorted(range(len(row_kl)), key=lambda i: -row_kl[i])[: self.MARKED]
             column.mark(top, "reverse")
-            column.border_subtitle = f"KL mean {sum(row_kl) / len(row_kl):.2f}, max {max(row_kl):.2f} (marked)"
+            column.fit_subtitle([f"KL mean {sum(row_kl) / len(row_kl):.2f}", f"max {max(row_kl):.2f}", "marked"],
+                                drop_order=[2, 1])
             column.flush()
 
     @on(GenerationDone)

@@ -103,9 +103,11 @@ class TokensPane(Pane):
             title += f" · heat of feature {feature}{'' if hsae == sae else f' of {hsae}'}, max {max(self._heat_acts, default=0.0):.2f}"
         table.border_title = escape(title)
         res = result.sae(sae)
-        summary = "" if res.mean_l0 is None else f" · L0 {res.mean_l0:.1f}" + ("" if res.fvu is None else f" · FVU {res.fvu:.3f}")
-        more = " · s: next SAE" if len(result.saes) > 1 else ""
-        table.border_subtitle = escape(f"{res.hook}{summary}{more}")
+        l0 = "" if res.mean_l0 is None else f"L0 {res.mean_l0:.1f}"
+        fvu = "" if res.fvu is None else f"FVU {res.fvu:.3f}"
+        more = "s: next SAE" if len(result.saes) > 1 else ""
+        # At 80 columns the hook goes first (the status bar names it), then the hint, then the FVU.
+        table.fit_subtitle([res.hook, l0, fvu, more], drop_order=[0, 3, 2])
         self._show_token(table.cursor_row)
 
     def _show_heat(self, sae: str, feature: int, prompt: str, acts: list[float]) -> None:

@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from saetui.tui.actions import bindings
+from saetui.tui.labels import FittedSubtitle
 from saetui.tui.widgets.text_box import TextBox
 
 
@@ -76,7 +77,7 @@ class SpecTable(DataTable):
         self._edit("remove")
 
 
-class GenerationColumn(VerticalScroll):
+class GenerationColumn(FittedSubtitle, VerticalScroll):
     """Streamed text of one row; pieces whose token differs from the other column's are underlined.
 
     The column scrolls, and follows the stream while its end is in view (scroll up to read back; the
@@ -100,6 +101,9 @@ class GenerationColumn(VerticalScroll):
     def on_mount(self) -> None:
         self.set_interval(1 / self.REFRESH_HZ, self.flush)
 
+    def on_resize(self) -> None:
+        self.refit_subtitle()
+
     @property
     def text(self) -> str:
         return self._rich.plain
@@ -114,7 +118,7 @@ class GenerationColumn(VerticalScroll):
 
     def reset(self, title: str) -> None:
         self.border_title = title
-        self.border_subtitle = ""
+        self.fit_subtitle([], [])
         self._rich = Text()
         self._spans = []
         self._dirty = False

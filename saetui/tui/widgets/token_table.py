@@ -11,6 +11,7 @@ from rich.cells import cell_len
 from textual.widgets import DataTable
 
 from saetui.models.token_text import byte_text
+from saetui.tui.labels import FittedSubtitle
 from saetui.tui.actions import bindings
 
 _HEAT = ["#303030", "#5f3f00", "#8f5f00", "#bf7f00", "#ff9f00"]
@@ -28,7 +29,7 @@ def token_label(tok: Any, tokenizer: Any = None) -> str:
     return shown or "·"
 
 
-class TokenTable(DataTable):
+class TokenTable(FittedSubtitle, DataTable):
     """Rows: index (`*` marks special tokens), token, its top features as `f:act`, as many as the width
     allows; with a heat line, the chosen feature's activation first, as a number and a colour."""
 
@@ -114,6 +115,7 @@ class TokenTable(DataTable):
         return max(1, (room + 2) // item)
 
     def on_resize(self) -> None:
+        self.refit_subtitle()
         if self._shown is not None and self.content_size.width != self._width:
             self.show(*self._shown)
 
@@ -121,6 +123,18 @@ class TokenTable(DataTable):
         from saetui.tui.messages import SaeSwitch
 
         self.post_message(SaeSwitch())
+
+    def action_heat(self) -> None:
+        from saetui.tui.messages import HeatFeature
+
+        if self._shown is None or not self.row_count:
+            return
+        result, sae = self._shown[0], self._shown[1]
+        features = result.sae(sae).per_token[self.cursor_row]
+        if features:
+            self.post_message(HeatFeature(sae, features[0][0]))
+        else:
+            self.notify("no feature of this SAE fires on this token: nothing to heat", timeout=3)
 
     def action_why(self) -> None:
         from saetui.tui.messages import WhyAsked
