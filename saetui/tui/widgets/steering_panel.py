@@ -139,7 +139,7 @@ class GenerationColumn(FittedSubtitle, VerticalScroll):
         self._dirty = True
 
     def flush(self) -> None:
-        if self._dirty and self.region.area:  # hidden (another tab is shown): caught up once shown again
+        if self._dirty:
             self._dirty = False
             follow = self.scroll_y >= self.max_scroll_y - 1
             self._body.show(self._rich.copy())
