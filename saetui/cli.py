@@ -382,8 +382,11 @@ def _check_text(args: argparse.Namespace) -> None:
 
 
 def _target_sae(args: argparse.Namespace, manager: Any) -> Any:
-    """The SAE a one-SAE command works on: the last --sae given, else the demo's first SAE."""
-    return list(manager)[-1] if args.sae else list(manager)[0]
+    """The SAE a one-SAE command works on: the last --sae given (a demo SAE by its name), else the demo's first SAE."""
+    if not args.sae:
+        return list(manager)[0]
+    named = [s for s in manager if s.name == args.sae[-1]]
+    return named[0] if named else list(manager)[-1]
 
 
 def _session(args: argparse.Namespace) -> Session:

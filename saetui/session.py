@@ -101,8 +101,10 @@ class Session:
         with self.lock:
             if model is None:
                 loaded_model, manager = demo.load_demo(device=device)
+                names = {s.name for s in manager}
                 for spec in saes or []:
-                    manager.load(spec)
+                    if spec not in names:  # the demo's own SAEs are named (`demo`, `demo-late`): already loaded
+                        manager.load(spec)
             else:
                 loaded_model = ModelWithHooks.from_pretrained(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
                 manager = SAEManager(loaded_model)

@@ -174,3 +174,14 @@ def test_steer_bad_input(capsys, gemma2_dir, sae_dir, feature, extra, pattern):
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and pattern in lines[0]
+
+
+def test_a_demo_sae_is_named_by_its_name_as_the_help_says(capsys, tmp_path):
+    """`index --help`: "--sae SPEC the SAE to index (default: the demo's early-layer SAE, demo)"; naming a
+    demo SAE loaded nothing (it is not a path or a registry id) and failed."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("Anna has a red cat.\nThe capital of France is Paris.\n")
+    for name, spec in (("demo-late", "saetui-demo-late-sae"), ("demo", "saetui-demo-sae")):
+        code, out, err = run(capsys, "index", "--corpus", str(corpus), "--sae", name, "--out", str(tmp_path / name))
+        assert code == 0, err
+        assert json.loads(out)["sae"] == spec
