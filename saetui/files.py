@@ -138,15 +138,21 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def backup_name(path: Path) -> Path:
-    """NAME.bak-YYYYmmdd-HHMMSS, or with -2, -3... when that exists already."""
+def stamped_path(make: Callable[[str], Path]) -> Path:
+    """`make(stamp)` with stamp YYYYmmdd-HHMMSS, or YYYYmmdd-HHMMSS-2, -3... when that path exists already
+    (two saves in one second never overwrite each other)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate = path.with_name(f"{path.name}.bak-{stamp}")
+    candidate = make(stamp)
     n = 2
     while candidate.exists() or candidate.is_symlink():
-        candidate = path.with_name(f"{path.name}.bak-{stamp}-{n}")
+        candidate = make(f"{stamp}-{n}")
         n += 1
     return candidate
+
+
+def backup_name(path: Path) -> Path:
+    """NAME.bak-YYYYmmdd-HHMMSS, or with -2, -3... when that exists already."""
+    return stamped_path(lambda stamp: path.with_name(f"{path.name}.bak-{stamp}"))
 
 
 def set_aside(path: str | Path, reason: str) -> Path:

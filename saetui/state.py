@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from saetui.errors import InputError, SaetuiError
-from saetui.files import set_aside, write_json_atomic  # noqa: F401  (write_json_atomic: used by the app)
+from saetui.files import set_aside, write_json_atomic
 from saetui.paths import config_dir
 from saetui.steering.spec import SteeringSpec
 

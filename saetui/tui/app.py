@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerState
 
 from saetui import state
 from saetui.errors import SaetuiError
+from saetui.files import stamped_path, write_json_atomic
 from saetui.session import Session
 from saetui.steering.draft import Draft
 from saetui.steering.spec import SteeringSpec, resolve
@@ -532,9 +533,9 @@ class SaeTuiApp(App[None]):
         self._export("generation", data)
 
     def _export(self, kind: str, data: dict) -> None:
-        path = Path.cwd() / f"saetui-{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        path = stamped_path(lambda stamp: Path.cwd() / f"saetui-{kind}-{stamp}.json")
         try:
-            state.write_json_atomic(path, data)
+            write_json_atomic(path, data)
         except OSError as exc:
             self.notify(f"could not write {path}: {exc}", severity="error")
             return

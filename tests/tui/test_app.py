@@ -303,9 +303,13 @@ async def test_command_palette_exports_the_analysis(tmp_path, monkeypatch):
         await pilot.pause(0.3)
         await pilot.press("enter")
         await settle(pilot)
-    (written,) = tmp_path.glob("saetui-analysis-*.json")
-    data = json.loads(written.read_text())
-    assert data["prompt"] == PROMPT and data["saes"][0]["name"] == "demo"
+        app.action_export_analysis()  # twice in the same second: a second file, the first one kept
+        app.action_export_analysis()
+    written = sorted(tmp_path.glob("saetui-analysis-*.json"))
+    assert len(written) == 3, written
+    for path in written:
+        data = json.loads(path.read_text())
+        assert data["prompt"] == PROMPT and data["saes"][0]["name"] == "demo"
 
 
 
