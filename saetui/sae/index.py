@@ -289,7 +289,7 @@ class IndexBuilder:
             fired_at.append(fired.long())
             # Only entries above their feature's K-th best so far can enter its top-K (after the first
             # batches, few of them).
-            new = fired & (vals > self.top_vals[feats, -1])
+            new = (fired & (vals > self.top_vals[feats, -1])).nonzero().squeeze(1)  # one lookup for the three
             cand_feats.append(feats[new])
             cand_vals.append(vals[new])
             cand_pos.append(pos[flat[new] // d])
