@@ -10,7 +10,9 @@ after the deepest hooked layer. Results are plain dataclasses with `to_dict()` f
 Reconstruction quality, per token t with activation x_t and reconstruction x̂_t:
     l0      number of features with activation > 0
     fvu     ||x_t - x̂_t||² / ||x_t - x̄||², x̄ = mean activation over the prompt's non-special tokens
-            (per prompt: the same sums over all non-special tokens)
+            (per prompt: the same sums over all non-special tokens); None for a token left out of x̄
+            (BOS and other special tokens): measured against the other tokens' mean, BOS's outlier
+            norm gave an FVU that changed with whatever followed it
     cosine  cos(x_t, x̂_t)
 """
 
@@ -248,7 +250,7 @@ def _analyze_tokens(
         if reconstruction:
             x_i = xf[rows]
             centered = (x_i - x_i[c_dev].mean(0)).pow(2).sum(-1)  # (n,)
-            fvu_tok.append(err[rows] / centered)
+            fvu_tok.append(torch.where(c_dev, err[rows] / centered, float("nan")))  # nan: None below
             fvu_all.append(err[rows][c_dev].sum() / centered[c_dev].sum())
 
     # One transfer to the host per tensor.

@@ -87,6 +87,9 @@ def test_reconstruction_stats(gemma2, manager):
     assert res.reconstruction[t].cosine == pytest.approx(float(torch.cosine_similarity(x[t], xh[t], dim=0)), rel=1e-5)
     total = (x[1:] - xh[1:]).pow(2).sum() / (x[1:] - mean).pow(2).sum()
     assert res.fvu == pytest.approx(float(total), rel=1e-5)
+    # BOS is not in the mean, so it has no FVU against it (it changed with the rest of the prompt); L0 and cosine stay
+    assert res.reconstruction[0].fvu is None and res.reconstruction[0].cosine is not None
+    assert res.reconstruction[0].l0 == int((lat[0] > 0).sum())
 
 
 def test_batch_equals_single_prompts(gemma2, manager):

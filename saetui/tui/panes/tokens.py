@@ -183,7 +183,7 @@ class TokensPane(Pane):
         lines = []
         if index < len(res.reconstruction):
             r = res.reconstruction[index]
-            fvu = "n/a" if r.fvu is None else f"{r.fvu:.3f}"
+            fvu = f"{r.fvu:.3f}" if r.fvu is not None else "n/a (not in the prompt's mean)"
             cos = "n/a" if r.cosine is None else f"{r.cosine:.3f}"
             lines.append(f"[b]recon[/b] L0 {r.l0} · FVU {fvu} · cos {cos}")
         if result.predictions and index < len(result.predictions):
