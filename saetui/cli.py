@@ -6,7 +6,7 @@
     saetui saes [--model NAME] [--json]
 
 analyze, steer and attribute take --chat (the prompt as a user turn in the model's chat template) and
---system TEXT; see the README's "Chat models".
+--system TEXT, snapshot takes --chat; see the README's "Chat models".
 
 User mistakes print one line on stderr (`saetui: error: ...`) and exit with code 2, argparse's own
 complaints included; options and output paths are checked before any model loads. Warnings print
@@ -712,8 +712,6 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     from saetui.steering.spec import SteeringSpec, resolve
     from saetui.tui.snapshot import check_out_file, parse_size, snapshot
 
-    if args.chat:
-        raise InputError("snapshot --chat: the app has no chat mode yet (analyze, steer and attribute take --chat)")
     parse_size(args.size)
     check_out_file(Path(args.out))
     specs = [SteeringSpec.parse(text) for text in args.feature]
@@ -727,7 +725,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
         resolve(spec if spec.sae else dataclasses.replace(spec, sae=default), session.saes)
     del session
     path = snapshot(args.prompt, args.out, features=args.feature, generate=args.generate, size=args.size,
-                    model=args.snap_model, saes=args.snap_sae, fail_on_error=True)
+                    model=args.snap_model, saes=args.snap_sae, fail_on_error=True, chat=args.chat)
     print(path)
     return 0
 

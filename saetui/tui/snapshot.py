@@ -11,7 +11,8 @@ from saetui.files import atomic_write, can_write_in
 
 
 async def _render(prompt: str, features: list[str], generate: bool, size: tuple[int, int],
-                  model: str | None, saes: list[str] | None, keys: list[str], errors: list[str] | None = None) -> str:
+                  model: str | None, saes: list[str] | None, keys: list[str], errors: list[str] | None = None,
+                  chat: bool = False) -> str:
     from dataclasses import replace
 
     from saetui.steering.draft import Draft
@@ -30,6 +31,9 @@ async def _render(prompt: str, features: list[str], generate: bool, size: tuple[
         app.notify = notify  # type: ignore[method-assign]
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
+        if chat:  # as Ctrl+T: the prompt becomes a user turn in the model's chat template, analyzed again
+            app.action_toggle_chat()
+            await settle(pilot)
         specs = [SteeringSpec.parse(text) for text in features]
         if specs:
             app.draft = Draft(tuple(s if s.sae else replace(s, sae=app.sae_name) for s in specs))
@@ -60,8 +64,9 @@ async def settle(pilot) -> None:
 
 def snapshot(prompt: str, out: str | Path, *, features: list[str] | None = None, generate: bool = False,
              size: str = "120x40", model: str | None = None, saes: list[str] | None = None,
-             keys: list[str] | None = None, fail_on_error: bool = False) -> Path:
-    """Run the app headless, do the work, press `keys`, and write the screen to `out` as SVG.
+             keys: list[str] | None = None, fail_on_error: bool = False, chat: bool = False) -> Path:
+    """Run the app headless, do the work, press `keys`, and write the screen to `out` as SVG; with `chat`,
+    in chat mode (the prompt is a user turn in the model's chat template).
 
     With `fail_on_error`, an error the app shows (a failed load or generation) raises InputError
     and nothing is written: a picture of an error is not a successful snapshot.
@@ -69,7 +74,7 @@ def snapshot(prompt: str, out: str | Path, *, features: list[str] | None = None,
     width, height = parse_size(size)
     check_out_file(Path(out))
     errors: list[str] | None = [] if fail_on_error else None
-    svg = asyncio.run(_render(prompt, features or [], generate, (width, height), model, saes, keys or [], errors))
+    svg = asyncio.run(_render(prompt, features or [], generate, (width, height), model, saes, keys or [], errors, chat))
     if errors:
         raise InputError(f"the app showed an error, no SVG written: {errors[0]}")
     return atomic_write(out, svg)

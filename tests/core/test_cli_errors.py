@@ -225,7 +225,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("steer-scope-plus-empty", [*STEER, "--scope", "generated+"], "scope must be"),
     ("attribute-system-without-chat", [*ATTR, "--system", "Be brief."], "--system needs --chat"),
     ("attribute-chat-system-lone-surrogate", [*ATTR, "--chat", "--system", "a\ud800"], "lone surrogate U+D800"),
-    ("snapshot-chat-not-yet", [*SNAP, "--chat"], "the app has no chat mode yet"),
+    ("snapshot-chat-size-too-small", [*SNAP, "--chat", "--size", "10x5"], "--size 10x5: width must be"),
     ("snapshot-system-unknown", [*SNAP, "--system", "x"], "unrecognized arguments"),
 ]
 
@@ -368,3 +368,20 @@ def test_snapshot_of_an_app_error_is_an_error_not_a_picture(monkeypatch, capsys,
     assert (code, out) == (2, ""), err
     assert len(lines) == 1 and lines[0].startswith("saetui: error: the app showed an error"), err
     assert "analysis broke" in lines[0] and not (tmp_path / "s.svg").exists()
+
+
+def test_snapshot_chat_renders_the_prompt_as_a_user_turn(capsys, tmp_path, gemma2_dir, sae_dir):
+    """`snapshot --chat` was refused: now the app is put in chat mode (as Ctrl+T) before the picture; a model
+    without a chat template is an error, not a picture of one."""
+    import re
+
+    code = main(["snapshot", "--prompt", "What is the capital of France?", "--chat", "--out", str(tmp_path / "c.svg"),
+                 "--size", "100x30"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    text = re.sub(r"<[^>]+>", "", (tmp_path / "c.svg").read_text()).replace("&lt;", "<").replace("&gt;", ">")
+    assert "<|user|>" in text and "<|assistant|>" in text  # the template's tokens are rows of the table
+    code = main(["snapshot", *P, "--chat", "--out", str(tmp_path / "n.svg"), "--app-model", str(gemma2_dir),
+                 "--app-sae", str(sae_dir)])
+    out, err = capsys.readouterr()
+    assert code == 2 and "has no chat template" in err and not (tmp_path / "n.svg").exists()
