@@ -404,13 +404,11 @@ def _session(args: argparse.Namespace) -> Session:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    if args.chat and args.span is not None:
-        raise InputError("--span with --chat is not supported yet: give the span of a plain prompt")
     session = _session(args)
     span = None
     if args.span is not None:  # first: a span beyond the prompt fails before any output
         span = session.span(args.prompt, *args.span, pool=args.span_pool, top_k=args.top_k,
-                            include_special=args.include_special).to_dict()
+                            include_special=args.include_special, chat=args.chat, system=args.system).to_dict()
         span.pop("prompt")
     result = session.analyze(args.prompt, args.top_k, include_special=args.include_special,
                              predictions=args.predictions, chat=args.chat, system=args.system,

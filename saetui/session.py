@@ -445,13 +445,15 @@ class Session:
         return result
 
     def span(self, prompt: str, start: int, end: int, *, pool: str = "max", top_k: int = 10,
-             include_special: bool = False) -> SpanResult:
-        """Every loaded SAE's top features over tokens start..end-1 of `prompt` (see saetui.sae.span)."""
+             include_special: bool = False, chat: Chat = False, system: str | None = None) -> SpanResult:
+        """Every loaded SAE's top features over tokens start..end-1 of `prompt` (see saetui.sae.span).
+        chat/system: see `chat_prompt`; positions are then those of the rendered conversation, as `analyze` gives them."""
         from saetui.sae.span import span_features
 
         check_text(prompt)
+        text = self.chat_prompt(prompt, chat, system)
         with self.lock:
-            result = span_features(self._require_model(), self._require_saes(), prompt, start, end, pool=pool,
+            result = span_features(self._require_model(), self._require_saes(), text, start, end, pool=pool,
                                    top_k=top_k, include_special=include_special)
         for sae in result.saes:
             for row in sae.features:

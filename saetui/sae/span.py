@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from saetui.errors import InputError
 
 if TYPE_CHECKING:
+    from saetui.models.chat import ChatTokens
     from saetui.models.model import ModelWithHooks
     from saetui.sae.manager import SAEManager
 
@@ -67,12 +68,14 @@ def parse_span(text: str) -> tuple[int, int]:
     return start, end
 
 
-def span_features(model: ModelWithHooks, saes: SAEManager, prompt: str, start: int, end: int, *, pool: str = "max",
-                  top_k: int = 10, include_special: bool = False) -> SpanResult:
-    """Every loaded SAE's top_k features over tokens start..end-1 of `prompt` (see the module doc)."""
+def span_features(model: ModelWithHooks, saes: SAEManager, prompt: str | ChatTokens, start: int, end: int, *,
+                  pool: str = "max", top_k: int = 10, include_special: bool = False) -> SpanResult:
+    """Every loaded SAE's top_k features over tokens start..end-1 of `prompt` (see the module doc); a rendered
+    conversation (ChatTokens) is spanned over its ids, its template's tokens left out as special ones are."""
     import torch
 
     from saetui.activations.collector import ActivationCollector
+    from saetui.models.chat import ChatTokens
 
     if pool not in ("max", "mean"):
         raise InputError(f"span pool must be max or mean, got {pool!r}")
@@ -83,12 +86,18 @@ def span_features(model: ModelWithHooks, saes: SAEManager, prompt: str, start: i
     loaded = list(saes)
     if not loaded:
         raise InputError("no SAE loaded")
-    batch = model.tokenize(prompt)
+    if isinstance(prompt, ChatTokens):
+        batch, text = model.batch_from_chat(prompt), prompt.text
+    else:
+        batch, text = model.tokenize(prompt), prompt
     n = batch.lengths[0]
     if end > n:
         raise InputError(f"span {start}:{end} goes beyond the prompt's {n} tokens (positions 0..{n - 1})")
     captured, _ = ActivationCollector(model).run(batch, [s.hook_name for s in loaded])
-    keep = torch.ones(end - start, dtype=torch.bool) if include_special else ~batch.special_mask[0, start:end].cpu()
+    skip = batch.special_mask[0, start:end]
+    if batch.template_mask is not None:
+        skip = skip | batch.template_mask[0, start:end]
+    keep = torch.ones(end - start, dtype=torch.bool) if include_special else ~skip.cpu()
     positions = torch.arange(start, end)[keep]
     out = []
     with torch.inference_mode():
@@ -103,4 +112,4 @@ def span_features(model: ModelWithHooks, saes: SAEManager, prompt: str, start: i
                 features = [SpanFeature(f, v, p) for f, v, p in zip(idx.tolist(), vals.tolist(), peak) if v > 0]
             out.append(SAESpan(s.name, s.hook_name, s.d_sae, features))
     ids = batch.input_ids[0, start:end].tolist()
-    return SpanResult(prompt, start, end, pool, model.token_texts(ids), int(keep.sum()), out)
+    return SpanResult(text, start, end, pool, model.token_texts(ids), int(keep.sum()), out)

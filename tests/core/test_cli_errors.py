@@ -215,7 +215,7 @@ CASES: list[tuple[str, list[str], str]] = [
     # chat templates (issue 13); a model without a template and a template without a system turn: tests/core/test_chat.py
     ("analyze-system-without-chat", ["analyze", *P, "--system", "Be brief."], "--system needs --chat"),
     ("analyze-include-template-without-chat", ["analyze", *P, "--include-template"], "--include-template needs --chat"),
-    ("analyze-chat-span", ["analyze", *P, "--chat", "--span", "1:2"], "--span with --chat is not supported yet"),
+    ("analyze-chat-span-beyond", ["analyze", *P, "--chat", "--span", "1:999"], "goes beyond the prompt's"),
     ("analyze-chat-system-blank", ["analyze", *P, "--chat", "--system", "  "], "empty system prompt"),
     ("analyze-chat-system-without-value", ["analyze", *P, "--chat", "--system"], "expected one argument"),
     ("steer-steer-template-without-chat", [*STEER, "--steer-template"], "--steer-template needs --chat"),

@@ -398,3 +398,24 @@ def test_cli_neighbours_span_and_search_cover_every_sae(capsys, extra_demo_sae):
     assert {h["sae"] for h in hits} == {"demo", "demo-late", "extra"} and all(h["feature"] == 5 for h in hits)
     hits = json.loads(run(capsys, "search", "color", "--json"))["hits"]  # the demo's two SAEs: each hit tagged
     assert hits and {h["sae"] for h in hits} == {"demo", "demo-late"} and set(hits[0]) == {"feature", "score", "label", "why", "sae"}
+
+
+def test_a_span_of_a_chat_prompt_is_over_the_rendered_conversation_without_its_template():
+    """Spans were refused in chat mode. Positions are those analyze(chat=True) gives; a one-token span's
+    max equals that token's analysis, and the template's tokens are not counted unless asked."""
+    session = Session()
+    session.load()  # the demo: its tokenizer has a chat template
+    prompt = "What is the capital of France?"
+    analysis = session.analyze(prompt, top_k=5, chat=True)
+    roles = [t.template for t in analysis.tokens]
+    assert any(roles) and not all(roles)
+    i = roles.index(False)  # the first token the user wrote
+    one = session.span(prompt, i, i + 1, chat=True, top_k=5)
+    assert one.prompt == analysis.prompt and one.counted == 1
+    for got in one.saes:
+        want = analysis.sae(got.name).per_token[i]
+        assert [(r.feature, round(r.value, 5)) for r in got.features] == [(f, round(a, 5)) for f, a in want]
+    n = len(analysis.tokens)
+    whole = session.span(prompt, 0, n, chat=True)
+    assert whole.counted == roles.count(False)  # BOS and the template's tokens left out
+    assert session.span(prompt, 0, n, chat=True, include_special=True).counted == n

@@ -288,6 +288,24 @@ async def test_shift_arrows_select_a_span_and_list_its_features_from_every_sae()
             [f for f, _ in app.analysis.sae(app.sae_name).per_token[4]]
 
 
+async def test_a_span_in_chat_mode_is_over_the_rendered_conversation():
+    app = SaeTuiApp(prompt="What is the capital of France?")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.action_toggle_chat()
+        await settle(pilot)
+        table = app.query_one(TokenTable)
+        table.focus()
+        await pilot.press("down", "down", "down", "shift+down")
+        await settle(pilot)
+        assert table.span == (3, 5)
+        want = app.session.span("What is the capital of France?", 3, 5, pool="max", chat=True)
+        features = app.query_one("#token-features", FeatureList)
+        ordered = sorted(want.saes, key=lambda s: s.name != app.sae_name)
+        assert [(r.sae, r.feature) for r in features.rows_shown] == [(s.name, f.feature) for s in ordered for f in s.features]
+        assert "Span 3–4" in str(features.border_title) and len(features.rows_shown) > 0
+
+
 async def test_palette_contrast_lists_features_separating_two_sets_and_saves_a_vector():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -32,6 +32,7 @@ class TokensPane(Pane):
         self.heat: tuple[str, int] | None = None        # the (sae, feature) whose heat line is on
         self._heat_acts: list[float] | None = None
         self._token_pending = False  # a cursor move whose side list is yet to be shown
+        self._analyzed: tuple[str, Any] | None = None  # (prompt, chat) of the last analysis asked for
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -47,6 +48,7 @@ class TokensPane(Pane):
     # ------------------------------------------------------------------ workers
     def analyze(self, prompt: str, chat: Any = False) -> None:
         """`chat`: False, or the conversation so far (True = none): the prompt is then the next user turn."""
+        self._analyzed = (prompt, chat)  # what spans of the table are taken from
         self._analyze_worker(prompt, chat)
 
     @work(thread=True, exclusive=True, group="analyze", exit_on_error=False)
@@ -137,14 +139,12 @@ class TokensPane(Pane):
         message.stop()
         if message.span is None:
             self._show_token(self.query_one(TokenTable).cursor_row)
-        elif self.analysis is not None and any(getattr(t, "template", False) for t in self.analysis.tokens):
-            self.query_one("#token-info", TextBox).show("spans are not available in chat mode yet (Ctrl+T: off)")
-        elif self.analysis is not None:
-            self._span_worker(self.analysis.prompt, *message.span)
+        elif self.analysis is not None and self._analyzed is not None:
+            self._span_worker(*self._analyzed, *message.span)
 
     @work(thread=True, exclusive=True, group="span", exit_on_error=False)
-    def _span_worker(self, prompt: str, start: int, end: int) -> None:
-        result = self.session.span(prompt, start, end, pool="max")
+    def _span_worker(self, prompt: str, chat: Any, start: int, end: int) -> None:
+        result = self.session.span(prompt, start, end, pool="max", chat=chat)  # positions as analyzed
         self.app.call_from_thread(self._show_span, result)
 
     def _show_span(self, result: Any) -> None:
