@@ -642,6 +642,25 @@ def _text_of(w: _Writer, make: Callable[[_Writer], None]) -> Document:
     return sub.doc
 
 
+# Chat questions 3..9 of `_chat`: (questions, answers), one of each picked; {category} slots are filled in.
+_SMALL_TALK: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    3: (("How do you feel today?", "How are you?", "Are you okay?"),
+        ("I feel {emotion} today.", "I am {emotion}, thank you.", "I am a bit {emotion}.")),
+    4: (("What is the weather like?", "Is it nice outside?", "What was the weather like on {day}?"),
+        ("It is {weather} today.", "It was {weather} and {weather2}.", "It is {weather} outside.")),
+    5: (("What did you eat for lunch?", "What should I cook tonight?", "What do you like to eat?"),
+        ("I ate {food} and {food2}.", "You could cook {food}.", "I like {food}.")),
+    6: (("Which animal do you like best?", "Name an animal.", "What pet should I get?"),
+        ("I like the {animal}.", "A {animal}.", "You could get a {animal}.")),
+    7: (("What day is it today?", "When is the meeting?", "Which day comes after {day}?"),
+        ("Today is {day}.", "The meeting is on {day}.", "It is {day}.")),
+    8: (("Name a colour.", "What is your favourite colour?", "Pick a color."),
+        ("{color}.", "My favourite colour is {color}.", "{color}.")),
+    9: (("When is your birthday?", "Which month is the warmest?", "Name a month."),
+        ("My birthday is in {month}.", "{month} is usually the warmest.", "{month}.")),
+}
+
+
 def _chat(w: _Writer) -> None:
     """Dialogue turns in the demo's chat format: questions about the planted facts and everyday talk."""
     turns = []
@@ -665,27 +684,10 @@ def _chat(w: _Writer) -> None:
             thing = w.rng.choice(THINGS)
             wq.write(f"What colour is the {thing}?" if w.rng.random() < 0.5 else f"What color is your {thing}?")
             wa.write(w.one_of(f"The {thing} is {{color}}.", "It is {color}.", "It is {color} and {color2}."))
-        elif q == 3:
-            wq.write(w.one_of("How do you feel today?", "How are you?", "Are you okay?"))
-            wa.write(w.one_of("I feel {emotion} today.", "I am {emotion}, thank you.", "I am a bit {emotion}."))
-        elif q == 4:
-            wq.write(w.one_of("What is the weather like?", "Is it nice outside?", "What was the weather like on {day}?"))
-            wa.write(w.one_of("It is {weather} today.", "It was {weather} and {weather2}.", "It is {weather} outside."))
-        elif q == 5:
-            wq.write(w.one_of("What did you eat for lunch?", "What should I cook tonight?", "What do you like to eat?"))
-            wa.write(w.one_of("I ate {food} and {food2}.", "You could cook {food}.", "I like {food}."))
-        elif q == 6:
-            wq.write(w.one_of("Which animal do you like best?", "Name an animal.", "What pet should I get?"))
-            wa.write(w.one_of("I like the {animal}.", "A {animal}.", "You could get a {animal}."))
-        elif q == 7:
-            wq.write(w.one_of("What day is it today?", "When is the meeting?", "Which day comes after {day}?"))
-            wa.write(w.one_of("Today is {day}.", "The meeting is on {day}.", "It is {day}."))
-        elif q == 8:
-            wq.write(w.one_of("Name a colour.", "What is your favourite colour?", "Pick a color."))
-            wa.write(w.one_of("{color}.", "My favourite colour is {color}.", "{color}."))
-        elif q == 9:
-            wq.write(w.one_of("When is your birthday?", "Which month is the warmest?", "Name a month."))
-            wa.write(w.one_of("My birthday is in {month}.", "{month} is usually the warmest.", "{month}."))
+        elif q in _SMALL_TALK:
+            questions, answers = _SMALL_TALK[q]
+            wq.write(w.one_of(*questions))
+            wa.write(w.one_of(*answers))
         else:
             wq.emit(wq.sentence())
             wa.emit(wa.sentence())

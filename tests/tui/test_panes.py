@@ -22,6 +22,12 @@ def notes(app) -> list[str]:
     return [n.message for n in app._notifications]
 
 
+def span_rows(app, span) -> list[tuple[str, int]]:
+    """(sae, feature) as the side list should show a span: the displayed SAE's features first."""
+    ordered = sorted(span.saes, key=lambda s: s.name != app.sae_name)
+    return [(s.name, f.feature) for s in ordered for f in s.features]
+
+
 def features_in_row(table: TokenTable, row: int) -> int:
     cell = str(table.get_row_at(row)[2])
     return len([part for part in cell.split("  ") if ":" in part])
@@ -277,10 +283,8 @@ async def test_shift_arrows_select_a_span_and_list_its_features_from_every_sae()
         await pilot.press("down", "shift+down", "shift+down")
         await settle(pilot)
         assert table.span == (1, 4)
-        want = app.session.span(PROMPT, 1, 4, pool="max")
         features = app.query_one("#token-features", FeatureList)
-        ordered = sorted(want.saes, key=lambda s: s.name != app.sae_name)
-        assert [(r.sae, r.feature) for r in features.rows_shown] == [(s.name, f.feature) for s in ordered for f in s.features]
+        assert [(r.sae, r.feature) for r in features.rows_shown] == span_rows(app, app.session.span(PROMPT, 1, 4, pool="max"))
         assert "Span 1–3" in str(features.border_title)
         await pilot.press("down")  # a plain arrow ends the span: back to the token's own features
         await settle(pilot)
@@ -301,8 +305,7 @@ async def test_a_span_in_chat_mode_is_over_the_rendered_conversation():
         assert table.span == (3, 5)
         want = app.session.span("What is the capital of France?", 3, 5, pool="max", chat=True)
         features = app.query_one("#token-features", FeatureList)
-        ordered = sorted(want.saes, key=lambda s: s.name != app.sae_name)
-        assert [(r.sae, r.feature) for r in features.rows_shown] == [(s.name, f.feature) for s in ordered for f in s.features]
+        assert [(r.sae, r.feature) for r in features.rows_shown] == span_rows(app, want)
         assert "Span 3–4" in str(features.border_title) and len(features.rows_shown) > 0
 
 
