@@ -46,8 +46,8 @@ def peak_memory(device: str) -> str:
 
 def build(preset: str, device: str, dtype: str | None = None):
     from transformers import AutoModelForCausalLM
-    from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
+    from saetui.models.hf_compat import causal_masks
     from saetui.models.model import ModelWithHooks, pick_dtype
     from saetui.models.synthetic import build_wordlevel_tokenizer, calibrate_threshold, gemma2_config, random_jumprelu_sae
     from saetui.sae.analyzer import SAEAnalyzer
@@ -86,8 +86,7 @@ def build(preset: str, device: str, dtype: str | None = None):
             inner = hf.model
             emb = inner.embed_tokens(batch.input_ids)
             pos = torch.arange(emb.shape[1], device=emb.device)[None]
-            kw = dict(config=config, inputs_embeds=emb, attention_mask=None, cache=None, position_ids=pos)
-            masks = {"full_attention": create_causal_mask(**kw), "sliding_attention": create_sliding_window_causal_mask(**kw)}
+            masks = causal_masks(config, emb, pos)
             pe = inner.rotary_emb(emb, pos)
             h = emb
             for i in range(layer + 1):
