@@ -84,7 +84,7 @@ class Session:
         self.indexes: dict[str, Any] = {}  # SAE name -> FeatureIndex, where one was built
         self._sae_labels: dict[str, dict[int, str]] = {}  # SAE name -> {feature: label}, for search
         # generation decodes with a static KV cache and a compiled step: None = on CUDA only, False = never
-        # (the eager loop), True = also elsewhere (saetui.steering.compiled)
+        # (the eager loop), True = also elsewhere (saetui.steering.decode)
         self.compile: bool | None = None
 
     # ------------------------------------------------------------------ loading

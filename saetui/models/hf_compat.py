@@ -36,6 +36,69 @@ def output_cache(out: Any) -> Any:
     return getattr(out, "cache", None) or getattr(out, "past_key_values", None)
 
 
+def cache_length(forward_kwargs: dict[str, Any]) -> int:
+    """How many positions the KV cache passed to a forward already holds (0 without a cache)."""
+    cache = forward_kwargs.get("cache", forward_kwargs.get("past_key_values"))
+    return int(cache.get_seq_length()) if cache is not None and hasattr(cache, "get_seq_length") else 0
+
+
+#: (module, attribute) of the process-wide "compileable context variables" that forwards read and write:
+#: transformers' output recorder, and the kernels package's active kernels (transformers' hub kernels)
+_CONTEXT_VARS = (("transformers.utils.output_capturing", "_active_collector"),
+                 ("kernels._internals.layer.layer", "_ACTIVE_KERNEL_FUNCS"))
+
+
+def thread_safe_compile_state() -> None:
+    """Let a step compile in one thread while forwards run in another.
+
+    transformers (and the kernels package it uses) keep per-forward state in a ContextVar that, under
+    torch.compile, becomes one process-wide variable (`CompileableContextVar`, documented as not
+    thread-safe while compiling). Whether to use it is asked of `torch.compiler.is_compiling()`, a
+    process-wide flag, so an eager forward in another thread writes and resets that variable while the
+    compiler traces, and the compiler's guards then fail. Here only code being traced
+    (`torch.compiler.is_dynamo_compiling()`, true inside a trace alone) uses the process-wide value;
+    every other forward keeps its own ContextVar. Variables not found are left as they are."""
+    import importlib
+
+    for module_name, attr in _CONTEXT_VARS:
+        try:
+            var = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(var, _SafeContextVar) or not all(hasattr(var, a) for a in ("context_var", "global_var", "get", "set", "reset")):
+            continue
+        var.__class__ = _safe_class(type(var))
+
+
+class _SafeContextVar:
+    """Marker base of the classes `_safe_class` makes."""
+
+
+def _safe_class(base: type) -> type:
+    import contextvars
+
+    import torch
+
+    tracing = getattr(torch.compiler, "is_dynamo_compiling", torch.compiler.is_compiling)
+
+    def get(self: Any) -> Any:
+        return self.global_var if tracing() else self.context_var.get()
+
+    def set(self: Any, value: Any) -> Any:
+        if tracing():
+            previous, self.global_var = self.global_var, value
+            return previous
+        return self.context_var.set(value)
+
+    def reset(self: Any, token: Any) -> None:
+        if isinstance(token, contextvars.Token):
+            self.context_var.reset(token)
+        else:  # what `set` returned while traced: the value before it
+            self.global_var = token
+
+    return type(f"ThreadSafe{base.__name__}", (base, _SafeContextVar), {"get": get, "set": set, "reset": reset})
+
+
 def can_compile_fullgraph(hf_model: Any) -> bool:
     """Whether the architecture decodes on a static cache in one compiled graph (transformers' own flag)."""
     return bool(getattr(hf_model, "_can_compile_fullgraph", False))
@@ -56,6 +119,14 @@ def static_cache(hf_model: Any, max_len: int) -> Any:
     config = hf_model.config.get_text_config(decoder=True) if hasattr(hf_model.config, "get_text_config") else hf_model.config
     n_layers = int(config.num_hidden_layers)
     return Cache(layers=[StaticLayer(max_cache_len=max_len) for _ in range(n_layers)])
+
+
+def set_cache_length(cache: Any, length: int) -> None:
+    """Make a static cache (from `static_cache`) hold `length` positions: the next forward writes at `length`.
+    (Its layers keep the fill level in a tensor, advanced in place by every forward; warm-up and CUDA-graph
+    capture runs advance it too, and are undone with this.)"""
+    for layer in cache.layers:
+        layer.cumulative_length.fill_(length)
 
 
 def causal_masks(config: Any, inputs_embeds: torch.Tensor, position_ids: torch.Tensor) -> dict[str, Any]:

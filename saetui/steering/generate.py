@@ -1,6 +1,6 @@
 """Streamed, batched generation with steering: baseline, steered and sweep variants in one batch.
 
-`SteeringEngine.stream` runs its own decoding loop (KV cache on) in the calling thread and yields
+`SteeringEngine.stream` runs the decoding core (saetui.steering.decode) in the calling thread and yields
 each new token of each row as soon as it is chosen. Every row is the same prompt with its own
 specs and its own seeded sampler, so one batched forward per token serves a side-by-side
 comparison or a coefficient sweep, and with greedy decoding each row equals running it alone.
@@ -10,33 +10,22 @@ exception (in a hook, say) propagates to the consumer. The TUI runs it in a thre
 
 from __future__ import annotations
 
-import inspect
-import math
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from saetui.errors import InputError
+from saetui.models.hf_compat import keeps_last_logits
+from saetui.steering.decode import GenerationSettings, Piece, stop_ids  # noqa: F401 - part of this module's API
 from saetui.steering.hooks import SteeringHooks
 from saetui.steering.spec import SteeringSpec
 from saetui.steering.vectors import resolve_any
 
 if TYPE_CHECKING:
-    import torch
 
     from saetui.models.chat import ChatTokens
     from saetui.models.model import ModelWithHooks
     from saetui.sae.manager import SAEManager
-
-
-@dataclass
-class Piece:
-    """One generated token of one row, and the text it adds (may be "" until a character completes)."""
-
-    row: int
-    token_id: int
-    text: str
-    logprob: float | None = None  # log p(token) under the row's own (steered) model at temperature 1
 
 
 @dataclass
@@ -56,45 +45,17 @@ class RowOutput:
         return out
 
 
-MIN_TEMPERATURE = 1e-3
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """max_new_tokens > 0; temperature 0 = greedy; top_p in (0, 1]; seed for every row unless `seeds` is given."""
-
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int = 0
-    use_cache: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens <= 0:
-            raise InputError(f"max new tokens must be a positive integer, got {self.max_new_tokens}")
-        if not math.isfinite(self.temperature) or self.temperature < 0:
-            raise InputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if 0 < self.temperature < MIN_TEMPERATURE:  # logits / T overflows to inf and the sampler gets NaNs
-            raise InputError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {self.temperature}")
-        if not (0 < self.top_p <= 1):
-            raise InputError(f"top-p must be in (0, 1], got {self.top_p}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
-            raise InputError(f"seed must be a whole number from 0 to 2**64-1, got {self.seed}")
-
-
 class SteeringEngine:
     """Generation with SAE-feature steering for one model and its loaded SAEs."""
 
     def __init__(self, model: ModelWithHooks, saes: SAEManager, *, compile: bool | None = None) -> None:
-        """compile: decode on a static KV cache with a compiled step (saetui.steering.compiled);
-        None = on CUDA only; False = the eager loop below."""
+        """compile: True = decode on a static KV cache with a compiled step (saetui.steering.decode), compiled
+        before the first token; None = on CUDA, a static cache whose step is compiled in the background
+        (uncompiled until then), elsewhere the eager loop; False = the eager loop everywhere."""
         self.model = model
         self.saes = saes
         self.compile = compile
-        params = inspect.signature(model.model.forward).parameters
-        # transformers 5.x calls the KV cache `cache`; 4.x called it `past_key_values`.
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._keep_logits = "logits_to_keep" in params
+        self._keep_logits = keeps_last_logits(model.model)
 
     def _prompt(self, prompt: str | ChatTokens) -> tuple[list[int], list[bool] | None]:
         """The prompt's token ids, and for a rendered conversation which of them its template wrote."""
@@ -158,10 +119,11 @@ class SteeringEngine:
         generator holds nothing; the steering hooks exist only while a step's forward runs.
         `prompt` is a text (tokenized with the tokenizer's BOS) or a rendered conversation
         (saetui.models.chat.ChatTokens), whose template tokens the scope `template` covers.
+        The loop is saetui.steering.decode's, on the model itself or on a static decoder (see `static`).
         """
         import contextlib
 
-        import torch
+        from saetui.steering import decode
 
         cfg = GenerationSettings(**settings)
         if not rows:
@@ -171,72 +133,27 @@ class SteeringEngine:
         seeds = list(seeds) if seeds is not None else [cfg.seed] * len(rows)
         if len(seeds) != len(rows):
             raise InputError(f"{len(seeds)} seeds for {len(rows)} rows")
-        if isinstance(prompt, str) and self._static_decoding(cfg):  # chat prompts (template scopes) stay eager
-            from saetui.steering.compiled import compiled_stream
+        ids, template = self._prompt(prompt)
+        if self.static(cfg):
+            guard = lock if lock is not None else contextlib.nullcontext()
+            with guard:  # a decoder's twin is copied from the model while no other hook is on it
+                runner = decode.static_runner(self.model, resolved, list(self.saes),
+                                              len(ids) + cfg.max_new_tokens, compile=self.compile,
+                                              prompt_len=len(ids), template=template)
+        else:
+            hooks = SteeringHooks(self.model, resolved, prompt_len=len(ids), template=template)
+            runner = decode.EagerRunner(self.model, hooks, use_cache=cfg.use_cache)
+        yield from decode.decode(runner, ids, len(rows), cfg, seeds, decode.stop_ids(self.model), self.model.tokenizer,
+                                 stop_event=stop_event, lock=lock)
 
-            yield from compiled_stream(self, prompt, resolved, cfg, seeds, stop_event=stop_event, lock=lock)
-            return
-        ids_list, template = self._prompt(prompt)
-        prompt_ids = torch.tensor([ids_list], dtype=torch.long, device=self.model.device)  # (1, T)
-        n, t = len(rows), prompt_ids.shape[1]
-        device = self.model.device
-        samplers = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds] if cfg.temperature > 0 else None
-        stops = stop_ids(self.model)
-        eos = self.model.tokenizer.eos_token_id if self.model.tokenizer.eos_token_id is not None else next(iter(stops), None)
-        tokenizer = self.model.tokenizer
-        generated: list[list[int]] = [[] for _ in range(n)]
-        shown = [""] * n
-        finished = [False] * n
-        ids = prompt_ids.expand(n, t)
-        mask = torch.ones(n, t, dtype=torch.long, device=device)
-        step_input, cache = ids, None
-        hooks = SteeringHooks(self.model, resolved, prompt_len=t, template=template)
-        guard = lock if lock is not None else contextlib.nullcontext()
-        for _ in range(cfg.max_new_tokens):
-            if stop_event is not None and stop_event.is_set():
-                return
-            pieces: list[Piece] = []
-            with guard, hooks, torch.inference_mode():  # one forward step; released before yielding
-                kwargs: dict[str, Any] = {"attention_mask": mask, "use_cache": cfg.use_cache}
-                if cache is not None:
-                    kwargs[self._cache_kw] = cache
-                if self._keep_logits:
-                    kwargs["logits_to_keep"] = 1
-                out = self.model.model(input_ids=step_input, **kwargs)
-                nxt = _pick(out.logits[:, -1, :], cfg, samplers)  # (n,)
-                chosen = nxt.tolist()
-                logprobs = out.logits[:, -1, :].float().log_softmax(-1).gather(-1, nxt[:, None])[:, 0].tolist()
-                for r, tok in enumerate(chosen):
-                    if finished[r]:
-                        continue
-                    generated[r].append(tok)
-                    finished[r] = tok in stops
-                    text = tokenizer.decode(generated[r], skip_special_tokens=True)
-                    piece = "" if text.endswith("\ufffd") else text[len(shown[r]):]  # wait for a whole character
-                    if piece:
-                        shown[r] = text
-                    pieces.append(Piece(r, tok, piece, logprobs[r]))
-                if not all(finished):
-                    if eos is not None:  # finished rows keep decoding EOS; their tokens are not reported
-                        nxt = torch.where(torch.tensor(finished, device=nxt.device), torch.full_like(nxt, eos), nxt)
-                    mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)
-                    if cfg.use_cache:
-                        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-                        step_input = nxt[:, None]
-                    else:
-                        ids = torch.cat([ids, nxt[:, None]], dim=1)
-                        step_input = ids
-                del out
-            yield from pieces
-            if all(finished):
-                return
+    def static(self, cfg: GenerationSettings) -> bool:
+        """Whether `stream` decodes on a static cache (saetui.steering.decode.Decoder): compile=True anywhere,
+        compile=None on CUDA only, never with compile=False, without the KV cache, or where the model cannot."""
+        from saetui.steering.decode import supports_static
 
-    def _static_decoding(self, cfg: GenerationSettings) -> bool:
-        """Whether `stream` takes the compiled path (see saetui.steering.compiled)."""
-        from saetui.steering.compiled import default_compile, supports_static_decoding
-
-        wanted = default_compile(self.model.device) if self.compile is None else self.compile
-        return bool(wanted) and cfg.use_cache and supports_static_decoding(self.model.model)
+        if self.compile is False or not cfg.use_cache or not supports_static(self.model):
+            return False
+        return bool(self.compile) or self.model.device.type == "cuda"
 
     # ------------------------------------------------------------------ what steering changed
     def kl(self, prompt: str | ChatTokens, rows: Sequence[Sequence[SteeringSpec]], token_ids: Sequence[Sequence[int]], *,
@@ -294,29 +211,3 @@ class SteeringEngine:
             result[r] = values[i][: len(token_ids[r])]
         return result
 
-def stop_ids(model: ModelWithHooks) -> set[int]:
-    """Tokens that end a reply: the tokenizer's EOS and the model's generation_config eos ids (an instruct
-    model's end-of-turn token: Gemma's <end_of_turn>, Llama 3's <|eot_id|>, ChatML's <|im_end|>)."""
-    ids = set()
-    if model.tokenizer.eos_token_id is not None:
-        ids.add(int(model.tokenizer.eos_token_id))
-    extra = getattr(getattr(model.model, "generation_config", None), "eos_token_id", None)
-    for i in extra if isinstance(extra, (list, tuple)) else [extra]:
-        if isinstance(i, int):
-            ids.add(i)
-    return ids
-
-
-def _pick(logits: torch.Tensor, cfg: GenerationSettings, samplers: list[torch.Generator] | None) -> torch.Tensor:
-    """Next token per row: argmax when greedy, else temperature + top-p sampling with each row's generator."""
-    import torch
-
-    if cfg.temperature == 0 or samplers is None:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / cfg.temperature, dim=-1)
-    if cfg.top_p < 1.0:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        drop = sorted_p.cumsum(-1) - sorted_p > cfg.top_p  # keep the smallest prefix reaching top_p
-        sorted_p = sorted_p.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-    return torch.stack([torch.multinomial(probs[r], 1, generator=g)[0] for r, g in enumerate(samplers)])

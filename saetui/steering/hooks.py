@@ -1,6 +1,6 @@
 """The steering hook: one per hooked module, adding SAE decoder directions to the model's own activations.
 
-For a hooked activation x (B, T, d) and the specs of batch row b at that hook:
+For a hooked activation x (B, T, d) at absolute positions pos (B, T), and the specs of batch row b:
 
     add     x += c * W_dec[f]                              (precomputed sum over the row's add specs)
     clamp   x += (v - a_f(x)) * W_dec[f]                   a_f: the SAE's activation of feature f, from
@@ -8,22 +8,32 @@ For a hooked activation x (B, T, d) and the specs of batch row b at that hook:
                                                            f's encoder column only where the architecture
                                                            allows, else the full encode
 
-x itself is never replaced by the SAE's reconstruction, so what the SAE cannot reconstruct (its
-error term) stays in the model. Each row of the batch has its own specs (baseline, steered, sweep
-variants), and each spec its position scope. The added vector is computed in the SAE's dtype and
-cast to the activation's dtype and device. Absolute positions come from the attention mask of each
-forward, so they are right for the prompt (T tokens) and for every cached decoding step (1 token).
-For a chat prompt the scope `template` covers the positions its chat template wrote (turn markers,
-role names, the reply's opener); scopes join with `+` (`generated+template`).
+each for the positions its scope covers (saetui.steering.scopes). x itself is never replaced by the
+SAE's reconstruction, so what the SAE cannot reconstruct (its error term) stays in the model.
+
+Everything a generation steers is a handful of tensors (`SteeringTables`), so the same hook code runs in
+the eager loop, on the static-cache decoder and inside its compiled step (saetui.steering.decode):
+
+    masks   (S, L)      scope s covers absolute position p          (saetui.steering.scopes)
+    add     (B, S, d)   per hook: sum of c * direction of row b's add specs in scope s
+    feats   (m,)        per hook: the clamped features
+    target  (B, S, m)   per hook: v where row b clamps feats[j] in scope s, else 0
+    active  (B, S, m)   per hook: 1 where row b clamps feats[j] in scope s, else 0
+
+    delta(x) = M @ add + (M @ target - (M @ active) * a(x)) @ W_dec[feats],   M = masks[:, pos] as (B, T, S)
+
+computed in the SAE's dtype and cast to the activation's dtype and device. S and m may be padded
+(zero rows and inactive columns add exactly 0), so a decoder keeps its shapes when the specs change.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
 from saetui.models.hooks import HookSet
+from saetui.steering.scopes import scope_masks
 
 if TYPE_CHECKING:
     import torch
@@ -34,34 +44,240 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class _ScopePlan:
-    """Everything added at one hook for one position scope, for all B rows.
+class HookTables:
+    """What one hook point adds (see the module docstring for the shapes)."""
 
-    add:     (B, d) summed c * W_dec[f] per row, or None
-    feats:   (m,) clamped features;  values: (B, m) target values;  active: (B, m) 1 where row b clamps
-    encode:  x (B, T, d) -> (B, T, m) the clamped features' activations (the SAE kind's column encoder)
-    w_dec:   (m, d) the clamped features' decoder rows
+    hook_name: str
+    loaded: LoadedSAE | None  # the SAE whose features are clamped here (None: added directions only)
+    add: torch.Tensor  # (B, S, d)
+    feats: torch.Tensor | None = None  # (m,) long
+    target: torch.Tensor | None = None  # (B, S, m)
+    active: torch.Tensor | None = None  # (B, S, m)
+
+    def delta(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """x (B, T, d) and the scope mask at its positions m (B or 1, T, S) -> what to add, (B, T, d) in the tables' dtype."""
+        delta = m @ self.add
+        if self.feats is not None:
+            sae = self.loaded.sae
+            a = self.loaded.kind.encode_columns(sae, x, self.feats)  # (B, T, m)
+            gap = m @ self.target - (m @ self.active) * a
+            delta = delta + gap @ sae.W_dec.detach()[self.feats]
+        return delta
+
+
+@dataclass
+class SteeringTables:
+    """The steering of one batch of rows as tensors: scope masks and, per hook point, what it adds.
+
+    `pos` holds the absolute positions (B or 1, T) of the tokens in the forward being run; whoever runs
+    the forward sets it (SteeringHooks from the attention mask, the static decoder from its inputs)."""
+
+    rows: int
+    scopes: list[str]
+    slots: int  # scope slots (S): len(scopes), or more where a decoder's layout pads them
+    prompt_len: int | None
+    template: list[bool] | None
+    hooks: dict[str, HookTables]
+    dtype: Any = None
+    device: Any = None
+    masks: torch.Tensor | None = None  # (S, L)
+    pos: torch.Tensor | None = None
+    _length: int = field(default=0)
+
+    def ensure_length(self, length: int) -> None:
+        """Masks covering positions 0..length-1 (rebuilt only when a longer forward comes)."""
+        if self.masks is None or self._length < length:
+            self.masks = scope_masks(self.scopes, length, self.prompt_len, self.template,
+                                     rows=self.slots,
+                                     dtype=self.dtype, device=self.device)
+            self._length = length
+
+    def apply(self, hook_name: str, hidden: torch.Tensor) -> torch.Tensor:
+        """The hooked activation (B, T, d), or OPT's (B*T, d), with this hook's steering added."""
+        tables = self.hooks[hook_name]
+        pos = self.pos
+        b, t = pos.shape
+        x = hidden.reshape(-1, t, hidden.shape[-1]) if hidden.dim() == 2 else hidden  # OPT's fc2 works on (B*T, d)
+        if tables.add.shape[0] not in (1, x.shape[0]):
+            raise InputError(f"steering was set up for {tables.add.shape[0]} rows but the batch has {x.shape[0]}")
+        m = self.masks.to(tables.add.device)[:, pos.to(tables.add.device)].permute(1, 2, 0)  # (B or 1, T, S)
+        delta = tables.delta(x, m)
+        return (x + delta.to(device=x.device, dtype=x.dtype)).reshape(hidden.shape)
+
+
+def build_tables(rows: Sequence[Sequence[ResolvedSpec]], *, prompt_len: int | None = None,
+                 template: Sequence[bool] | None = None, layout: Layout | None = None) -> SteeringTables:
+    """The tables for `rows` (one list of resolved specs per batch row; ResolvedSpec or ResolvedVector).
+
+    layout: the shapes to fill (a static decoder's: its hook points, scope slots and clamp columns, see
+    `Layout`); None: exactly what the rows need."""
+    import torch
+
+    n = len(rows)
+    by_hook: dict[str, list[tuple[int, Any]]] = {}
+    owners: dict[str, Any] = {}
+    scopes: list[str] = []
+    for r, row in enumerate(rows):
+        for rs in row:
+            if not rs.spec.enabled:
+                continue
+            owner = getattr(rs, "sae", None)  # feature specs carry their SAE; saved vectors a hook name
+            hook = owner.hook_name if owner is not None else rs.hook_name
+            by_hook.setdefault(hook, []).append((r, rs))
+            if owner is not None:
+                owners[hook] = owner
+            if rs.spec.scope not in scopes:
+                scopes.append(rs.spec.scope)
+    if layout is not None:
+        if len(scopes) > layout.scopes or any(h not in layout.hooks for h in by_hook):
+            raise ValueError("the specs do not fit this layout")  # callers pick the layout from the specs
+    hook_names = list(layout.hooks) if layout is not None else list(by_hook)
+    dtype, device = _home(rows, owners, layout)
+    width = _width(rows, owners, layout)
+    s_slots = layout.scopes if layout is not None else len(scopes)
+    tables: dict[str, HookTables] = {}
+    for hook in hook_names:
+        items = by_hook.get(hook, [])
+        owner = owners.get(hook) if layout is None else layout.saes.get(hook)
+        add = torch.zeros(n, s_slots, width, dtype=dtype, device=device)
+        clamps = [(r, rs) for r, rs in items if rs.mode == "clamp"]
+        for r, rs in items:
+            if rs.mode != "add":
+                continue
+            vector = getattr(rs, "vector", None)
+            direction = rs.sae.sae.W_dec.detach()[rs.spec.feature] if vector is None else vector
+            add[r, scopes.index(rs.spec.scope)] += rs.value * direction.to(device=device, dtype=dtype)
+        hook_tables = HookTables(hook, owner, add)
+        m_slots = layout.clamps.get(hook, 0) if layout is not None else (len({rs.spec.feature for _, rs in clamps}) if clamps else 0)
+        if clamps or m_slots:
+            feats = sorted({rs.spec.feature for _, rs in clamps})
+            if len(feats) > m_slots:
+                raise ValueError("the specs do not fit this layout")
+            col = {f: i for i, f in enumerate(feats)}
+            hook_tables.feats = torch.tensor(feats + [0] * (m_slots - len(feats)), dtype=torch.long, device=device)
+            hook_tables.target = torch.zeros(n, s_slots, m_slots, dtype=dtype, device=device)
+            hook_tables.active = torch.zeros_like(hook_tables.target)
+            for r, rs in clamps:
+                s, j = scopes.index(rs.spec.scope), col[rs.spec.feature]
+                hook_tables.target[r, s, j] += rs.value
+                hook_tables.active[r, s, j] += 1.0
+        tables[hook] = hook_tables
+    return SteeringTables(n, scopes, s_slots, prompt_len, list(template) if template is not None else None, tables, dtype, device)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The shapes of a static decoder's steering tensors: the hook points it steers (with the SAE at each,
+    for clamping), how many scope slots, and how many clamp columns per hook. Specs that fit run on the
+    decoder by copying new values into its tensors; the compiled step never changes."""
+
+    hooks: tuple[str, ...]
+    saes: dict[str, Any]  # hook -> LoadedSAE (or None where only vectors are added)
+    scopes: int
+    clamps: dict[str, int]  # hook -> clamp columns
+
+    @property
+    def key(self) -> tuple:
+        return (self.hooks, tuple(id(self.saes.get(h)) for h in self.hooks), self.scopes, tuple(sorted(self.clamps.items())))
+
+    def fits(self, other: Layout) -> bool:
+        """Whether specs needing `other` can run on a decoder of this layout."""
+        return (all(h in self.hooks and self.saes.get(h) is other.saes.get(h) for h in other.hooks)
+                and other.scopes <= self.scopes and all(m <= self.clamps.get(h, 0) for h, m in other.clamps.items()))
+
+
+def _bucket(n: int, least: int) -> int:
+    """n rounded up to a power of two, at least `least` (few distinct shapes, so few compiled graphs)."""
+    out = least
+    while out < n:
+        out *= 2
+    return out
+
+
+def layout_for(rows: Sequence[Sequence[ResolvedSpec]], loaded_saes: Sequence[LoadedSAE] = ()) -> Layout:
+    """A layout that fits `rows` and would also fit specs on any of `loaded_saes` (every loaded SAE's hook
+    point is included, with room for 4 scopes and 4 clamped features per clampable SAE), so moving
+    between the loaded SAEs, scopes and features needs no new compiled step."""
+    saes: dict[str, Any] = {}
+    clamps: dict[str, set[int]] = {}
+    scopes: set[str] = set()
+    for loaded in loaded_saes:
+        saes.setdefault(loaded.hook_name, loaded)
+    for row in rows:
+        for rs in row:
+            if not rs.spec.enabled:
+                continue
+            owner = getattr(rs, "sae", None)
+            hook = owner.hook_name if owner is not None else rs.hook_name
+            if owner is not None:
+                saes[hook] = owner
+            else:
+                saes.setdefault(hook, None)
+            scopes.add(rs.spec.scope)
+            if rs.mode == "clamp":
+                clamps.setdefault(hook, set()).add(rs.spec.feature)
+    hooks = tuple(sorted(saes))
+    columns = {h: _bucket(len(clamps.get(h, ())), 4) for h in hooks if saes[h] is not None and saes[h].kind.clamp}
+    return Layout(hooks, saes, _bucket(len(scopes), 4), columns)
+
+
+def _home(rows: Sequence[Sequence[Any]], owners: dict[str, Any], layout: Layout | None) -> tuple[Any, Any]:
+    """The dtype and device the tables live in: the first SAE's (else the first vector's)."""
+    for loaded in [*owners.values(), *((layout.saes.values()) if layout is not None else ())]:
+        if loaded is not None:
+            return loaded.sae.W_dec.dtype, loaded.sae.W_dec.device
+    for row in rows:
+        for rs in row:
+            if getattr(rs, "vector", None) is not None:
+                return rs.vector.dtype, rs.vector.device
+    import torch
+
+    return torch.float32, "cpu"
+
+
+def _width(rows: Sequence[Sequence[Any]], owners: dict[str, Any], layout: Layout | None) -> int:
+    for loaded in [*owners.values(), *((layout.saes.values()) if layout is not None else ())]:
+        if loaded is not None:
+            return int(loaded.sae.W_dec.shape[1])
+    for row in rows:
+        for rs in row:
+            if getattr(rs, "vector", None) is not None:
+                return int(rs.vector.shape[-1])
+    return 0
+
+
+class SteeringHooks:
+    """Context manager: steering hooks for `rows` (one list of resolved specs per batch row) on the model
+    itself, for plain forwards and the eager decoding loop. Positions come from each forward's attention
+    mask (left or right padding) or, without one, from the cache length.
+
+    >>> with SteeringHooks(model, [[], specs]):     # row 0 baseline, row 1 steered
+    ...     model.model(input_ids=ids.expand(2, -1), attention_mask=mask)
     """
 
-    add: torch.Tensor | None = None
-    feats: torch.Tensor | None = None
-    values: torch.Tensor | None = None
-    active: torch.Tensor | None = None
-    encode: Callable[[torch.Tensor], torch.Tensor] | None = None
-    w_dec: torch.Tensor | None = None
+    def __init__(self, model: ModelWithHooks, rows: Sequence[Sequence[ResolvedSpec]], *, prompt_len: int | None = None,
+                 template: Sequence[bool] | None = None) -> None:
+        self.model = model
+        self.tables = build_tables(rows, prompt_len=prompt_len, template=template)
+        self._hooks = HookSet()
 
+    def __enter__(self) -> SteeringHooks:
+        try:
+            if self.tables.hooks:
+                self._hooks.on_call(self.model.model, self._observe)
+            for hook_name in self.tables.hooks:
+                module, side = self.model.hook_module(self.model.hook_point(hook_name))
+                add = self._hooks.on_input if side == "input" else self._hooks.on_output
+                add(module, self._make_hook(hook_name), where=hook_name)
+        except BaseException:
+            self._hooks.remove()
+            raise
+        return self
 
-class _Positions:
-    """Absolute positions (B, T) of the tokens in the forward being run, the prompt length, and for a chat
-    prompt which of its positions the template wrote (bool, prompt_len)."""
+    def __exit__(self, *exc: object) -> None:
+        self._hooks.remove()
 
-    def __init__(self, prompt_len: int | None, template: Sequence[bool] | None = None) -> None:
-        self.prompt_len = prompt_len
-        self.template = list(template) if template is not None else None
-        self._template_t: torch.Tensor | None = None
-        self.current: torch.Tensor | None = None
-
-    def observe(self, args: tuple, kwargs: dict) -> None:
+    def _observe(self, args: tuple, kwargs: dict) -> None:
         import torch
 
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -71,158 +287,18 @@ class _Positions:
         mask = kwargs.get("attention_mask")
         if isinstance(mask, torch.Tensor) and mask.dim() == 2 and mask.shape[1] >= t:
             # Left padding and cached steps alike: a token's position is the count of real tokens before it.
-            self.current = (mask.long().cumsum(-1) - 1)[:, -t:].clamp(min=0)
+            self.tables.pos = (mask.long().cumsum(-1) - 1)[:, -t:].clamp(min=0)
+            length = mask.shape[1]
         else:
-            cache = kwargs.get("cache", kwargs.get("past_key_values"))
-            start = cache.get_seq_length() if cache is not None and hasattr(cache, "get_seq_length") else 0
-            self.current = torch.arange(start, start + t, device=ids.device).expand(b, t)
+            from saetui.models.hf_compat import cache_length
 
-    def mask(self, scope: str, device: torch.device) -> torch.Tensor | None:
-        """(B, T, 1) bool: the positions `scope` covers in this forward (None = all of them); `a+b` is a union."""
-        parts = scope.split("+")
-        if "all" in parts:
-            return None
-        pos = self.current.to(device)
-        keep = None
-        for part in parts:
-            one = self._part(part, pos)
-            keep = one if keep is None else keep | one
-        return keep[..., None]
+            start = cache_length(kwargs)
+            self.tables.pos = torch.arange(start, start + t, device=ids.device).expand(b, t)
+            length = start + t
+        self.tables.ensure_length(length)
 
-    def _part(self, scope: str, pos: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        if scope in ("prompt", "generated"):
-            n = self.prompt_len if self.prompt_len is not None else int(pos.max()) + 1  # plain forward: all prompt
-            return pos < n if scope == "prompt" else pos >= n
-        if scope == "template":  # the chat template's prompt tokens; nothing without a chat prompt
-            if not self.template:
-                return torch.zeros_like(pos, dtype=torch.bool)
-            if self._template_t is None or self._template_t.device != pos.device:
-                self._template_t = torch.tensor(self.template, dtype=torch.bool, device=pos.device)
-            n = len(self.template)
-            return (pos < n) & self._template_t[pos.clamp(max=n - 1)]
-        start, _, end = scope.partition(":")
-        keep = pos >= int(start or 0)
-        if end:
-            keep = keep & (pos < int(end))
-        return keep
-
-
-class SteeringHooks:
-    """Context manager: steering hooks for `rows` (one list of resolved specs per batch row).
-
-    >>> with SteeringHooks(model, [[], specs]):     # row 0 baseline, row 1 steered
-    ...     model.model(input_ids=ids.expand(2, -1), attention_mask=mask)
-    """
-
-    def __init__(self, model: ModelWithHooks, rows: Sequence[Sequence[ResolvedSpec]], *, prompt_len: int | None = None,
-                 template: Sequence[bool] | None = None) -> None:
-        self.model = model
-        self.rows = [list(r) for r in rows]
-        self.positions = _Positions(prompt_len, template)
-        self._hooks = HookSet()
-
-    def __enter__(self) -> SteeringHooks:
-        plans = build_plans(self.rows)
-        try:
-            if plans:
-                self._hooks.on_call(self.model.model, self.positions.observe)
-            for hook_name, (loaded, scopes) in plans.items():
-                module, side = self.model.hook_module(self.model.hook_point(hook_name))
-                add = self._hooks.on_input if side == "input" else self._hooks.on_output
-                add(module, self._make_hook(loaded, scopes), where=hook_name)
-        except BaseException:
-            self._hooks.remove()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._hooks.remove()
-
-    def _make_hook(self, loaded: LoadedSAE, scopes: dict[str, _ScopePlan]):
-        import torch
-
-        n_rows = len(self.rows)
-
+    def _make_hook(self, hook_name: str):
         def steer(hidden: torch.Tensor) -> torch.Tensor:
-            b, t = self.positions.current.shape
-            x = hidden.reshape(b, t, -1) if hidden.dim() == 2 else hidden  # OPT's fc2 works on (B*T, d)
-            if x.shape[0] != n_rows and n_rows != 1:
-                raise InputError(f"steering was set up for {n_rows} rows but the batch has {x.shape[0]}")
-            out = x
-            for scope, plan in scopes.items():
-                delta = _delta(loaded, plan, x)  # (B or 1, 1 or T, d) in the SAE's dtype
-                mask = self.positions.mask(scope, x.device)
-                delta = delta.to(device=x.device, dtype=x.dtype)
-                out = out + (delta if mask is None else delta * mask)
-            return out.reshape(hidden.shape)
+            return self.tables.apply(hook_name, hidden)
 
         return steer
-
-
-def build_plans(rows: list[list[ResolvedSpec]]) -> dict[str, tuple[LoadedSAE | None, dict[str, _ScopePlan]]]:
-    """hook name -> (its SAE, or None for steering vectors only; scope -> what to add), one entry per hooked module.
-
-    Rows may mix ResolvedSpec (SAE features) and ResolvedVector (saved vectors: value * vector is added)."""
-    import torch
-
-    # Feature specs carry their SAE; steering vectors (saetui.steering.vectors) only a hook name and a tensor.
-    by_hook: dict[str, tuple[LoadedSAE | None, dict[str, list[tuple[int, ResolvedSpec]]]]] = {}
-    for r, row in enumerate(rows):
-        for rs in row:
-            if not rs.spec.enabled:
-                continue
-            owner = getattr(rs, "sae", None)
-            hook = owner.hook_name if owner is not None else rs.hook_name
-            loaded, scopes = by_hook.setdefault(hook, (owner, {}))
-            if loaded is None and owner is not None:
-                by_hook[hook] = (owner, scopes)
-            scopes.setdefault(rs.spec.scope, []).append((r, rs))
-    n = len(rows)
-    plans: dict[str, tuple[LoadedSAE | None, dict[str, _ScopePlan]]] = {}
-    for hook, (loaded, scopes) in by_hook.items():
-        sae = loaded.sae if loaded is not None else None
-        # a hook with vectors only: the added sum lives in the first vector's dtype and device
-        w_dec = sae.W_dec.detach() if sae is not None else next(rs.vector for items in scopes.values() for _, rs in items)[None]
-        out: dict[str, _ScopePlan] = {}
-        for scope, items in scopes.items():
-            plan = _ScopePlan()
-            adds = [(r, rs) for r, rs in items if rs.mode == "add"]
-            if adds:
-                plan.add = torch.zeros(n, w_dec.shape[1], dtype=w_dec.dtype, device=w_dec.device)
-                for r, rs in adds:
-                    vector = getattr(rs, "vector", None)
-                    direction = w_dec[rs.spec.feature] if vector is None else vector.to(device=w_dec.device, dtype=w_dec.dtype)
-                    plan.add[r] += rs.value * direction
-            clamps = [(r, rs) for r, rs in items if rs.mode == "clamp"]
-            if clamps:
-                feats = sorted({rs.spec.feature for _, rs in clamps})
-                col = {f: i for i, f in enumerate(feats)}
-                plan.feats = torch.tensor(feats, device=w_dec.device)
-                plan.values = torch.zeros(n, len(feats), dtype=w_dec.dtype, device=w_dec.device)
-                plan.active = torch.zeros_like(plan.values)
-                for r, rs in clamps:
-                    plan.values[r, col[rs.spec.feature]] = rs.value
-                    plan.active[r, col[rs.spec.feature]] = 1.0
-                plan.encode = loaded.kind.column_encoder(sae, plan.feats)
-                plan.w_dec = w_dec[plan.feats]
-            out[scope] = plan
-        plans[hook] = (loaded, out)
-    return plans
-
-
-def feature_activations(loaded: LoadedSAE, x: torch.Tensor, plan: _ScopePlan) -> torch.Tensor:
-    """a_f(x) for the plan's clamped features only: (B, T, m), as sae.encode(x)[..., feats] (see saetui.sae.kinds)."""
-    return plan.encode(x)
-
-
-def _delta(loaded: LoadedSAE, plan: _ScopePlan, x: torch.Tensor) -> torch.Tensor:
-    delta = None
-    if plan.add is not None:
-        delta = plan.add[:, None, :]
-    if plan.feats is not None:
-        a = feature_activations(loaded, x, plan)
-        clamp = ((plan.values[:, None, :] - a) * plan.active[:, None, :]) @ plan.w_dec
-        delta = clamp if delta is None else delta + clamp
-    return delta

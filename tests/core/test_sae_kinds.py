@@ -10,7 +10,7 @@ from saetui.errors import InputError
 from saetui.sae import kinds
 from saetui.sae.analyzer import _sparse_latents
 from saetui.sae.manager import SAEManager
-from saetui.steering.hooks import _delta, build_plans
+from saetui.steering.hooks import build_tables
 from saetui.steering.spec import SteeringSpec, resolve
 
 HOOK = "blocks.1.hook_resid_post"
@@ -168,9 +168,9 @@ def test_clamp_delta_uses_the_kinds_activation(gemma2, name):
     feats = sorted([int(acts[0].amax(0).argmax()), 11])  # the plan keeps its features sorted
     values = torch.tensor([3.0, 0.0])
     specs = [resolve(SteeringSpec(f, float(v), mode="clamp"), manager) for f, v in zip(feats, values)]
-    (_, scopes), = build_plans([specs]).values()
+    tables = build_tables([specs])
     with torch.inference_mode():
-        delta = _delta(loaded, scopes["all"], x)
+        delta = tables.hooks[loaded.hook_name].delta(x, torch.ones(1, x.shape[1], 1))  # one scope, covering every position
         expected = (values - acts[..., feats]) @ sae.W_dec[feats]
     assert torch.equal(delta, expected)
     assert acts[..., feats].abs().max() > 0

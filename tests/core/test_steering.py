@@ -170,7 +170,7 @@ def test_stop_event_stops_within_two_tokens_and_removes_hooks(gemma2, engine):
 def test_an_exception_in_a_hook_reaches_the_consumer_and_no_hook_remains(gemma2, engine, monkeypatch):
     before = hook_ids(gemma2.model)
     calls = {"n": 0}
-    original = steering_hooks._delta
+    original = steering_hooks.HookTables.delta
 
     def failing(*args):
         calls["n"] += 1
@@ -178,7 +178,7 @@ def test_an_exception_in_a_hook_reaches_the_consumer_and_no_hook_remains(gemma2,
             raise RuntimeError("hook blew up")
         return original(*args)
 
-    monkeypatch.setattr(steering_hooks, "_delta", failing)
+    monkeypatch.setattr(steering_hooks.HookTables, "delta", failing)
     got = []
     with pytest.raises(RuntimeError, match="hook blew up"):
         for piece in engine.stream(PROMPT, [[SteeringSpec(7, 1.0)]], max_new_tokens=20):

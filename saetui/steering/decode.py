@@ -1,0 +1,584 @@
+"""One decoding core: prefill, step, sampling, stop ids, streamed pieces and the stop event, written once.
+
+`decode` is the loop every generation runs. What runs a forward is a runner, two kinds:
+
+    EagerRunner    the model itself with its own (dynamic) KV cache and attention mask; the steering hooks
+                   (saetui.steering.hooks.SteeringHooks) are entered for each forward. The default on CPU.
+    StaticRunner   a `Decoder`: a private twin of the model (the same parameter tensors, its own module
+                   objects, so its hooks never touch the model the rest of saetui uses) on a static KV
+                   cache, with the steering as fixed-address tensors (SteeringTables filled in place).
+                   Its step is plain, `torch.compile`d (one graph per batch shape: the cache's fill level,
+                   the positions and every steering choice are tensors), and on CUDA captured in a CUDA
+                   graph and replayed. The default on CUDA.
+
+Both apply the same steering tables through the same hook code, with the same scope rules
+(saetui.steering.scopes), so compiled and eager give the same tokens (tests/core/test_decode.py).
+
+First steer without a long wait (CUDA): the first generation for a batch shape runs on a decoder whose
+step is the model's own code captured in a CUDA graph (capture takes about one step), while the compiled
+step for that shape is built in a background thread on a decoder of its own; later generations use it
+once it is ready (`compile_status` says which). A decoder is kept per model, batch shape and layout
+(the hook points and table sizes, saetui.steering.hooks.Layout): a new spec, coefficient, scope or
+feature of a loaded SAE is copied into its tensors and needs no new compile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import threading
+import math
+import types
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from saetui.errors import InputError
+from saetui.models.hooks import HookSet
+from saetui.steering.hooks import Layout, SteeringHooks, SteeringTables, build_tables, layout_for
+
+if TYPE_CHECKING:
+    import torch
+
+    from saetui.models.model import ModelWithHooks
+
+#: torch.compile backend (None: inductor). Tests and benchmark dry runs use "aot_eager": the same tracing,
+#: guards and hooks, no code generation (minutes on a small CPU).
+BACKEND: str | None = os.environ.get("SAETUI_COMPILE_BACKEND") or None
+_BUCKET = 256  # static cache lengths are rounded up to a multiple of this (fewer shapes, fewer compiles)
+_notices_given: set[str] = set()
+
+
+def _notice_once(key: str, text: str) -> None:
+    if key not in _notices_given:
+        from saetui.files import notice
+
+        _notices_given.add(key)
+        notice(text)
+
+
+# ---------------------------------------------------------------------- the loop
+@dataclass
+class Piece:
+    """One generated token of one row, and the text it adds (may be "" until a character completes)."""
+
+    row: int
+    token_id: int
+    text: str
+    logprob: float | None = None  # log p(token) under the row's own (steered) model at temperature 1
+
+
+MIN_TEMPERATURE = 1e-3
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """max_new_tokens > 0; temperature 0 = greedy; top_p in (0, 1]; seed for every row unless `seeds` is given."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens <= 0:
+            raise InputError(f"max new tokens must be a positive integer, got {self.max_new_tokens}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise InputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if 0 < self.temperature < MIN_TEMPERATURE:  # logits / T overflows to inf and the sampler gets NaNs
+            raise InputError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {self.temperature}")
+        if not (0 < self.top_p <= 1):
+            raise InputError(f"top-p must be in (0, 1], got {self.top_p}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            raise InputError(f"seed must be a whole number from 0 to 2**64-1, got {self.seed}")
+
+
+def decode(
+    runner: Any,
+    prompt_ids: Sequence[int],
+    n: int,
+    cfg: GenerationSettings,
+    seeds: Sequence[int],
+    stops: set[int],
+    tokenizer: Any,
+    *,
+    stop_event: threading.Event | None = None,
+    lock: Any = None,
+) -> Iterator[Piece]:
+    """Yield Piece(row, token, text, logprob) for each of `n` rows as each token is chosen.
+
+    The runner's `prefill(ids)` and `step(tokens, pos)` each run one forward and return the last
+    position's logits (n, vocab). `lock` is held for each forward and released before the pieces are
+    yielded. `stop_event` is checked before every token. A row ends at any of `stops`; finished rows
+    keep decoding that token, unreported. The runner is closed however the loop ends."""
+    import torch
+
+    device = runner.device
+    samplers = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds] if cfg.temperature > 0 else None
+    fill = next(iter(sorted(stops)), None) if tokenizer.eos_token_id not in stops else tokenizer.eos_token_id
+    guard = lock if lock is not None else contextlib.nullcontext()
+    t = len(prompt_ids)
+    generated: list[list[int]] = [[] for _ in range(n)]
+    shown = [""] * n
+    finished = [False] * n
+    nxt: torch.Tensor | None = None
+    try:
+        for i in range(cfg.max_new_tokens):
+            if stop_event is not None and stop_event.is_set():
+                return
+            pieces: list[Piece] = []
+            with guard, torch.inference_mode():  # one forward; the lock is released before yielding
+                if nxt is None:
+                    ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device).expand(n, t)
+                    logits = runner.prefill(ids)
+                else:
+                    logits = runner.step(nxt, t + i - 1)
+                nxt = _pick(logits, cfg, samplers)  # (n,)
+                chosen = nxt.tolist()
+                logprobs = logits.float().log_softmax(-1).gather(-1, nxt[:, None])[:, 0].tolist()
+            for r, tok in enumerate(chosen):
+                if finished[r]:
+                    continue
+                generated[r].append(tok)
+                finished[r] = tok in stops
+                text = tokenizer.decode(generated[r], skip_special_tokens=True)
+                piece = "" if text.endswith("\ufffd") else text[len(shown[r]):]  # wait for a whole character
+                if piece:
+                    shown[r] = text
+                pieces.append(Piece(r, tok, piece, logprobs[r]))
+            if any(finished) and fill is not None:
+                nxt = torch.where(torch.tensor(finished, device=nxt.device), torch.full_like(nxt, fill), nxt)
+            yield from pieces
+            if all(finished):
+                return
+    finally:
+        with guard:
+            runner.close()
+
+
+def _pick(logits: torch.Tensor, cfg: GenerationSettings, samplers: list[torch.Generator] | None) -> torch.Tensor:
+    """Next token per row: argmax when greedy, else temperature + top-p sampling with each row's generator."""
+    import torch
+
+    if cfg.temperature == 0 or samplers is None:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / cfg.temperature, dim=-1)
+    if cfg.top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > cfg.top_p  # keep the smallest prefix reaching top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.stack([torch.multinomial(probs[r], 1, generator=g)[0] for r, g in enumerate(samplers)])
+
+
+def stop_ids(model: ModelWithHooks) -> set[int]:
+    """Tokens that end a reply: the tokenizer's EOS and the model's generation_config eos ids (an instruct
+    model's end-of-turn token: Gemma's <end_of_turn>, Llama 3's <|eot_id|>, ChatML's <|im_end|>)."""
+    ids = set()
+    if model.tokenizer.eos_token_id is not None:
+        ids.add(int(model.tokenizer.eos_token_id))
+    extra = getattr(getattr(model.model, "generation_config", None), "eos_token_id", None)
+    for i in extra if isinstance(extra, (list, tuple)) else [extra]:
+        if isinstance(i, int):
+            ids.add(i)
+    return ids
+
+
+# ---------------------------------------------------------------------- runner 1: the model itself
+class EagerRunner:
+    """Forwards of the model itself: its dynamic KV cache (or none), an attention mask that grows by one
+    column per token, and the steering hooks entered for each forward only."""
+
+    def __init__(self, model: ModelWithHooks, tables_hooks: SteeringHooks, *, use_cache: bool = True) -> None:
+        from saetui.models.hf_compat import cache_kwarg, keeps_last_logits
+
+        self.model = model
+        self.hooks = tables_hooks
+        self.device = model.device
+        self.use_cache = use_cache
+        self._cache_kw = cache_kwarg(model.model)
+        self._keep = keeps_last_logits(model.model)
+        self._cache = None
+        self._ids: torch.Tensor | None = None
+        self._mask: torch.Tensor | None = None
+
+    def _forward(self, ids: torch.Tensor) -> torch.Tensor:
+        from saetui.models.hf_compat import output_cache
+
+        kwargs: dict[str, Any] = {"attention_mask": self._mask, "use_cache": self.use_cache}
+        if self._cache is not None:
+            kwargs[self._cache_kw] = self._cache
+        if self._keep:
+            kwargs["logits_to_keep"] = 1
+        with self.hooks:
+            out = self.model.model(input_ids=ids, **kwargs)
+        if self.use_cache:
+            self._cache = output_cache(out)
+        return out.logits[:, -1, :]
+
+    def prefill(self, ids: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        self._ids = ids
+        self._mask = torch.ones(ids.shape, dtype=torch.long, device=ids.device)
+        return self._forward(ids)
+
+    def step(self, tokens: torch.Tensor, pos: int) -> torch.Tensor:
+        import torch
+
+        self._mask = torch.cat([self._mask, self._mask.new_ones(tokens.shape[0], 1)], dim=1)
+        self._ids = torch.cat([self._ids, tokens[:, None]], dim=1)
+        return self._forward(tokens[:, None] if self.use_cache else self._ids)
+
+    def close(self) -> None:
+        self._cache = None
+
+
+# ---------------------------------------------------------------------- runner 2: a static decoder
+def twin_of(hf_model: Any) -> Any:
+    """A copy of the model's module tree that shares every parameter and buffer tensor (no weight is
+    copied): its own module objects and hook dicts, so hooks on it never reach the original."""
+    memo = {id(t): t for t in (*hf_model.parameters(), *hf_model.buffers())}
+    return copy.deepcopy(hf_model, memo)
+
+
+def _fresh_function(fn: Any, name: str) -> Any:
+    """`fn` with a code object of its own: torch.compile keeps its cache of graphs per code object, so
+    each decoder's graphs are its own (and go with it)."""
+    code = fn.__code__.replace(co_name=name)
+    return types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+
+
+def _step_impl(decoder: Decoder, input_ids: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    """One forward of the twin on the static cache (the body that is compiled and captured)."""
+    decoder.tables.pos = position_ids
+    kwargs: dict[str, Any] = {decoder.cache_kw: decoder.cache, "use_cache": True}
+    if decoder.keep:
+        kwargs["logits_to_keep"] = 1
+    out = decoder.twin(input_ids=input_ids, position_ids=position_ids, **kwargs)
+    return out.logits[:, -1, :]
+
+
+class Decoder:
+    """A static KV cache for (n rows, max_len positions), steering tensors of one layout, and the decode
+    step over them: plain, or compiled (`compile=True`), captured in a CUDA graph on CUDA."""
+
+    def __init__(self, model: ModelWithHooks, n: int, max_len: int, layout: Layout, *, compile: bool) -> None:
+        import torch
+
+        from saetui.models.hf_compat import cache_kwarg, keeps_last_logits, static_cache
+
+        self.model = model
+        self.device = model.device
+        self.n, self.max_len, self.layout = n, max_len, layout
+        self.twin = twin_of(model.model)
+        self.cache = static_cache(self.twin, max_len)
+        self.cache_kw = cache_kwarg(self.twin)
+        self.keep = keeps_last_logits(self.twin)
+        self.tables: SteeringTables = build_tables([[] for _ in range(n)], layout=layout)
+        self.tables.ensure_length(max_len)
+        self._hooks = HookSet()
+        names = {module: name for name, module in model.model.named_modules()}
+        for hook_name in layout.hooks:
+            module, side = model.hook_module(model.hook_point(hook_name))
+            mine = self.twin.get_submodule(names[module])
+            add = self._hooks.on_input if side == "input" else self._hooks.on_output
+            add(mine, self._make_hook(hook_name), where=hook_name)
+        self.compiled = compile
+        self._fn = _fresh_function(_step_impl, f"saetui_step_{id(self):x}")
+        if compile:
+            from saetui.models.hf_compat import thread_safe_compile_state
+
+            thread_safe_compile_state()  # other threads may run forwards while this step compiles
+            kw: dict[str, Any] = {"backend": BACKEND} if BACKEND else {}
+            self._fn = torch.compile(self._fn, fullgraph=False, dynamic=False, **kw)
+        self.graphs = self.device.type == "cuda"
+        self._graph: Any = None
+        self._ids = torch.zeros(n, 1, dtype=torch.long, device=self.device)  # the step's inputs, at fixed addresses
+        self._pos = torch.zeros(n, 1, dtype=torch.long, device=self.device)
+        self._out: torch.Tensor | None = None
+        self.ready = not compile  # a compiled decoder is ready once warmed (compiled and run once)
+        self.failed: str | None = None
+        self.busy = False
+
+    def _make_hook(self, hook_name: str):
+        def steer(hidden: torch.Tensor) -> torch.Tensor:
+            return self.tables.apply(hook_name, hidden)
+
+        return steer
+
+    def load(self, rows: Sequence[Sequence[Any]], prompt_len: int, template: Sequence[bool] | None) -> None:
+        """Copy the steering of `rows` into the decoder's tensors (their addresses stay: graphs read them)."""
+        fresh = build_tables(rows, prompt_len=prompt_len, template=template, layout=self.layout)
+        fresh.ensure_length(self.max_len)
+        self.tables.masks.copy_(fresh.masks)
+        for hook, mine in self.tables.hooks.items():
+            new = fresh.hooks[hook]
+            for name in ("add", "feats", "target", "active"):
+                if getattr(mine, name) is not None:
+                    getattr(mine, name).copy_(getattr(new, name))
+
+    def prefill(self, ids: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        from saetui.models.hf_compat import set_cache_length
+
+        set_cache_length(self.cache, 0)
+        t = ids.shape[1]
+        pos = torch.arange(t, device=ids.device)[None, :].expand(ids.shape[0], t)
+        return _step_impl(self, ids, pos)  # the prompt runs once, uncompiled
+
+    def step(self, tokens: torch.Tensor, pos: int) -> torch.Tensor:
+        """Logits (n, vocab) after feeding `tokens` (n,) at absolute position `pos` (the cache holds 0..pos-1)."""
+        from saetui.models.hf_compat import set_cache_length
+
+        self._ids.copy_(tokens[:, None])
+        self._pos.fill_(pos)
+        if self._graph is not None:
+            self._graph.replay()
+            return self._out.clone()
+        if self.graphs and self.failed is None:
+            self._capture(pos)
+            if self._graph is not None:
+                self._graph.replay()
+                return self._out.clone()
+        if self.compiled and self.failed is None:
+            try:
+                return self._fn(self, self._ids, self._pos).clone()
+            except Exception as exc:  # noqa: BLE001 - any compiler failure: this decoder steps eagerly from here on
+                self._fail(exc)
+                set_cache_length(self.cache, pos)
+        return _step_impl(self, self._ids, self._pos).clone()
+
+    def _capture(self, pos: int) -> None:
+        """Record one step in a CUDA graph (after two warm-up steps on a side stream); on failure, step without one."""
+        import torch
+
+        from saetui.models.hf_compat import set_cache_length
+
+        fn = self._fn if self.compiled else (lambda d, i, p: _step_impl(d, i, p))
+        try:
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):
+                for _ in range(2):  # they write positions pos and pos+1, which the real steps overwrite before reading
+                    fn(self, self._ids, self._pos)
+                    set_cache_length(self.cache, pos)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._out = fn(self, self._ids, self._pos)
+            set_cache_length(self.cache, pos)
+            self._graph = graph
+        except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still runs
+            self._graph = None
+            self.graphs = False
+            set_cache_length(self.cache, pos)
+            _notice_once("graph", f"CUDA graph capture failed ({type(exc).__name__}: {_first(exc)}); decoding without it")
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failed = f"{type(exc).__name__}: {_first(exc)}"
+        self.ready = True
+        _notice_once("compile", f"compiled decoding failed ({self.failed}); generating with the uncompiled step "
+                                "(pass --no-compile to skip the attempt)")
+
+    def warm(self) -> None:
+        """Compile the step now (prefill a dummy prompt, then run the compiled step once), quietly."""
+        import torch
+
+        try:
+            with _quiet_compiler(), torch.inference_mode():
+                ids = torch.zeros(self.n, 1, dtype=torch.long, device=self.device)
+                self.prefill(ids)
+                self._ids.zero_()
+                self._pos.fill_(1)
+                self._fn(self, self._ids, self._pos)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+        self.ready = True
+
+    def close(self) -> None:
+        """Remove the hooks from the twin and drop the graph (the decoder is no longer used)."""
+        self._hooks.remove()
+        self._graph = None
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else ""
+
+
+@contextlib.contextmanager
+def _quiet_compiler() -> Iterator[None]:
+    """No dynamo/inductor warnings on the user's terminal while a step compiles (they would garble the app)."""
+    loggers = [logging.getLogger(n) for n in ("torch._dynamo", "torch._inductor", "torch.fx", "torch._functorch")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+class StaticRunner:
+    """A Decoder used by one generation (held busy until it ends)."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        self.decoder = decoder
+        self.device = decoder.device
+
+    def prefill(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.decoder.prefill(ids)
+
+    def step(self, tokens: torch.Tensor, pos: int) -> torch.Tensor:
+        return self.decoder.step(tokens, pos)
+
+    def close(self) -> None:
+        self.decoder.busy = False
+
+
+# ---------------------------------------------------------------------- which decoder a generation gets
+class _Pool:
+    """The decoders of one model: at most one uncompiled and one compiled per key, newest kept."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.plain: Decoder | None = None
+        self.compiled: Decoder | None = None
+        self.building: tuple | None = None  # key of the compiled decoder being built in the background
+
+
+_POOLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # hf model -> _Pool
+
+
+def _pool(model: ModelWithHooks) -> _Pool:
+    with _POOL_LOCK:
+        return _POOLS.setdefault(model.model, _Pool())
+
+
+_POOL_LOCK = threading.Lock()
+
+
+def cache_length_for(model: ModelWithHooks, needed: int) -> int:
+    """Static cache length for `needed` positions: rounded up to a bucket, within the model's context."""
+    max_len = -(-needed // _BUCKET) * _BUCKET
+    context = model.context_length
+    if context is not None:
+        max_len = max(needed, min(max_len, context))
+    return max_len
+
+
+def supports_static(model: ModelWithHooks) -> bool:
+    """Whether the model can decode on a static cache: transformers' own flag, and the whole model on one device."""
+    from saetui.models.hf_compat import can_compile_fullgraph
+
+    devices = set(getattr(model.model, "hf_device_map", {}).values() or [])
+    return can_compile_fullgraph(model.model) and len(devices) <= 1
+
+
+def static_runner(model: ModelWithHooks, rows: Sequence[Sequence[Any]], loaded_saes: Sequence[Any], needed: int,
+                  *, compile: bool | None, prompt_len: int, template: Sequence[bool] | None) -> StaticRunner:
+    """The decoder a generation of `rows` runs on, loaded with their steering.
+
+    compile=True: the compiled decoder, compiled now if it is not yet (blocking). compile=None: the compiled
+    decoder if it is ready; else the uncompiled one now, and the compiled one built in the background."""
+    n = len(rows)
+    max_len = cache_length_for(model, needed)
+    want = layout_for(rows, loaded_saes)
+    pool = _pool(model)
+    with pool.lock:
+        compiled = pool.compiled
+        fits = compiled is not None and (compiled.n, compiled.max_len) == (n, max_len) and compiled.layout.fits(want)
+        if fits and compiled.ready and not compiled.busy and compiled.failed is None:
+            decoder = compiled
+        elif compile:
+            if not fits or compiled.busy:
+                _drop(pool.compiled)
+                pool.compiled = compiled = Decoder(model, n, max_len, want, compile=True)
+            decoder = compiled
+        else:
+            plain = pool.plain
+            if plain is None or (plain.n, plain.max_len) != (n, max_len) or not plain.layout.fits(want) or plain.busy:
+                _drop(plain)
+                pool.plain = plain = Decoder(model, n, max_len, want, compile=False)
+            decoder = plain
+            if compile is None and not fits and pool.building is None:
+                # the twin is made here, under the caller's lock (no other hook is on the model to copy);
+                # only the compile runs in the background
+                _build_in_background(pool, Decoder(model, n, max_len, want, compile=True))
+        decoder.busy = True
+    try:
+        if decoder.compiled and not decoder.ready:
+            decoder.warm()
+        decoder.load(rows, prompt_len, template)
+    except BaseException:
+        decoder.busy = False
+        raise
+    return StaticRunner(decoder)
+
+
+def _drop(decoder: Decoder | None) -> None:
+    if decoder is not None and not decoder.busy:
+        decoder.close()
+
+
+def _build_in_background(pool: _Pool, decoder: Decoder) -> None:
+    """Compile `decoder`'s step in a thread; it serves the next generations of its shape once ready."""
+    pool.building = (decoder.n, decoder.max_len, decoder.layout.key)
+
+    def build() -> None:
+        try:
+            decoder.warm()
+            with pool.lock:
+                if pool.compiled is not None and not pool.compiled.busy:
+                    pool.compiled.close()
+                pool.compiled = decoder
+        except Exception as exc:  # noqa: BLE001 - the uncompiled decoder keeps serving
+            _notice_once("compile", f"compiled decoding failed ({type(exc).__name__}: {_first(exc)}); generating uncompiled")
+        finally:
+            with pool.lock:
+                pool.building = None
+
+    threading.Thread(target=build, name="saetui-compile", daemon=True).start()
+
+
+def compile_status(model: ModelWithHooks) -> str:
+    """What the decoding of `model` runs on now: "eager", "compiling", "compiled" or "uncompiled" (static, no compile)."""
+    pool = _POOLS.get(model.model)
+    if pool is None:
+        return "eager"
+    if pool.building is not None:
+        return "compiling"
+    if pool.compiled is not None and pool.compiled.ready and pool.compiled.failed is None:
+        return "compiled"
+    return "uncompiled" if pool.plain is not None else "eager"
+
+
+def wait_compiled(model: ModelWithHooks, timeout: float | None = None) -> bool:
+    """Block until no background compile of `model` runs (benchmarks and tests); False on timeout."""
+    import time
+
+    pool = _POOLS.get(model.model)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while pool is not None and pool.building is not None:
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def forget(model: ModelWithHooks) -> None:
+    """Drop every decoder of `model` (tests; a model being unloaded)."""
+    pool = _POOLS.pop(model.model, None)
+    if pool is not None:
+        for decoder in (pool.plain, pool.compiled):
+            if decoder is not None:
+                decoder.close()
