@@ -8,8 +8,11 @@ middle layer's hook_resid_post, calibrated to L0 ~ 64). Greedy decoding of 64 ne
     ours, add       SteeringEngine, one feature added          target >= 0.98x plain
     ours, clamp     SteeringEngine, one feature clamped        (report)
     ours, 2 rows    baseline + steered in one batch vs the two generated one after the other (target >= 1.6x)
-    compiled        with --compile: the same on a static KV cache with a torch.compile'd step
-                    (saetui.steering.compiled; CUDA graphs on CUDA), after a warm-up that compiles
+    static          with --compile: the decoding core's static decoder (saetui.steering.decode): a static KV
+                    cache, the model's own step (captured in a CUDA graph on CUDA), then the same with a
+                    torch.compile'd step; also the first steer as the app makes it (compile=None: first token,
+                    and when the background compile is done) and the memory-bandwidth bound (weights read once
+                    per token at the device-to-device copy rate measured here)
     naive replace   HF generate with a hook replacing x by decode(edit(encode(x))) (report)
     sae-lens        HookedSAETransformer.generate with the same additive hook (report)
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -30,9 +34,27 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_analysis import add_device_args, build, build_sae_lens_model, peak_memory, timed  # noqa: E402
 
 
+def bandwidth_bound(model, device: str) -> float | None:
+    """Tokens/s if every weight is read once per token at the device-to-device copy rate (bytes read + written)
+    measured now; None off CUDA."""
+    if not device.startswith("cuda"):
+        return None
+    weights = sum(p.numel() * p.element_size() for p in model.model.parameters())
+    buf = torch.empty(2**30, dtype=torch.uint8, device=device)
+    out = torch.empty_like(buf)
+    out.copy_(buf)
+    times = []
+    for _ in range(10):
+        times.append(timed(lambda: out.copy_(buf), device))
+    rate = 2 * buf.numel() / statistics.median(times)
+    del buf, out
+    return rate / weights
+
+
 def main() -> None:
-    from saetui.steering.generate import SteeringEngine
-    from saetui.steering.spec import SteeringSpec
+    from saetui.steering import decode
+    from saetui.steering.generate import GenerationSettings, SteeringEngine
+    from saetui.steering.spec import SteeringSpec, resolve
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_device_args(parser)
@@ -78,6 +100,29 @@ def main() -> None:
     def ours(rows, eng=engine):
         return sum(1 for _ in eng.stream(prompt, rows, max_new_tokens=NEW_TOKENS))
 
+    prompt_ids = ids[0].tolist()
+    settings = GenerationSettings(max_new_tokens=NEW_TOKENS)
+
+    def static(rows, compile):
+        """The decoding core on a static decoder (compile False: the model's step; True: compiled), every token."""
+        resolved = [[resolve(s, analyzer.saes) for s in row] for row in rows]
+        runner = decode.static_runner(model, resolved, list(analyzer.saes), len(prompt_ids) + NEW_TOKENS, compile=compile,
+                                      prompt_len=len(prompt_ids), template=None)
+        return sum(1 for _ in decode.decode(runner, prompt_ids, len(rows), settings, [0] * len(rows), set(), model.tokenizer))
+
+    if args.compile:  # the first steer as the app makes it, before anything is compiled or captured
+        auto = SteeringEngine(model, analyzer.saes, compile=None if args.device.startswith("cuda") else True)
+        start = time.perf_counter()
+        stream = auto.stream(prompt, [add], max_new_tokens=NEW_TOKENS)
+        next(stream)
+        first = time.perf_counter() - start
+        for _ in stream:
+            pass
+        decode.wait_compiled(model)
+        ready = time.perf_counter() - start
+        print(f"  first steer: first token {first:.2f} s after the model was loaded, compiled step ready {ready:.1f} s "
+              f"({decode.compile_status(model)})")
+
     methods = {
         "plain HF generate": lambda: hf_generate(),
         "ours, no steering": lambda: ours([[]]),
@@ -88,9 +133,11 @@ def main() -> None:
         "naive encode-edit-decode (HF)": lambda: hf_generate(naive),
     }
     if args.compile:
-        methods["ours, add, compiled"] = lambda: ours([add], fast)
-        methods["ours, baseline+steered batched, compiled"] = lambda: ours([[], add], fast)
-        methods["ours, baseline then steered, compiled"] = lambda: ours([[]], fast) + ours([add], fast)
+        methods["ours, add, static step (no compile)"] = lambda: static([add], False)
+        methods["ours, add, compiled"] = lambda: static([add], True)
+        methods["ours, clamp, compiled"] = lambda: static([clamp], True)
+        methods["ours, baseline+steered batched, compiled"] = lambda: static([[], add], True)
+        methods["ours, baseline then steered, compiled"] = lambda: static([[]], True) + static([add], True)
         if args.only_compiled:
             for name in ("ours, no steering", "ours, clamp", "naive encode-edit-decode (HF)"):
                 del methods[name]
@@ -119,17 +166,25 @@ def main() -> None:
             tokens[name] = box["n"]
     rate = {n: tokens[n] / statistics.median(times[n]) for n in names}
     base = rate["plain HF generate"]
+    bound = bandwidth_bound(model, args.device)
     for name in names:
-        print(f"  {name:<42} {rate[name]:8.1f} tokens/s   {rate[name] / base:5.2f}x plain HF")
+        share = f"   {rate[name] / bound:5.1%} of the bandwidth bound" if bound else ""
+        print(f"  {name:<42} {rate[name]:8.1f} tokens/s   {rate[name] / base:5.2f}x plain HF{share}")
+    if bound:
+        print(f"  bandwidth bound: {bound:.0f} tokens/s (weights read once per token at the copy rate measured here)")
     pair = statistics.median(times["ours, baseline then steered"]) / statistics.median(times["ours, baseline+steered batched"])
     print(f"  batched baseline+steered is {pair:.2f}x faster than two sequential runs")
     if args.compile:
         pair = statistics.median(times["ours, baseline then steered, compiled"]) / statistics.median(times["ours, baseline+steered batched, compiled"])
         print(f"  compiled: batched baseline+steered is {pair:.2f}x faster than two sequential compiled runs; "
               f"compiled add is {rate['ours, add, compiled'] / rate['ours, add']:.2f}x eager add")
-        same = [o.token_ids for o in fast.run(prompt, [[], add], max_new_tokens=NEW_TOKENS)] == \
-            [o.token_ids for o in engine.run(prompt, [[], add], max_new_tokens=NEW_TOKENS)]
-        print(f"  compiled greedy tokens identical to eager: {same}")
+        eager_ids = [o.token_ids for o in engine.run(prompt, [[], add], max_new_tokens=NEW_TOKENS)]
+        for label, eng in (("compiled", fast), ("static step", SteeringEngine(model, analyzer.saes, compile=None))):
+            got = [o.token_ids for o in eng.run(prompt, [[], add], max_new_tokens=NEW_TOKENS)]
+            agree = [next((i for i, (a, b) in enumerate(zip(g, w)) if a != b), min(len(g), len(w))) for g, w in zip(got, eager_ids)]
+            print(f"  {label} greedy tokens identical to eager: {got == eager_ids} (rows agree for {agree} tokens)")
+        for d in decode.describe(model):
+            print(f"  decoder: {d}")
     if args.device.startswith("cuda"):
         print(" ", peak_memory(args.device))
 

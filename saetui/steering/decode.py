@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 #: torch.compile backend (None: inductor). Tests and benchmark dry runs use "aot_eager": the same tracing,
 #: guards and hooks, no code generation (minutes on a small CPU).
 BACKEND: str | None = os.environ.get("SAETUI_COMPILE_BACKEND") or None
+#: CUDA graphs of a compiled step: "manual" (our own capture of a default-mode compiled step: 1,047 tokens/s
+#: on the `small` preset on an H200), "inductor" (torch.compile's mode="reduce-overhead": 706 there) or "off";
+#: the uncompiled step is captured by us too unless "off".
+GRAPHS: str = os.environ.get("SAETUI_CUDA_GRAPHS", "manual")
 _BUCKET = 256  # static cache lengths are rounded up to a multiple of this (fewer shapes, fewer compiles)
 _notices_given: set[str] = set()
 
@@ -288,6 +292,8 @@ class Decoder:
             mine = self.twin.get_submodule(names[module])
             add = self._hooks.on_input if side == "input" else self._hooks.on_output
             add(mine, self._make_hook(hook_name), where=hook_name)
+        self._ids = torch.zeros(n, 1, dtype=torch.long, device=self.device)  # the step's inputs, at fixed addresses
+        self._pos = torch.zeros(n, 1, dtype=torch.long, device=self.device)
         self.compiled = compile
         self._fn = _fresh_function(_step_impl, f"saetui_step_{id(self):x}")
         if compile:
@@ -295,11 +301,14 @@ class Decoder:
 
             thread_safe_compile_state()  # other threads may run forwards while this step compiles
             kw: dict[str, Any] = {"backend": BACKEND} if BACKEND else {}
+            if self.device.type == "cuda" and GRAPHS == "inductor" and not BACKEND:
+                kw["mode"] = "reduce-overhead"  # inductor records and replays the CUDA graph itself
+                self._static_addresses()
             self._fn = torch.compile(self._fn, fullgraph=False, dynamic=False, **kw)
-        self.graphs = self.device.type == "cuda"
+        # our own CUDA graph capture: of the uncompiled step, or of a compiled one without inductor's graphs
+        self.graphs = self.device.type == "cuda" and GRAPHS != "off" and (not compile or "mode" not in kw)
+        self.graph_error: str | None = None
         self._graph: Any = None
-        self._ids = torch.zeros(n, 1, dtype=torch.long, device=self.device)  # the step's inputs, at fixed addresses
-        self._pos = torch.zeros(n, 1, dtype=torch.long, device=self.device)
         self._out: torch.Tensor | None = None
         self.ready = not compile  # a compiled decoder is ready once warmed (compiled and run once)
         self.failed: str | None = None
@@ -374,11 +383,28 @@ class Decoder:
                 self._out = fn(self, self._ids, self._pos)
             set_cache_length(self.cache, pos)
             self._graph = graph
-        except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still runs
+        except Exception as exc:  # noqa: BLE001 - a step that cannot be captured still runs, without the graph
+            # (the model's own code may copy a constant to the GPU inside its step, as transformers' eager
+            # attention mask does: a compiled step has none, the uncompiled one runs as it is until compiled)
             self._graph = None
             self.graphs = False
+            self.graph_error = f"{type(exc).__name__}: {_first(exc)}"
             set_cache_length(self.cache, pos)
-            _notice_once("graph", f"CUDA graph capture failed ({type(exc).__name__}: {_first(exc)}); decoding without it")
+            if self.compiled:  # unexpected: a compiled step has no host copies; say so once
+                _notice_once("graph", f"CUDA graph capture of the compiled step failed ({self.graph_error}); decoding without it")
+
+    def _static_addresses(self) -> None:
+        """Tell the compiler which tensors keep their address for the decoder's life (the steering tables, the
+        SAEs' weights, the step's inputs), so inductor's CUDA graphs read them in place instead of copying them."""
+        import torch
+
+        tensors = [self.tables.masks, self._ids, self._pos]
+        for tables in self.tables.hooks.values():
+            tensors += [t for t in (tables.add, tables.feats, tables.target, tables.active) if t is not None]
+            if tables.loaded is not None:
+                tensors += list(tables.loaded.sae.parameters())
+        for t in tensors:
+            torch._dynamo.mark_static_address(t)
 
     def _fail(self, exc: BaseException) -> None:
         self.failed = f"{type(exc).__name__}: {_first(exc)}"
@@ -429,42 +455,76 @@ def _quiet_compiler() -> Iterator[None]:
 
 
 class StaticRunner:
-    """A Decoder used by one generation (held busy until it ends)."""
+    """A Decoder used by one generation (held busy until it ends). `after_first` runs once the first token is
+    out (or the generation ends first): a background compile started then does not slow the first token."""
 
-    def __init__(self, decoder: Decoder) -> None:
+    def __init__(self, decoder: Decoder, pool: _Pool, after_first: Any = None) -> None:
         self.decoder = decoder
         self.device = decoder.device
+        self._pool = pool
+        self._after_first = after_first
+
+    def _started(self) -> None:
+        if self._after_first is not None:
+            start, self._after_first = self._after_first, None
+            start()
 
     def prefill(self, ids: torch.Tensor) -> torch.Tensor:
         return self.decoder.prefill(ids)
 
     def step(self, tokens: torch.Tensor, pos: int) -> torch.Tensor:
-        return self.decoder.step(tokens, pos)
+        self._started()
+        logits = self.decoder.step(tokens, pos)
+        if self.decoder.graph_error is not None and not self.decoder.compiled:
+            self._pool.plain_graphs = False
+        return logits
 
     def close(self) -> None:
         self.decoder.busy = False
+        self._started()
 
 
 # ---------------------------------------------------------------------- which decoder a generation gets
 class _Pool:
-    """The decoders of one model: at most one uncompiled and one compiled per key, newest kept."""
+    """The decoders of one model, most recently used last: for each batch shape at most one uncompiled
+    and one compiled decoder (an app alternates compare, sweep and steer: each keeps its compiled step)."""
+
+    SIZE = 6  # decoders kept per model (each holds a KV cache for its rows and length)
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.plain: Decoder | None = None
-        self.compiled: Decoder | None = None
-        self.building: tuple | None = None  # key of the compiled decoder being built in the background
+        self.decoders: list[Decoder] = []
+        self.building: set[tuple] = set()  # (n, max_len) of compiled decoders being built in the background
+        self.plain_graphs = True  # False once the model's uncompiled step failed CUDA graph capture (not retried)
+
+    def find(self, n: int, max_len: int, want: Layout, compiled: bool) -> Decoder | None:
+        for decoder in reversed(self.decoders):
+            if (decoder.n, decoder.max_len, decoder.compiled) == (n, max_len, compiled) and decoder.layout.fits(want):
+                return decoder
+        return None
+
+    def add(self, decoder: Decoder) -> None:
+        old = self.find(decoder.n, decoder.max_len, decoder.layout, decoder.compiled)
+        if old is not None and not old.busy:  # superseded by one whose layout covers more
+            self.decoders.remove(old)
+            old.close()
+        self.decoders.append(decoder)
+        for extra in [d for d in self.decoders[:-1] if not d.busy][: max(0, len(self.decoders) - self.SIZE)]:
+            self.decoders.remove(extra)
+            extra.close()
+
+    def touch(self, decoder: Decoder) -> None:
+        self.decoders.remove(decoder)
+        self.decoders.append(decoder)
 
 
 _POOLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # hf model -> _Pool
+_POOL_LOCK = threading.Lock()
 
 
 def _pool(model: ModelWithHooks) -> _Pool:
     with _POOL_LOCK:
         return _POOLS.setdefault(model.model, _Pool())
-
-
-_POOL_LOCK = threading.Lock()
 
 
 def cache_length_for(model: ModelWithHooks, needed: int) -> int:
@@ -486,34 +546,34 @@ def supports_static(model: ModelWithHooks) -> bool:
 
 def static_runner(model: ModelWithHooks, rows: Sequence[Sequence[Any]], loaded_saes: Sequence[Any], needed: int,
                   *, compile: bool | None, prompt_len: int, template: Sequence[bool] | None) -> StaticRunner:
-    """The decoder a generation of `rows` runs on, loaded with their steering.
+    """The decoder a generation of `rows` runs on, loaded with their steering. Call it holding the lock that
+    guards the model's forwards (a new decoder copies the model's module tree).
 
-    compile=True: the compiled decoder, compiled now if it is not yet (blocking). compile=None: the compiled
-    decoder if it is ready; else the uncompiled one now, and the compiled one built in the background."""
+    compile=True: the compiled decoder, compiled now if it is not yet (blocking). compile=False: the
+    uncompiled one. compile=None: the compiled decoder if it is ready; else the uncompiled one now, and the
+    compiled one built in the background."""
     n = len(rows)
     max_len = cache_length_for(model, needed)
     want = layout_for(rows, loaded_saes)
     pool = _pool(model)
+    after_first = None
     with pool.lock:
-        compiled = pool.compiled
-        fits = compiled is not None and (compiled.n, compiled.max_len) == (n, max_len) and compiled.layout.fits(want)
-        if fits and compiled.ready and not compiled.busy and compiled.failed is None:
-            decoder = compiled
-        elif compile:
-            if not fits or compiled.busy:
-                _drop(pool.compiled)
-                pool.compiled = compiled = Decoder(model, n, max_len, want, compile=True)
-            decoder = compiled
-        else:
-            plain = pool.plain
-            if plain is None or (plain.n, plain.max_len) != (n, max_len) or not plain.layout.fits(want) or plain.busy:
-                _drop(plain)
-                pool.plain = plain = Decoder(model, n, max_len, want, compile=False)
-            decoder = plain
-            if compile is None and not fits and pool.building is None:
-                # the twin is made here, under the caller's lock (no other hook is on the model to copy);
-                # only the compile runs in the background
-                _build_in_background(pool, Decoder(model, n, max_len, want, compile=True))
+        decoder = pool.find(n, max_len, want, True) if compile is not False else None
+        usable = decoder is not None and decoder.ready and not decoder.busy and decoder.failed is None
+        if compile is True and not usable:
+            decoder = Decoder(model, n, max_len, want, compile=True)
+            pool.add(decoder)
+        elif not usable:
+            if compile is None and decoder is None and (n, max_len) not in pool.building:
+                # the twin is copied here, under the caller's lock; the compile runs in the background once this
+                # generation's first token is out (tracing holds the GIL much of the time)
+                after_first = _build_in_background(pool, Decoder(model, n, max_len, want, compile=True))
+            decoder = pool.find(n, max_len, want, False)
+            if decoder is None or decoder.busy:
+                decoder = Decoder(model, n, max_len, want, compile=False)
+                decoder.graphs = decoder.graphs and pool.plain_graphs
+                pool.add(decoder)
+        pool.touch(decoder)
         decoder.busy = True
     try:
         if decoder.compiled and not decoder.ready:
@@ -521,45 +581,49 @@ def static_runner(model: ModelWithHooks, rows: Sequence[Sequence[Any]], loaded_s
         decoder.load(rows, prompt_len, template)
     except BaseException:
         decoder.busy = False
+        if after_first is not None:
+            after_first()
         raise
-    return StaticRunner(decoder)
+    return StaticRunner(decoder, pool, after_first)
 
 
-def _drop(decoder: Decoder | None) -> None:
-    if decoder is not None and not decoder.busy:
-        decoder.close()
-
-
-def _build_in_background(pool: _Pool, decoder: Decoder) -> None:
-    """Compile `decoder`'s step in a thread; it serves the next generations of its shape once ready."""
-    pool.building = (decoder.n, decoder.max_len, decoder.layout.key)
+def _build_in_background(pool: _Pool, decoder: Decoder) -> Any:
+    """A function that compiles `decoder`'s step in a thread; it serves the next generations of its shape
+    once ready. The shape counts as building from now on (no second build is started)."""
+    key = (decoder.n, decoder.max_len)
+    pool.building.add(key)
 
     def build() -> None:
         try:
             decoder.warm()
             with pool.lock:
-                if pool.compiled is not None and not pool.compiled.busy:
-                    pool.compiled.close()
-                pool.compiled = decoder
-        except Exception as exc:  # noqa: BLE001 - the uncompiled decoder keeps serving
-            _notice_once("compile", f"compiled decoding failed ({type(exc).__name__}: {_first(exc)}); generating uncompiled")
+                pool.add(decoder)
         finally:
             with pool.lock:
-                pool.building = None
+                pool.building.discard(key)
 
-    threading.Thread(target=build, name="saetui-compile", daemon=True).start()
+    return threading.Thread(target=build, name="saetui-compile", daemon=True).start
 
 
 def compile_status(model: ModelWithHooks) -> str:
-    """What the decoding of `model` runs on now: "eager", "compiling", "compiled" or "uncompiled" (static, no compile)."""
+    """How `model` decodes now: "eager" (no static decoder yet), "compiling" (a step compiles in the
+    background), "compiled" (a compiled step is ready) or "uncompiled" (static decoders, none compiled)."""
     pool = _POOLS.get(model.model)
-    if pool is None:
+    if pool is None or not (pool.decoders or pool.building):
         return "eager"
-    if pool.building is not None:
+    if pool.building:
         return "compiling"
-    if pool.compiled is not None and pool.compiled.ready and pool.compiled.failed is None:
+    if any(d.compiled and d.ready and d.failed is None for d in pool.decoders):
         return "compiled"
-    return "uncompiled" if pool.plain is not None else "eager"
+    return "uncompiled"
+
+
+def describe(model: ModelWithHooks) -> list[dict[str, Any]]:
+    """The decoders kept for `model`: rows, cache length, compiled, and the CUDA graph's state (for benchmarks)."""
+    pool = _POOLS.get(model.model)
+    return [{"rows": d.n, "length": d.max_len, "compiled": d.compiled, "failed": d.failed,
+             "cuda_graph": "captured" if d._graph is not None else (d.graph_error or ("pending" if d.graphs else "off"))}
+            for d in (pool.decoders if pool is not None else [])]
 
 
 def wait_compiled(model: ModelWithHooks, timeout: float | None = None) -> bool:
@@ -568,7 +632,7 @@ def wait_compiled(model: ModelWithHooks, timeout: float | None = None) -> bool:
 
     pool = _POOLS.get(model.model)
     deadline = None if timeout is None else time.monotonic() + timeout
-    while pool is not None and pool.building is not None:
+    while pool is not None and pool.building:
         if deadline is not None and time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -577,8 +641,8 @@ def wait_compiled(model: ModelWithHooks, timeout: float | None = None) -> bool:
 
 def forget(model: ModelWithHooks) -> None:
     """Drop every decoder of `model` (tests; a model being unloaded)."""
+    wait_compiled(model)
     pool = _POOLS.pop(model.model, None)
     if pool is not None:
-        for decoder in (pool.plain, pool.compiled):
-            if decoder is not None:
-                decoder.close()
+        for decoder in pool.decoders:
+            decoder.close()
