@@ -163,9 +163,12 @@ class Session:
         return self.model is not None and self.saes is not None and len(self.saes) > 0
 
     def status(self) -> dict[str, Any]:
-        """Model, SAEs, device, dtype, GPU memory and the last analysis latency, for the status bar."""
+        """Model, SAEs, device, dtype, GPU memory, how generation decodes (saetui.steering.decode.compile_status:
+        eager, uncompiled, compiling, compiled) and the last analysis latency, for the status bar."""
         if self.model is None:
             return {"model": None}
+        from saetui.steering.decode import compile_status
+
         gpu = None
         if self.model.device.type == "cuda":
             import torch
@@ -177,6 +180,7 @@ class Session:
             "device": str(self.model.device),
             "dtype": str(self.model.dtype).replace("torch.", ""),
             "gpu_gib": gpu,
+            "decoding": compile_status(self.model),
             "latency_ms": None if self.last_latency is None else self.last_latency * 1e3,
         }
 

@@ -150,7 +150,14 @@ class SaeTuiApp(App[None]):
 
     def status(self, note: str = "") -> None:
         """The status bar: `note` (what just happened) and the session's model, SAEs, device, latency."""
-        self.query_one(StatusBar).show(self.session.status(), note=note)
+        status = self.session.status()
+        self.query_one(StatusBar).show(status, note=note)
+        if status.get("decoding") == "compiling":  # a decode step compiles in the background: show when it is done
+            self.set_timer(2.0, self._refresh_status)
+
+    def _refresh_status(self) -> None:
+        bar = self.query_one(StatusBar)
+        self.status(bar.note)
 
     # ------------------------------------------------------------------ session lifecycle
     def _start_load(self) -> None:

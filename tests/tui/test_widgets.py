@@ -63,3 +63,27 @@ async def test_at_80_columns_the_token_table_keeps_its_fvu_and_gets_the_hook_bac
         await pilot.resize_terminal(160, 40)
         await settle(pilot)
         assert table.border_subtitle.startswith("blocks.1.hook_resid_post · L0")
+
+
+class Bar(App):
+    def compose(self) -> ComposeResult:
+        from saetui.tui.widgets.status_bar import StatusBar
+
+        yield StatusBar(id="status")
+
+
+async def test_the_status_bar_says_when_the_decode_step_compiles_and_when_it_is_ready():
+    from saetui.tui.widgets.status_bar import StatusBar
+
+    base = {"model": "m", "saes": ["s (blocks.1.hook_resid_post)"], "device": "cuda:0", "dtype": "bfloat16"}
+    app = Bar()
+    async with app.run_test(size=(160, 3)) as pilot:
+        bar = app.query_one(StatusBar)
+        shown = {}
+        for state in ("eager", "uncompiled", "compiling", "compiled"):
+            bar.show({**base, "decoding": state}, note="done")
+            await pilot.pause()
+            shown[state] = str(bar.render())
+        assert "decode" not in shown["eager"] and "decode" not in shown["uncompiled"]
+        assert "decode compiling" in shown["compiling"] and "decode compiled" in shown["compiled"]
+        assert shown["compiled"].startswith("done") and bar.note == "done"  # the note is kept for a refresh
