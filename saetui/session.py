@@ -115,6 +115,10 @@ class Session:
     def attach(self, model: ModelWithHooks, saes: SAEManager) -> None:
         """Use an already-loaded model and SAEs (scripts, the CLI), with their feature indexes."""
         with self.lock:
+            if self.model is not None and self.model is not model:
+                from saetui.steering.decode import forget
+
+                forget(self.model)  # its decoders (KV caches, CUDA graphs) go with it
             self.model, self.saes = model, saes
             self.specs, self.last, self.indexes, self.labels = [], None, {}, {}
             self._sae_labels = {}

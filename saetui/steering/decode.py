@@ -276,8 +276,7 @@ class Decoder:
 
         from saetui.models.hf_compat import cache_kwarg, keeps_last_logits, static_cache
 
-        self.model = model
-        self.device = model.device
+        self.device = model.device  # (the model itself is not kept: a decoder must not keep a replaced model alive)
         self.n, self.max_len, self.layout = n, max_len, layout
         self.twin = twin_of(model.model)
         self.cache = static_cache(self.twin, max_len)
@@ -640,8 +639,8 @@ def wait_compiled(model: ModelWithHooks, timeout: float | None = None) -> bool:
 
 
 def forget(model: ModelWithHooks) -> None:
-    """Drop every decoder of `model` (tests; a model being unloaded)."""
-    wait_compiled(model)
+    """Drop every decoder of `model` (a model being replaced; tests). A compile still running in the
+    background finishes into the dropped pool and is freed with it."""
     pool = _POOLS.pop(model.model, None)
     if pool is not None:
         for decoder in pool.decoders:
