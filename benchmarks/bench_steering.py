@@ -8,7 +8,7 @@ middle layer's hook_resid_post, calibrated to L0 ~ 64). Greedy decoding of 64 ne
     ours, add       SteeringEngine, one feature added          target >= 0.98x plain
     ours, clamp     SteeringEngine, one feature clamped        (report)
     ours, 2 rows    baseline + steered in one batch vs the two generated one after the other (target >= 1.6x)
-    static          with --compile: the decoding core's static decoder (saetui.steering.decode): a static KV
+    static          with --compile: the decoding core's static decoder (saetui.steering.static): a static KV
                     cache, the model's own step (captured in a CUDA graph on CUDA), then the same with a
                     torch.compile'd step; also the first steer as the app makes it (compile=None: first token,
                     and when the background compile is done) and the memory-bandwidth bound (weights read once
@@ -45,14 +45,13 @@ def bandwidth_bound(model, device: str) -> float | None:
     out.copy_(buf)
     times = []
     for _ in range(10):
-        times.append(timed(lambda: out.copy_(buf), device))
+        times.append(timed(lambda: out.copy_(buf), device))  # noqa: B023 - used at once
     rate = 2 * buf.numel() / statistics.median(times)
-    del buf, out
     return rate / weights
 
 
 def main() -> None:
-    from saetui.steering import decode
+    from saetui.steering import decode, static
     from saetui.steering.generate import GenerationSettings, SteeringEngine
     from saetui.steering.spec import SteeringSpec, resolve
 
@@ -103,10 +102,10 @@ def main() -> None:
     prompt_ids = ids[0].tolist()
     settings = GenerationSettings(max_new_tokens=NEW_TOKENS)
 
-    def static(rows, compile):
+    def on_static(rows, compile):
         """The decoding core on a static decoder (compile False: the model's step; True: compiled), every token."""
         resolved = [[resolve(s, analyzer.saes) for s in row] for row in rows]
-        runner = decode.static_runner(model, resolved, list(analyzer.saes), len(prompt_ids) + NEW_TOKENS, compile=compile,
+        runner = static.static_runner(model, resolved, list(analyzer.saes), len(prompt_ids) + NEW_TOKENS, compile=compile,
                                       prompt_len=len(prompt_ids), template=None)
         return sum(1 for _ in decode.decode(runner, prompt_ids, len(rows), settings, [0] * len(rows), set(), model.tokenizer))
 
@@ -118,10 +117,10 @@ def main() -> None:
         first = time.perf_counter() - start
         for _ in stream:
             pass
-        decode.wait_compiled(model)
+        static.wait_compiled(model)
         ready = time.perf_counter() - start
         print(f"  first steer: first token {first:.2f} s after the model was loaded, compiled step ready {ready:.1f} s "
-              f"({decode.compile_status(model)})")
+              f"({static.compile_status(model)})")
 
     methods = {
         "plain HF generate": lambda: hf_generate(),
@@ -133,11 +132,11 @@ def main() -> None:
         "naive encode-edit-decode (HF)": lambda: hf_generate(naive),
     }
     if args.compile:
-        methods["ours, add, static step (no compile)"] = lambda: static([add], False)
-        methods["ours, add, compiled"] = lambda: static([add], True)
-        methods["ours, clamp, compiled"] = lambda: static([clamp], True)
-        methods["ours, baseline+steered batched, compiled"] = lambda: static([[], add], True)
-        methods["ours, baseline then steered, compiled"] = lambda: static([[]], True) + static([add], True)
+        methods["ours, add, static step (no compile)"] = lambda: on_static([add], False)
+        methods["ours, add, compiled"] = lambda: on_static([add], True)
+        methods["ours, clamp, compiled"] = lambda: on_static([clamp], True)
+        methods["ours, baseline+steered batched, compiled"] = lambda: on_static([[], add], True)
+        methods["ours, baseline then steered, compiled"] = lambda: on_static([[]], True) + on_static([add], True)
         if args.only_compiled:
             for name in ("ours, no steering", "ours, clamp", "naive encode-edit-decode (HF)"):
                 del methods[name]
@@ -183,7 +182,7 @@ def main() -> None:
             got = [o.token_ids for o in eng.run(prompt, [[], add], max_new_tokens=NEW_TOKENS)]
             agree = [next((i for i, (a, b) in enumerate(zip(g, w)) if a != b), min(len(g), len(w))) for g, w in zip(got, eager_ids)]
             print(f"  {label} greedy tokens identical to eager: {got == eager_ids} (rows agree for {agree} tokens)")
-        for d in decode.describe(model):
+        for d in static.describe(model):
             print(f"  decoder: {d}")
     if args.device.startswith("cuda"):
         print(" ", peak_memory(args.device))

@@ -24,12 +24,12 @@ def main() -> None:
 
     from saetui.demo import load_demo
     from saetui.models.chat import render_chat
-    from saetui.steering import decode
+    from saetui.steering import static
     from saetui.steering.generate import SteeringEngine
     from saetui.steering.spec import SteeringSpec as S
 
     if args.compile_backend:
-        decode.BACKEND = args.compile_backend
+        static.BACKEND = args.compile_backend
     model, saes = load_demo(device=args.device)
     chat = render_chat(model.tokenizer, [{"role": "user", "content": "What colour is the sky?"}])
     prompt = "Tom went to the market and bought"
@@ -53,18 +53,18 @@ def main() -> None:
             agree = [next((i for i, (a, b) in enumerate(zip(g, w)) if a != b), min(len(g), len(w))) for g, w in zip(got, want)]
             print(f"{label:<12} {name:<50} equal={got == want} agree={agree} lengths={[len(w) for w in want]} "
                   f"({time.perf_counter() - start:.1f} s)", flush=True)
-    print("decode status:", decode.compile_status(model))
+    print("decode status:", static.compile_status(model))
 
 
 def _uncompiled(model, saes, text, rows, new_tokens):
-    from saetui.steering import decode
+    from saetui.steering import decode, static
     from saetui.steering.generate import GenerationSettings, SteeringEngine
     from saetui.steering.vectors import resolve_any
 
     engine = SteeringEngine(model, saes, compile=False)
     ids, template = engine._prompt(text)
     resolved = [[resolve_any(s, saes, model, {}) for s in row] for row in rows]
-    runner = decode.static_runner(model, resolved, list(saes), len(ids) + new_tokens, compile=False,
+    runner = static.static_runner(model, resolved, list(saes), len(ids) + new_tokens, compile=False,
                                   prompt_len=len(ids), template=template)
     cfg = GenerationSettings(max_new_tokens=new_tokens)
     out: list[list[int]] = [[] for _ in rows]

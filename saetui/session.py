@@ -84,7 +84,7 @@ class Session:
         self.indexes: dict[str, Any] = {}  # SAE name -> FeatureIndex, where one was built
         self._sae_labels: dict[str, dict[int, str]] = {}  # SAE name -> {feature: label}, for search
         # generation decodes with a static KV cache and a compiled step: None = on CUDA only, False = never
-        # (the eager loop), True = also elsewhere (saetui.steering.decode)
+        # (the eager loop), True = also elsewhere (saetui.steering.static)
         self.compile: bool | None = None
 
     # ------------------------------------------------------------------ loading
@@ -116,7 +116,7 @@ class Session:
         """Use an already-loaded model and SAEs (scripts, the CLI), with their feature indexes."""
         with self.lock:
             if self.model is not None and self.model is not model:
-                from saetui.steering.decode import forget
+                from saetui.steering.static import forget
 
                 forget(self.model)  # its decoders (KV caches, CUDA graphs) go with it
             self.model, self.saes = model, saes
@@ -167,11 +167,11 @@ class Session:
         return self.model is not None and self.saes is not None and len(self.saes) > 0
 
     def status(self) -> dict[str, Any]:
-        """Model, SAEs, device, dtype, GPU memory, how generation decodes (saetui.steering.decode.compile_status:
+        """Model, SAEs, device, dtype, GPU memory, how generation decodes (saetui.steering.static.compile_status:
         eager, uncompiled, compiling, compiled) and the last analysis latency, for the status bar."""
         if self.model is None:
             return {"model": None}
-        from saetui.steering.decode import compile_status
+        from saetui.steering.static import compile_status
 
         gpu = None
         if self.model.device.type == "cuda":

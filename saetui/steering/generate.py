@@ -49,7 +49,7 @@ class SteeringEngine:
     """Generation with SAE-feature steering for one model and its loaded SAEs."""
 
     def __init__(self, model: ModelWithHooks, saes: SAEManager, *, compile: bool | None = None) -> None:
-        """compile: True = decode on a static KV cache with a compiled step (saetui.steering.decode), compiled
+        """compile: True = decode on a static KV cache with a compiled step (saetui.steering.static), compiled
         before the first token; None = on CUDA, a static cache whose step is compiled in the background
         (uncompiled until then), elsewhere the eager loop; False = the eager loop everywhere."""
         self.model = model
@@ -119,11 +119,11 @@ class SteeringEngine:
         generator holds nothing; the steering hooks exist only while a step's forward runs.
         `prompt` is a text (tokenized with the tokenizer's BOS) or a rendered conversation
         (saetui.models.chat.ChatTokens), whose template tokens the scope `template` covers.
-        The loop is saetui.steering.decode's, on the model itself or on a static decoder (see `static`).
+        The loop is saetui.steering.decode's, on the model itself or on a static decoder (saetui.steering.static).
         """
         import contextlib
 
-        from saetui.steering import decode
+        from saetui.steering import decode, static
 
         cfg = GenerationSettings(**settings)
         if not rows:
@@ -137,7 +137,7 @@ class SteeringEngine:
         if self.static(cfg):
             guard = lock if lock is not None else contextlib.nullcontext()
             with guard:  # a decoder's twin is copied from the model while no other hook is on it
-                runner = decode.static_runner(self.model, resolved, list(self.saes),
+                runner = static.static_runner(self.model, resolved, list(self.saes),
                                               len(ids) + cfg.max_new_tokens, compile=self.compile,
                                               prompt_len=len(ids), template=template)
         else:
@@ -149,7 +149,7 @@ class SteeringEngine:
     def static(self, cfg: GenerationSettings) -> bool:
         """Whether `stream` decodes on a static cache (saetui.steering.decode.Decoder): compile=True anywhere,
         compile=None on CUDA only, never with compile=False, without the KV cache, or where the model cannot."""
-        from saetui.steering.decode import supports_static
+        from saetui.steering.static import supports_static
 
         if self.compile is False or not cfg.use_cache or not supports_static(self.model):
             return False

@@ -1,4 +1,4 @@
-"""The decoding core (saetui.steering.decode): the static-cache decoder, plain and compiled, against the eager loop.
+"""The decoding core (saetui.steering.decode, .static): the static-cache decoder, plain and compiled, against the eager loop.
 
 Eager and static runs go through the same loop and the same steering tables, so their greedy tokens are
 equal; the compiled step is traced by dynamo and run with aot_eager here (the same graph capture, hooks
@@ -17,7 +17,7 @@ import torch
 from saetui.models.model import ModelWithHooks
 from saetui.models.synthetic import TINY_ARCHITECTURES
 from saetui.sae.manager import SAEManager
-from saetui.steering import decode
+from saetui.steering import decode, static
 from saetui.steering.generate import GenerationSettings, SteeringEngine
 from saetui.steering.scopes import covers
 from saetui.steering.spec import SteeringSpec, resolve
@@ -47,7 +47,7 @@ _BACKENDS = ["aot_eager"] + (["inductor"] if os.environ.get("SAETUI_TEST_INDUCTO
 
 @pytest.fixture(autouse=True)
 def _aot_eager(monkeypatch):
-    monkeypatch.setattr(decode, "BACKEND", "aot_eager")
+    monkeypatch.setattr(static, "BACKEND", "aot_eager")
     yield
 
 
@@ -69,7 +69,7 @@ def _static(model, saes, rows, *, compile, prompt=PROMPT, **settings):
     cfg = GenerationSettings(**settings)
     resolved = [[resolve(s, saes) for s in row] for row in rows]
     ids = model.tokenize(prompt).input_ids[0].tolist()
-    runner = decode.static_runner(model, resolved, list(saes), len(ids) + cfg.max_new_tokens, compile=compile,
+    runner = static.static_runner(model, resolved, list(saes), len(ids) + cfg.max_new_tokens, compile=compile,
                                   prompt_len=len(ids), template=None)
     out = [[] for _ in rows]
     for piece in decode.decode(runner, ids, len(rows), cfg, [cfg.seed] * len(rows), decode.stop_ids(model), model.tokenizer):
@@ -89,7 +89,7 @@ def test_static_decoder_equals_eager_on_every_architecture(model_dirs, make_sae,
     eager = SteeringEngine(model, saes, compile=False)
     want = [[(t, round(p, 3)) for t, p in zip(o.token_ids, o.logprobs)] for o in eager.run(PROMPT, ROWS, max_new_tokens=24)]
     got = _static(model, saes, ROWS, compile=False, max_new_tokens=24)
-    decode.forget(model)
+    static.forget(model)
     assert [[t for t, _ in r] for r in got] == [[t for t, _ in r] for r in want]
     assert got == want  # log-probabilities too, to 3 decimals
     assert want[1] != want[0]  # the steering changed something: the comparison is not vacuous
@@ -99,7 +99,7 @@ def test_static_decoder_samples_like_eager(model_dirs, make_sae):
     model, saes = _setup(model_dirs, make_sae, "llama")
     settings = dict(max_new_tokens=16, temperature=0.8, top_p=0.9, seed=4)
     got = _static(model, saes, ROWS[:2], compile=False, **settings)
-    decode.forget(model)
+    static.forget(model)
     assert [[t for t, _ in r] for r in got] == _tokens(SteeringEngine(model, saes, compile=False), ROWS[:2], **settings)
 
 
@@ -109,7 +109,7 @@ def test_compiled_equals_eager_with_one_graph_for_every_step_and_every_later_gen
                                                                                           monkeypatch):
     """>= 24 tokens on one compiled graph (a graph per step was the bug: the sliding-window cache's fill level
     was a Python int); then generations whose specs move between SAEs, hook points, scopes and modes add none."""
-    monkeypatch.setattr(decode, "BACKEND", None if backend == "inductor" else backend)
+    monkeypatch.setattr(static, "BACKEND", None if backend == "inductor" else backend)
     model, saes = _setup(model_dirs, make_sae, arch, two=True)
     eager = SteeringEngine(model, saes, compile=False)
     fast = SteeringEngine(model, saes, compile=True)
@@ -122,7 +122,7 @@ def test_compiled_equals_eager_with_one_graph_for_every_step_and_every_later_gen
     for rows in MOVES:
         assert _tokens(fast, rows, max_new_tokens=24) == _tokens(eager, rows, max_new_tokens=24), rows
     assert _graphs() - start == 1, "new specs, scopes and SAEs reuse the compiled step"
-    decode.forget(model)
+    static.forget(model)
 
 
 def test_compiled_equals_eager_for_chat_prompts_and_template_scopes(make_sae):
@@ -139,7 +139,7 @@ def test_compiled_equals_eager_for_chat_prompts_and_template_scopes(make_sae):
     want = _tokens(eager, rows, prompt=chat, max_new_tokens=12)
     assert _tokens(fast, rows, prompt=chat, max_new_tokens=12) == want
     assert want[1] != want[2] or want[2] != want[0]  # template steering reached the model
-    decode.forget(model)
+    static.forget(model)
 
 
 def test_saved_vectors_steer_the_same_on_both_paths(gemma2, make_sae):
@@ -153,7 +153,7 @@ def test_saved_vectors_steer_the_same_on_both_paths(gemma2, make_sae):
     want = _tokens(SteeringEngine(gemma2, saes, compile=False), rows, max_new_tokens=12)
     assert _tokens(SteeringEngine(gemma2, saes, compile=True), rows, max_new_tokens=12) == want
     assert want[1] != want[0]
-    decode.forget(gemma2)
+    static.forget(gemma2)
 
 
 def test_every_end_id_of_the_generation_config_stops_both_paths(model_dirs, make_sae):
@@ -168,7 +168,7 @@ def test_every_end_id_of_the_generation_config_stops_both_paths(model_dirs, make
             assert row == free[: free.index(end) + 1]
     finally:
         model.model.generation_config.eos_token_id = model.tokenizer.eos_token_id
-        decode.forget(model)
+        static.forget(model)
 
 
 def test_no_hook_on_the_model_and_an_analysis_between_steps_is_not_steered(gemma2, make_sae):
@@ -185,22 +185,22 @@ def test_no_hook_on_the_model_and_an_analysis_between_steps_is_not_steered(gemma
     stream.close()
     with torch.inference_mode():
         assert torch.equal(between, gemma2.model(input_ids=ids).logits)
-    decode.forget(gemma2)
+    static.forget(gemma2)
 
 
 def test_a_compiled_step_built_in_the_background_takes_over_once_ready(model_dirs, make_sae):
     model, saes = _setup(model_dirs, make_sae, "llama")
     want = _tokens(SteeringEngine(model, saes, compile=False), ROWS, max_new_tokens=10)
-    assert decode.compile_status(model) == "eager"
+    assert static.compile_status(model) == "eager"
     first = _static(model, saes, ROWS, compile=None, max_new_tokens=10)  # runs uncompiled, starts the build
     assert [[t for t, _ in r] for r in first] == want
-    assert decode.wait_compiled(model, timeout=600)
-    assert decode.compile_status(model) == "compiled"
-    pool = decode._pool(model)
+    assert static.wait_compiled(model, timeout=600)
+    assert static.compile_status(model) == "compiled"
+    pool = static._pool(model)
     assert any(d.compiled and d.ready and d.failed is None for d in pool.decoders)
     again = _static(model, saes, ROWS, compile=None, max_new_tokens=10)
     assert [[t for t, _ in r] for r in again] == want
-    decode.forget(model)
+    static.forget(model)
 
 
 def test_compile_failure_falls_back_with_one_notice(model_dirs, make_sae, monkeypatch):
@@ -214,7 +214,7 @@ def test_compile_failure_falls_back_with_one_notice(model_dirs, make_sae, monkey
         return call
 
     monkeypatch.setattr(torch, "compile", broken)
-    monkeypatch.setattr(decode, "_notices_given", set())
+    monkeypatch.setattr(static, "_notices_given", set())
     take_notices()
     fast = SteeringEngine(model, saes, compile=True)
     eager = SteeringEngine(model, saes, compile=False)
@@ -222,7 +222,7 @@ def test_compile_failure_falls_back_with_one_notice(model_dirs, make_sae, monkey
         assert _tokens(fast, ROWS, max_new_tokens=8) == _tokens(eager, ROWS, max_new_tokens=8)
     notes = take_notices()
     assert len(notes) == 1 and "compiled decoding failed" in notes[0] and "backend exploded" in notes[0]
-    decode.forget(model)
+    static.forget(model)
 
 
 def test_static_decoding_is_the_default_on_cuda_only(gemma2):
