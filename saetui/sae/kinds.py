@@ -3,8 +3,9 @@
 Like sae-lens's one-class-per-architecture registry, each kind names the sae-lens class it serves
 and says, for that class only (a subclass that overrides `encode`/`decode` is not that kind):
 
-    columnwise     a_f(x) for a few features can be computed from their encoder columns alone,
-                   exactly as `sae.encode` computes it (ReLU, JumpReLU, gated); otherwise
+    columnwise     a_f(x) for a few features can be computed from their encoder columns alone, by the
+                   same steps as `sae.encode` (ReLU, JumpReLU, gated; the smaller matmul may round in its
+                   last bits like another summation order, see tests/tolerance.py); otherwise
                    `encode_columns` runs the full `sae.encode` and selects the columns (TopK, unknown)
     clamp          clamp/ablate steering is allowed (refused with `clamp_refusal` otherwise)
     linear_decode  `sae.decode(a) == a @ W_dec + b_dec` (so a sparse CSR decode gives the same result)
@@ -54,7 +55,7 @@ class SAEKind:
         return self.columnwise
 
     def column_encoder(self, sae: Any, features: Sequence[int] | torch.Tensor) -> ColumnEncoder:
-        """A function x (..., d_in) -> (..., len(features)) equal to sae.encode(x)[..., features].
+        """A function x (..., d_in) -> (..., len(features)): sae.encode(x)[..., features] (up to rounding, see above).
 
         The selected weights are sliced once here, so a steering hook can call the result every step.
         """
@@ -76,9 +77,10 @@ class SAEKind:
 
 # ---------------------------------------------------------------------- column encoders
 # Exactness: the elementwise steps are sae-lens's own, so the columns equal sae.encode's whenever the
-# matmul of the selected columns rounds like the full one. On the CPU that holds for inputs of several
-# rows; one column alone goes through a different BLAS path (matrix-vector), so it is computed as two
-# identical columns. A one-row input may still differ from the full product in the last bits.
+# matmul of the selected columns rounds like the full one. Whether it does depends on the BLAS kernel a
+# shape gets: identical bits on some CPUs (Intel with MKL, for inputs of several rows), up to ~1e-6 apart
+# on others (AMD EPYC with MKL), within the rounding bound of a d_in-term sum either way. One column alone
+# would take a matrix-vector path on every CPU, so it is computed as two identical columns.
 def _cols(w: torch.Tensor) -> torch.Tensor:
     """w (d, m) made at least 2 columns wide (see above); callers keep the first m outputs."""
     import torch

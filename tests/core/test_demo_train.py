@@ -55,7 +55,7 @@ def test_training_runs_end_to_end_and_is_seeded(tmp_path):
     for part, name in (("model", "model.safetensors"), ("sae", "sae_weights.safetensors")):
         first, second = load_file(tmp_path / "a" / part / name), load_file(tmp_path / "b" / part / name)
         assert first.keys() == second.keys()
-        assert all(torch.equal(first[k], second[k]) for k in first)
+        assert all(torch.equal(first[k], second[k]) for k in first)  # two runs of the same steps on one thread: the same bits
     model = ModelWithHooks.from_pretrained(str(tmp_path / "a" / "model"))
     assert model.model_type == "gemma2" and 1_000_000 <= sum(p.numel() for p in model.model.parameters()) <= 5_000_000
     loaded = SAEManager(model).load(str(tmp_path / "a" / "sae"))

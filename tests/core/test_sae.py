@@ -32,7 +32,7 @@ def test_latents_and_topk_equal_sae_lens(gemma2, manager):
     with torch.inference_mode():
         expected = sae.encode(x)  # (T, d_sae)
     got = SAEAnalyzer(gemma2, manager).latents(prompt)
-    assert torch.equal(got, expected)
+    assert torch.equal(got, expected)  # the same encode of the same (T, d) activations: the same bits
     vals, idx = expected.topk(8, dim=-1)
     res = result.sae("res1")
     assert len(res.per_token) == x.shape[0]

@@ -1,0 +1,57 @@
+"""Float comparisons that hold on any CPU: bit-for-bit only where both sides run the same kernels on the same shapes.
+
+A matmul of another shape (a few encoder columns instead of all of them, 2 documents per forward instead
+of 8, another thread count) may take another BLAS kernel and sum in another order, so its result can
+differ in the last bits: an AMD EPYC with MKL gives 7e-7 to 1e-6 where an Intel CPU gives identical bits.
+Such comparisons use `assert_close_reduction`, whose bound comes from the dtype and the length of the sum:
+
+    |a - b| <= n * eps * scale
+
+Each of two summation orders of n terms lies within gamma_n * sum|terms| of the exact sum
+(gamma_n = n*u/(1 - n*u), u = eps/2: Higham, Accuracy and Stability of Numerical Algorithms, 3.1), so two
+orders differ by at most ~n * eps * sum|terms|. `scale` is that sum of magnitudes (|x| @ |W| for x @ W);
+for values computed through several reductions (a whole forward), pass the total length n of the sums on
+the way and the magnitude of the result. Comparisons of the same kernels on the same shapes stay
+`torch.equal`, with a comment saying so.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def reduction_bound(scale: torch.Tensor | float, n: int, dtype: torch.dtype) -> torch.Tensor | float:
+    """How far two summation orders of `n` terms whose magnitudes sum to `scale` can land apart in `dtype`."""
+    eps = torch.finfo(dtype).eps
+    return n * eps / (1 - n * eps / 2) * scale
+
+
+def assert_close_reduction(actual: torch.Tensor, expected: torch.Tensor, *, n: int = 0, scale: torch.Tensor | float | None = None,
+                           dtype: torch.dtype | None = None, bound: torch.Tensor | float | None = None, what: str = "") -> None:
+    """actual == expected up to the rounding of sums of `n` terms in another order (see the module docstring).
+
+    scale: the sum of the terms' magnitudes, elementwise or one number (default: the largest |expected|,
+    right when the terms do not cancel). bound: a bound already carried through later arithmetic (built
+    from `reduction_bound`), instead of n and scale."""
+    dtype = dtype or expected.dtype
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    if bound is None:
+        if scale is None:
+            scale = float(expected.abs().max()) if expected.numel() else 0.0
+        bound = reduction_bound(scale, n, dtype)
+    diff = (actual.to(torch.float64) - expected.to(torch.float64)).abs()
+    bound_t = torch.as_tensor(bound, dtype=torch.float64)
+    bad = diff > bound_t
+    assert not bool(bad.any()), (f"{what}: {int(bad.sum())} of {diff.numel()} values differ by more than the {dtype} "
+                                 f"rounding bound (max diff {float(diff.max()):.3g}, "
+                                 f"bound there {float(torch.broadcast_to(bound_t, diff.shape)[bad].max()):.3g})")
+
+
+def differs_beyond_rounding(a: torch.Tensor, b: torch.Tensor, *, n: int, scale: torch.Tensor | float | None = None,
+                            dtype: torch.dtype | None = None) -> bool:
+    """Whether a and b differ somewhere by more than rounding could explain (for tests that a change did something)."""
+    try:
+        assert_close_reduction(a, b, n=n, scale=scale, dtype=dtype)
+    except AssertionError:
+        return True
+    return False
