@@ -16,6 +16,16 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+def pytest_collection_modifyitems(config, items):
+    """`inductor` tests compile for minutes on a CPU: they run only when -m names them (-m inductor)."""
+    if "inductor" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="compiles with inductor for minutes on a CPU: run with -m inductor")
+    for item in items:
+        if "inductor" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _private_dirs(tmp_path_factory, monkeypatch):
     """Config and cache (presets, last session, indexes) in a fresh folder per test, never the user's."""

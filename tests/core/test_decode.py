@@ -2,14 +2,12 @@
 
 Eager and static runs go through the same loop and the same steering tables, so their greedy tokens are
 equal; the compiled step is traced by dynamo and run with aot_eager here (the same graph capture, hooks
-and guards as inductor, no code generation: seconds on a small CPU; SAETUI_TEST_INDUCTOR=1 adds inductor).
+and guards as inductor, no code generation: seconds on a small CPU; `-m inductor` adds inductor, minutes).
 The graph counters show that one compiled graph serves every step and every later generation whose specs,
 scopes and SAEs change.
 """
 
 from __future__ import annotations
-
-import os
 
 import pytest
 import torch
@@ -42,7 +40,7 @@ MOVES = [
     [[SteeringSpec(2, 45.0, sae="t", scope="all"), SteeringSpec(7, 9.0, mode="clamp", sae="t", scope="2:11")], [], [],
      [SteeringSpec(9, -35.0, sae="s", scope="8:"), SteeringSpec(11, 3.0, mode="clamp", sae="s", scope="generated")]],
 ]
-_BACKENDS = ["aot_eager"] + (["inductor"] if os.environ.get("SAETUI_TEST_INDUCTOR") else [])
+_BACKENDS = ["aot_eager", pytest.param("inductor", marks=pytest.mark.inductor)]
 
 
 @pytest.fixture(autouse=True)

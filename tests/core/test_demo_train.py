@@ -46,6 +46,7 @@ def test_the_shipped_lexicon_is_what_the_lexicon_builder_makes():
     assert len(shipped["nouns"]) + len(shipped["adjectives"]) + len(shipped["verbs"]) >= 2000
 
 
+@pytest.mark.slow
 def test_training_runs_end_to_end_and_is_seeded(tmp_path):
     logs: list[str] = []
     for run in ("a", "b"):

@@ -164,6 +164,7 @@ def test_labels_import_from_neuronpedia_and_csv(capsys, gemma2_dir, sae_dir, tmp
     assert "outside 0..255" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_torchrun_ranks_build_the_same_index(gemma2, loaded, gemma2_dir, sae_dir, tmp_path):
     """2 CPU ranks (gloo, loopback only) shard the batches; the merged index equals a one-process build."""
     import subprocess
