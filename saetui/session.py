@@ -156,6 +156,19 @@ class Session:
             self._attach_index(loaded)
         return index
 
+    def evals(self, corpus: str | list[str], saes: list[str] | None = None, *, field: str = "text",
+              max_tokens: int | None = None, batch_size: int | None = None, progress: bool = True) -> Any:
+        """SAE health (saetui.sae.evals) of the named SAEs (default: every loaded one) over a .txt/.jsonl corpus or a
+        list of texts: reconstruction, sparsity, and the model's loss with each SAE spliced in. Returns an EvalResult."""
+        from saetui.sae.evals import EvalSettings, evaluate
+
+        model = self._require_model()
+        manager = self._require_saes()
+        chosen = [manager.get(name) for name in saes] if saes else list(manager)
+        settings = EvalSettings(max_tokens=max_tokens, **({"batch_size": batch_size} if batch_size is not None else {}))
+        with self.lock:
+            return evaluate(model, chosen, corpus, field=field, settings=settings, progress=progress)
+
     def load_sae(self, spec: str) -> LoadedSAE:
         with self.lock:
             loaded = self._require_saes().load(spec)
