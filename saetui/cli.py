@@ -186,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--out", help="index folder (default: the platformdirs cache, keyed by model and SAE)")
     index.add_argument("--resume", action="store_true", help="continue an interrupted build")
 
+    evals = sub.add_parser("evals", help="SAE health on a corpus: reconstruction, sparsity, the model's loss with each SAE spliced in",
+                           description=EVALS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _model_args(evals)
+    evals.add_argument("--sae", action="append", metavar="SPEC",
+                       help="an SAE to evaluate (repeat for several; default: every SAE of the demo)")
+    evals.add_argument("--corpus", required=True, help=".txt (one document a line) or .jsonl")
+    evals.add_argument("--field", default="text", help="the .jsonl field holding the text (default text)")
+    evals.add_argument("--max-tokens", type=_positive, help="stop after documents holding this many positions")
+    evals.add_argument("--batch-size", type=_positive, default=4,
+                       help="documents per forward (default 4; each forward runs 1 + SAEs + hooks copies of them)")
+    evals.add_argument("--json", action="store_true", help="print one JSON object")
+
     search = sub.add_parser("search", help="search features by number, label, example tokens or `promotes WORD`")
     search.add_argument("query")
     _model_args(search)
@@ -330,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             commands = {"analyze": cmd_analyze, "steer": cmd_steer, "saes": cmd_saes, "snapshot": cmd_snapshot,
                         "index": cmd_index, "search": cmd_search, "labels": cmd_labels,
                         "contrast": cmd_contrast, "neighbours": cmd_neighbours, "vectors": cmd_vectors,
-                        "attribute": cmd_attribute}
+                        "attribute": cmd_attribute, "evals": cmd_evals}
             return commands[args.command](args)
         except SaetuiError as exc:
             print(f"saetui: error: {exc}", file=sys.stderr)
@@ -568,6 +580,41 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 0  # under torchrun, rank 0 reports
     print(json.dumps({"index": str(index.root), "tokens": index.n_tokens, "sae": loaded.spec, "model": session.model.name,
                       "features_firing": int((index.counts > 0).sum())}))
+    return 0
+
+
+EVALS_HELP = """Every loaded SAE's health over your corpus, in one pass (clean, each SAE spliced in, each hook zeroed):
+
+  positions       each document's non-special tokens (each document tokenized alone, cut to the context)
+  l0              mean count of latents > 0
+  fvu             sum |x - x_hat|^2 / sum |x - mean x|^2 (mean over the corpus's positions)
+  cosine          mean cos(x, x_hat)
+  ce_loss_*       mean next-token cross-entropy over every predicted token: clean; spliced (the hook's
+                  activation replaced by the SAE's reconstruction at the positions); zero (replaced by 0)
+  ce_recovered    (zero - spliced) / (zero - clean)
+  kl_spliced      mean KL(p_clean || p_spliced)
+  dead_fraction   latents never > 0;  dense_fraction: latents > 0 on more than 10% of positions
+  density_histogram  log10 firing rates in half-decade bins, and the dead count
+"""
+
+
+def cmd_evals(args: argparse.Namespace) -> int:
+    from saetui.files import json_ready
+    from saetui.sae.evals import health_line
+
+    if not Path(args.corpus).is_file():
+        raise InputError(f"no dataset file at {args.corpus}: --corpus takes a .txt or .jsonl file")
+    session = _session(args)
+    # with --model every --sae given is loaded and evaluated; on the demo, --sae names which of its SAEs
+    names = list(dict.fromkeys(args.sae)) if args.sae and not args.model else None
+    result = session.evals(args.corpus, names, field=args.field, max_tokens=args.max_tokens, batch_size=args.batch_size,
+                           progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(json_ready(result.to_dict())))
+    else:
+        print(f"{result.corpus}: {result.documents} documents, {result.tokens} positions")
+        for health in result.saes:
+            print(health_line(health))
     return 0
 
 

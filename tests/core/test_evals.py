@@ -167,3 +167,22 @@ def test_long_documents_are_cut_and_said_once_and_max_tokens_stops_early(gemma2)
     assert len(seen) == 1 and result.cut == 2
     few = evaluate(gemma2, list(manager), TEXTS, settings=EvalSettings(max_tokens=10, batch_size=1), progress=False)
     assert few.documents == 1 and few.tokens >= 10
+
+
+def test_cli_evals_prints_the_issues_json_and_refuses_a_missing_corpus(capsys, tmp_path):
+    import json
+
+    from saetui.cli import main
+
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text("".join(json.dumps({"body": t}) + "\n" for t in TEXTS))
+    assert main(["evals", "--corpus", str(corpus), "--field", "body", "--sae", "demo-late", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"corpus", "tokens", "documents", "saes"} and out["documents"] == len(TEXTS)
+    (health,) = out["saes"]
+    assert health["name"] == "demo-late" and set(health) == {
+        "name", "hook", "tokens", "l0", "fvu", "cosine", "ce_loss_clean", "ce_loss_spliced", "ce_loss_zero", "ce_recovered",
+        "kl_spliced", "dead_fraction", "dense_fraction", "density_histogram"}
+    assert main(["evals", "--corpus", str(tmp_path / "none.txt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no dataset file" in err
