@@ -155,9 +155,10 @@ def backup_name(path: Path) -> Path:
     return stamped_path(lambda stamp: path.with_name(f"{path.name}.bak-{stamp}"))
 
 
-def set_aside(path: str | Path, reason: str) -> Path:
+def set_aside(path: str | Path, reason: str, *, quiet: bool = False) -> Path:
     """Move an unusable file to a timestamped backup beside it (never over an earlier one) and record a
-    notice naming both. Returns the backup's path (or `path` itself if it could not be moved)."""
+    notice naming both (quiet: no notice, for a caller whose own error names the backup). Returns the
+    backup's path (or `path` itself if it could not be moved)."""
     path = Path(path)
     backup = backup_name(path)
     try:
@@ -167,9 +168,11 @@ def set_aside(path: str | Path, reason: str) -> Path:
         try:
             os.replace(path, backup)
         except OSError as exc:
-            notice(f"{path} {reason}; it could not be set aside ({exc.strerror or type(exc).__name__}), ignoring it")
+            if not quiet:
+                notice(f"{path} {reason}; it could not be set aside ({exc.strerror or type(exc).__name__}), ignoring it")
             return path
-    notice(f"{path} {reason}; kept aside as {backup.name}")
+    if not quiet:
+        notice(f"{path} {reason}; kept aside as {backup.name}")
     return backup
 
 

@@ -180,13 +180,13 @@ def load_vector(name: str) -> SteeringVector:
                 raise ValueError(f"a tensor is not ({d},) finite values")
         model = str(manifest.get("model", ""))
         meta = manifest.get("meta") if isinstance(manifest.get("meta"), dict) else {}
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError, SaetuiError) as exc:
-        backup = set_aside(folder, f"could not be read ({type(exc).__name__})")
-        raise InputError(f"steering vector {name!r} could not be read ({type(exc).__name__}: "
-                         f"{' '.join(str(exc).split())[:120]}); kept aside as {backup.name}") from None
-    except Exception as exc:  # safetensors raises its own error types on damaged files
-        backup = set_aside(folder, f"could not be read ({type(exc).__name__})")
-        raise InputError(f"steering vector {name!r} could not be read ({type(exc).__name__}); kept aside as {backup.name}") from None
+    except Exception as exc:  # noqa: BLE001 - json, safetensors and our checks raise many kinds on damaged files
+        # one line: what is wrong, where the folder went, what to do (no notice before it: that would be two)
+        backup = set_aside(folder, f"could not be read ({type(exc).__name__})", quiet=True)
+        what = " ".join(str(exc).split())[:120]
+        kept = f"moved aside to {backup}" if backup != folder else f"left at {folder}"
+        raise InputError(f"steering vector {name!r} is damaged ({type(exc).__name__}{': ' + what if what else ''}); "
+                         f"{kept}: delete it, or save the vector again with `saetui contrast ... --save-vector {name}`") from None
     return SteeringVector(name, model, d, {h: tensors[h].float() for h in hooks}, meta)
 
 

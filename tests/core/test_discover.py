@@ -335,11 +335,44 @@ def test_vector_files_missing_and_damaged(gemma2):
         save_vector("v2", {"blocks.1.hook_resid_post": torch.ones(32)}, model="x")
         resolve_vector(VectorSpec("v2"), gemma2)
     (folder / "vector.safetensors").write_bytes(b"garbage")
-    with pytest.raises(InputError, match="could not be read.*kept aside as v1.bak-"):
+    with pytest.raises(InputError, match=r"is damaged .*moved aside to .*v1\.bak-.*: delete it, or save the vector again") as info:
         load_vector("v1")
+    assert "\n" not in str(info.value)
     assert "v1" not in list_vectors()
     with pytest.raises(InputError, match="non-finite"):
         save_vector("v3", {"blocks.1.hook_resid_post": torch.full((64,), float("nan"))}, model="x")
+
+
+@pytest.mark.parametrize("damage", ["bad json", "manifest a list", "nan", "wrong shape", "missing weights", "no hooks"])
+def test_a_damaged_vector_is_one_error_line_and_nothing_on_stdout(gemma2, capsys, damage):
+    """Damaged on disk: `steer --vector` prints one line (what is wrong, where it went, what to do), no warning first."""
+    import json as _json
+
+    from safetensors.torch import save_file
+
+    from saetui.cli import main
+    from saetui.files import take_notices
+
+    folder = save_vector("v1", {"blocks.1.hook_resid_post": torch.ones(128)}, model="saetui-demo")
+    manifest = folder / "vector.json"
+    if damage == "bad json":
+        manifest.write_text("{not json")
+    elif damage == "manifest a list":
+        manifest.write_text("[1, 2]")
+    elif damage == "nan":
+        save_file({"blocks.1.hook_resid_post": torch.full((128,), float("nan"))}, str(folder / "vector.safetensors"))
+    elif damage == "wrong shape":
+        save_file({"blocks.1.hook_resid_post": torch.ones(3, 128)}, str(folder / "vector.safetensors"))
+    elif damage == "missing weights":
+        (folder / "vector.safetensors").unlink()
+    else:
+        manifest.write_text(_json.dumps({**_json.loads(manifest.read_text()), "hooks": []}))
+    take_notices()
+    code = main(["steer", "--prompt", "Tom went", "--vector", "v1:2", "--max-new-tokens", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("saetui: error: steering vector 'v1' is damaged"), err
+    assert "delete it, or save the vector again" in err and not take_notices()
 
 
 # ---------------------------------------------------------------------- CLI, several SAEs
