@@ -90,6 +90,9 @@ def decoder_neighbours(loaded: LoadedSAE, feature: int, against: LoadedSAE | Non
                          "decoder directions of different widths cannot be compared")
     same = target.sae is loaded.sae
     with torch.inference_mode():
+        if not bool(loaded.sae.W_dec.detach()[feature].any()):  # no direction: every cosine would be an arbitrary 0
+            raise InputError(f"feature {feature} of SAE {loaded.name} is dead: its decoder row is all zeros, "
+                             "so it has no direction and no neighbours")
         rows = unit_decoder(target)
         query = unit_decoder(loaded)[feature].to(device=rows.device, dtype=rows.dtype)
         scores = rows @ query  # (d_sae_target,)

@@ -220,6 +220,13 @@ def test_neighbours_refuse_other_widths_and_bad_features(gemma2, two_saes, make_
         session.neighbours(1, "l1", "nope")
     result = session.neighbours(1, "l1", "l2", top_k=3)
     assert (result.sae, result.against, len(result.neighbours)) == ("l1", "l2", 3)
+    dead = make_sae(64, 16, "blocks.1.hook_resid_post")
+    with torch.no_grad():
+        dead.W_dec[5] = 0.0
+    loaded = LoadedSAE("d", "mem", dead, "blocks.1.hook_resid_post", 1)
+    with pytest.raises(InputError, match="feature 5 of SAE d is dead: its decoder row is all zeros"):
+        decoder_neighbours(loaded, 5)
+    assert len(decoder_neighbours(loaded, 4, top_k=3).neighbours) == 3  # a live feature next to it is fine
 
 
 # ---------------------------------------------------------------------- spans
