@@ -51,7 +51,10 @@ def read_dataset(source: str | Path | Sequence[str], field: str = "text") -> lis
                     raise InputError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
                 if not isinstance(record, dict) or field not in record:
                     raise InputError(f"{path}:{lineno} has no field {field!r}")
-                texts.append(str(record[field]))
+                if not isinstance(record[field], str):  # null, a number or a list is not a text: never "None"
+                    kind = "null" if record[field] is None else type(record[field]).__name__
+                    raise InputError(f"{path}:{lineno}: field {field!r} is {kind}, not text")
+                texts.append(record[field])
             else:
                 texts.append(line)
     texts = [t for t in texts if t.strip()]

@@ -76,6 +76,10 @@ def test_dataset_formats_and_errors(tmp_path):
         read_dataset(tmp_path / "b.jsonl")
     (tmp_path / "c.jsonl").write_text('{"body": "x"}\n')
     assert read_dataset(tmp_path / "c.jsonl", field="body") == ["x"]
+    for value, kind in (("null", "null"), ('["a", "b"]', "list"), ("3", "int"), ('{"t": 1}', "dict")):
+        (tmp_path / "d.jsonl").write_text('{"text": "fine"}\n{"text": ' + value + '}\n')
+        with pytest.raises(InputError, match=rf"d.jsonl:2: field 'text' is {kind}, not text"):
+            read_dataset(tmp_path / "d.jsonl")
     (tmp_path / "empty.txt").write_text("\n\n")
     with pytest.raises(InputError, match="has no text"):
         read_dataset(tmp_path / "empty.txt")
