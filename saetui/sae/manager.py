@@ -225,7 +225,8 @@ def _npz_loader(hook: str) -> Any:
     import torch
 
     def load(path: str | Path, device: str, cfg_overrides: dict[str, Any] | None) -> tuple[dict, dict]:
-        with np.load(path, allow_pickle=False) as data:
+        # our own handle: np.load leaks the one it opens when the zip is damaged (it lets go of it before parsing)
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         missing = {"W_enc", "W_dec", "b_enc", "b_dec", "threshold"} - set(arrays)
         if missing:

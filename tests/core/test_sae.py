@@ -230,3 +230,27 @@ def test_registry_listing():
     assert all(e.model == "gemma-2-2b" for e in entries)
     assert any(e.release == "gpt2-small-res-jb" for e in list_registry("gpt2"))
     assert guess_hook("gpt2-small-res-jb", "blocks.3.hook_resid_pre", "x") == "blocks.3.hook_resid_pre"
+
+
+def test_a_truncated_params_npz_is_one_error_and_leaves_no_file_open(gemma2, make_sae, tmp_path):
+    import gc
+    import warnings
+
+    import numpy as np
+
+    from saetui.errors import SaetuiError
+
+    sae = make_sae(64, 32, HOOK)
+    folder = tmp_path / "layer_1"
+    folder.mkdir()
+    np.savez(folder / "params.npz", **{k: v.detach().numpy() for k, v in
+             {"W_enc": sae.W_enc, "W_dec": sae.W_dec, "b_enc": sae.b_enc, "b_dec": sae.b_dec, "threshold": sae.threshold}.items()})
+    data = (folder / "params.npz").read_bytes()
+    (folder / "params.npz").write_bytes(data[: len(data) // 2])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(SaetuiError, match=r"corrupt Gemma Scope SAE .*params\.npz") as info:
+            SAEManager(gemma2).load(str(folder / "params.npz"))
+        gc.collect()
+    assert "\n" not in str(info.value)
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
