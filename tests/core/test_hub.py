@@ -2,8 +2,8 @@
 starts that make no request, `download` then an offline start, and one-line errors that say what to do.
 
 huggingface_hub reads HF_ENDPOINT, the cache folder and HF_HUB_OFFLINE once, at import (its `constants` module),
-and conftest has set HF_HUB_OFFLINE=1 for the whole run: the `hub` fixture points those constants at the stand-in
-and a fresh cache for each test, so nothing here can reach a real Hub.
+and conftest has set HF_HUB_OFFLINE=1 for the whole run: the `hub` fixture (conftest) points those constants at the
+stand-in and a fresh cache for each test, so nothing here can reach a real Hub.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from saetui import hub as hubmod
 from saetui.errors import SaetuiError
 from saetui.hub import DownloadCancelled, HubError, Progress, StderrProgress
 from saetui.session import Session
-from tests.hub_stand_in import (GATED_MODEL, GATED_RELEASE, MODEL_REPO, PRIVATE_MODEL, RELEASE, SAE_REPO, TOKEN,
-                                StandInHub, build_repos, releases)
+from tests.conftest import point_hub_at
+from tests.hub_stand_in import GATED_MODEL, GATED_RELEASE, MODEL_REPO, PRIVATE_MODEL, RELEASE, SAE_REPO, TOKEN, StandInHub
 
 SAE = f"{RELEASE}/blocks.1"
 GATED_SAE = f"{GATED_RELEASE}/blocks.1"
@@ -31,43 +31,6 @@ GATED_SAE = f"{GATED_RELEASE}/blocks.1"
 #: safetensors and the release's other SAE folder are decoys)
 MODEL_FILES = {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
 SAE_FILES = {"blocks.1/cfg.json", "blocks.1/sae_weights.safetensors"}
-
-
-@pytest.fixture(scope="module")
-def repos(tmp_path_factory):
-    return build_repos(tmp_path_factory.mktemp("stand-in"))
-
-
-def point_hub_at(url: str, home: Path, monkeypatch) -> None:
-    """huggingface_hub's import-time constants, as HF_ENDPOINT=url HF_HOME=home (online) would have set them."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "ENDPOINT", url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
-    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
-    if hasattr(constants, "AGENT_HARNESSES_PATH"):
-        monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(home / "agent_harnesses.json"))
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture()
-def hub(repos, tmp_path, monkeypatch):
-    """The stand-in serving copies of the repos, huggingface_hub pointed at it, and its sae-lens releases registered."""
-    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
-
-    from tests.hub_stand_in import Repo
-
-    server = StandInHub({k: Repo(dict(r.files), r.gated, r.private) for k, r in repos.items()}).start()
-    point_hub_at(server.url, tmp_path / "hf", monkeypatch)
-    directory = get_pretrained_saes_directory()
-    for name, lookup in releases().items():
-        monkeypatch.setitem(directory, name, lookup)
-    yield server
-    server.stop()
 
 
 class Events(list):
