@@ -4,6 +4,10 @@
     saetui steer --model ID_OR_DIR --sae SPEC --prompt TEXT --feature [SAE/]FEATURE:COEF[:MODE] ... [--compare] [--sweep C1,C2]
     saetui attribute --model ID_OR_DIR --sae SPEC [--sae SPEC ...] --prompt TEXT [--position I] [--target TOKEN|ID] [--versus TOKEN|ID]
     saetui saes [--model NAME] [--json]
+    saetui download --model ID [--sae RELEASE/SAE_ID ...] [--refresh] [--json]   (fetch ahead, for offline starts)
+
+Hub models and registry SAEs come from the HF cache without a request when complete there; what is missing
+is downloaded with a line per file on stderr (saetui.hub); --refresh asks the Hub for newer files.
 
 analyze, steer and attribute take --chat (the prompt as a user turn in the model's chat template) and
 --system TEXT, snapshot takes --chat; see the README's "Chat models".
