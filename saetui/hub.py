@@ -279,11 +279,17 @@ def reporting(progress: ProgressSink | None = None, cancel: threading.Event | No
 def stop(cancel: threading.Event) -> None:
     """Stop the downloads that watch `cancel` now: set it, and close huggingface_hub's shared HTTP client
     (`close_session`), so a read waiting for the next chunk (hf reads 10 MB at a time) ends at once instead of
-    at the next chunk; hf makes a new client for its next request. The file in progress is dropped, whole."""
+    at the next chunk; hf makes a new client for its next request. The file in progress is dropped, whole.
+    A Xet transfer is aborted through huggingface_hub's own abort (what it does on Ctrl+C), where it has one."""
     cancel.set()
     from huggingface_hub import close_session
 
     close_session()
+    try:  # a Xet download (the Hub's large files) runs in hf_xet's threads: abort it the way hf's Ctrl+C does
+        from huggingface_hub.utils._xet import abort_xet_session
+    except ImportError:
+        return
+    abort_xet_session()
 
 
 def _current() -> _Reporting:
@@ -477,6 +483,7 @@ class _Run:
         self.file_done = 0
         self.file_started = 0.0
         self.counted_bar: object | None = None
+        self.thread = threading.get_ident()  # the cancel check raises only here, never in a library's own thread
 
     def emit(self, event: str, **kw: Any) -> None:
         if self.sink is None:
@@ -512,7 +519,8 @@ class _Run:
             self.file_done += int(n)
             self.all_done += int(n)
             self.emit("file")
-        self.check_cancel()
+        if threading.get_ident() == self.thread:  # hf's HTTP reads run here; Xet may report from its own threads
+            self.check_cancel()
 
     def end_file(self) -> None:
         plan, name = self.current  # type: ignore[misc]
@@ -715,12 +723,13 @@ def _check_disk(run: _Run) -> None:
     need = run.all_total
     free = _free_bytes(cache_dir())
     if need > free:
-        raise _fail(run.plans[0].target, _disk_full(run.what, need, free))
+        raise _fail(run.plans[0].target, _disk_full(run.what, need, free, full=False))
 
 
-def _disk_full(what: str, need: int | None, free: int) -> str:
+def _disk_full(what: str, need: int | None, free: int, full: bool = True) -> str:
     needed = f"{human_bytes(need)} needed, " if need else ""
-    return (f"the disk holding the HF cache ({cache_dir()}) is full for {what}: {needed}{human_bytes(free)} free; "
+    state = "is full" if full else "has too little room"
+    return (f"the disk holding the HF cache ({cache_dir()}) {state} for {what}: {needed}{human_bytes(free)} free; "
             f"free some space or point HF_HOME (or HF_HUB_CACHE) at a larger disk")
 
 

@@ -271,7 +271,7 @@ def test_a_hub_that_never_answers_times_out_once(monkeypatch, tmp_path):
 def test_disk_too_small_is_refused_before_any_byte(hub, monkeypatch):
     monkeypatch.setattr(hubmod, "_free_bytes", lambda folder: 1000)
     message = error_of(Session().download, MODEL_REPO, [SAE], progress=Events())
-    assert f"the disk holding the HF cache ({hubmod.cache_dir()}) is full" in message
+    assert f"the disk holding the HF cache ({hubmod.cache_dir()}) has too little room for model" in message
     assert "1.0 kB free" in message and "826.1 kB needed" in message and "HF_HOME" in message
     assert fetched(hub) == set()
 
@@ -320,3 +320,14 @@ def test_cli_first_start_downloads_with_progress_and_a_later_one_needs_no_hub(hu
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0 and second.stderr == ""
     assert json.loads(second.stdout)["tokens"] == json.loads(first.stdout)["tokens"]
+
+
+def test_download_lists_local_folders_as_they_are_and_needs_something(hub, capsys, sae_dir):
+    from saetui.cli import main
+
+    assert main(["download"]) == 2
+    assert "nothing to download: give a model (--model) and/or SAEs (--sae)" in capsys.readouterr().err
+    assert main(["download", "--sae", str(sae_dir), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["items"] == [{"kind": "SAE", "name": str(sae_dir), "path": str(sae_dir), "source": "local"}]
+    assert hub.log == []
