@@ -417,9 +417,11 @@ def _session(args: argparse.Namespace) -> Session:
     from saetui.hub import StderrProgress
 
     session = Session()
+    # under torchrun every rank fetches (huggingface_hub's file locks let one download each file); rank 0 reports
+    progress = StderrProgress() if os.environ.get("RANK", "0") == "0" else (lambda p: None)
     session.load(args.model or None, args.sae or None, device=args.device, dtype=args.dtype,
                  trust_remote_code=args.trust_remote_code, refresh=getattr(args, "refresh", False),
-                 progress=StderrProgress())
+                 progress=progress)
     return session
 
 
