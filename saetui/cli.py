@@ -4,6 +4,10 @@
     saetui steer --model ID_OR_DIR --sae SPEC --prompt TEXT --feature [SAE/]FEATURE:COEF[:MODE] ... [--compare] [--sweep C1,C2]
     saetui attribute --model ID_OR_DIR --sae SPEC [--sae SPEC ...] --prompt TEXT [--position I] [--target TOKEN|ID] [--versus TOKEN|ID]
     saetui saes [--model NAME] [--json]
+    saetui download --model ID [--sae RELEASE/SAE_ID ...] [--refresh] [--json]   (fetch ahead, for offline starts)
+
+Hub models and registry SAEs come from the HF cache without a request when complete there; what is missing
+is downloaded with a line per file on stderr (saetui.hub); --refresh asks the Hub for newer files.
 
 analyze, steer and attribute take --chat (the prompt as a user turn in the model's chat template) and
 --system TEXT, snapshot takes --chat; see the README's "Chat models".
@@ -125,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "With no command, opens the terminal app (on the bundled demo unless --model is given).")
     parser.add_argument("--model", help="HF model id or local directory for the app (default: the bundled demo)")
     parser.add_argument("--sae", action="append", metavar="SPEC", help="SAE for the app; repeat for several")
+    parser.add_argument("--refresh", action="store_true", help=_REFRESH_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     analyze = sub.add_parser("analyze", help="per-token SAE features of a prompt")
@@ -220,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("--app-model", dest="snap_model", help="model for the app (default: the demo)")
     snap.add_argument("--app-sae", dest="snap_sae", action="append", help="SAE for the app")
 
+    download = sub.add_parser("download", help="fetch a Hub model and registry SAEs into the HF cache for later "
+                                               "starts without network (HF_HUB_OFFLINE=1), and say where they are")
+    download.add_argument("--model", help="HF model id: config, generation config, tokenizer, chat template, weights")
+    download.add_argument("--sae", action="append", metavar="SPEC", help="RELEASE/SAE_ID of the sae-lens registry; repeat")
+    download.add_argument("--refresh", action="store_true", help="ask the Hub for newer files even where the cache is complete")
+    download.add_argument("--json", action="store_true", help="print one JSON object (progress stays on stderr)")
+
     saes = sub.add_parser("saes", help="list SAEs in the sae-lens registry (offline)")
     saes.add_argument("--model", help="only SAEs for this model (HF id or short name)")
     saes.add_argument("--json", action="store_true", help="print a JSON list")
@@ -312,6 +324,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", type=_device, help="cuda, cuda:1, mps or cpu (default: best available)")
     p.add_argument("--dtype", type=_dtype, help="float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 elsewhere)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the hub")
+    p.add_argument("--refresh", action="store_true", help=_REFRESH_HELP)
+
+
+_REFRESH_HELP = ("ask the Hub for newer files of the model and SAEs (default: what is complete in the HF cache "
+                 "loads without the network; only missing files are downloaded)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -328,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         from saetui.tui.app import run
 
-        run(args.model, args.sae)
+        run(args.model, args.sae, refresh=args.refresh)
         return 0
     from saetui.models.model import quiet_hf_output
 
@@ -342,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             commands = {"analyze": cmd_analyze, "steer": cmd_steer, "saes": cmd_saes, "snapshot": cmd_snapshot,
                         "index": cmd_index, "search": cmd_search, "labels": cmd_labels,
                         "contrast": cmd_contrast, "neighbours": cmd_neighbours, "vectors": cmd_vectors,
-                        "attribute": cmd_attribute, "evals": cmd_evals}
+                        "attribute": cmd_attribute, "evals": cmd_evals, "download": cmd_download}
             return commands[args.command](args)
         except SaetuiError as exc:
             print(f"saetui: error: {exc}", file=sys.stderr)
@@ -409,10 +426,38 @@ def _session(args: argparse.Namespace) -> Session:
         raise InputError(f"the bundled demo runs in float32 only; --dtype {args.dtype} needs --model")
     if args.model and not args.sae:
         raise InputError("--sae is required with --model: RELEASE/SAE_ID, a sae-lens directory or params.npz")
+    from saetui.hub import StderrProgress
+
     session = Session()
+    # under torchrun every rank fetches (huggingface_hub's file locks let one download each file); rank 0 reports
+    progress = StderrProgress() if os.environ.get("RANK", "0") == "0" else (lambda p: None)
     session.load(args.model or None, args.sae or None, device=args.device, dtype=args.dtype,
-                 trust_remote_code=args.trust_remote_code)
+                 trust_remote_code=args.trust_remote_code, refresh=getattr(args, "refresh", False),
+                 progress=progress)
     return session
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Everything a later start of the same --model/--sae reads, in the HF cache; what is where, and its size."""
+    from saetui.hub import StderrProgress, human_bytes
+    from saetui.session import Session
+
+    report = Session().download(args.model, args.sae, refresh=args.refresh, progress=StderrProgress())
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return 0
+    for item in report.items:
+        if item["source"] != "hub":
+            print(f"{item['kind']} {item['name']}: {item['path']} (not from the Hub: nothing to download)")
+            continue
+        fetched = (f"fetched {item['fetched_files']} file(s), {human_bytes(item['fetched_bytes'])}"
+                   if item["fetched_files"] else "already in the cache")
+        print(f"{item['kind']} {item['name']}: {item['files']} files, {human_bytes(item['bytes'])} ({fetched}) "
+              f"in {item['path']}")
+    again = " ".join([f"--model {args.model}"] * bool(args.model) + [f"--sae {s}" for s in args.sae or []])
+    print(f"total {human_bytes(report.bytes)} in the HF cache {report.cache}; offline from now on: "
+          f"HF_HUB_OFFLINE=1 saetui {again}")
+    return 0
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from saetui.sae.attribution import AttributionResult
     from saetui.sae.manager import LoadedSAE, SAEManager
     from saetui.steering.generate import Piece
+    from saetui.hub import ProgressSink
 
 MAX_PROMPT_CHARS = 20_000
 
@@ -89,28 +90,59 @@ class Session:
 
     # ------------------------------------------------------------------ loading
     def load(self, model: str | None = None, saes: list[str] | None = None, *, device: str | None = None,
-             dtype: str | None = None, trust_remote_code: bool = False) -> None:
-        """Load a model and SAEs; with no model, the bundled demo (and `saes`, if any, beside its own)."""
-        from saetui import demo
+             dtype: str | None = None, trust_remote_code: bool = False, refresh: bool = False,
+             progress: ProgressSink | None = None, cancel: threading.Event | None = None) -> None:
+        """Load a model and SAEs; with no model, the bundled demo (and `saes`, if any, beside its own).
+
+        Hub models and registry SAEs come from the HF cache: what is complete there loads without a request;
+        what is missing is fetched first, every repo asked about before any bytes (see `download`).
+        refresh: ask the Hub for newer files even when the cache is complete. progress: where downloads report
+        (default: lines on stderr); cancel: set it to stop a download (DownloadCancelled)."""
+        from saetui import demo, hub
         from saetui.models.model import ModelWithHooks, quiet_hf_output
         from saetui.sae.manager import SAEManager
 
         if model is None and dtype not in (None, "auto", "float32"):
             raise InputError(f"the bundled demo runs in float32 only; dtype {dtype} needs another model")
         quiet_hf_output()  # a progress bar on stderr would garble the app's screen
-        with self.lock:
-            if model is None:
-                loaded_model, manager = demo.load_demo(device=device)
-                names = {s.name for s in manager}
-                for spec in saes or []:
-                    if spec not in names:  # the demo's own SAEs are named (`demo`, `demo-late`): already loaded
+        with hub.reporting(progress, cancel):
+            targets = hub_targets(model, saes)
+            if targets:  # network only for what is missing; fails in one line before torch loads anything
+                hub.fetch(targets, refresh=refresh)
+            with self.lock:
+                if model is None:
+                    loaded_model, manager = demo.load_demo(device=device)
+                    names = {s.name for s in manager}
+                    for spec in saes or []:
+                        if spec not in names:  # the demo's own SAEs are named (`demo`, `demo-late`): already loaded
+                            manager.load(spec)
+                else:
+                    loaded_model = ModelWithHooks.from_pretrained(model, device=device, dtype=dtype,
+                                                                  trust_remote_code=trust_remote_code)
+                    manager = SAEManager(loaded_model)
+                    for spec in saes or []:
                         manager.load(spec)
-            else:
-                loaded_model = ModelWithHooks.from_pretrained(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
-                manager = SAEManager(loaded_model)
-                for spec in saes or []:
-                    manager.load(spec)
-            self.attach(loaded_model, manager)
+                self.attach(loaded_model, manager)
+
+    def download(self, model: str | None = None, saes: list[str] | None = None, *, refresh: bool = False,
+                 progress: ProgressSink | None = None, cancel: threading.Event | None = None) -> DownloadReport:
+        """Fetch into the HF cache everything a later `load(model, saes)` reads (the model's config, generation
+        config, tokenizer, chat template and weights; each registry SAE's folder), with progress, and load
+        nothing: afterwards that load works with HF_HUB_OFFLINE=1. What is complete in the cache is not asked
+        for again unless refresh. Local folders and the demo's SAEs are listed as they are."""
+        from saetui import hub
+
+        if model is None and not saes:
+            raise InputError("nothing to download: give a model (--model) and/or SAEs (--sae)")
+        with hub.reporting(progress, cancel):
+            targets = hub_targets(model, saes)
+            stored = iter(hub.fetch(targets, refresh=refresh)) if targets else iter(())
+        items: list[dict[str, Any]] = []
+        for kind, spec in [("model", model)] * (model is not None) + [("SAE", s) for s in saes or []]:
+            local = _local_source(kind, spec)
+            items.append(next(stored).to_dict() | {"source": "hub"} if local is None else
+                         {"kind": kind, "name": spec, "path": local, "source": "local"})
+        return DownloadReport(str(hub.cache_dir()), hub.endpoint(), items)
 
     def attach(self, model: ModelWithHooks, saes: SAEManager) -> None:
         """Use an already-loaded model and SAEs (scripts, the CLI), with their feature indexes."""
@@ -169,11 +201,22 @@ class Session:
         with self.lock:
             return evaluate(model, chosen, corpus, field=field, settings=settings, progress=progress)
 
-    def load_sae(self, spec: str) -> LoadedSAE:
-        with self.lock:
-            loaded = self._require_saes().load(spec)
-            self._attach_index(loaded)
-            return loaded
+    def load_sae(self, spec: str, *, progress: ProgressSink | None = None,
+                 cancel: threading.Event | None = None) -> LoadedSAE:
+        """Add an SAE to the loaded model (a registry SAE is fetched first where the HF cache lacks it; see `load`)."""
+        from saetui import hub
+
+        self._require_model()
+        if self.saes is None:
+            raise InputError("no model loaded yet")
+        with hub.reporting(progress, cancel):
+            registry = hub_targets(None, [spec])
+            if registry:
+                hub.fetch(registry)  # outside the lock: analysis goes on while it downloads
+            with self.lock:
+                loaded = self.saes.load(spec)  # the first SAE of a model loaded without any, too
+                self._attach_index(loaded)
+                return loaded
 
     @property
     def ready(self) -> bool:
@@ -553,6 +596,58 @@ class Session:
         if self.saes is None or len(self.saes) == 0:
             raise InputError("no SAE loaded yet")
         return self.saes
+
+
+@dataclass
+class DownloadReport:
+    """What `Session.download` left where: `items` per model and SAE (Stored.to_dict() with "source": "hub", or
+    {"kind", "name", "path", "source": "local"}); `cache` is the HF cache folder, `host` the Hub asked."""
+
+    cache: str
+    host: str
+    items: list[dict[str, Any]]
+
+    @property
+    def bytes(self) -> int:
+        return sum(i.get("bytes", 0) for i in self.items)
+
+    @property
+    def fetched_bytes(self) -> int:
+        return sum(i.get("fetched_bytes", 0) for i in self.items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cache": self.cache, "host": self.host, "bytes": self.bytes, "fetched_bytes": self.fetched_bytes,
+                "items": self.items}
+
+
+def _local_source(kind: str, spec: str) -> str | None:
+    """The folder a model or SAE spec names on this machine (or "bundled" for the demo's SAEs); None for the Hub."""
+    from saetui import demo
+    from saetui.models.model import hub_model_id
+    from saetui.sae.manager import registry_spec
+
+    if kind == "model":
+        return None if hub_model_id(spec) is not None else spec
+    if spec in {s.name for s in demo.SAES}:
+        return "bundled"
+    return None if registry_spec(spec) is not None else spec
+
+
+def hub_targets(model: str | None, saes: Sequence[str] | None) -> list[Any]:
+    """The Hub downloads a load of (model, saes) needs, in order: the model (a Hub id), then registry SAEs.
+    Local folders, the demo and its SAEs need none. Bad specs fail here in one line, before any request."""
+    from saetui import hub
+
+    targets = []
+    if model is not None and _local_source("model", model) is None:
+        targets.append(hub.model_target(model))
+    for spec in saes or []:
+        if _local_source("SAE", spec) is None:
+            from saetui.sae.manager import registry_spec
+
+            release, sae_id = registry_spec(spec)  # type: ignore[misc]
+            targets.append(hub.sae_target(release, sae_id))
+    return targets
 
 
 def is_chat(chat: Chat) -> bool:

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny random models for every supported architecture, and SAEs built from sae-lens configs.
 
-Nothing here touches the network: HF_HUB_OFFLINE is set for the whole run.
+Nothing here touches the network: HF_HUB_OFFLINE is set for the whole run, and tests of downloads use `hub`,
+a loopback Hub stand-in (tests/hub_stand_in.py) with huggingface_hub pointed at it.
 """
 
 from __future__ import annotations
@@ -77,6 +78,49 @@ def sae_dir(tmp_path, make_sae) -> Path:
     sae = make_sae(64, 256, "blocks.1.hook_resid_post")
     sae.save_model(tmp_path / "sae")
     return tmp_path / "sae"
+
+
+# ---------------------------------------------------------------------- a Hub stand-in (tests/hub_stand_in.py)
+@pytest.fixture(scope="session")
+def stand_in_repos(tmp_path_factory):
+    """The Hub stand-in's repos (tests/hub_stand_in.py), built once."""
+    from tests.hub_stand_in import build_repos
+
+    return build_repos(tmp_path_factory.mktemp("stand-in"))
+
+
+def point_hub_at(url: str, home: Path, monkeypatch) -> None:
+    """huggingface_hub's import-time constants, as HF_ENDPOINT=url HF_HOME=home (online) would have set them."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    if hasattr(constants, "AGENT_HARNESSES_PATH"):
+        monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(home / "agent_harnesses.json"))
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture()
+def hub(stand_in_repos, tmp_path, monkeypatch):
+    """A loopback Hub stand-in serving copies of the repos, huggingface_hub pointed at it (and at a fresh cache),
+    and its sae-lens releases registered."""
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    from tests.hub_stand_in import Repo, StandInHub, releases
+
+    repos = {k: Repo(dict(r.files), r.gated, r.private) for k, r in stand_in_repos.items()}
+    server = StandInHub(repos).start()
+    point_hub_at(server.url, tmp_path / "hf", monkeypatch)
+    directory = get_pretrained_saes_directory()
+    for name, lookup in releases().items():
+        monkeypatch.setitem(directory, name, lookup)
+    yield server
+    server.stop()
 
 
 def hook_ids(module) -> dict[str, tuple]:

@@ -31,15 +31,18 @@ _EAGER_ATTENTION = ("gemma2",)
 
 
 def quiet_hf_output() -> None:
-    """No progress bars or info logs from transformers/huggingface_hub: they would garble the CLI's
-    JSON and the app's screen. Env vars cover later imports, the calls cover an imported transformers."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    """No progress bars or info logs of transformers/huggingface_hub's own: they would garble the app's screen
+    and bury the CLI's lines. Downloads report through saetui.hub instead (a line per file, and on a terminal
+    huggingface_hub's live bar in a group of its own, `saetui.download`). Env vars cover later imports, the
+    calls an imported transformers; HF_HUB_DISABLE_PROGRESS_BARS is left to the user (it would stop that bar)."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from huggingface_hub.utils import logging as hub_logging
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # transformers' bars, and huggingface_hub's (all groups)
+    hub_logging.set_verbosity_error()  # no "Retrying in 4s" lines: saetui.hub says what failed, in one line
 
 
 def offline_mode() -> bool:
@@ -170,20 +173,19 @@ class ModelWithHooks:
     ) -> ModelWithHooks:
         """Load a causal LM by HF id or local directory.
 
-        Honours HF_HUB_OFFLINE (local files only). `trust_remote_code` stays False unless the user
-        asks (None would make transformers prompt on the terminal). Gemma 2 runs on eager attention.
+        A Hub id loads from its snapshot in the HF cache, which saetui.hub fills first where it is incomplete
+        (with progress; no request at all when it is complete); honours HF_HUB_OFFLINE. `trust_remote_code` stays
+        False unless the user asks (None would make transformers prompt on the terminal). Gemma 2 runs on eager attention.
         On several GPUs, a model too large for one is spread with device_map="auto".
         """
+        from_hub = hub_model_id(name_or_path) is not None
+        source = str(hub_source(name_or_path))  # before torch's import: an unreachable Hub fails fast
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-        local = Path(name_or_path).expanduser()
-        if not local.exists() and (name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1):
-            raise ModelLoadError(f"no model directory at {name_or_path!r}")
-        source = str(local) if local.exists() else name_or_path
         common: dict[str, Any] = {"trust_remote_code": bool(trust_remote_code)}
-        if offline_mode():
-            common["local_files_only"] = True
+        if offline_mode() or from_hub:
+            common["local_files_only"] = True  # a Hub snapshot is complete: transformers never goes online
         try:
             config = AutoConfig.from_pretrained(source, **common)
         except Exception as exc:  # noqa: BLE001 - transformers raises OSError/ValueError/HF errors
@@ -348,6 +350,29 @@ class ModelWithHooks:
 
     def is_special(self, token_id: int) -> bool:
         return int(token_id) in self._special_ids
+
+
+def hub_model_id(name_or_path: str) -> str | None:
+    """The Hub id `name_or_path` names, or None for an existing local folder; a path that does not exist is a
+    one-line error (a typo in a path must not become a Hub request)."""
+    local = Path(name_or_path).expanduser()
+    if local.exists():
+        return None
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
+        raise ModelLoadError(f"no model directory at {name_or_path!r}")
+    return name_or_path
+
+
+def hub_source(name_or_path: str) -> Path:
+    """Where a model loads from: its local folder, or the snapshot of a Hub id in the HF cache (saetui.hub.fetch:
+    nothing requested when the cache is complete, the missing files fetched with progress otherwise)."""
+    repo_id = hub_model_id(name_or_path)
+    if repo_id is None:
+        return Path(name_or_path).expanduser()
+    from saetui import hub
+
+    (stored,) = hub.fetch([hub.model_target(repo_id)])
+    return stored.path
 
 
 def _count_params(config: Any, common: dict[str, Any]) -> int:

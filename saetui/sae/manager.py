@@ -106,13 +106,12 @@ class SAEManager:
         path_part, _, hook_override = spec.partition("@")
         local = Path(path_part).expanduser()
         release = sae_id = neuronpedia_id = None
-        if local.exists():
+        registry = registry_spec(spec)
+        if registry is None:
             sae = _load_local(local, hook_override or None, dtype)
             default_name = local.stem if local.is_file() else local.name
-        elif spec.startswith(("/", "./", "../", "~")) or path_part.endswith((".npz", ".safetensors")):
-            raise SAELoadError(f"no SAE at {local}: not a file or folder")  # a path, not a registry spec
-        elif "/" in spec:
-            release, sae_id = spec.split("/", 1)
+        else:
+            release, sae_id = registry
             lookup = check_registry_spec(release, sae_id)
             neuronpedia_id = lookup.neuronpedia_id.get(sae_id)
             sae = _load_registry(release, sae_id, dtype)
@@ -120,8 +119,6 @@ class SAEManager:
             if model_key(registry_model) != model_key(self.model.name):
                 warnings.warn(f"SAE {spec} was trained on {registry_model}, the loaded model is {self.model.name}", stacklevel=2)
             default_name = sae_id
-        else:
-            raise SAELoadError(f"SAE spec {spec!r} is neither a local path nor RELEASE/SAE_ID")
         return self.add(sae, name=name or default_name, spec=spec, release=release, sae_id=sae_id, neuronpedia_id=neuronpedia_id)
 
     def add(
@@ -161,15 +158,46 @@ class SAEManager:
 
 
 # ---------------------------------------------------------------------- loaders
+def registry_spec(spec: str) -> tuple[str, str] | None:
+    """(release, sae_id) when `spec` names a registry SAE; None for a local path that exists. A path that does
+    not exist, or text that is neither, is a one-line SAELoadError (before anything asks the Hub)."""
+    spec = spec.strip()
+    path_part = spec.partition("@")[0]
+    if Path(path_part).expanduser().exists():
+        return None
+    if spec.startswith(("/", "./", "../", "~")) or path_part.endswith((".npz", ".safetensors")):
+        raise SAELoadError(f"no SAE at {Path(path_part).expanduser()}: not a file or folder")
+    if "/" not in spec:
+        raise SAELoadError(f"SAE spec {spec!r} is neither a local path nor RELEASE/SAE_ID")
+    release, sae_id = spec.split("/", 1)
+    return release, sae_id
+
+
 def _load_registry(release: str, sae_id: str, dtype: str) -> SAE:
-    """SAE.from_pretrained, with network and cache failures turned into one line."""
+    """A registry SAE: its files made complete in the HF cache (saetui.hub: no request when they are, progress
+    when not), then sae-lens's own loader for its release, reading that cache with huggingface_hub offline."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
     from sae_lens import SAE
 
+    from saetui import hub
+
+    hub.fetch([hub.sae_target(release, sae_id)])
     try:
-        # sae-lens folds a known norm factor; an unknown one is left in cfg and refused by add().
+        with hub.cache_only():
+            # sae-lens folds a known norm factor; an unknown one is left in cfg and refused by add().
+            return SAE.from_pretrained(release, sae_id, device="cpu", dtype=dtype)
+    except LocalEntryNotFoundError as exc:
+        if hub.offline():
+            raise SAELoadError(f"cannot load SAE {release}/{sae_id}: its sae-lens loader reads a file that is not in "
+                               f"the HF cache and HF_HUB_OFFLINE is set ({first_line(exc)})") from exc
+        # a loader that reads beyond the SAE's folder: let it fetch what it reads itself
+    except Exception as exc:  # noqa: BLE001 - a corrupt file, a loader that refuses the config...
+        raise SAELoadError(f"cannot load SAE {release}/{sae_id}: {first_line(exc)}") from exc
+    target = hub.sae_target(release, sae_id)
+    try:
         return SAE.from_pretrained(release, sae_id, device="cpu", dtype=dtype)
-    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds
-        raise SAELoadError(f"cannot load SAE {release}/{sae_id}: {first_line(exc)} (is it in the HF cache? downloads need network)") from exc
+    except Exception as exc:  # noqa: BLE001
+        raise SAELoadError(f"cannot load SAE {release}/{sae_id}: {hub.explain(exc, target)}") from exc
 
 
 def _load_local(path: Path, hook: str | None, dtype: str) -> SAE:

@@ -46,7 +46,7 @@ ACTIONS: list[Action] = [
     Action("generate", "ctrl+g", "Generate", "generate baseline and steered text side by side", priority=True),
     Action("sweep", "ctrl+w", "Sweep", "generate one row per coefficient of the sweep box, for the highlighted spec",
            show=False, priority=True),
-    Action("stop", "ctrl+s", "Stop", "stop the generation", priority=True),
+    Action("stop", "ctrl+s", "Stop", "stop the generation, or a download (finished files are kept)", priority=True),
     Action("toggle_chat", "ctrl+t", "Chat", "chat mode on/off: the prompt is a user turn in the model's chat template",
            show=False, priority=True),
     Action("continue_chat(0)", "f6", "Keep baseline", "chat: keep the baseline reply as the assistant's turn; type the next user turn",

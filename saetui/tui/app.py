@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +27,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
 from textual.worker import Worker, WorkerState
 
-from saetui import state
+from saetui import hub, state
 from saetui.errors import SaetuiError
 from saetui.files import stamped_path, write_json_atomic
 from saetui.session import Session
@@ -42,6 +43,7 @@ from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.screens.feature_detail import FeatureDetailScreen
 from saetui.tui.screens.help import HelpScreen
 from saetui.tui.screens.label_edit import LabelScreen
+from saetui.tui.widgets.download_panel import DownloadPanel, ProgressRelay
 from saetui.tui.widgets.status_bar import StatusBar
 
 MIN_WIDTH, MIN_HEIGHT = 40, 12
@@ -73,9 +75,12 @@ class SaeTuiApp(App[None]):
     chat: reactive[Any] = reactive(None, init=False)          # None: plain text; a list: the conversation so far
 
     def __init__(self, session: Session | None = None, *, model: str | None = None, saes: list[str] | None = None,
-                 prompt: str | None = None, restore: bool = True) -> None:
-        """`restore`: reopen the last session (model, SAEs, prompt, specs) where no argument says otherwise."""
+                 prompt: str | None = None, restore: bool = True, refresh: bool = False) -> None:
+        """`restore`: reopen the last session (model, SAEs, prompt, specs) where no argument says otherwise.
+        `refresh`: ask the Hub for newer files of the model and SAEs (default: a complete HF cache is used as it is)."""
         super().__init__()
+        self._refresh = refresh
+        self._download_stop: threading.Event | None = None  # set by Ctrl+S to stop the load's download
         self.session = session or Session()
         saved, self._restore_note = state.load_session() if restore else (None, None)
         saved = saved or {}
@@ -97,6 +102,7 @@ class SaeTuiApp(App[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="main"):
             yield TextArea(self._initial_prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
+            yield DownloadPanel(id="download")
             with TabbedContent(id="tabs", initial="tokens"):
                 with TabPane("Tokens F2", id="tokens"):
                     yield TokensPane(self.session, id="tokens-pane").data_bind(
@@ -137,7 +143,7 @@ class SaeTuiApp(App[None]):
     def on_ready(self) -> None:
         """The first frame is on screen: only now start importing torch and loading the model."""
         self.first_paint = time.perf_counter()
-        self._start_load()
+        self._start_load(refresh=self._refresh)
 
     def on_resize(self, event: events.Resize) -> None:
         self._check_size(event.size)  # self.size may still be the old size here
@@ -160,29 +166,37 @@ class SaeTuiApp(App[None]):
         self.status(bar.note)
 
     # ------------------------------------------------------------------ session lifecycle
-    def _start_load(self) -> None:
+    def _start_load(self, refresh: bool = False) -> None:
         what = self._model_arg or "the bundled demo"
         self.query_one(StatusBar).show({}, note=f"loading {what}… (the app stays usable; Ctrl+Q quits)")
-        self._load_worker(self._model_arg, self._sae_args)
+        self._download_stop = threading.Event()
+        self._load_worker(self._model_arg, self._sae_args, refresh, self._download_stop)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _load_worker(self, model: str | None, saes: list[str] | None) -> None:
-        self.session.load(model, saes)
+    def _load_worker(self, model: str | None, saes: list[str] | None, refresh: bool, stop: threading.Event) -> None:
+        # Hub downloads (only what the HF cache lacks) report to the download panel; Ctrl+S sets `stop`
+        self.session.load(model, saes, refresh=refresh, progress=ProgressRelay(self), cancel=stop)
         self._good_model = (model, saes)
         self.post_message(msg.Loaded(self.session.status()))
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _sae_worker(self, spec: str) -> None:
-        loaded = self.session.load_sae(spec)
+    def _sae_worker(self, spec: str, stop: threading.Event) -> None:
+        loaded = self.session.load_sae(spec, progress=ProgressRelay(self), cancel=stop)
         self.post_message(msg.Loaded(self.session.status()))
         self.call_from_thread(setattr, self, "sae_name", loaded.name)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A failed load gets a modal (or, restoring the last session, the demo instead)."""
+        """A failed load gets a modal (or, restoring the last session, the demo instead); a stopped download a notice."""
+        if event.worker.group == "load" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self.query_one(DownloadPanel).finish()
         if event.state != WorkerState.ERROR or event.worker.group != "load":
             return
         error = event.worker.error
         message = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, hub.DownloadCancelled):  # the user asked for it: say what is kept, no modal
+            self.status("download stopped: the finished files are kept in the HF cache")
+            self.notify(message, title="download stopped", severity="warning", timeout=10)
+            return
         self.status(f"error: {message}")
         if event.worker.name == "_load_worker" and self._restoring and self._model_arg is not None:
             self._restoring = False
@@ -255,6 +269,10 @@ class SaeTuiApp(App[None]):
             self._history.append(prompt)
         self._history_pos = len(self._history) - 1  # the prompt on screen; Ctrl+Up goes to the one before
         self.save_session()
+
+    def on_download_progress(self, message: msg.DownloadProgress) -> None:
+        if any(w.group == "load" and w.is_running for w in self.workers):  # a late message after the load ended
+            self.query_one(DownloadPanel).show_progress(message.progress)
 
     def on_job_failed(self, message: msg.JobFailed) -> None:
         self.notify(message.message, title=f"{message.group} failed", severity="error", timeout=8)
@@ -402,6 +420,11 @@ class SaeTuiApp(App[None]):
         prompt.border_title = "Prompt" if chat is None else f"Prompt · chat, user turn {turns + 1} (Ctrl+T: off)"
 
     def action_stop(self) -> None:
+        """Stop a download the load is making (what finished stays in the HF cache), else the generation."""
+        if self.query_one(DownloadPanel).display and self._download_stop is not None:
+            hub.stop(self._download_stop)
+            self.status("stopping the download…")
+            return
         self.steer.stop()
 
     def action_next_sae(self) -> None:
@@ -448,7 +471,20 @@ class SaeTuiApp(App[None]):
     def load_sae(self, spec: str) -> None:
         self.status(f"loading SAE {spec}…")
         self._announce = True
-        self._sae_worker(spec)
+        self._download_stop = threading.Event()
+        self._sae_worker(spec, self._download_stop)
+
+    def refresh_from_hub(self) -> None:
+        """Ask the Hub for newer files of the loaded model and SAEs, fetch them, and load them again."""
+        if self.session.model is None or self._good_model[0] is None:
+            self.notify("nothing to update: the bundled demo ships with saetui (load a Hub model first)", severity="warning")
+            return
+        self._restoring = False
+        self._model_arg = self._good_model[0]
+        self._sae_args = [s.spec for s in self.session.saes or []] or None  # those added since the load too
+        self.notify(f"asking the Hub for newer files of {self._model_arg}…")
+        self._announce = True
+        self._start_load(refresh=True)
 
     def use_sae(self, key: str) -> None:
         try:
@@ -569,13 +605,13 @@ class SaeTuiApp(App[None]):
             pass
 
 
-def run(model: str | None = None, saes: list[str] | None = None) -> None:
+def run(model: str | None = None, saes: list[str] | None = None, refresh: bool = False) -> None:
     """Run the app; once it has exited (session saved), end the process without waiting.
 
     A worker thread may still be loading a model or running a forward, and tearing torch down at
     interpreter exit takes a second or more: neither is worth waiting for once the screen is restored.
     """
-    app = SaeTuiApp(model=model, saes=saes)
+    app = SaeTuiApp(model=model, saes=saes, refresh=refresh)
     try:
         app.run()
     except KeyboardInterrupt:  # Ctrl+C outside the app's own key handling: leave quietly

@@ -46,6 +46,8 @@ class SaetuiCommands(Provider):
         return simple + [
             ("Export analysis as JSON", app.action_export_analysis, "write the current analysis to a .json file"),
             ("Export generation as JSON", app.action_export_generation, "write the generated rows to a .json file"),
+            ("Update from the Hub", app.refresh_from_hub,
+             "ask the Hub for newer files of the loaded model and SAEs, fetch them and reload (saetui --refresh)"),
         ]
 
     def _names(self, prefix: str) -> list[str]:

@@ -92,6 +92,17 @@ class Loaded(Message):
 
 
 @dataclass
+class DownloadProgress(Message):
+    """The load worker's download moved on (saetui.hub.Progress): file, bytes, rate, ETA. A newer one waiting in
+    the queue replaces it: only the latest state is painted."""
+
+    progress: Any
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DownloadProgress)
+
+
+@dataclass
 class Analyzed(Message):
     result: Any  # saetui.sae.analyzer.AnalysisResult
     prompt: str = ""   # the text analyzed, as typed (in chat mode: the user turn, not the rendered template)

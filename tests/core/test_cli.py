@@ -74,7 +74,8 @@ def _bad_sae(tmp_path, make_sae, kind):
 @pytest.mark.parametrize(
     "case, pattern",
     [
-        ("unknown-model", "cannot load model 'nobody/missing-model'.*HF_HUB_OFFLINE"),
+        ("unknown-model", "HF_HUB_OFFLINE is set and model nobody/missing-model is not complete in the cache.*"
+                          "saetui download --model nobody/missing-model"),
         ("narrow", "expects d_in=32"),
         ("deep", "layer 7 out of range"),
         ("unknown-release", "unknown SAE release 'gemma-scope-2b-pt-res-canonicl'; did you mean"),

@@ -174,7 +174,10 @@ CASES: list[tuple[str, list[str], str]] = [
     ("snapshot-bad-feature", [*SNAP, "--feature", "²:4"], "ASCII digits"),
     ("snapshot-app-sae-needs-model", [*SNAP, "--app-sae", "x"], "--app-sae needs --app-model"),
     ("snapshot-unknown-feature", [*SNAP, "--feature", "99999:1"], "feature 99999 out of range"),
-    ("snapshot-missing-model", [*SNAP, "--app-model", "nobody/missing-model", "--app-sae", "x"], "cannot load model"),
+    ("snapshot-missing-model", [*SNAP, "--app-model", "nobody/missing-model", "--app-sae", "{tmp}"],
+     "model nobody/missing-model is not complete in the cache"),
+    ("snapshot-bad-app-sae", [*SNAP, "--app-model", "nobody/missing-model", "--app-sae", "x"],
+     "neither a local path nor RELEASE/SAE_ID"),  # checked before anything asks the Hub or the cache
     # saes
     ("saes-unknown-model", ["saes", "--model", "no-such-model"], "no registry SAEs"),
     ("saes-model-without-value", ["saes", "--model"], "expected one argument"),

@@ -207,9 +207,9 @@ def test_registry_names_are_checked_offline_with_suggestions(gemma2):
 
 
 def test_registry_sae_not_cached_offline_is_one_line(gemma2):
-    with pytest.raises(SAELoadError, match="cannot load SAE gemma-scope-2b-pt-res-canonical/layer_1") as err:
+    with pytest.raises(SAELoadError, match="HF_HUB_OFFLINE is set and SAE gemma-scope-2b-pt-res-canonical/layer_1") as err:
         SAEManager(gemma2).load("gemma-scope-2b-pt-res-canonical/layer_1/width_16k/canonical")
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and "saetui download --sae gemma-scope-2b-pt-res-canonical" in str(err.value)
 
 
 def test_registry_model_mismatch_warns(gemma2, make_sae, monkeypatch):
