@@ -75,7 +75,7 @@ def build_lexicon(n_words: int = 12000, n_nouns: int = 1500, n_adjectives: int =
     import wordfreq
     from lemminflect import getAllLemmas, getInflection
 
-    from saetui.demo.corpus import WORDS
+    from saetui.demo.words import WORDS
 
     banned = EXCLUDE | FUNCTION_WORDS | {w.lower() for ws in WORDS.values() for w in ws}
     banned |= category_words or set()
