@@ -27,7 +27,7 @@ _EXPORTS = {
     "LoadedSAE": "saetui.sae.manager",
     "SAEAnalyzer": "saetui.sae.analyzer",
     "AnalysisResult": "saetui.sae.analyzer",
-    "list_registry": "saetui.sae.registry",
+    "list_registry": "saetui.sae.pretrained",
     "SaetuiError": "saetui.errors",
 }
 
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from saetui.models.model import ModelWithHooks, TokenBatch
     from saetui.sae.analyzer import AnalysisResult, SAEAnalyzer
     from saetui.sae.manager import LoadedSAE, SAEManager
-    from saetui.sae.registry import list_registry
+    from saetui.sae.pretrained import list_registry
 
 
 def __getattr__(name: str) -> Any:

@@ -11,8 +11,9 @@ class SaetuiError(Exception):
     """A mistake in the user's input, reported as one line (CLI exit code 2)."""
 
     def __init__(self, message: str) -> None:
-        # Collapse to one line so nested library messages never spill over several.
-        super().__init__(" ".join(str(message).split()))
+        # One line, so nested library messages never spill over several; spaces inside a line are kept, so
+        # the user's text quoted in it (repr) reads exactly as it was typed.
+        super().__init__(one_line(message))
 
 
 class ModelLoadError(SaetuiError):
@@ -29,6 +30,15 @@ class SAELoadError(SaetuiError):
 
 class InputError(SaetuiError):
     """A prompt, dataset or option value is unusable (empty prompt, missing field...)."""
+
+
+def one_line(message: object, default: str = "") -> str:
+    """`message` (an exception, or text) on one line: its lines stripped and joined by a space, runs of spaces
+    inside a line kept as they are (a quoted user text stays exact; repr never holds a line break)."""
+    text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+    if not text and isinstance(message, BaseException):
+        return default or type(message).__name__
+    return text or default
 
 
 def first_line(exc: BaseException) -> str:

@@ -6,7 +6,7 @@
     atomic_folder(path)           build a whole folder under a temporary sibling, then swap it in
     set_aside(path, reason)       move a file that cannot be used to NAME.bak-YYYYmmdd-HHMMSS[-n] (never
                                   over an earlier copy) and record a one-line notice (see `take_notices`)
-    read_text / read_text_lines   UTF-8 text of a user's file (corpus, labels); invalid UTF-8 is refused
+    read_text / decode_text       UTF-8 text of a user's file (corpus, labels); invalid UTF-8 is refused
                                   with an InputError naming the file and the line, never replaced silently
     fingerprint(texts)            the one hash of a corpus (caches and indexes both use it)
     ensure_dir(path)              create a folder or say, in one line, that it cannot be written
@@ -132,10 +132,19 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
         _fsync_dir(path.parent)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            remove_path(old)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file, a link or a whole folder, whichever `path` is (an old copy being replaced); errors ignored."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def stamped_path(make: Callable[[str], Path]) -> Path:
@@ -204,7 +213,8 @@ def remove_temporaries(folder: str | Path) -> None:
                     p.unlink()
 
 
-def _decode(raw: bytes, path: Path) -> str:
+def decode_text(raw: bytes, path: Path | str) -> str:
+    """UTF-8 text of a user's file (`path` names it in the error): invalid bytes are refused with the line."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -224,13 +234,8 @@ def read_text(path: str | Path, what: str = "file") -> str:
         raise InputError(f"{path} is a folder, not a {what}") from exc
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from exc
-    text = _decode(raw, path)
+    text = decode_text(raw, path)
     return text[1:] if text.startswith("\ufeff") else text
-
-
-def read_text_lines(path: str | Path, what: str = "file") -> list[str]:
-    """The lines of `read_text(path)`, without their line endings."""
-    return read_text(path, what).splitlines()
 
 
 def fingerprint(texts: Iterable[str]) -> str:

@@ -106,7 +106,7 @@ def model_target(repo_id: str, revision: str = "main") -> Target:
 
 def sae_target(release: str, sae_id: str) -> Target:
     """A sae-lens registry SAE: the repo and folder its release names (unknown names fail with suggestions)."""
-    from saetui.sae.registry import check_registry_spec
+    from saetui.sae.pretrained import check_registry_spec
 
     lookup = check_registry_spec(release, sae_id)
     required = SAE_FILES.get(lookup.conversion_func, ())

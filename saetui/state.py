@@ -8,18 +8,17 @@ file with anything unusable is set aside as `<name>.bak-YYYYmmdd-HHMMSS` with a 
 from __future__ import annotations
 
 import json
-import math
-import re
 from pathlib import Path
 from typing import Any
 
 from saetui.errors import InputError, SaetuiError
 from saetui.files import set_aside, write_json_atomic
+from saetui.inputs import check_name
 from saetui.paths import config_dir
-from saetui.steering.spec import SteeringSpec
+from saetui.settings import AppSettings
+from saetui.steering.spec import Spec, spec_from_dict
 
 SESSION_FILE = "session.json"
-_HISTORY_MAX = 50
 
 
 def read_json_or_set_aside(path: Path) -> tuple[Any | None, str | None]:
@@ -37,45 +36,11 @@ def read_json_or_set_aside(path: Path) -> tuple[Any | None, str | None]:
         return None, f"{path.name} could not be read ({type(exc).__name__}); kept aside as {backup.name}, starting clean"
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    try:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-_STR = lambda v: isinstance(v, str)  # noqa: E731
-_STR_OR_NONE = lambda v: v is None or isinstance(v, str)  # noqa: E731
-_BOOL = lambda v: isinstance(v, bool)  # noqa: E731
-_SPEC_FIELDS = {"coefficient": _is_number, "mode": _STR, "sae": _STR_OR_NONE, "scope": _STR, "unit": _STR, "enabled": _BOOL}
-_VECTOR_FIELDS = {"vector": _STR, "coefficient": _is_number, "hook": _STR_OR_NONE, "scope": _STR, "enabled": _BOOL}
-
-
 def spec_from_saved(data: Any) -> Any:
-    """A SteeringSpec (or a VectorSpec, for a dict naming a `vector`) from saved JSON, checked strictly
-    (feature 1.7 or enabled "no" is not a spec), or None."""
-    if isinstance(data, dict) and "vector" in data:
-        from saetui.steering.vectors import VectorSpec
-
-        return _built(VectorSpec, data, _VECTOR_FIELDS, {})
-    if not isinstance(data, dict) or not _is_int(data.get("feature")) or data["feature"] < 0:
-        return None
-    return _built(SteeringSpec, data, _SPEC_FIELDS, {"feature": data["feature"]})
-
-
-def _built(cls: Any, data: dict, checks: dict[str, Any], kept: dict[str, Any]) -> Any:
-    """`cls(**fields)` from the fields of `data` that `checks` knows, each of the right type; None otherwise."""
-    for key, ok in checks.items():
-        if key in data:
-            if not ok(data[key]):
-                return None
-            kept[key] = data[key]
+    """A spec (SteeringSpec or VectorSpec) from saved JSON, read strictly (saetui.steering.spec.spec_from_dict),
+    or None when it is not one."""
     try:
-        return cls(**kept)
+        return spec_from_dict(data)
     except (SaetuiError, TypeError, ValueError, OverflowError):
         return None
 
@@ -98,7 +63,7 @@ def _check_session(data: Any) -> tuple[dict[str, Any], list[str]]:
     history = data.get("history")
     field("history", isinstance(history, list) and all(isinstance(p, str) for p in history))
     if "history" in kept:
-        kept["history"] = kept["history"][-_HISTORY_MAX:]
+        kept["history"] = kept["history"][-AppSettings.history:]
     if "specs" in data:
         specs = data["specs"]
         good = [spec_from_saved(d) for d in specs] if isinstance(specs, list) else []
@@ -130,19 +95,17 @@ def load_session() -> tuple[dict[str, Any] | None, str | None]:
 
 
 def _preset_path(name: str) -> Path:
-    if not isinstance(name, str) or not re.fullmatch(r"[\w.-]{1,64}", name) or name.strip(".") == "":
-        raise InputError(f"preset name {name!r}: use letters, digits, '.', '-' or '_' (at most 64)")
-    return config_dir(create=False) / "presets" / f"{name}.json"
+    return config_dir(create=False) / "presets" / f"{check_name(name, 'preset')}.json"
 
 
-def save_preset(name: str, specs: list[SteeringSpec]) -> Path:
+def save_preset(name: str, specs: list[Spec]) -> Path:
     path = _preset_path(name)
     config_dir()  # a one-line error naming the folder when it cannot be created
     write_json_atomic(path, {"specs": [s.to_dict() for s in specs]})
     return path
 
 
-def load_preset_checked(name: str) -> tuple[list[SteeringSpec], str | None]:
+def load_preset_checked(name: str) -> tuple[list[Spec], str | None]:
     """(the valid specs of a preset, a notice when some were dropped and the file set aside).
 
     InputError when there is no such preset or nothing in it is usable."""
@@ -164,7 +127,7 @@ def load_preset_checked(name: str) -> tuple[list[SteeringSpec], str | None]:
     return good, f"preset {name!r}: {dropped} unusable spec(s) dropped; kept aside as {backup.name}"
 
 
-def load_preset(name: str) -> list[SteeringSpec]:
+def load_preset(name: str) -> list[Spec]:
     """The valid specs of a preset (see `load_preset_checked`; a notice is recorded in saetui.files)."""
     return load_preset_checked(name)[0]
 

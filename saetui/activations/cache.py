@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
-from saetui.files import atomic_write, check_writable, fingerprint, read_text_lines, remove_temporaries
+from saetui.files import atomic_write, check_writable, fingerprint, remove_temporaries
+from saetui.inputs import read_texts as read_dataset  # the one reader of text inputs: lists, .txt, .jsonl, stdin
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,39 +29,6 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 _VERSION = 1
-
-
-def read_dataset(source: str | Path | Sequence[str], field: str = "text") -> list[str]:
-    """Prompts from a list of strings, a .txt file (one per non-empty line) or a .jsonl file (`field` of each line).
-
-    Files must be UTF-8: invalid bytes are refused with the file and line number (`saetui.files.read_text`)."""
-    if not isinstance(source, (str, Path)):
-        texts = [str(t) for t in source]
-    else:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise InputError(f"no dataset file at {path}")
-        texts = []
-        for lineno, line in enumerate(read_text_lines(path, "dataset file"), 1):
-            if not line.strip():
-                continue
-            if path.suffix == ".jsonl":
-                try:
-                    record = json.loads(line)
-                except (ValueError, RecursionError) as exc:
-                    raise InputError(f"{path}:{lineno} is not valid JSON: {exc}") from exc
-                if not isinstance(record, dict) or field not in record:
-                    raise InputError(f"{path}:{lineno} has no field {field!r}")
-                if not isinstance(record[field], str):  # null, a number or a list is not a text: never "None"
-                    kind = "null" if record[field] is None else type(record[field]).__name__
-                    raise InputError(f"{path}:{lineno}: field {field!r} is {kind}, not text")
-                texts.append(record[field])
-            else:
-                texts.append(line)
-    texts = [t for t in texts if t.strip()]
-    if not texts:
-        raise InputError(f"dataset {source if isinstance(source, (str, Path)) else '(list)'} has no text")
-    return texts
 
 
 def _safe(hook: str) -> str:

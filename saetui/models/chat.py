@@ -17,14 +17,51 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
 
 from saetui.errors import InputError, first_line
+from saetui.inputs import check_text
+
+if TYPE_CHECKING:
+    from saetui.models.model import ModelWithHooks
 
 ROLES = ("system", "user", "assistant")
 TEMPLATE = "template"
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+
+#: How a prompt is read: False = plain text; True = one user turn in the model's chat template; a list of
+#: {"role", "content"} messages = the conversation so far, the prompt (if any) its next user turn.
+Chat = Union[bool, Sequence[Message]]
+
+
+def is_chat(chat: Chat) -> bool:
+    """True for chat=True and for a conversation (a list, even an empty one)."""
+    return chat is True or (chat is not None and not isinstance(chat, bool))
+
+
+def model_input(model: ModelWithHooks, prompt: str | None, chat: Chat = False, system: str | None = None, *,
+                reply: bool = False) -> str | ChatTokens:
+    """What a prompt becomes: the text itself (chat False), or the conversation rendered with the model's
+    chat template: [system] + the history in `chat` (a list; True = none) + the prompt as the next user
+    turn, ending with the template's generation prompt unless it ends with the assistant.
+
+    reply=True (generation) refuses a conversation that ends with the assistant's turn. One-line errors:
+    a model without a chat template, a template that refuses a system turn, a system prompt without chat."""
+    if not is_chat(chat):
+        if system is not None:
+            raise InputError("a system prompt needs a chat prompt (--chat)")
+        if prompt is None:
+            raise InputError("empty prompt: type some text first")
+        return check_text(prompt)
+    if prompt is not None:
+        check_text(prompt)
+    if system is not None:
+        check_text(system, "system prompt")
+    messages = conversation(prompt, [] if chat is True else chat, system)
+    if reply and messages[-1]["role"] == "assistant":
+        raise InputError("the conversation ends with the assistant's turn: add a user turn to generate a reply")
+    return model.render_chat(messages)
 
 
 @dataclass

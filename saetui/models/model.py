@@ -9,13 +9,13 @@ It never registers hooks itself: that is the collector's and the steering engine
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import HookPointError, InputError, ModelLoadError, first_line
+from saetui.inputs import check_device_name, normalize_dtype  # the one place devices and dtypes are checked
 from saetui.models.architectures import ArchitectureSpec, HookPoint, get_attr_path, parse_hook_name, resolve_architecture
 
 if TYPE_CHECKING:
@@ -50,28 +50,6 @@ def offline_mode() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-_DEVICE_RE = re.compile(r"cpu|mps|cuda(?::([0-9]+))?")
-
-
-def check_device_name(requested: str) -> str:
-    """`requested` if it names a device this machine has (cpu, cuda, cuda:N, mps), else a one-line error."""
-    import torch
-
-    name = requested.strip().lower()
-    match = _DEVICE_RE.fullmatch(name)
-    if match is None:
-        raise ModelLoadError(f"unknown device {requested!r}: use cpu, cuda, cuda:N or mps")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ModelLoadError(f"device {requested!r} requested but CUDA is not available")
-        if match.group(1) is not None and int(match.group(1)) >= torch.cuda.device_count():
-            raise ModelLoadError(f"device {requested!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                                 f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-        raise ModelLoadError("device 'mps' requested but MPS is not available")
-    return name
-
-
 def pick_device(requested: str | None = None) -> str:
     """The device to load on: the requested one (checked), else cuda > mps > cpu."""
     import torch
@@ -83,20 +61,6 @@ def pick_device(requested: str | None = None) -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
-
-
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16"}
-
-
-def normalize_dtype(requested: str) -> str:
-    """float32/fp32, bfloat16/bf16 or float16/fp16 (or auto) as its full name, else a one-line error."""
-    name = requested.strip().lower()
-    if name == "auto":
-        return name
-    if name not in _DTYPES:
-        raise ModelLoadError(f"unknown dtype {requested!r}: use one of float32 (fp32), bfloat16 (bf16), float16 (fp16)")
-    return _DTYPES[name]
 
 
 def pick_dtype(device: str, model_type: str, requested: str | None = None) -> torch.dtype:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.activations.collector import ActivationCollector
 from saetui.files import finite_or_none, json_ready
+from saetui.settings import AnalysisSettings
 
 if TYPE_CHECKING:
     import torch
@@ -79,6 +80,8 @@ class AnalysisResult:
     # predictions[i]: the top next tokens after token i, as (token_id, text, probability)
     predictions: list[list[tuple[int, str, float]]] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    span: Any = None  # a SpanResult (saetui.sae.span) over tokens START..END-1, when one was asked for
+
 
     def sae(self, name: str) -> SAEResult:
         return next(s for s in self.saes if s.name == name or s.hook == name)
@@ -86,12 +89,16 @@ class AnalysisResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: tuples become lists, NaN becomes null."""
         out = asdict(self)
+        out.pop("span")
         if self.predictions is None:
             out.pop("predictions")
         if all(t.role is None for t in self.tokens):  # a plain prompt: tokens as before chat templates
             for tok in out["tokens"]:
                 tok.pop("role"), tok.pop("template")
-        return json_ready(out)
+        out = json_ready(out)
+        if self.span is not None:  # its prompt is the analysis's own
+            out["span"] = {k: v for k, v in self.span.to_dict().items() if k != "prompt"}
+        return out
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.to_dict(), **kwargs)
@@ -106,7 +113,8 @@ class SAEAnalyzer:
         self.collector = ActivationCollector(model)
 
     def analyze(
-        self, prompt: str | ChatTokens, *, top_k: int = 10, include_special: bool = False, predictions: int = 0,
+        self, prompt: str | ChatTokens, *, top_k: int = AnalysisSettings.top_k, include_special: bool = False,
+        predictions: int = AnalysisSettings.predictions,
         reconstruction: bool = True, include_template: bool = False,
     ) -> AnalysisResult:
         """Analyze one prompt, or one rendered conversation (ChatTokens), with every loaded SAE."""
@@ -125,9 +133,9 @@ class SAEAnalyzer:
         self,
         prompts: Sequence[str] | TokenBatch,
         *,
-        top_k: int = 10,
+        top_k: int = AnalysisSettings.top_k,
         include_special: bool = False,
-        predictions: int = 0,
+        predictions: int = AnalysisSettings.predictions,
         reconstruction: bool = True,
         include_template: bool = False,
     ) -> list[AnalysisResult]:

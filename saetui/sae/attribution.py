@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from saetui.errors import InputError
 from saetui.models.hooks import HookSet
 from saetui.files import json_ready
+from saetui.settings import AttributionSettings
 
 if TYPE_CHECKING:
     import torch
@@ -187,8 +188,8 @@ def attribute(
     position: int | None = None,
     target: int | str | None = None,
     versus: int | str | None = None,
-    top_k: int = 20,
-    verify: int = 10,
+    top_k: int = AttributionSettings.top_k,
+    verify: int = AttributionSettings.verify,
 ) -> AttributionResult:
     """Attribute the prediction after token `position` of `prompt` to every SAE's features.
 
@@ -377,8 +378,7 @@ def ablation_values(
     t = ids.shape[1]
     by_hook: dict[str, tuple[LoadedSAE, list[tuple[int, int]]]] = {}
     for r, (loaded, f) in enumerate(rows, start=1):
-        if not 0 <= f < loaded.d_sae:
-            raise InputError(f"feature {f} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
+        loaded.check_feature(int(f))
         by_hook.setdefault(loaded.hook_name, (loaded, []))[1].append((r, f))
     first = min((model.hook_point(h).layer for h in by_hook), default=None)
     widen = widen and first is not None  # no rows: the clean forward alone

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
 from saetui.files import finite_or_none, json_ready
+from saetui.settings import ContrastSettings
 
 if TYPE_CHECKING:
     import torch
@@ -73,6 +74,7 @@ class ContrastResult:
     # hook -> (d_model,) float32 on the CPU: mean activation over A's counted tokens minus B's
     directions: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     model: str = ""
+    vector: dict[str, str] | None = None  # {"name", "path"} of the steering vector saved from `directions`, if any
 
     def sae(self, name: str) -> SAEContrast:
         return next(s for s in self.saes if s.name == name or s.hook == name)
@@ -82,6 +84,8 @@ class ContrastResult:
         out = {"model": self.model, "pool": self.pool, "by": self.by, "n_prompts": list(self.n_prompts),
                "n_tokens": list(self.n_tokens), "saes": [asdict(s) for s in self.saes],
                "directions": {h: {"norm": float(v.norm())} for h, v in self.directions.items()}}
+        if self.vector is not None:
+            out["vector"] = self.vector
         return json_ready(out)
 
     def to_json(self, **kwargs: Any) -> str:
@@ -137,48 +141,17 @@ class _Moments:
         return mean, var, self.nz.cpu().double() / n
 
 
-def read_prompt_set(values: Sequence[str], which: str = "A") -> list[str]:
-    """The prompts of one set from TEXT or FILE values: a value naming a file is read (a .txt file: one
-    prompt a line; .jsonl: the `text` field of each line), any other value is a prompt itself. A value
-    that looks like a file name (.txt/.jsonl, no spaces) but is not a file is an error, as is an empty set."""
-    from pathlib import Path
-
-    from saetui.activations.cache import read_dataset
-    from saetui.session import check_text
-
-    prompts: list[str] = []
-    for value in values:
-        path = Path(value).expanduser() if value and "\n" not in value and len(value) < 4096 else None
-        if path is not None and path.is_dir():
-            raise InputError(f"set {which}: {value} is a folder, not a file of prompts")
-        if path is not None and path.is_file():
-            try:
-                texts = read_dataset(path)
-            except InputError as exc:
-                if "has no text" in str(exc):
-                    raise InputError(f"set {which}: {value} holds no prompts") from None
-                raise InputError(f"set {which}: {exc}") from None
-            prompts.extend(check_text(t, "prompt") for t in texts)
-        elif path is not None and path.suffix in (".txt", ".jsonl") and " " not in value:
-            raise InputError(f"set {which}: no file at {value}")
-        else:
-            prompts.append(check_text(value, "prompt"))
-    if not prompts:
-        raise InputError(f"set {which} is empty: give at least one prompt or file of prompts")
-    return prompts
-
-
 def contrast(
     model: ModelWithHooks,
     saes: SAEManager,
     a: Sequence[str] | Sequence[Sequence[int]],
     b: Sequence[str] | Sequence[Sequence[int]],
     *,
-    top_k: int = 20,
-    pool: str = "mean",
-    by: str = "diff",
+    top_k: int = ContrastSettings.top_k,
+    pool: str = ContrastSettings.pool,
+    by: str = ContrastSettings.by,
     include_special: bool = False,
-    batch_size: int = 16,
+    batch_size: int = ContrastSettings.batch_size,
 ) -> ContrastResult:
     """Rank every loaded SAE's features by how they separate prompts `a` from prompts `b` (see module doc).
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
+from saetui.settings import EvalSettings  # noqa: F401 - defaults live in saetui.settings
 
 if TYPE_CHECKING:
     import torch
@@ -40,21 +41,6 @@ if TYPE_CHECKING:
 
 DENSE = 0.1  # a latent firing on more than this share of positions is dense
 HIST_EDGES = [x / 2 for x in range(-16, 1)]  # log10 firing rate: -8 .. 0 in half decades (lower rates in the first bin)
-
-
-@dataclass
-class EvalSettings:
-    """max_tokens: stop after documents holding this many positions (None: the whole corpus);
-    batch_size: documents per forward (each forward runs 1 + SAEs + hooks copies of them)."""
-
-    max_tokens: int | None = None
-    batch_size: int = 4
-
-    def __post_init__(self) -> None:
-        if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or self.max_tokens < 1):
-            raise InputError(f"--max-tokens must be a positive integer, got {self.max_tokens}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise InputError(f"--batch-size must be a positive integer, got {self.batch_size}")
 
 
 @dataclass

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from saetui.activations.cache import read_dataset
 from saetui.errors import InputError
+from saetui.settings import IndexSettings  # noqa: F401 - defaults live in saetui.settings
 from saetui.files import atomic_write, check_writable, fingerprint, remove_temporaries, set_aside, write_json_atomic
 
 if TYPE_CHECKING:
@@ -53,17 +54,6 @@ class Example:
     acts: list[float]  # the feature's activation on every token of `tokens`, recomputed with the document's prefix
     at: int  # the index in `tokens` of the firing token
     ids: list[int] = field(default_factory=list)  # the window's token ids (for byte-level display)
-
-
-@dataclass
-class IndexSettings:
-    top_k: int = 20
-    n_bins: int = 24
-    lo: float = 1e-3  # histogram edges: log-spaced from lo to hi; values beyond go to the last bin
-    hi: float = 1e3
-    batch_size: int | None = None  # documents per forward; None: 16 on CPU, sized to free memory on a GPU
-    max_tokens: int | None = None
-    ctx: int = 16  # tokens of context shown around a top example
 
 
 def default_index_dir(model: ModelWithHooks, loaded: LoadedSAE) -> Path:
@@ -122,6 +112,11 @@ class FeatureIndex:
     def n_tokens(self) -> int:
         return int(self.manifest["n_tokens"])
 
+    def summary(self) -> dict[str, Any]:
+        """Where the index is, what it belongs to, how many tokens it saw and how many features fired (`saetui index`)."""
+        return {"index": str(self.root), "tokens": self.n_tokens, "sae": self.manifest["sae"],
+                "model": self.manifest["model"], "features_firing": int((self.counts > 0).sum())}
+
     def top_positions(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(positions (d_sae, K) with -1 as 0, which top examples are real (fired, > 0), their number per
         feature), computed once per index: search looks them up on every query."""
@@ -147,7 +142,7 @@ class FeatureIndex:
         """(activation, corpus position, its document's first position, window start, window end) per top example."""
         import torch
 
-        ctx = ctx or int(self.manifest.get("settings", {}).get("ctx", 16))
+        ctx = ctx or int(self.manifest.get("settings", {}).get("ctx", IndexSettings.ctx))
         out = []
         for val, pos in zip(self.top_vals[feature].tolist(), self.top_pos[feature].tolist()):
             if val <= 0 or pos < 0:
@@ -461,7 +456,7 @@ def _fewer_documents(model: ModelWithHooks, piece: int, exc: BaseException) -> i
 
 def docs_per_batch(model: ModelWithHooks, loaded: LoadedSAE, texts: Sequence[str], settings: IndexSettings,
                    world: int = 1) -> int:
-    """Documents per forward: `settings.batch_size`, or when that is None, 16 on CPU and on a GPU the power
+    """Documents per forward: `settings.batch_size`, or when that is None, IndexSettings.CPU_BATCH_SIZE on CPU and on a GPU the power
     of two whose activations (estimated per token from the model's and SAE's widths, for the longest of the
     first 64 documents) fill about 40% of the free memory, at most 512. Under torchrun every rank takes the
     smallest rank's number, so they agree on the batches. Too big an estimate costs one halving (see
@@ -471,7 +466,7 @@ def docs_per_batch(model: ModelWithHooks, loaded: LoadedSAE, texts: Sequence[str
     if settings.batch_size is not None:
         return settings.batch_size
     if model.device.type != "cuda":
-        return 16
+        return IndexSettings.CPU_BATCH_SIZE
     free, _ = torch.cuda.mem_get_info(model.device)
     tokens = max(len(r) for r in model.tokenizer(list(texts[:64]))["input_ids"]) if texts else 1
     docs = torch.tensor([estimate_docs(model, loaded.d_sae, tokens, free)], device=model.device)

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from saetui.errors import SAELoadError, SaetuiError, first_line
+from saetui.errors import InputError, SAELoadError, SaetuiError, first_line
 from saetui.sae.kinds import SAEKind, kind_of
-from saetui.sae.registry import check_registry_spec, model_key
+from saetui.sae.pretrained import check_registry_spec, model_key
 
 if TYPE_CHECKING:
     import torch
@@ -58,6 +58,12 @@ class LoadedSAE:
     @property
     def d_sae(self) -> int:
         return int(self.sae.cfg.d_sae)
+
+    def check_feature(self, feature: int) -> int:
+        """`feature` if this SAE has it, else the one-line error every command gives for it."""
+        if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < self.d_sae:
+            raise InputError(f"feature {feature} out of range: SAE {self.name} has features 0..{self.d_sae - 1}")
+        return feature
 
     def neuronpedia_url(self, feature: int) -> str | None:
         """The feature's Neuronpedia page, for registry SAEs that have one."""

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from saetui.errors import InputError
+from saetui.settings import NeighbourSettings
 
 if TYPE_CHECKING:
     import torch
@@ -70,17 +71,12 @@ def unit_decoder(loaded: LoadedSAE) -> torch.Tensor:
     return unit
 
 
-def check_feature(loaded: LoadedSAE, feature: int) -> int:
-    if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < loaded.d_sae:
-        raise InputError(f"feature {feature} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
-    return feature
-
-
-def decoder_neighbours(loaded: LoadedSAE, feature: int, against: LoadedSAE | None = None, top_k: int = 10) -> NeighbourResult:
+def decoder_neighbours(loaded: LoadedSAE, feature: int, against: LoadedSAE | None = None,
+                       top_k: int = NeighbourSettings.top_k) -> NeighbourResult:
     """The top_k features of `against` (default: the same SAE) by decoder cosine with `feature`."""
     import torch
 
-    check_feature(loaded, feature)
+    loaded.check_feature(feature)
     if top_k < 1:
         raise InputError(f"top-k must be at least 1, got {top_k}")
     target = loaded if against is None else against

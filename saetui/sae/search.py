@@ -29,9 +29,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
+from saetui.settings import SearchSettings
 
 if TYPE_CHECKING:
     from saetui.models.model import ModelWithHooks
@@ -60,6 +61,13 @@ class SearchResult:
     kind: str  # "number" | "promotes" | "text"
     hits: list[SearchHit]
     note: str | None  # e.g. "'zzzq' is 4 tokens ('z', 'z', 'z', 'q'); ranked by the mean effect over them"
+
+    @classmethod
+    def merged(cls, results: Sequence[SearchResult], limit: int) -> SearchResult:
+        """Several SAEs' results of one query as one: hits merged best first (at most `limit`), notes joined."""
+        hits = sorted((h for r in results for h in r.hits), key=lambda h: -h.score)[:limit]
+        notes = list(dict.fromkeys(r.note for r in results if r.note))
+        return cls(results[0].query, results[0].kind, hits, "; ".join(notes) or None)
 
 
 def load_labels(index_dir: str | Path) -> dict[int, str]:
@@ -109,59 +117,6 @@ def save_labels_of(index: FeatureIndex, labels: dict[int, str]) -> Path:
     folder = Path(getattr(index, "labels_dir", index.root))
     save_labels(folder, labels)
     return folder
-
-
-def import_labels(path: str | Path) -> dict[int, str]:
-    """Labels from a Neuronpedia explanations export (JSON list or JSONL of objects with `index` and
-    `description`) or a CSV with columns `feature,label`. The file must be UTF-8 (else an InputError
-    with the line number); a row or record without a feature number or label is an InputError naming it."""
-    import csv
-
-    from saetui.files import read_text
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no labels file at {path}")
-    text = read_text(path, "labels file")
-    labels: dict[int, str] = {}
-
-    def feature_number(value: object, where: str) -> int:
-        s = str(value).strip()
-        if isinstance(value, bool) or not (isinstance(value, int) or (s.isascii() and s.isdigit())):
-            raise InputError(f"{where}: feature {value!r} is not a non-negative integer")
-        return int(s)
-
-    def label_text(value: object, where: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise InputError(f"{where}: no label")
-        return value.strip()
-
-    try:
-        if path.suffix == ".csv":
-            reader = csv.DictReader(text.splitlines())
-            if not reader.fieldnames or not {"feature", "label"} <= set(reader.fieldnames):
-                raise InputError(f"{path}: a labels CSV needs the columns feature,label (got {reader.fieldnames})")
-            for row in reader:
-                where = f"{path}:{reader.line_num}"
-                labels[feature_number(row.get("feature"), where)] = label_text(row.get("label"), where)
-        else:
-            if path.suffix == ".jsonl":
-                records = [(f"{path}:{n}", json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-            else:
-                data = json.loads(text)
-                records = [(f"{path} record {n}", r) for n, r in enumerate(data if isinstance(data, list) else [data], 1)]
-            for where, rec in records:
-                if not isinstance(rec, dict):
-                    raise InputError(f"{where}: not a JSON object")
-                key = next((k for k in ("index", "feature", "featureIndex") if k in rec), None)
-                desc = next((k for k in ("description", "label", "explanation") if k in rec), None)
-                if key is None or desc is None:
-                    raise InputError(f"{where}: expected Neuronpedia JSON/JSONL (index, description) or CSV (feature,label)")
-                labels[feature_number(rec[key], where)] = label_text(rec[desc], where)
-    except (ValueError, RecursionError, csv.Error) as exc:
-        raise InputError(f"cannot read labels from {path}: expected Neuronpedia JSON/JSONL (index, description) "
-                         f"or CSV (feature,label) ({type(exc).__name__}: {exc})") from exc
-    return labels
 
 
 def _words(text: str) -> list[str]:
@@ -298,7 +253,8 @@ def word_tokens(model: ModelWithHooks, word: str) -> WordTokens:
 
 # ---------------------------------------------------------------------------------------------- search
 def search_features(model: ModelWithHooks, loaded: LoadedSAE, query: str, *, labels: dict[int, str] | None = None,
-                    index: FeatureIndex | None = None, promotes: bool = True, limit: int = 50) -> SearchResult:
+                    index: FeatureIndex | None = None, promotes: bool = True,
+                    limit: int = SearchSettings.limit) -> SearchResult:
     """Features matching `query`, best first (see the module docstring for kinds and scores)."""
     labels = labels or {}
     q = query.strip()
@@ -307,9 +263,7 @@ def search_features(model: ModelWithHooks, loaded: LoadedSAE, query: str, *, lab
     if q.isdigit():
         if not q.isascii():
             raise InputError(f"feature number {q!r} must be written in ASCII digits")
-        f = int(q)
-        if f >= loaded.d_sae:
-            raise InputError(f"feature {f} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
+        f = loaded.check_feature(int(q))
         why = "feature number"
         if index is not None:
             top = float(index.top_vals[f, 0].clamp(min=0))

@@ -10,18 +10,17 @@ the token where it peaks.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from saetui.errors import InputError
+from saetui.settings import AnalysisSettings
 
 if TYPE_CHECKING:
     from saetui.models.chat import ChatTokens
     from saetui.models.model import ModelWithHooks
     from saetui.sae.manager import SAEManager
 
-_SPAN_RE = re.compile(r"([0-9]+):([0-9]+)")
 
 
 @dataclass
@@ -57,19 +56,9 @@ class SpanResult:
         return json.dumps(self.to_dict(), **kwargs)
 
 
-def parse_span(text: str) -> tuple[int, int]:
-    """`START:END` (ASCII digits, END exclusive, START < END)."""
-    match = _SPAN_RE.fullmatch(text.strip()) if isinstance(text, str) else None
-    if match is None:
-        raise InputError(f"span must be START:END in token positions (ASCII digits, END exclusive), got {text!r}")
-    start, end = int(match.group(1)), int(match.group(2))
-    if start >= end:
-        raise InputError(f"span {text} is empty: START must be less than END (END is exclusive)")
-    return start, end
-
-
 def span_features(model: ModelWithHooks, saes: SAEManager, prompt: str | ChatTokens, start: int, end: int, *,
-                  pool: str = "max", top_k: int = 10, include_special: bool = False) -> SpanResult:
+                  pool: str = AnalysisSettings.span_pool, top_k: int = AnalysisSettings.top_k,
+                  include_special: bool = False) -> SpanResult:
     """Every loaded SAE's top_k features over tokens start..end-1 of `prompt` (see the module doc); a rendered
     conversation (ChatTokens) is spanned over its ids, its template's tokens left out as special ones are."""
     import torch

@@ -15,12 +15,11 @@ Both apply the same steering tables through the same hook code, with the same sc
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from saetui.errors import InputError
+from saetui.settings import MIN_TEMPERATURE, GenerationSettings  # noqa: F401 - defaults live in saetui.settings
 
 if TYPE_CHECKING:
     import torch
@@ -38,32 +37,6 @@ class Piece:
     token_id: int
     text: str
     logprob: float | None = None  # log p(token) under the row's own (steered) model at temperature 1
-
-
-MIN_TEMPERATURE = 1e-3
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """max_new_tokens > 0; temperature 0 = greedy; top_p in (0, 1]; seed for every row unless `seeds` is given."""
-
-    max_new_tokens: int = 64
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int = 0
-    use_cache: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens <= 0:
-            raise InputError(f"max new tokens must be a positive integer, got {self.max_new_tokens}")
-        if not math.isfinite(self.temperature) or self.temperature < 0:
-            raise InputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if 0 < self.temperature < MIN_TEMPERATURE:  # logits / T overflows to inf and the sampler gets NaNs
-            raise InputError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {self.temperature}")
-        if not (0 < self.top_p <= 1):
-            raise InputError(f"top-p must be in (0, 1], got {self.top_p}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
-            raise InputError(f"seed must be a whole number from 0 to 2**64-1, got {self.seed}")
 
 
 def decode(

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
-from saetui.steering.spec import MAX_COEFFICIENT, MODES, SteeringSpec
+from saetui.steering.spec import MAX_COEFFICIENT, MODES, Spec
 
 SCOPES = ("all", "prompt", "generated")
 
 
-def coefficient_step(spec: SteeringSpec, max_activation: float | None) -> float:
+def coefficient_step(spec: Spec, max_activation: float | None) -> float:
     """What one +/- press changes: a quarter of the feature's max activation where an index knows it
     (raw +/-1 is far too small for Gemma Scope, whose activations run to the hundreds), 0.25 for a
     coefficient already in max units or a steering vector (coefficient 1 = the whole saved direction), else 1."""
-    if getattr(spec, "unit", "max") == "max":
+    if spec.relative:
         return 0.25
     if max_activation is None or not math.isfinite(max_activation) or max_activation <= 0:
         return 1.0
@@ -31,28 +30,27 @@ def coefficient_step(spec: SteeringSpec, max_activation: float | None) -> float:
 
 @dataclass(frozen=True)
 class Draft:
-    specs: tuple[Any, ...] = ()  # SteeringSpec, or VectorSpec (saetui.steering.vectors) for a saved steering vector
+    specs: tuple[Spec, ...] = ()  # SteeringSpec, or VectorSpec for a saved steering vector
 
     def __len__(self) -> int:
         return len(self.specs)
 
     def index_of(self, sae: str | None, feature: int) -> int | None:
         return next((i for i, s in enumerate(self.specs)
-                     if getattr(s, "feature", None) == feature and getattr(s, "sae", None) == sae), None)
+                     if s.kind == "feature" and s.feature == feature and s.sae == sae), None)
 
     def index_of_vector(self, name: str) -> int | None:
-        return next((i for i, s in enumerate(self.specs) if getattr(s, "vector", None) == name), None)
+        return next((i for i, s in enumerate(self.specs) if s.kind == "vector" and s.vector == name), None)
 
-    def add(self, spec: Any) -> Draft:
-        """The spec (a SteeringSpec or a steering vector's VectorSpec) appended; a feature or vector already
+    def add(self, spec: Spec) -> Draft:
+        """The spec (a SteeringSpec, or a steering vector's VectorSpec) appended; a feature or vector already
         in the draft is not added twice (the draft is returned as is)."""
-        vector = getattr(spec, "vector", None)
-        there = self.index_of_vector(vector) if vector is not None else self.index_of(spec.sae, spec.feature)
+        there = self.index_of_vector(spec.vector) if spec.kind == "vector" else self.index_of(spec.sae, spec.feature)
         if there is not None:
             return self
         return Draft(self.specs + (spec,))
 
-    def _with(self, i: int, spec: SteeringSpec) -> Draft:
+    def _with(self, i: int, spec: Spec) -> Draft:
         return Draft(self.specs[:i] + (spec,) + self.specs[i + 1:])
 
     def toggle(self, i: int) -> Draft:
@@ -68,7 +66,7 @@ class Draft:
     def cycle_mode(self, i: int) -> Draft:
         """add -> clamp -> ablate -> add; a steering vector only adds, so it stays as it is."""
         spec = self.specs[i]
-        if hasattr(spec, "vector"):
+        if spec.kind == "vector":
             return self
         return self._with(i, replace(spec, mode=MODES[(MODES.index(spec.mode) + 1) % len(MODES)]))
 
@@ -81,5 +79,5 @@ class Draft:
     def remove(self, i: int) -> Draft:
         return Draft(self.specs[:i] + self.specs[i + 1:])
 
-    def enabled(self) -> list[SteeringSpec]:
+    def enabled(self) -> list[Spec]:
         return [s for s in self.specs if s.enabled]

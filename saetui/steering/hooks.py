@@ -121,8 +121,8 @@ def build_tables(rows: Sequence[Sequence[ResolvedSpec]], *, prompt_len: int | No
         for rs in row:
             if not rs.spec.enabled:
                 continue
-            owner = getattr(rs, "sae", None)  # feature specs carry their SAE; saved vectors a hook name
-            hook = owner.hook_name if owner is not None else rs.hook_name
+            owner = rs.owner  # feature specs carry their SAE; saved vectors only a hook point
+            hook = rs.hook_name
             by_hook.setdefault(hook, []).append((r, rs))
             if owner is not None:
                 owners[hook] = owner
@@ -144,8 +144,7 @@ def build_tables(rows: Sequence[Sequence[ResolvedSpec]], *, prompt_len: int | No
         for r, rs in items:
             if rs.mode != "add":
                 continue
-            vector = getattr(rs, "vector", None)
-            direction = rs.sae.sae.W_dec.detach()[rs.spec.feature] if vector is None else vector
+            direction = rs.direction()  # a feature's decoder row, or a saved vector
             add[r, scopes.index(rs.spec.scope)] += rs.value * direction.to(device=device, dtype=dtype)
         hook_tables = HookTables(hook, owner, add)
         m_slots = layout.clamps.get(hook, 0) if layout is not None else (len({rs.spec.feature for _, rs in clamps}) if clamps else 0)
@@ -207,8 +206,8 @@ def layout_for(rows: Sequence[Sequence[ResolvedSpec]], loaded_saes: Sequence[Loa
         for rs in row:
             if not rs.spec.enabled:
                 continue
-            owner = getattr(rs, "sae", None)
-            hook = owner.hook_name if owner is not None else rs.hook_name
+            owner = rs.owner
+            hook = rs.hook_name
             if owner is not None:
                 saes[hook] = owner
             else:
@@ -228,7 +227,7 @@ def _home(rows: Sequence[Sequence[Any]], owners: dict[str, Any], layout: Layout 
             return loaded.sae.W_dec.dtype, loaded.sae.W_dec.device
     for row in rows:
         for rs in row:
-            if getattr(rs, "vector", None) is not None:
+            if rs.kind == "vector":
                 return rs.vector.dtype, rs.vector.device
     import torch
 
@@ -241,7 +240,7 @@ def _width(rows: Sequence[Sequence[Any]], owners: dict[str, Any], layout: Layout
             return int(loaded.sae.W_dec.shape[1])
     for row in rows:
         for rs in row:
-            if getattr(rs, "vector", None) is not None:
+            if rs.kind == "vector":
                 return int(rs.vector.shape[-1])
     return 0
 

@@ -1,8 +1,13 @@
-"""SteeringSpec: one feature to add, clamp or ablate at one SAE's hook point, as plain data.
+"""The spec model: one thing to steer, as plain data. A spec is a feature of an SAE (`SteeringSpec`) or a saved
+steering vector (`VectorSpec`); both carry a coefficient, a position scope and an on/off switch, and a
+feature spec also a mode (add, clamp, ablate), its SAE and a unit (raw, or times the feature's max activation).
 
-Specs are inert: building, toggling or editing them touches nothing in the model. They serialize
-to JSON (presets) and parse from the CLI's `[SAE/]FEATURE:COEF[:MODE]`. `resolve` checks a spec
-against the loaded SAEs and turns it into numbers the steering hook can use.
+Specs are inert: building, toggling or editing them touches nothing in the model. Each kind is told by its
+`kind` tag ("feature" or "vector"), and both share one parser (`parse_spec`: `[SAE/]FEATURE:COEF[:MODE]` or
+`NAME[@HOOK]:COEF`), one JSON form (`to_dict`, read back strictly by `spec_from_dict`), one validation (in
+`__post_init__`, whoever builds the spec) and one line of text (`one_line`). `resolve` checks a feature spec
+against the loaded SAEs and turns it into the numbers the steering hook uses (saetui.steering.vectors
+resolves a vector spec against the model).
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from saetui.errors import InputError, SaetuiError
+from saetui.inputs import check_name
 
 if TYPE_CHECKING:
+    import torch
+
     from saetui.sae.manager import LoadedSAE, SAEManager
 
 MODES = ("add", "clamp", "ablate")
@@ -24,8 +32,43 @@ _FEATURE_RE = re.compile(r"[0-9]+")
 MAX_COEFFICIENT = 1e4  # far beyond any useful steering strength; larger values overflow the residual stream
 
 
+def _is_number(value: Any) -> bool:
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _check(spec: Spec) -> None:
+    """What every spec must be, whatever built it (a parser, saved JSON, the app): a finite coefficient within
+    ±MAX_COEFFICIENT, a scope steering can read, an on/off switch."""
+    if isinstance(spec.coefficient, bool) or not isinstance(spec.coefficient, (int, float)) or not _is_number(spec.coefficient):
+        raise InputError(f"coefficient for {spec.target} must be a finite number, got {spec.coefficient!r}")
+    if abs(spec.coefficient) > MAX_COEFFICIENT:
+        raise InputError(f"coefficient {spec.coefficient:g} for {spec.target} is too large: steering beyond "
+                         f"±{MAX_COEFFICIENT:g} swamps the model's activations (try 1 to 100)")
+    check_scope(spec.scope)
+    if not isinstance(spec.enabled, bool):
+        raise InputError(f"enabled for {spec.target} must be true or false, got {spec.enabled!r}")
+
+
+class _SpecBase:
+    """What both kinds of spec answer; see the module docstring."""
+
+    kind: ClassVar[str]
+    coefficient: float
+    scope: str
+    enabled: bool
+
+    def with_coefficient(self, value: float) -> Any:
+        return replace(self, coefficient=float(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass(frozen=True)
-class SteeringSpec:
+class SteeringSpec(_SpecBase):
     """Steer `feature` of an SAE.
 
     feature:     SAE feature index
@@ -37,6 +80,8 @@ class SteeringSpec:
     unit:        "raw", or "max": coefficient in units of the feature's max activation (needs a feature index)
     enabled:     disabled specs are kept in presets but never applied
     """
+
+    kind: ClassVar[str] = "feature"
 
     feature: int
     coefficient: float = 0.0
@@ -53,48 +98,149 @@ class SteeringSpec:
             raise InputError(f"steering unit must be raw or max, got {self.unit!r}")
         if not isinstance(self.feature, int) or isinstance(self.feature, bool) or self.feature < 0:
             raise InputError(f"feature must be a non-negative integer, got {self.feature!r}")
-        if not math.isfinite(float(self.coefficient)):
-            raise InputError(f"coefficient for feature {self.feature} must be a finite number, got {self.coefficient}")
-        check_scope(self.scope)
+        if self.sae is not None and not isinstance(self.sae, str):
+            raise InputError(f"the SAE of feature {self.feature} must be a name, got {self.sae!r}")
+        _check(self)
 
-    def with_coefficient(self, value: float) -> SteeringSpec:
-        return replace(self, coefficient=float(value))
+    @property
+    def target(self) -> str:
+        """What is steered, as the app's table names it: `SAE/FEATURE`."""
+        return f"{self.sae}/{self.feature}" if self.sae is not None else f"feature {self.feature}"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def relative(self) -> bool:
+        """The coefficient is in units of the feature's max activation, not raw activation units."""
+        return self.unit == "max"
+
+    def on_sae(self, sae: str) -> SteeringSpec:
+        return replace(self, sae=sae)
+
+    def one_line(self) -> str:
+        """The spec as `--feature` takes it: `[SAE/]FEATURE:COEF[:MODE]` (`parse_spec` reads it back)."""
+        sae = f"{self.sae}/" if self.sae is not None else ""
+        mode = "" if self.mode == "add" else f":{self.mode}"
+        return f"{sae}{self.feature}:{self.coefficient:g}{mode}"
+
+    def label(self, labels: Any) -> str:
+        """Its feature's label, where one is known."""
+        return labels.get((self.sae, self.feature), "")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SteeringSpec:
-        if not isinstance(data, dict) or "feature" not in data:
-            raise InputError(f"not a steering spec: {data!r}")
-        known = {k: data[k] for k in ("feature", "coefficient", "mode", "sae", "scope", "unit", "enabled") if k in data}
-        try:
-            known["feature"] = int(known["feature"])
-            known["coefficient"] = float(known.get("coefficient", 0.0))
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"not a steering spec: {data!r}") from exc
-        return cls(**known)
+        spec = spec_from_dict(data)
+        if not isinstance(spec, cls):
+            raise InputError(f"not a feature spec: {data!r}")
+        return spec
 
     @classmethod
     def parse(cls, text: str, *, scope: str = "all") -> SteeringSpec:
-        """`[SAE/]FEATURE:COEF[:MODE]`, e.g. `123:4.5`, `12/123:40:clamp`, `layer_6/77:0:ablate`, `77:ablate`."""
-        raw = text.strip()
-        sae, _, rest = raw.rpartition("/")
-        parts = rest.split(":")
-        if len(parts) == 2 and parts[1] == "ablate":
-            parts = [parts[0], "0", "ablate"]
-        if len(parts) not in (2, 3) or not _FEATURE_RE.fullmatch(parts[0].strip()):
-            raise InputError(f"cannot read feature spec {text!r}: expected [SAE/]FEATURE:COEF[:MODE], "
-                             "FEATURE in ASCII digits")
-        try:
-            coefficient = float(parts[1])
-        except ValueError as exc:
-            raise InputError(f"coefficient in {text!r} is not a number: {parts[1]!r}") from exc
-        if math.isfinite(coefficient) and abs(coefficient) > MAX_COEFFICIENT:
-            raise InputError(f"coefficient {parts[1]} in {text!r} is too large: steering beyond "
-                             f"±{MAX_COEFFICIENT:g} swamps the model's activations (try 1 to 100)")
-        mode = parts[2] if len(parts) == 3 else "add"
-        return cls(int(parts[0]), coefficient, mode, sae or None, scope)
+        return parse_spec(text, "feature", scope=scope)
+
+
+@dataclass(frozen=True)
+class VectorSpec(_SpecBase):
+    """Add `coefficient` times the saved steering vector `vector` (saetui.steering.vectors) at its hook point
+    (one of them: `hook`, a hook name or layer number); coefficient 1 is the whole saved direction."""
+
+    kind: ClassVar[str] = "vector"
+
+    vector: str
+    coefficient: float = 1.0
+    hook: str | None = None
+    scope: str = "all"
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        check_name(self.vector, "vector")
+        if self.hook is not None and not isinstance(self.hook, str):
+            raise InputError(f"the hook of vector {self.vector} must be a hook name or layer, got {self.hook!r}")
+        _check(self)
+
+    mode: ClassVar[str] = "add"  # a direction is only ever added
+    relative: ClassVar[bool] = True  # coefficient 1 = the whole saved direction
+
+    @property
+    def target(self) -> str:
+        """What is steered, as the app's table names it: `vector NAME[@HOOK]`."""
+        return f"vector {self.vector}" + (f"@{self.hook}" if self.hook else "")
+
+    def on_sae(self, sae: str) -> VectorSpec:
+        return self  # a vector names its hook point, not an SAE
+
+    def one_line(self) -> str:
+        """The spec as `--vector` takes it: `NAME[@HOOK]:COEF` (`parse_spec` reads it back)."""
+        return f"{self.vector}{'@' + self.hook if self.hook else ''}:{self.coefficient:g}"
+
+    def label(self, labels: Any) -> str:
+        return "A−B direction"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VectorSpec:
+        spec = spec_from_dict(data)
+        if not isinstance(spec, cls):
+            raise InputError(f"not a vector spec: {data!r}")
+        return spec
+
+    @classmethod
+    def parse(cls, text: str, *, scope: str = "all") -> VectorSpec:
+        return parse_spec(text, "vector", scope=scope)
+
+
+Spec = Union[SteeringSpec, VectorSpec]
+
+# The JSON form: each kind's fields and the type each must have (saved files are read strictly: a feature
+# 1.7 or enabled "no" is not a spec).
+_STR = lambda v: isinstance(v, str)  # noqa: E731
+_STR_OR_NONE = lambda v: v is None or isinstance(v, str)  # noqa: E731
+_FIELDS = {
+    "feature": {"feature": lambda v: isinstance(v, int) and not isinstance(v, bool), "coefficient": _is_number,
+                "mode": _STR, "sae": _STR_OR_NONE, "scope": _STR, "unit": _STR, "enabled": lambda v: isinstance(v, bool)},
+    "vector": {"vector": _STR, "coefficient": _is_number, "hook": _STR_OR_NONE, "scope": _STR,
+               "enabled": lambda v: isinstance(v, bool)},
+}
+
+
+def spec_from_dict(data: Any) -> Spec:
+    """A spec from its JSON form (`to_dict`): a dict with `vector` is a vector spec, one with `feature` a feature
+    spec; every field it has must be of its type; a one-line InputError otherwise."""
+    kind = "vector" if isinstance(data, dict) and "vector" in data else "feature"
+    if not isinstance(data, dict) or kind not in data:
+        raise InputError(f"not a steering spec: {data!r}")
+    fields = _FIELDS[kind]
+    bad = [k for k, ok in fields.items() if k in data and not ok(data[k])]
+    if bad:
+        raise InputError(f"not a steering spec ({', '.join(bad)}): {data!r}")
+    known = {k: data[k] for k in fields if k in data}
+    return (VectorSpec if kind == "vector" else SteeringSpec)(**known)
+
+
+def parse_spec(text: str, kind: str, *, scope: str = "all") -> Spec:
+    """The one parser of specs as typed: kind "feature" reads `[SAE/]FEATURE:COEF[:MODE]` (`123:4.5`,
+    `12/123:40:clamp`, `layer_6/77:0:ablate`, `77:ablate`); kind "vector" reads `NAME[@HOOK]:COEF` (`formal:4`,
+    `formal@blocks.2.hook_resid_post:-2`, `formal@2:8`)."""
+    raw = text.strip()
+    if kind == "vector":
+        head, sep, coef = raw.rpartition(":")
+        name, _, hook = head.partition("@")
+        if not sep or not name:
+            raise InputError(f"cannot read vector spec {text!r}: expected NAME[@HOOK]:COEF")
+        return VectorSpec(name, _coefficient(coef, text), hook or None, scope)
+    sae, _, rest = raw.rpartition("/")
+    parts = rest.split(":")
+    if len(parts) == 2 and parts[1] == "ablate":
+        parts = [parts[0], "0", "ablate"]
+    if len(parts) not in (2, 3) or not _FEATURE_RE.fullmatch(parts[0].strip()):
+        raise InputError(f"cannot read feature spec {text!r}: expected [SAE/]FEATURE:COEF[:MODE], "
+                         "FEATURE in ASCII digits")
+    mode = parts[2] if len(parts) == 3 else "add"
+    return SteeringSpec(int(parts[0]), _coefficient(parts[1], text), mode, sae or None, scope)
+
+
+def _coefficient(word: str, text: str) -> float:
+    try:
+        return float(word)
+    except ValueError:
+        raise InputError(f"coefficient in {text!r} is not a number: {word!r}") from None
 
 
 SCOPE_HELP = "all, prompt, generated, template or START:END, or several joined by + (generated+template)"
@@ -120,22 +266,11 @@ def chat_scope(scope: str, steer_template: bool = False) -> str:
     return base + "+template" if steer_template and "template" not in base.split("+") else base
 
 
-def parse_sweep(text: str, what: str = "--sweep") -> list[float]:
-    """`0,4,8.5`: the coefficients of a sweep, finite and within ±MAX_COEFFICIENT."""
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise InputError(f"{what} takes numbers separated by commas, got {text!r}") from exc
-    if not values or not all(math.isfinite(v) for v in values):
-        raise InputError(f"{what} takes finite numbers separated by commas, got {text!r}")
-    if any(abs(v) > MAX_COEFFICIENT for v in values):
-        raise InputError(f"{what} coefficients must be within ±{MAX_COEFFICIENT:g}, got {text!r}")
-    return values
-
-
 @dataclass(frozen=True)
 class ResolvedSpec:
     """A spec checked against its SAE: the numbers the hook needs."""
+
+    kind: ClassVar[str] = "feature"
 
     spec: SteeringSpec
     sae: LoadedSAE
@@ -145,6 +280,19 @@ class ResolvedSpec:
     def mode(self) -> str:
         return "add" if self.spec.mode == "add" else "clamp"
 
+    @property
+    def owner(self) -> LoadedSAE:
+        """The SAE whose features this steers (clamps are encoded with it)."""
+        return self.sae
+
+    @property
+    def hook_name(self) -> str:
+        return self.sae.hook_name
+
+    def direction(self) -> torch.Tensor:
+        """What one unit of `value` adds: the feature's decoder row."""
+        return self.sae.sae.W_dec.detach()[self.spec.feature]
+
 
 def resolve(spec: SteeringSpec, saes: SAEManager) -> ResolvedSpec:
     """Check `spec` against the loaded SAEs: known SAE, feature in range, clamp possible, units known."""
@@ -152,8 +300,7 @@ def resolve(spec: SteeringSpec, saes: SAEManager) -> ResolvedSpec:
         loaded = saes.get(spec.sae)
     except SaetuiError as exc:
         raise InputError(f"feature {spec.feature}: {exc}") from exc
-    if spec.feature >= loaded.d_sae:
-        raise InputError(f"feature {spec.feature} out of range: SAE {loaded.name} has features 0..{loaded.d_sae - 1}")
+    loaded.check_feature(spec.feature)
     if loaded.sae.cfg.normalize_activations != "none":
         raise InputError(f"SAE {loaded.name} normalises activations at run time ({loaded.sae.cfg.normalize_activations}); steering it is not supported")
     if spec.mode != "add":

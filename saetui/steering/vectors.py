@@ -15,22 +15,22 @@ and may be left out when it has one.
 from __future__ import annotations
 
 import json
-import math
 import re
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from saetui.errors import InputError, SaetuiError
-from saetui.steering.spec import MAX_COEFFICIENT, check_scope
+from saetui.inputs import check_name
+from saetui.steering.spec import VectorSpec  # noqa: F401 - the spec model lives in saetui.steering.spec
 
 if TYPE_CHECKING:
     import torch
 
     from saetui.models.model import ModelWithHooks
     from saetui.sae.manager import SAEManager
-    from saetui.steering.spec import ResolvedSpec, SteeringSpec
+    from saetui.steering.spec import ResolvedSpec, Spec
 
 MANIFEST, WEIGHTS = "vector.json", "vector.safetensors"
 _NAME_RE = re.compile(r"[\w.-]{1,64}")
@@ -38,65 +38,13 @@ _FORMAT = 1
 
 
 def check_vector_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or not name.isascii() or name.strip(".") == "":
-        raise InputError(f"vector name {name!r}: use ASCII letters, digits, '.', '-' or '_' (at most 64)")
-    return name
+    return check_name(name, "vector")
 
 
 def vectors_dir(create: bool = False) -> Path:
     from saetui.paths import config_dir
 
     return config_dir(create=create) / "vectors"
-
-
-@dataclass(frozen=True)
-class VectorSpec:
-    """Add `coefficient` times the saved vector `vector` at its hook point (one of them: `hook`)."""
-
-    vector: str
-    coefficient: float = 1.0
-    hook: str | None = None
-    scope: str = "all"
-    enabled: bool = True
-
-    def __post_init__(self) -> None:
-        check_vector_name(self.vector)
-        if isinstance(self.coefficient, bool) or not isinstance(self.coefficient, (int, float)) or not math.isfinite(self.coefficient):
-            raise InputError(f"coefficient for vector {self.vector} must be a finite number, got {self.coefficient!r}")
-        if abs(self.coefficient) > MAX_COEFFICIENT:
-            raise InputError(f"coefficient {self.coefficient:g} for vector {self.vector} is too large: steering beyond "
-                             f"±{MAX_COEFFICIENT:g} swamps the model's activations")
-        check_scope(self.scope)
-
-    @property
-    def mode(self) -> str:
-        return "add"
-
-    def with_coefficient(self, value: float) -> VectorSpec:
-        return replace(self, coefficient=float(value))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VectorSpec:
-        if not isinstance(data, dict) or not isinstance(data.get("vector"), str):
-            raise InputError(f"not a vector spec: {data!r}")
-        known = {k: data[k] for k in ("vector", "coefficient", "hook", "scope", "enabled") if k in data}
-        return cls(**known)
-
-    @classmethod
-    def parse(cls, text: str, *, scope: str = "all") -> VectorSpec:
-        """`NAME[@HOOK]:COEF`, e.g. `formal:4`, `formal@blocks.2.hook_resid_post:-2`, `formal@2:8`."""
-        head, sep, coef = text.strip().rpartition(":")
-        name, _, hook = head.partition("@")
-        if not sep or not name:
-            raise InputError(f"cannot read vector spec {text!r}: expected NAME[@HOOK]:COEF")
-        try:
-            coefficient = float(coef)
-        except ValueError:
-            raise InputError(f"coefficient in {text!r} is not a number: {coef!r}") from None
-        return cls(name, coefficient, hook or None, scope)
 
 
 @dataclass
@@ -156,6 +104,28 @@ def list_vectors() -> list[str]:
         return []
 
 
+def describe_saved() -> list[dict[str, Any]]:
+    """Every saved vector: name, model, width, each hook point's norm, where it came from (`saetui vectors`).
+    A damaged one is set aside with a warning and left out."""
+    rows = []
+    for name in list_vectors():
+        try:
+            v = load_vector(name)
+        except SaetuiError as exc:
+            warnings.warn(str(exc))
+            continue
+        rows.append({"name": name, "model": v.model, "d_model": v.d_model,
+                     "hooks": {h: float(d.norm()) for h, d in v.directions.items()}, "meta": v.meta})
+    return rows
+
+
+def hook_for(name: str, shown_hook: str) -> str:
+    """The hook point to steer vector `name` at when none is named: `shown_hook` (the SAE on screen), where the
+    vector has several hook points and that is one of them; else "" (its only one, or the spec must name one)."""
+    points = load_vector(name).directions
+    return shown_hook if len(points) > 1 and shown_hook in points else ""
+
+
 def load_vector(name: str) -> SteeringVector:
     """The saved vector `name`; a missing one is an InputError naming the saved ones, a damaged one is set aside."""
     import torch
@@ -194,14 +164,18 @@ def load_vector(name: str) -> SteeringVector:
 class ResolvedVector:
     """A vector spec checked against the model: what the steering hook adds (value * vector at hook_name)."""
 
+    kind: ClassVar[str] = "vector"
+    mode: ClassVar[str] = "add"
+    owner: ClassVar[None] = None  # no SAE: a direction is added, never encoded
+
     spec: VectorSpec
     hook_name: str
     vector: torch.Tensor  # (d_model,) float32, on the hooked layer's device
     value: float
 
-    @property
-    def mode(self) -> str:
-        return "add"
+    def direction(self) -> torch.Tensor:
+        """What one unit of `value` adds: the saved direction."""
+        return self.vector
 
 
 def resolve_vector(spec: VectorSpec, model: ModelWithHooks, cache: dict[str, SteeringVector] | None = None) -> ResolvedVector:
@@ -225,11 +199,11 @@ def resolve_vector(spec: VectorSpec, model: ModelWithHooks, cache: dict[str, Ste
     return ResolvedVector(spec, hook, direction, float(spec.coefficient))
 
 
-def resolve_any(spec: SteeringSpec | VectorSpec, saes: SAEManager, model: ModelWithHooks,
+def resolve_any(spec: Spec, saes: SAEManager, model: ModelWithHooks,
                 cache: dict[str, SteeringVector] | None = None) -> ResolvedSpec | ResolvedVector:
     """A feature spec against the SAEs, a vector spec against the model."""
     from saetui.steering.spec import resolve
 
-    if isinstance(spec, VectorSpec):
+    if spec.kind == "vector":
         return resolve_vector(spec, model, cache)
     return resolve(spec, saes)

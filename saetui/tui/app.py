@@ -1,11 +1,13 @@
 """SaeTuiApp: the shell around the panes. Compose, global keys, routing, session start and stop.
 
-- Panes (saetui/tui/panes/) own their views and workers: Tokens (analyze, heat), Search, Steer
-  (generate); the feature detail screen owns its describe worker.
+- Panes (saetui/tui/panes/) own their views, workers, palette commands and exports: Tokens (analyze, heat,
+  export the analysis), Search (search, contrast, save a vector), Steer (the draft, generate, presets, vectors,
+  export the generation); the feature detail screen owns its describe worker.
 - Intents come up as messages (saetui/tui/messages.py) and are routed here; state goes down as the
   reactives below, bound to the panes (`data_bind`), whose watchers repaint.
 - Keys, footer, F1 help and palette all come from one registry (saetui/tui/actions.py).
-- The app loads the model in a worker after the first frame, and never waits for a worker to quit.
+- What loads when, and what the last session restores, is saetui/tui/lifecycle.py; the app runs its jobs in
+  one load worker after the first frame, and never waits for a worker to quit.
 """
 
 from __future__ import annotations
@@ -16,34 +18,30 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from textual import events, on, work
+from textual import events
 from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
-from textual.worker import Worker, WorkerState
 
-from saetui import hub, state
+from saetui import hub
 from saetui.errors import SaetuiError
-from saetui.files import stamped_path, write_json_atomic
 from saetui.session import Session
 from saetui.steering.draft import Draft
-from saetui.steering.spec import SteeringSpec, resolve
 from saetui.tui import messages as msg
 from saetui.tui.actions import bindings
 from saetui.tui.commands import SaetuiCommands
+from saetui.tui.lifecycle import DEFAULT_PROMPT, Lifecycle, LoadingApp
 from saetui.tui.panes.search import SearchPane
 from saetui.tui.panes.steer import SteerPane
 from saetui.tui.panes.tokens import TokensPane
-from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.screens.feature_detail import FeatureDetailScreen
 from saetui.tui.screens.help import HelpScreen
 from saetui.tui.screens.label_edit import LabelScreen
-from saetui.tui.widgets.download_panel import DownloadPanel, ProgressRelay
+from saetui.tui.widgets.download_panel import DownloadPanel
 from saetui.tui.widgets.status_bar import StatusBar
 
 MIN_WIDTH, MIN_HEIGHT = 40, 12
@@ -61,12 +59,12 @@ class _NoWaitExecutor(ThreadPoolExecutor):
         super().shutdown(wait=False, cancel_futures=True)
 
 
-class SaeTuiApp(App[None]):
+class SaeTuiApp(LoadingApp, App[None]):
     CSS_PATH = "saetui.tcss"
     TITLE = "saetui"
     COMMANDS = App.COMMANDS | {SaetuiCommands}
     BINDINGS = bindings("app")
-    DEFAULT_PROMPT = "The capital of France is Paris. Anna has a red cat."
+    DEFAULT_PROMPT = DEFAULT_PROMPT
 
     analysis: reactive[Any] = reactive(None, init=False)      # the last AnalysisResult
     sae_name: reactive[str | None] = reactive(None, init=False)  # the SAE whose features are displayed
@@ -75,33 +73,22 @@ class SaeTuiApp(App[None]):
     chat: reactive[Any] = reactive(None, init=False)          # None: plain text; a list: the conversation so far
 
     def __init__(self, session: Session | None = None, *, model: str | None = None, saes: list[str] | None = None,
-                 prompt: str | None = None, restore: bool = True, refresh: bool = False) -> None:
-        """`restore`: reopen the last session (model, SAEs, prompt, specs) where no argument says otherwise.
+                 prompt: str | None = None, restore: bool = True, persist: bool = True, refresh: bool = False) -> None:
+        """`session`: the Session to show (a loaded one is shown as it is unless `model` asks for another).
+        `restore`: reopen the last session (model, SAEs, prompt, specs) where no argument says otherwise;
+        `persist`: save the session for the next start (both off: the user's saved state is left alone).
         `refresh`: ask the Hub for newer files of the model and SAEs (default: a complete HF cache is used as it is)."""
         super().__init__()
-        self._refresh = refresh
-        self._download_stop: threading.Event | None = None  # set by Ctrl+S to stop the load's download
         self.session = session or Session()
-        saved, self._restore_note = state.load_session() if restore else (None, None)
-        saved = saved or {}
-        # The model saved is the last one that loaded; one restored from the session that no longer
-        # loads falls back to the demo (with a notice) instead of opening on an error every time.
-        self._good_model: tuple[str | None, list[str] | None] = (saved.get("model"), saved.get("saes"))
-        self._restoring = model is None and bool(saved.get("model"))
-        if self._restoring:
-            model, saes = saved["model"], saved.get("saes")
-        self._model_arg, self._sae_args = model, saes
-        self._initial_prompt = prompt if prompt is not None else saved.get("prompt") or self.DEFAULT_PROMPT
-        self._saved_specs = saved.get("specs", []) if prompt is None else []
-        self._history: list[str] = [p for p in saved.get("history", []) if isinstance(p, str)][-50:]
-        self._history_pos = len(self._history)
-        self._announce = False  # say when a load started from the palette has ended
+        self.lifecycle = Lifecycle(model=model, saes=saes, prompt=prompt, refresh=refresh, restore=restore,
+                                   persist=persist)
+        self._download_stop: threading.Event | None = None  # set by Ctrl+S to stop the load's download
         self.analysis_input: tuple[str, Any] = ("", False)  # the typed prompt and chat behind `analysis`
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         with Vertical(id="main"):
-            yield TextArea(self._initial_prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
+            yield TextArea(self.lifecycle.prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
             yield DownloadPanel(id="download")
             with TabbedContent(id="tabs", initial="tokens"):
                 with TabPane("Tokens F2", id="tokens"):
@@ -110,7 +97,8 @@ class SaeTuiApp(App[None]):
                 with TabPane("Search F3", id="search"):
                     yield SearchPane(self.session, id="search-pane").data_bind(SaeTuiApp.sae_name, SaeTuiApp.labels_rev)
                 with TabPane("Steer F4", id="steer"):
-                    yield SteerPane(self.session, id="steering").data_bind(SaeTuiApp.draft, SaeTuiApp.labels_rev)
+                    yield SteerPane(self.session, id="steering").data_bind(SaeTuiApp.draft, SaeTuiApp.labels_rev,
+                                                                          SaeTuiApp.sae_name)
             yield StatusBar("loading…", id="status")
             yield Footer(compact=True)
         yield Static(f"terminal too small: saetui needs at least {MIN_WIDTH}x{MIN_HEIGHT}", id="too-small")
@@ -118,6 +106,10 @@ class SaeTuiApp(App[None]):
     @property
     def tokens(self) -> TokensPane:
         return self.query_one(TokensPane)
+
+    @property
+    def search(self) -> SearchPane:
+        return self.query_one(SearchPane)
 
     @property
     def steer(self) -> SteerPane:
@@ -137,13 +129,13 @@ class SaeTuiApp(App[None]):
         prompt.move_cursor(prompt.document.end)  # typing continues the restored text
         prompt.focus()
         self._check_size()
-        if self._restore_note:
-            self.notify(self._restore_note, severity="warning", timeout=8)
+        if self.lifecycle.restore_note:
+            self.notify(self.lifecycle.restore_note, severity="warning", timeout=8)
 
     def on_ready(self) -> None:
         """The first frame is on screen: only now start importing torch and loading the model."""
         self.first_paint = time.perf_counter()
-        self._start_load(refresh=self._refresh)
+        self.start_loading()
 
     def on_resize(self, event: events.Resize) -> None:
         self._check_size(event.size)  # self.size may still be the old size here
@@ -159,101 +151,7 @@ class SaeTuiApp(App[None]):
         status = self.session.status()
         self.query_one(StatusBar).show(status, note=note)
         if status.get("decoding") == "compiling":  # a decode step compiles in the background: show when it is done
-            self.set_timer(2.0, self._refresh_status)
-
-    def _refresh_status(self) -> None:
-        bar = self.query_one(StatusBar)
-        self.status(bar.note)
-
-    # ------------------------------------------------------------------ session lifecycle
-    def _start_load(self, refresh: bool = False) -> None:
-        what = self._model_arg or "the bundled demo"
-        self.query_one(StatusBar).show({}, note=f"loading {what}… (the app stays usable; Ctrl+Q quits)")
-        self._download_stop = threading.Event()
-        self._load_worker(self._model_arg, self._sae_args, refresh, self._download_stop)
-
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _load_worker(self, model: str | None, saes: list[str] | None, refresh: bool, stop: threading.Event) -> None:
-        # Hub downloads (only what the HF cache lacks) report to the download panel; Ctrl+S sets `stop`
-        self.session.load(model, saes, refresh=refresh, progress=ProgressRelay(self), cancel=stop)
-        self._good_model = (model, saes)
-        self.post_message(msg.Loaded(self.session.status()))
-
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _sae_worker(self, spec: str, stop: threading.Event) -> None:
-        loaded = self.session.load_sae(spec, progress=ProgressRelay(self), cancel=stop)
-        self.post_message(msg.Loaded(self.session.status()))
-        self.call_from_thread(setattr, self, "sae_name", loaded.name)
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A failed load gets a modal (or, restoring the last session, the demo instead); a stopped download a notice."""
-        if event.worker.group == "load" and event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            self.query_one(DownloadPanel).finish()
-        if event.state != WorkerState.ERROR or event.worker.group != "load":
-            return
-        error = event.worker.error
-        message = " ".join(str(error).split()) or type(error).__name__
-        if isinstance(error, hub.DownloadCancelled):  # the user asked for it: say what is kept, no modal
-            self.status("download stopped: the finished files are kept in the HF cache")
-            self.notify(message, title="download stopped", severity="warning", timeout=10)
-            return
-        self.status(f"error: {message}")
-        if event.worker.name == "_load_worker" and self._restoring and self._model_arg is not None:
-            self._restoring = False
-            self.notify(f"the last session's model {self._model_arg} did not load; opened the demo instead",
-                        severity="warning", timeout=10)
-            self._model_arg, self._sae_args = None, None
-            self._start_load()
-            return
-        hint = ("\n\nCtrl+P, then 'load model demo' opens the bundled demo." if self.session.model is None
-                else f"\n\n{self.session.model.name} stays loaded.")
-        self.clear_notifications()  # nothing covers the modal's text
-        self.push_screen(ErrorScreen("Could not load the model or SAE", message + hint))
-
-    def on_loaded(self, message: msg.Loaded) -> None:
-        from saetui.files import take_notices
-
-        for notice in take_notices():  # e.g. a damaged labels file set aside while loading
-            self.notify(notice, severity="warning", timeout=10)
-        names = [s.name for s in self.session.saes or []]
-        if self._announce:  # a load the user asked for in the palette: say it is done
-            self._announce = False
-            self.notify(f"loaded {message.status.get('model')} with SAE(s): {', '.join(names) or 'none yet'}")
-        if not names:
-            self.status("no SAE: Ctrl+P, then 'load sae SPEC'")
-            return
-        if self.sae_name not in names:
-            self.sae_name = names[0]
-        self.analysis = None
-        self.status()
-        self._restore_specs()
-        self.action_analyze()
-
-    def _restore_specs(self) -> None:
-        kept, dropped = [], 0
-        for data in self._saved_specs:
-            spec = state.spec_from_saved(data)
-            if spec is not None and self._fits(spec):
-                kept.append(spec)
-            else:
-                dropped += 1
-        if self._saved_specs:
-            self.draft = Draft(tuple(kept))
-        else:  # another model or SAE loaded: keep the specs that still fit
-            self.draft = Draft(tuple(s for s in self.draft.specs if self._fits(s)))
-        self._saved_specs = []
-        if dropped:
-            self.notify(f"{dropped} saved steering spec(s) no longer fit the loaded SAEs and were dropped", severity="warning")
-
-    def _fits(self, spec: Any) -> bool:
-        """The spec still applies to the loaded model and SAEs (a vector: its file and hook point exist)."""
-        from saetui.steering.vectors import resolve_any
-
-        try:
-            resolve_any(spec, self.session.saes, self.session.model)
-            return True
-        except SaetuiError:
-            return False
+            self.set_timer(2.0, lambda: self.status(self.query_one(StatusBar).note))
 
     def watch_draft(self, draft: Draft) -> None:
         self.session.specs = list(draft.specs)  # the session's default rows follow the app's draft
@@ -264,15 +162,8 @@ class SaeTuiApp(App[None]):
         self.analysis = message.result
         self.status()
         # Focus stays where the user put it (the prompt, on start): what they type while the model loads is kept.
-        prompt = message.prompt or message.result.prompt
-        if not self._history or self._history[-1] != prompt:
-            self._history.append(prompt)
-        self._history_pos = len(self._history) - 1  # the prompt on screen; Ctrl+Up goes to the one before
+        self.lifecycle.history.add(message.prompt or message.result.prompt)
         self.save_session()
-
-    def on_download_progress(self, message: msg.DownloadProgress) -> None:
-        if any(w.group == "load" and w.is_running for w in self.workers):  # a late message after the load ended
-            self.query_one(DownloadPanel).show_progress(message.progress)
 
     def on_job_failed(self, message: msg.JobFailed) -> None:
         self.notify(message.message, title=f"{message.group} failed", severity="error", timeout=8)
@@ -286,12 +177,12 @@ class SaeTuiApp(App[None]):
     def on_feature_chosen(self, message: msg.FeatureChosen) -> None:
         def back(_: None) -> None:
             if self.query_one(TabbedContent).active == "search":
-                self.query_one(SearchPane).focus_box()  # back to refining the search, not to the list's keys
+                self.search.focus_box()  # back to refining the search, not to the list's keys
 
         self.push_screen(FeatureDetailScreen(self.session, message.sae, message.feature), back)
 
     def on_steer_feature(self, message: msg.SteerFeature) -> None:
-        self.add_to_steering(message.sae, message.feature, message.sign, signed=message.signed)
+        self.steer.add_feature(message.sae, message.feature, message.sign, signed=message.signed)
 
     def on_why_asked(self, message: msg.WhyAsked) -> None:
         if self.analysis is None or not 0 <= message.position < len(self.analysis.tokens):
@@ -328,45 +219,13 @@ class SaeTuiApp(App[None]):
     def on_sae_switch(self, _: msg.SaeSwitch) -> None:
         self.action_next_sae()
 
-    def add_to_steering(self, sae: str, feature: int, sign: int = 1, signed: bool = False) -> None:
-        """Add a feature to the draft at twice its max activation (`sign` -1: negated); once: adding it
-        again points at its row (`signed`, from the why? screen: and turns it to `sign`'s direction)."""
-        existing = self.draft.index_of(sae, feature)
-        if existing is not None:
-            self.steer.select(existing)
-            spec = self.draft.specs[existing]
-            if signed and spec.coefficient * sign < 0:  # the why? screen asked for the other direction
-                self.draft = self.draft.set_coefficient(existing, -spec.coefficient)
-                self.notify(f"feature {sae}/{feature} now steers {'up' if sign > 0 else 'down'} ({-spec.coefficient:g}; F4)")
-                return
-            self.notify(f"feature {sae}/{feature} is already in steering (row {existing + 1}, F4)")
-            return
-        max_act = self.session.max_activation(sae, feature)
-        coefficient = sign * (4.0 if max_act is None else round(2 * max_act, 2))  # twice its max: visible, not overwhelming
-        spec = SteeringSpec(feature, coefficient, "add", sae)
-        self.draft = self.draft.add(spec)
-        self.steer.select(len(self.draft) - 1)
-        self.notify(f"feature {sae}/{feature} added to steering (add {coefficient:g}; F4)")
-
     # ------------------------------------------------------------------ actions (keys: saetui/tui/actions.py)
-    def _not_ready(self) -> str | None:
-        if self.session.ready:
-            return None
-        if any(w.group == "load" and w.is_running for w in self.workers):
-            return "still loading the model"
-        if self.session.model is None:
-            return "no model loaded: Ctrl+P, then 'load model demo' (or a model id)"
-        return "no SAE loaded: Ctrl+P, then 'load sae SPEC'"
-
     def action_analyze(self) -> None:
-        if (why := self._not_ready()) is not None:
-            self.notify(why, severity="warning")
-            return
-        self.tokens.analyze(self.prompt_text, self._chat_arg())
+        if self.ready_or_say():
+            self.tokens.analyze(self.prompt_text, self._chat_arg())
 
     async def action_generate(self, sweep: bool = False) -> None:
-        if (why := self._not_ready()) is not None:
-            self.notify(why, severity="warning")
+        if not self.ready_or_say():
             return
         try:
             await self.steer.generate(self.prompt_text, sweep=sweep, chat=self._chat_arg())
@@ -385,9 +244,10 @@ class SaeTuiApp(App[None]):
     def action_toggle_chat(self) -> None:
         """Chat mode: the prompt is the next user turn, rendered with the model's own chat template."""
         if self.chat is None:
-            model = self.session.model
-            if model is not None and not getattr(model.tokenizer, "chat_template", None):
-                self.notify(f"{model.name} has no chat template: chat mode needs an instruct model", severity="error")
+            try:
+                self.session.check_chat_template()
+            except SaetuiError as exc:
+                self.notify(str(exc), severity="error")
                 return
             self.chat = []
             self.notify("chat mode: the prompt is a user turn; F6/F7 keep the baseline/steered reply")
@@ -402,16 +262,14 @@ class SaeTuiApp(App[None]):
         if self.chat is None:
             self.notify("not in chat mode: Ctrl+T turns it on", severity="warning")
             return
-        steer = self.steer
-        if not steer.done or row >= len(steer.generated) or not steer.generated[row]:
-            self.notify("generate a reply first (Ctrl+G), and let it finish", severity="warning")
+        try:
+            turns, which = self.steer.keep_reply(row)
+        except SaetuiError as exc:
+            self.notify(str(exc), severity="warning")
             return
-        which = "baseline" if row == 0 else "steered"
-        self.chat = [*self.chat, {"role": "user", "content": steer._prompt},
-                     {"role": "assistant", "content": steer.reply(row)}]
+        self.chat = [*self.chat, *turns]
         self.query_one("#prompt", TextArea).text = ""
         self.query_one("#prompt").focus()
-        steer.done = False
         self.notify(f"kept the {which} reply: type the next user turn, then Ctrl+G")
 
     def watch_chat(self, chat: Any) -> None:
@@ -428,7 +286,7 @@ class SaeTuiApp(App[None]):
         self.steer.stop()
 
     def action_next_sae(self) -> None:
-        names = [s.name for s in self.session.saes or []]
+        names = self.session.sae_names
         if len(names) < 2:
             self.notify("only one SAE is loaded: Ctrl+P, then 'load sae SPEC' adds another", severity="warning")
             return
@@ -453,156 +311,10 @@ class SaeTuiApp(App[None]):
 
     def action_history(self, step: int) -> None:
         """Ctrl+Up / Ctrl+Down: older and newer analyzed prompts."""
-        if not self._history:
-            return
-        self._history_pos = max(0, min(len(self._history) - 1, self._history_pos + step))
-        self.query_one("#prompt", TextArea).text = self._history[self._history_pos]
+        prompt = self.lifecycle.history.step(step)
+        if prompt is not None:
+            self.query_one("#prompt", TextArea).text = prompt
 
-    # ------------------------------------------------------------------ palette commands (saetui/tui/commands.py)
-    def load_model(self, name: str) -> None:
-        """`demo` (or `saetui-demo`) is the bundled demo model and SAE."""
-        self._restoring = False
-        demo = name.strip().lower() in ("demo", "saetui-demo")
-        self._model_arg, self._sae_args = (None if demo else name), None
-        self.notify("loading the bundled demo and its SAE…" if demo else f"loading {name}… (then: load sae SPEC)")
-        self._announce = True
-        self._start_load()
-
-    def load_sae(self, spec: str) -> None:
-        self.status(f"loading SAE {spec}…")
-        self._announce = True
-        self._download_stop = threading.Event()
-        self._sae_worker(spec, self._download_stop)
-
-    def refresh_from_hub(self) -> None:
-        """Ask the Hub for newer files of the loaded model and SAEs, fetch them, and load them again."""
-        if self.session.model is None or self._good_model[0] is None:
-            self.notify("nothing to update: the bundled demo ships with saetui (load a Hub model first)", severity="warning")
-            return
-        self._restoring = False
-        self._model_arg = self._good_model[0]
-        self._sae_args = [s.spec for s in self.session.saes or []] or None  # those added since the load too
-        self.notify(f"asking the Hub for newer files of {self._model_arg}…")
-        self._announce = True
-        self._start_load(refresh=True)
-
-    def use_sae(self, key: str) -> None:
-        try:
-            self.sae_name = self.session.saes.get(key).name
-        except SaetuiError as exc:
-            self.notify(str(exc), severity="error")
-
-    def contrast(self, text: str) -> None:
-        """`A1; A2 | B1; B2`: features separating the prompts before `|` from those after (Search tab)."""
-        if (why := self._not_ready()) is not None:
-            self.notify(why, severity="warning")
-            return
-        left, bar, right = text.partition("|")
-        a = [p.strip() for p in left.split(";") if p.strip()]
-        b = [p.strip() for p in right.split(";") if p.strip()]
-        if not bar or not a or not b:
-            self.notify("contrast takes two sets: A1; A2 | B1; B2", severity="error")
-            return
-        self.action_show_tab("search")
-        self.query_one(SearchPane).contrast(a, b)
-
-    def steer_vector(self, text: str) -> None:
-        """Add a saved steering vector (e.g. a contrast's A−B direction) to the draft at coefficient 1:
-        `NAME[@HOOK]`; a vector saved at several hook points is used at the displayed SAE's hook."""
-        name, _, hook = text.strip().partition("@")
-        if self.draft.index_of_vector(name) is not None:
-            self.notify(f"vector {name} is already in steering (F4)")
-            return
-        try:
-            if not hook and self.session.saes is not None and self.sae_name is not None:
-                from saetui.steering.vectors import load_vector
-
-                points = load_vector(name).directions
-                shown = self.session.saes.get(self.sae_name).hook_name
-                hook = shown if len(points) > 1 and shown in points else ""
-            spec = self.session.vector_spec(name, 1.0, hook=hook or None)
-        except SaetuiError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.draft = self.draft.add(spec)
-        self.steer.select(len(self.draft) - 1)
-        self.notify(f"vector {name} added to steering (add 1; F4)")
-
-    def save_vector(self, name: str) -> None:
-        try:
-            where = self.session.save_vector(name)
-        except SaetuiError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.notify(f"steering vector {name} saved in {where} (saetui steer --vector {name}:COEF)")
-
-    def save_preset(self, name: str) -> None:
-        try:
-            path = state.save_preset(name, list(self.draft.specs))
-        except SaetuiError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.notify(f"preset saved: {path}")
-
-    def load_preset(self, name: str) -> None:
-        try:
-            specs = state.load_preset(name)
-            for spec in specs:
-                if not hasattr(spec, "vector"):
-                    resolve(spec, self.session.saes)
-        except SaetuiError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.draft = Draft(tuple(specs))
-        self.notify(f"preset {name} loaded ({len(specs)} specs)")
-
-    def action_export_analysis(self) -> None:
-        if self.analysis is None:
-            self.notify("nothing analyzed yet", severity="warning")
-            return
-        self._export("analysis", self.analysis.to_dict())
-
-    def action_export_generation(self) -> None:
-        steer = self.steer
-        if not any(steer.generated):
-            self.notify("nothing generated yet", severity="warning")
-            return
-        tok = self.session.model.tokenizer
-        rows = [{"specs": [s.to_dict() for s in specs], "text": tok.decode(ids, skip_special_tokens=True), "token_ids": ids}
-                for specs, ids in zip(steer.rows_specs, steer.generated)]
-        data: dict[str, Any] = {"prompt": self.prompt_text, "rows": rows}
-        if len(rows) == 2 and not rows[0]["specs"]:  # baseline and steered, named as the CLI names them
-            data.update(specs=rows[1]["specs"], baseline=rows[0], steered=rows[1])
-        self._export("generation", data)
-
-    def _export(self, kind: str, data: dict) -> None:
-        path = stamped_path(lambda stamp: Path.cwd() / f"saetui-{kind}-{stamp}.json")
-        try:
-            write_json_atomic(path, data)
-        except OSError as exc:
-            self.notify(f"could not write {path}: {exc}", severity="error")
-            return
-        self.notify(f"{kind} written to {path}")
-
-    # ------------------------------------------------------------------ saved state
-    def save_session(self) -> None:
-        try:
-            model, saes = self._good_model
-            # Specs restored from the last session wait for the model to load; quitting before that keeps them.
-            specs = self._saved_specs if self._saved_specs else [s.to_dict() for s in self.draft.specs]
-            state.save_session({
-                "model": model, "saes": saes, "prompt": self.prompt_text,
-                "specs": specs, "history": self._history[-50:],
-            })
-        except OSError as exc:
-            self.notify(f"could not save the session: {exc}", severity="warning")
-
-    def save_session_quietly(self) -> None:
-        """Save the session where the app can no longer show a notice (after it has exited)."""
-        try:
-            self.save_session()
-        except Exception:  # noqa: BLE001 - the widgets may be gone; nothing to show it on
-            pass
 
 
 def run(model: str | None = None, saes: list[str] | None = None, refresh: bool = False) -> None:

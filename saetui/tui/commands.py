@@ -9,7 +9,7 @@ that exist; choosing a command without its argument asks for it.
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -18,16 +18,17 @@ from saetui.tui.actions import key_text, palette_actions
 if TYPE_CHECKING:
     from saetui.tui.app import SaeTuiApp
 
-# (prefix typed in the palette, app method taking the rest as its argument, help)
+# (prefix typed in the palette, the method taking the rest as its argument, help): the app's own (what is
+# loaded and shown), or `PANE.method` for a command that acts on what a pane shows
 _WITH_ARGUMENT = [
     ("load model ", "load_model", "HF id or local directory; the demo SAE is dropped"),
     ("load sae ", "load_sae", "RELEASE/SAE_ID, a sae-lens directory or params.npz"),
     ("use sae ", "use_sae", "show another loaded SAE (name, hook or layer)"),
-    ("save preset ", "save_preset", "save the steering specs under a name"),
-    ("load preset ", "load_preset", "replace the steering specs with a saved preset"),
-    ("contrast ", "contrast", "A1; A2 | B1; B2: features separating two sets of prompts (Search tab)"),
-    ("save vector ", "save_vector", "keep the last contrast's A−B direction as a named steering vector"),
-    ("steer vector ", "steer_vector", "add a saved steering vector to the steering specs"),
+    ("save preset ", "steer.save_preset", "save the steering specs under a name"),
+    ("load preset ", "steer.load_preset", "replace the steering specs with a saved preset"),
+    ("contrast ", "search.contrast_command", "A1; A2 | B1; B2: features separating two sets of prompts (Search tab)"),
+    ("save vector ", "search.save_vector", "keep the last contrast's A−B direction as a named steering vector"),
+    ("steer vector ", "steer.steer_vector", "add a saved steering vector to the steering specs"),
 ]
 
 
@@ -35,6 +36,13 @@ class SaetuiCommands(Provider):
     @property
     def _app(self) -> SaeTuiApp:
         return self.app  # type: ignore[return-value]
+
+    def _command(self, method: str) -> Callable[..., Any]:
+        """`load_model` is the app's; `steer.save_preset` the Steer pane's."""
+        owner: Any = self._app
+        for part in method.split("."):
+            owner = getattr(owner, part)
+        return owner
 
     def _simple(self) -> list[tuple[str, object, str]]:
         """The app's own actions (from the registry, with their keys) and the two exports."""
@@ -44,8 +52,8 @@ class SaetuiCommands(Provider):
             for a in palette_actions()
         ]
         return simple + [
-            ("Export analysis as JSON", app.action_export_analysis, "write the current analysis to a .json file"),
-            ("Export generation as JSON", app.action_export_generation, "write the generated rows to a .json file"),
+            ("Export analysis as JSON", app.tokens.export_analysis, "write the current analysis to a .json file"),
+            ("Export generation as JSON", app.steer.export_generation, "write the generated rows to a .json file"),
             ("Update from the Hub", app.refresh_from_hub,
              "ask the Hub for newer files of the loaded model and SAEs, fetch them and reload (saetui --refresh)"),
         ]
@@ -60,7 +68,7 @@ class SaetuiCommands(Provider):
             except OSError:
                 return []
         if prefix == "use sae ":
-            return [s.name for s in self._app.session.saes or []]
+            return self._app.session.sae_names
         if prefix in ("steer vector ", "save vector "):
             try:
                 return self._app.session.vectors()
@@ -74,7 +82,7 @@ class SaetuiCommands(Provider):
 
         def run(value: str | None) -> None:
             if value:
-                getattr(self._app, method)(value)
+                self._command(method)(value)
 
         self._app.push_screen(AskScreen(prefix.strip().capitalize(), self._names(prefix)), run)
 
@@ -94,19 +102,17 @@ class SaetuiCommands(Provider):
         for prefix, method, help_text in _WITH_ARGUMENT:
             arg = query[len(prefix):].strip() if lowered.startswith(prefix) else ""
             if arg:
-                yield Hit(1.0, f"{prefix}{arg}", partial(getattr(self._app, method), arg), help=help_text)
+                yield Hit(1.0, f"{prefix}{arg}", partial(self._command(method), arg), help=help_text)
             elif lowered.strip() and lowered.strip() in prefix or lowered.startswith(prefix.strip()):
                 yield Hit(0.5, prefix + "…", partial(self._ask, prefix, method), help=help_text)
             if lowered.startswith(prefix.strip()):  # the names that exist, matching what is typed so far
                 for name in self._names(prefix):
                     if name.lower().startswith(arg.lower()) and name != arg:
-                        yield Hit(0.8, f"{prefix}{name}", partial(getattr(self._app, method), name), help=help_text)
+                        yield Hit(0.8, f"{prefix}{name}", partial(self._command(method), name), help=help_text)
         if lowered.startswith("load sae ") and self._app.session.model is not None:
             # Browse the sae-lens registry for the loaded model.
-            from saetui.sae.registry import list_registry
-
             term = query[len("load sae "):].strip().lower()
-            for entry in list_registry(self._app.session.model.name)[:2000]:
+            for entry in self._app.session.registry(self._app.session.model.name)[:2000]:
                 if term and term in entry.spec.lower():
                     yield Hit(0.9, f"load sae {entry.spec}", partial(self._app.load_sae, entry.spec),
                               help=f"{entry.hook or '?'}, width {entry.width or '?'}")

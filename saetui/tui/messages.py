@@ -89,6 +89,7 @@ class Loaded(Message):
     """The model and SAEs are ready."""
 
     status: dict[str, Any]
+    announce: bool = False  # asked for from the palette: say it is done
 
 
 @dataclass
@@ -123,3 +124,4 @@ class GenerationPiece(Message):
 class GenerationDone(Message):
     stopped: bool
     run: int = 0
+    result: Any = None  # the Session's SteerRun (saetui.generation): what steering changed is asked of it

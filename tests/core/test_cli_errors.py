@@ -273,7 +273,7 @@ def test_bad_input_is_one_line_exit_2(name, argv, pattern, places, capsys):
 
 
 def test_unexpected_exception_is_one_line_exit_1_with_a_log(monkeypatch, capsys, tmp_path):
-    import saetui.cli as cli
+    from saetui.cli import sources
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -281,7 +281,7 @@ def test_unexpected_exception_is_one_line_exit_1_with_a_log(monkeypatch, capsys,
     def boom(args):
         raise ZeroDivisionError("division by zero\nsecond line")
 
-    monkeypatch.setattr(cli, "cmd_saes", boom)
+    monkeypatch.setattr(sources, "run_saes", boom)
     code = main(["saes"])
     out, err = capsys.readouterr()
     lines = err.splitlines()

@@ -13,10 +13,11 @@ import torch
 
 from saetui.activations.collector import ActivationCollector
 from saetui.errors import InputError
-from saetui.sae.contrast import contrast, read_prompt_set
+from saetui.inputs import parse_span, read_prompt_set
+from saetui.sae.contrast import contrast
 from saetui.sae.manager import LoadedSAE, SAEManager
 from saetui.sae.neighbours import decoder_neighbours, unit_decoder
-from saetui.sae.span import parse_span, span_features
+from saetui.sae.span import span_features
 from saetui.session import Session
 from saetui.steering.hooks import SteeringHooks
 from saetui.steering.spec import SteeringSpec, resolve

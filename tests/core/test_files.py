@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from saetui import files, state
 from saetui.errors import InputError
 from saetui.paths import config_dir
-from saetui.sae.search import LABELS_FILE, import_labels, load_labels
+from saetui.inputs import read_labels
+from saetui.sae.search import LABELS_FILE, load_labels
 from saetui.steering.spec import SteeringSpec
 
 BAK = re.compile(r"\.bak-\d{8}-\d{6}(-\d+)?$")
@@ -124,7 +125,7 @@ def test_invalid_utf8_is_refused_with_its_line_number(tmp_path):
     labels = tmp_path / "l.csv"
     labels.write_bytes(b"feature,label\n1,cats\n2,\xfe\n")
     with pytest.raises(InputError, match=r"l\.csv:3: not valid UTF-8"):
-        import_labels(labels)
+        read_labels(labels)
     (tmp_path / "bom.txt").write_bytes("\ufefffirst\nsecond\n".encode())
     assert read_dataset(tmp_path / "bom.txt") == ["first", "second"]
 
@@ -133,17 +134,17 @@ def test_labels_csv_rows_need_a_feature_and_a_label(tmp_path):
     path = tmp_path / "l.csv"
     path.write_text("feature,label\n1,cats\n2\n")
     with pytest.raises(InputError, match=r"l\.csv:3: no label") as err:
-        import_labels(path)
+        read_labels(path)
     assert "\n" not in str(err.value)
     path.write_text("feature,label\nx,cats\n")
     with pytest.raises(InputError, match="feature 'x' is not a non-negative integer"):
-        import_labels(path)
+        read_labels(path)
     path.write_text("feat,lab\n1,cats\n")
     with pytest.raises(InputError, match="needs the columns feature,label"):
-        import_labels(path)
+        read_labels(path)
     (tmp_path / "n.jsonl").write_text('{"index": 4, "description": null}\n')
     with pytest.raises(InputError, match=r"n\.jsonl:1: no label"):
-        import_labels(tmp_path / "n.jsonl")
+        read_labels(tmp_path / "n.jsonl")
 
 
 def test_one_corpus_fingerprint_for_caches_and_indexes(gemma2, make_sae, tmp_path):

@@ -136,18 +136,18 @@ def test_the_demo_ships_an_index_with_labels():
 
 def test_labels_import_from_neuronpedia_and_csv(capsys, gemma2_dir, sae_dir, tmp_path):
     from saetui.cli import main
-    from saetui.sae.search import import_labels
+    from saetui.inputs import read_labels
 
     (tmp_path / "np.json").write_text(json.dumps([{"modelId": "m", "index": "3", "description": "cats and dogs"},
                                                    {"modelId": "m", "index": "7", "description": "the word mat"}]))
     (tmp_path / "np.jsonl").write_text('{"index": 5, "description": "birds"}\n')
     (tmp_path / "l.csv").write_text("feature,label\n9,numbers\n")
-    assert import_labels(tmp_path / "np.json") == {3: "cats and dogs", 7: "the word mat"}
-    assert import_labels(tmp_path / "np.jsonl") == {5: "birds"}
-    assert import_labels(tmp_path / "l.csv") == {9: "numbers"}
+    assert read_labels(tmp_path / "np.json") == {3: "cats and dogs", 7: "the word mat"}
+    assert read_labels(tmp_path / "np.jsonl") == {5: "birds"}
+    assert read_labels(tmp_path / "l.csv") == {9: "numbers"}
     (tmp_path / "bad.json").write_text('[{"nothing": 1}]')
     with pytest.raises(InputError, match="expected Neuronpedia JSON/JSONL"):
-        import_labels(tmp_path / "bad.json")
+        read_labels(tmp_path / "bad.json")
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n".join(TEXTS[:6]))
     common = ["--model", str(gemma2_dir), "--sae", str(sae_dir)]

@@ -12,7 +12,7 @@ from saetui.activations.collector import ActivationCollector
 from saetui.errors import SAELoadError
 from saetui.sae.analyzer import SAEAnalyzer
 from saetui.sae.manager import SAEManager
-from saetui.sae.registry import guess_hook, list_registry
+from saetui.sae.pretrained import guess_hook, list_registry
 
 HOOK = "blocks.1.hook_resid_post"
 

@@ -270,15 +270,16 @@ async def test_presets_and_prompt_history():
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         steer_with(app, (COLOR, 3.0, "clamp"))
-        app.save_preset("colors")
+        app.steer.save_preset("colors")
         app.draft = Draft()
-        app.load_preset("colors")
+        app.steer.load_preset("colors")
+        await pilot.pause()  # the pane's new draft goes up to the app as a message (DraftChanged)
         assert [(s.feature, s.mode) for s in app.draft.specs] == [(COLOR, "clamp")]
-        app.load_preset("nope")
+        app.steer.load_preset("nope")
         await pilot.pause()
         assert any("no preset named 'nope'" in n for n in notes(app))
         (state.config_dir() / "presets" / "bad.json").write_text("[1, 2")
-        app.load_preset("bad")
+        app.steer.load_preset("bad")
         await pilot.pause()
         assert any("kept aside" in n for n in notes(app))
         app.query_one("#prompt").text = "Tom went home."
@@ -303,8 +304,8 @@ async def test_command_palette_exports_the_analysis(tmp_path, monkeypatch):
         await pilot.pause(0.3)
         await pilot.press("enter")
         await settle(pilot)
-        app.action_export_analysis()  # twice in the same second: a second file, the first one kept
-        app.action_export_analysis()
+        app.tokens.export_analysis()  # twice in the same second: a second file, the first one kept
+        app.tokens.export_analysis()
     written = sorted(tmp_path.glob("saetui-analysis-*.json"))
     assert len(written) == 3, written
     for path in written:

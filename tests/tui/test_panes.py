@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from saetui.settings import AppSettings
 from saetui.steering.draft import Draft, coefficient_step
 from saetui.steering.spec import SteeringSpec
 from saetui.tui.app import HINT, SaeTuiApp
@@ -175,7 +176,8 @@ async def test_search_shows_scores_and_why_beside_the_label():
         await settle(pilot)
         await pilot.press("f3", *"promotes Paris")
         await settle(pilot)
-        result = app.session.search_all("promotes Paris")  # every loaded SAE, merged by score
+        # every loaded SAE, merged by score, as many hits as the app's list asks for
+        result = app.session.search_all("promotes Paris", AppSettings.search_limit)
         rows = app.query_one("#search-results", FeatureList).rows_shown
         assert [(r.sae, r.feature) for r in rows] == [(h.sae, h.feature) for h in result.hits]
         assert rows[0].value == f"{result.hits[0].score:.2f}" and result.hits[0].why in rows[0].about
@@ -314,21 +316,21 @@ async def test_palette_contrast_lists_features_separating_two_sets_and_saves_a_v
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         a, b = ["Anna has a red car.", "The sky is blue."], ["Tom has a cat.", "The dog ran home."]
-        app.contrast("; ".join(a) + " | " + "; ".join(b))
+        app.search.contrast_command("; ".join(a) + " | " + "; ".join(b))
         await settle(pilot)
         want = app.session.contrast(a, b, top_k=20)
         rows = app.query_one("#search-results", FeatureList).rows_shown
         best = max((f for s in want.saes for f in s.features), key=lambda f: f.diff)
         assert rows[0].feature == best.feature and rows[0].value == f"{best.diff:+.2f}"
         assert "contrast: A 2 prompts" in str(app.query_one("#search-note").render())
-        app.save_vector("redblue")
+        app.search.save_vector("redblue")
         await pilot.pause()
         assert "redblue" in app.session.vectors()
-        app.contrast("only one set")
+        app.search.contrast_command("only one set")
         await pilot.pause()
         assert any("two sets" in n for n in notes(app))
-        app.steer_vector("redblue")  # the direction steers beside SAE features, from the panel
-        app.steer_vector("nosuch")
+        app.steer.steer_vector("redblue")  # the direction steers beside SAE features, from the panel
+        app.steer.steer_vector("nosuch")
         await pilot.pause()
         assert [getattr(s, "vector", None) for s in app.draft.specs] == ["redblue"]
         assert any("nosuch" in n for n in notes(app))

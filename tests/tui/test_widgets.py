@@ -39,7 +39,7 @@ async def test_a_text_box_lays_the_screen_out_again_only_when_its_height_changes
 
 
 def test_a_border_label_drops_its_least_important_parts_first():
-    from saetui.tui.labels import fit_label
+    from saetui.tui.subtitles import fit_label
 
     parts = ["blocks.1.hook_resid_post", "L0 32.6", "FVU 0.402", "s: next SAE"]
     assert fit_label(parts, 80, [0, 3, 2]) == "blocks.1.hook_resid_post · L0 32.6 · FVU 0.402 · s: next SAE"

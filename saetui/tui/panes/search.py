@@ -1,5 +1,5 @@
 """Search pane (F3): features of every loaded SAE by number, label or `promotes WORD`, as you type.
-Owns the search worker.
+Owns the search worker, and the palette's contrast and save vector (the last contrast's A−B direction).
 
 Each hit shows its score and why it matched (the label beside it, never instead of it); a note says
 how the query was read where that is not obvious (e.g. a word that is several tokens)."""
@@ -14,6 +14,8 @@ from textual.app import ComposeResult
 from textual.reactive import reactive
 from textual.widgets import Input
 
+from saetui.errors import SaetuiError
+from saetui.settings import AppSettings, ContrastSettings
 from saetui.tui.actions import bindings
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
@@ -67,6 +69,29 @@ class SearchPane(Pane):
         if results.row_count:
             results.focus()
 
+    # ------------------------------------------------------------------ palette: contrast, save vector
+    def contrast_command(self, text: str) -> None:
+        """`A1; A2 | B1; B2`: features separating the prompts before `|` from those after, shown here."""
+        if not self.app.ready_or_say():
+            return
+        left, bar, right = text.partition("|")
+        a = [p.strip() for p in left.split(";") if p.strip()]
+        b = [p.strip() for p in right.split(";") if p.strip()]
+        if not bar or not a or not b:
+            self.notify("contrast takes two sets: A1; A2 | B1; B2", severity="error")
+            return
+        self.app.action_show_tab("search")
+        self.contrast(a, b)
+
+    def save_vector(self, name: str) -> None:
+        """Keep the last contrast's A−B direction as the steering vector `name`."""
+        try:
+            where = self.session.save_vector(name)
+        except SaetuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"steering vector {name} saved in {where} (saetui steer --vector {name}:COEF)")
+
     def contrast(self, a: list[str], b: list[str]) -> None:
         """Show every loaded SAE's features ranked by how they separate prompts `a` from prompts `b`."""
         self.query_one("#search-note", TextBox).show(f"contrasting {len(a)} vs {len(b)} prompts…")
@@ -74,7 +99,7 @@ class SearchPane(Pane):
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
     def _contrast_worker(self, a: list[str], b: list[str]) -> None:
-        result = self.session.contrast(a, b, top_k=20)
+        result = self.session.contrast(a, b, top_k=ContrastSettings.top_k)
         self.app.call_from_thread(self._show_contrast, result)
 
     def _show_contrast(self, result: Any) -> None:
@@ -103,7 +128,7 @@ class SearchPane(Pane):
             self.app.call_from_thread(self._show, query, None, "promotes WORD: type the word")
             return
         try:
-            result = self.session.search_all(query)  # every loaded SAE; each hit names its own
+            result = self.session.search_all(query, AppSettings.search_limit)  # every SAE; each hit names its own
         except InputError as exc:  # a query being typed (e.g. a number out of range): said in the note line
             self.app.call_from_thread(self._show, query, None, str(exc))
             return

@@ -1,7 +1,8 @@
 """Steer pane (F4): the steering draft (specs), the generation settings and the generated rows.
 
 The draft is the app's reactive; edits here post `DraftChanged` with a new value. Owns the generation
-worker: baseline and steered side by side, or one row per coefficient of a sweep (Ctrl+W)."""
+worker (baseline and steered side by side, or one row per coefficient of a sweep, Ctrl+W), and the palette
+commands that act on the draft or the generation: presets, steering vectors, the export of the generation."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Input, Label
 
-from saetui.errors import InputError
+from saetui import state
+from saetui.errors import InputError, SaetuiError
+from saetui.generation import plan_rows
+from saetui.inputs import parse_sweep
+from saetui.settings import GenerationSettings, SteeringSettings
 from saetui.steering.draft import Draft, coefficient_step
-from saetui.steering.generate import GenerationSettings  # torch-free at import
-from saetui.steering.spec import parse_sweep
+from saetui.steering.spec import MAX_COEFFICIENT, SteeringSpec
 from saetui.tui.messages import DraftChanged, GenerationDone, GenerationPiece, Notice
 from saetui.tui.panes.base import Pane
-from saetui.tui.widgets.steering_panel import GenerationView, SpecTable, spec_name
+from saetui.tui.widgets.steering_panel import GenerationView, SpecTable
 
 DEFAULTS = GenerationSettings()  # the fields start at the library's defaults, as the CLI's options do
 
@@ -29,6 +33,7 @@ DEFAULTS = GenerationSettings()  # the fields start at the library's defaults, a
 class SteerPane(Pane):
     draft: reactive[Draft] = reactive(Draft, init=False)
     labels_rev: reactive[int] = reactive(0, init=False)
+    sae_name: reactive[str | None] = reactive(None, init=False)  # the SAE shown (a vector steers at its hook)
 
     def __init__(self, session: Any, **kwargs: Any) -> None:
         super().__init__(session, **kwargs)
@@ -62,7 +67,7 @@ class SteerPane(Pane):
     # ------------------------------------------------------------------ the draft
     def steps(self) -> list[float]:
         """Each spec's +/- step, scaled to its feature's max activation where an index knows it."""
-        return [coefficient_step(s, self.session.max_activation(s.sae, s.feature) if hasattr(s, "feature") else None)
+        return [coefficient_step(s, self.session.max_activation(s.sae, s.feature) if s.kind == "feature" else None)
                 for s in self.draft.specs]
 
     def watch_draft(self) -> None:
@@ -77,6 +82,68 @@ class SteerPane(Pane):
     def select(self, row: int) -> None:
         self.query_one(SpecTable).move_cursor(row=row)
 
+    def _set_draft(self, draft: Draft) -> None:
+        self.draft = draft  # at once: the next key (before the app's value comes back down) edits this one
+        self.post_message(DraftChanged(draft))
+
+    def add_feature(self, sae: str, feature: int, sign: int = 1, signed: bool = False) -> None:
+        """Add a feature to the draft at twice its max activation (`sign` -1: negated); once: adding it
+        again points at its row (`signed`, from the why? screen: and turns it to `sign`'s direction)."""
+        existing = self.draft.index_of(sae, feature)
+        if existing is not None:
+            self.select(existing)
+            spec = self.draft.specs[existing]
+            if signed and spec.coefficient * sign < 0:  # the why? screen asked for the other direction
+                self._set_draft(self.draft.set_coefficient(existing, -spec.coefficient))
+                self.notify(f"feature {sae}/{feature} now steers {'up' if sign > 0 else 'down'} ({-spec.coefficient:g}; F4)")
+                return
+            self.notify(f"feature {sae}/{feature} is already in steering (row {existing + 1}, F4)")
+            return
+        start = SteeringSettings().start(self.session.max_activation(sae, feature))
+        coefficient = sign * max(-MAX_COEFFICIENT, min(MAX_COEFFICIENT, start))
+        self._set_draft(self.draft.add(SteeringSpec(feature, coefficient, "add", sae)))
+        self.select(len(self.draft) - 1)
+        self.notify(f"feature {sae}/{feature} added to steering (add {coefficient:g}; F4)")
+
+    # ------------------------------------------------------------------ palette: vectors and presets
+    def steer_vector(self, text: str) -> None:
+        """Add a saved steering vector (e.g. a contrast's A−B direction) to the draft at coefficient 1:
+        `NAME[@HOOK]`; a vector saved at several hook points is used at the displayed SAE's hook."""
+        name, _, hook = text.strip().partition("@")
+        if self.draft.index_of_vector(name) is not None:
+            self.notify(f"vector {name} is already in steering (F4)")
+            return
+        try:
+            if not hook and self.session.ready and self.sae_name is not None:
+                hook = self.session.vector_hook(name, self.sae_name)
+            spec = self.session.vector_spec(name, 1.0, hook=hook or None)
+        except SaetuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self._set_draft(self.draft.add(spec))
+        self.select(len(self.draft) - 1)
+        self.notify(f"vector {name} added to steering (add 1; F4)")
+
+    def save_preset(self, name: str) -> None:
+        try:
+            path = state.save_preset(name, list(self.draft.specs))
+        except SaetuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"preset saved: {path}")
+
+    def load_preset(self, name: str) -> None:
+        try:
+            specs = state.load_preset(name)
+            for spec in specs:
+                if spec.kind == "feature":  # a vector is checked when it is used
+                    self.session.check_spec(spec)
+        except SaetuiError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self._set_draft(Draft(tuple(specs)))
+        self.notify(f"preset {name} loaded ({len(specs)} specs)")
+
     @on(SpecTable.Edit)
     def _edit(self, edit: SpecTable.Edit) -> None:
         edit.stop()
@@ -86,8 +153,7 @@ class SteerPane(Pane):
         new = {"toggle": lambda: d.toggle(i), "nudge": lambda: d.nudge(i, edit.arg, self.steps()[i]),
                "cycle_mode": lambda: d.cycle_mode(i), "cycle_scope": lambda: d.cycle_scope(i),
                "remove": lambda: d.remove(i)}[edit.op]()
-        self.draft = new  # at once: the next key (before the app's value comes back down) edits this one
-        self.post_message(DraftChanged(new))
+        self._set_draft(new)
 
     @on(Input.Submitted, "#coef")
     def _coefficient_typed(self, event: Input.Submitted) -> None:
@@ -104,8 +170,7 @@ class SteerPane(Pane):
             self.post_message(Notice(f"coefficient must be a finite number, got {event.value!r}", "error"))
             return
         i = min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
-        self.draft = self.draft.set_coefficient(i, value)
-        self.post_message(DraftChanged(self.draft))
+        self._set_draft(self.draft.set_coefficient(i, value))
         event.input.value = ""
 
     @on(Input.Submitted, "#sweep")
@@ -125,9 +190,10 @@ class SteerPane(Pane):
         except ValueError as exc:
             raise InputError("max tokens, temperature and seed must be numbers") from exc
 
-    def sweep_rows(self) -> tuple[list[list[Any]], list[str]]:
-        """One row per coefficient typed in the sweep box (default: 0, 1, 2 and 4 times the feature's
-        max activation, i.e. 4, 8, 16 steps) for the highlighted spec, the other enabled specs held as they are."""
+    def sweep_plan(self) -> tuple[list[Any], Any, list[float]]:
+        """The highlighted spec swept over the coefficients typed in the sweep box (default: 0, 1, 2 and 4 times
+        the feature's max activation, i.e. 4, 8, 16 steps), the other enabled specs held as they are:
+        (held, swept, coefficients)."""
         if not len(self.draft):
             raise InputError("no steering spec to sweep: add a feature first (a)")
         i = min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
@@ -140,41 +206,67 @@ class SteerPane(Pane):
         else:
             step = self.steps()[i]
             coefs = [0.0, 4 * step, 8 * step, 16 * step]
-        others = [s for j, s in enumerate(self.draft.specs) if j != i and s.enabled]
-        rows = [others + [spec.with_coefficient(c)] for c in coefs]
-        return rows, [f"{spec_name(spec)} × {c:g}" for c in coefs]
+        held = [s for j, s in enumerate(self.draft.specs) if j != i and s.enabled]
+        return held, spec, coefs
 
     async def generate(self, prompt: str, sweep: bool = False, chat: Any = False) -> None:
         """Start generating (replacing a running generation); InputError for bad settings. `chat`: False,
         or the conversation so far (True = none): the rows are then the assistant's replies."""
         settings = self.settings()
         if sweep:
-            rows, titles = self.sweep_rows()
+            held, spec, coefs = self.sweep_plan()
+            plan: dict[str, Any] = {"specs": [spec], "sweep": coefs, "held": held}
+            titles = [f"{spec.target} × {c:g}" for c in coefs]
         else:
-            rows = [[], self.draft.enabled()]
-            titles = ["baseline", f"steered ({len(rows[1])} spec{'' if len(rows[1]) == 1 else 's'})"]
+            plan = {"specs": self.draft.enabled(), "compare": True}
+            n = len(plan["specs"])
+            titles = ["baseline", f"steered ({n} spec{'' if n == 1 else 's'})"]
+        rows = plan_rows(**plan)  # the Session plans the same rows from the same plan
         self._stop.set()  # a generation still running ends at its next token
         self._stop = threading.Event()
         self.generated = [[] for _ in rows]
-        self.rows_specs = rows
+        self.rows_specs = [list(r.specs) for r in rows]
         self._run += 1
         self._prompt, self._chat, self.done = prompt, chat, False
         await self.query_one(GenerationView).set_rows(titles)
-        self._generate_worker(prompt, rows, settings, self._stop, self._run, chat)
+        self._generate_worker(prompt, plan, settings, self._stop, self._run, chat)
 
     def reply(self, row: int) -> str:
         """The text of a generated row, without special tokens (e.g. the end-of-turn marker)."""
-        return self.session.model.tokenizer.decode(self.generated[row], skip_special_tokens=True).strip()
+        return self.session.decode(self.generated[row]).strip()
+
+    def keep_reply(self, row: int) -> tuple[list[dict[str, str]], str]:
+        """A chat's turns after keeping generated row `row` as the assistant's reply: (the user turn and the
+        reply, which row it was); InputError when there is no finished reply there."""
+        if not self.done or row >= len(self.generated) or not self.generated[row]:
+            raise InputError("generate a reply first (Ctrl+G), and let it finish")
+        turns = [{"role": "user", "content": self._prompt}, {"role": "assistant", "content": self.reply(row)}]
+        self.done = False
+        return turns, "baseline" if row == 0 else "steered"
+
+    def export_generation(self) -> None:
+        """The palette's "Export generation as JSON": each row's specs, text and token ids (baseline and steered
+        also named as `saetui steer --json` names them)."""
+        if not any(self.generated):
+            self.notify("nothing generated yet", severity="warning")
+            return
+        rows = [{"specs": [s.to_dict() for s in specs], "text": self.session.decode(ids), "token_ids": ids}
+                for specs, ids in zip(self.rows_specs, self.generated)]
+        data: dict[str, Any] = {"prompt": self._prompt, "rows": rows}
+        if len(rows) == 2 and not rows[0]["specs"]:
+            data.update(specs=rows[1]["specs"], baseline=rows[0], steered=rows[1])
+        self.export("generation", data)
 
     def stop(self) -> None:
         self._stop.set()
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
-    def _generate_worker(self, prompt: str, rows: list[list[Any]], settings: dict[str, Any],
+    def _generate_worker(self, prompt: str, plan: dict[str, Any], settings: dict[str, Any],
                          stop: threading.Event, run: int, chat: Any) -> None:
-        for piece in self.session.generate(prompt, rows, stop_event=stop, chat=chat, **settings):
+        steer_run = self.session.steer(prompt, **plan, chat=chat, **settings)
+        for piece in steer_run.pieces(stop):
             self.post_message(GenerationPiece(piece.row, piece.text, piece.token_id, run))
-        self.post_message(GenerationDone(stop.is_set(), run))
+        self.post_message(GenerationDone(stop.is_set(), run, steer_run))
 
     @on(GenerationPiece)
     def _piece(self, message: GenerationPiece) -> None:
@@ -191,9 +283,8 @@ class SteerPane(Pane):
             columns[message.row].append(message.text, differs)
 
     @work(thread=True, exclusive=True, group="kl", exit_on_error=False)
-    def _kl_worker(self, prompt: str, rows: list[list[Any]], ids: list[list[int]], run: int, chat: Any) -> None:
-        kl = self.session.steering_kl(prompt, rows, ids, chat=chat)
-        self.app.call_from_thread(self._show_kl, kl, run)
+    def _kl_worker(self, steer_run: Any, run: int) -> None:
+        self.app.call_from_thread(self._show_kl, steer_run.kl(), run)
 
     MARKED = 3  # tokens marked per row: where steering moved the next-token distribution most
 
@@ -220,8 +311,8 @@ class SteerPane(Pane):
         self.done = not message.stopped
         for column in self.query_one(GenerationView).columns:
             column.flush()
-        if not message.stopped and any(self.rows_specs):
-            self._kl_worker(self._prompt, self.rows_specs, [list(ids) for ids in self.generated], self._run, self._chat)
+        if not message.stopped and any(self.rows_specs) and message.result is not None:
+            self._kl_worker(message.result, self._run)
         same = all(ids == self.generated[0] for ids in self.generated[1:])
         note = "generation stopped" if message.stopped else (
             "generation done: every row = the first" if same and len(self.generated) > 2 else

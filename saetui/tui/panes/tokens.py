@@ -1,6 +1,6 @@
 """Tokens pane (F2): one row per prompt token with its top features, the features of the highlighted
 token from every loaded SAE, its reconstruction and the model's next-token predictions, and the heat
-line of one feature. Owns the analyze and heat workers."""
+line of one feature. Owns the analyze and heat workers, and the export of the analysis."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
+from saetui.settings import AppSettings
 from saetui.tui.messages import Analyzed, HeatFeature, SpanChanged
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
 from saetui.tui.widgets.text_box import TextBox
 from saetui.tui.widgets.token_table import TokenTable, token_label
-
-PREDICTIONS = 5  # next-token predictions shown for the highlighted token
 
 
 class TokensPane(Pane):
@@ -53,7 +52,14 @@ class TokensPane(Pane):
 
     @work(thread=True, exclusive=True, group="analyze", exit_on_error=False)
     def _analyze_worker(self, prompt: str, chat: Any) -> None:
-        self.post_message(Analyzed(self.session.analyze(prompt, predictions=PREDICTIONS, chat=chat), prompt, chat))
+        self.post_message(Analyzed(self.session.analyze(prompt, predictions=AppSettings.predictions, chat=chat), prompt, chat))
+
+    def export_analysis(self) -> None:
+        """The palette's "Export analysis as JSON": the analysis shown, as `saetui analyze --json` prints it."""
+        if self.analysis is None:
+            self.notify("nothing analyzed yet", severity="warning")
+            return
+        self.export("analysis", self.analysis.to_dict())
 
     @work(thread=True, exclusive=True, group="heat", exit_on_error=False)
     def _heat_worker(self, sae: str, feature: int, prompt: str) -> None:
@@ -187,6 +193,6 @@ class TokensPane(Pane):
             cos = "n/a" if r.cosine is None else f"{r.cosine:.3f}"
             lines.append(f"[b]recon[/b] L0 {r.l0} · FVU {fvu} · cos {cos}")
         if result.predictions and index < len(result.predictions):
-            nxt = " · ".join(f"{escape(repr(text))} {p:.0%}" for _, text, p in result.predictions[index][:PREDICTIONS])
+            nxt = " · ".join(f"{escape(repr(text))} {p:.0%}" for _, text, p in result.predictions[index][:AppSettings.predictions])
             lines.append(f"[b]next[/b] {nxt}")
         return "\n".join(lines)

@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from saetui.errors import one_line
 from saetui.tui.actions import bindings
 from saetui.tui.messages import JobFailed, SteerFeature
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
@@ -117,7 +118,7 @@ class FeatureDetailScreen(ModalScreen[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
-            message = " ".join(str(event.worker.error).split()) or type(event.worker.error).__name__
+            message = one_line(event.worker.error)
             self.query_one("#detail-head", Static).update(f"[b]feature {self.feature}[/b]\n\n{escape(message)}")
             self.app.post_message(JobFailed("describe", message))
 

@@ -19,6 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
+from saetui.errors import one_line
+from saetui.settings import AttributionSettings
 from saetui.tui.actions import bindings
 from saetui.tui.messages import FeatureChosen, JobFailed, SteerFeature
 
@@ -61,12 +63,13 @@ class WhyScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, group="why", exit_on_error=False)
     def _attribute(self) -> None:
-        result = self.session.attribute(self.prompt, position=self.position, top_k=20, verify=10, chat=self.chat)
+        result = self.session.attribute(self.prompt, position=self.position, top_k=AttributionSettings.top_k,
+                                        verify=AttributionSettings.verify, chat=self.chat)
         self.app.call_from_thread(self._show, result)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
-            message = " ".join(str(event.worker.error).split()) or type(event.worker.error).__name__
+            message = one_line(event.worker.error)
             self.query_one("#why-head", Static).update(f"why? failed: {escape(message)}")
             self.app.post_message(JobFailed("why", message))
 

@@ -13,19 +13,8 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from saetui.tui.actions import bindings
-from saetui.tui.labels import FittedSubtitle
+from saetui.tui.subtitles import FittedSubtitle
 from saetui.tui.widgets.text_box import TextBox
-
-
-def spec_name(spec: Any) -> str:
-    """`sae/feature` for a feature, `vector NAME[@hook]` for a saved steering vector."""
-    if hasattr(spec, "vector"):
-        return f"vector {spec.vector}" + (f"@{spec.hook}" if spec.hook else "")
-    return f"{spec.sae}/{spec.feature}"
-
-
-def spec_label(spec: Any, labels: dict) -> str:
-    return "A−B direction" if hasattr(spec, "vector") else labels.get((spec.sae, spec.feature), "")
 
 
 class SpecTable(DataTable):
@@ -51,9 +40,10 @@ class SpecTable(DataTable):
         row = self.cursor_row
         self.clear()
         for i, (s, step) in enumerate(zip(specs, steps)):
-            coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}{'×max' if getattr(s, 'unit', '') == 'max' else ''}"
-            self.add_row("✓" if s.enabled else " ", spec_name(s), s.mode, coef,
-                         "" if s.mode == "ablate" else f"±{step:g}", s.scope, spec_label(s, labels), key=str(i))
+            max_units = s.kind == "feature" and s.unit == "max"  # a vector's 1 is its whole direction, no unit shown
+            coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}{'×max' if max_units else ''}"
+            self.add_row("✓" if s.enabled else " ", s.target, s.mode, coef,
+                         "" if s.mode == "ablate" else f"±{step:g}", s.scope, s.label(labels), key=str(i))
         if specs:
             self.move_cursor(row=min(max(row, 0), len(specs) - 1))
 

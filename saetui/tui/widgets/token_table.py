@@ -11,7 +11,7 @@ from rich.cells import cell_len
 from textual.widgets import DataTable
 
 from saetui.models.token_text import byte_text
-from saetui.tui.labels import FittedSubtitle
+from saetui.tui.subtitles import FittedSubtitle
 from saetui.tui.actions import bindings
 
 _HEAT = ["#303030", "#5f3f00", "#8f5f00", "#bf7f00", "#ff9f00"]

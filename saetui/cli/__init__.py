@@ -1,0 +1,107 @@
+"""The `saetui` command: the terminal app, and headless subcommands that print JSON (or plain text).
+
+    saetui [--model ID_OR_DIR --sae SPEC ...]         the app (the bundled demo without --model)
+    saetui analyze --prompt TEXT [--top-k 10] [--span START:END] [--json]
+    saetui steer --prompt TEXT --feature [SAE/]FEATURE:COEF[:MODE] ... [--vector NAME:COEF] [--compare] [--sweep C1,C2]
+    saetui attribute --prompt TEXT [--position I] [--target TOKEN|ID] [--versus TOKEN|ID]
+    saetui search QUERY | contrast --a TEXT|FILE --b TEXT|FILE | neighbours [SAE/]FEATURE | vectors
+    saetui index --corpus FILE | evals --corpus FILE | labels FILE
+    saetui saes [--model NAME] | download --model ID [--sae RELEASE/SAE_ID ...]
+    saetui snapshot --prompt TEXT --out FILE.svg
+
+One module per command family (analysis, steering, discover, corpus, sources, app), each declaring its parsers
+whole and running its commands as parse -> one Session call -> print. Hub models and registry SAEs come from the
+HF cache without a request when complete there; what is missing is downloaded with a line per file on stderr.
+
+User mistakes print one line on stderr (`saetui: error: ...`) and exit with code 2, argparse's own
+complaints included; options, input files and output paths are checked before any model loads. Warnings print
+one line each (`saetui: warning: ...`). Nothing is written to stdout unless the command succeeds.
+A bug (any other exception) is one line too, `saetui: error: internal error: ...`, exit code 1, with
+the traceback in a log file under saetui.paths.log_dir(); SAETUI_DEBUG=1 re-raises it instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from typing import Any, Sequence
+
+from saetui.cli import analysis, app, common, corpus, discover, sources, steering
+from saetui.errors import SaetuiError, one_line
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 1
+FAMILIES = (analysis, steering, discover, corpus, sources, app)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = common.Parser(prog="saetui", description="Look inside a language model through a sparse autoencoder. "
+                                          "With no command, opens the terminal app (on the bundled demo unless --model is given).")
+    app.add_app_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for family in FAMILIES:
+        family.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        common.check_texts(args)
+    except (common.UsageError, SaetuiError) as exc:
+        print(f"saetui: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command is None:  # the app: it ends the process itself once its screen is restored
+        try:
+            return app.run_app(args)
+        except SaetuiError as exc:
+            print(f"saetui: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    from saetui.models.model import quiet_hf_output
+
+    quiet_hf_output()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        for noise in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+            warnings.simplefilter("ignore", noise)  # library internals, not the user's business
+        warnings.showwarning = _one_line_warning  # type: ignore[assignment]
+        try:
+            return args.run(args)
+        except SaetuiError as exc:
+            print(f"saetui: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except BrokenPipeError:  # `saetui ... | head`
+            sys.stderr.close()
+            return 0
+        except KeyboardInterrupt:
+            print("saetui: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # a bug: one line for the user, the traceback in a log file
+            if os.environ.get("SAETUI_DEBUG", "").strip() not in ("", "0"):
+                raise
+            text = one_line(exc, "(no message)")
+            text = text if len(text) <= 300 else text[:297] + "..."
+            print(f"saetui: error: internal error: {type(exc).__name__}: {text} ({_log_traceback(exc)})", file=sys.stderr)
+            return EXIT_INTERNAL
+
+
+def _log_traceback(exc: BaseException) -> str:
+    """Write the traceback to a log file; say where (or why not) for the error line."""
+    import time
+    import traceback
+
+    try:
+        from saetui.paths import log_dir
+
+        path = log_dir() / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), encoding="utf-8")
+        return f"details in {path}; SAETUI_DEBUG=1 shows the traceback"
+    except Exception:  # an unwritable log folder must not hide the error itself
+        return "no log written; SAETUI_DEBUG=1 shows the traceback"
+
+
+def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    print(f"saetui: warning: {one_line(message)}", file=sys.stderr)

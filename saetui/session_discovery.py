@@ -1,0 +1,139 @@
+"""The discovery half of Session (saetui.session): search, contrast (and the vector it saves), decoder
+neighbours, spans.
+
+`DiscoveryMethods` is a part of `Session`, not a class of its own: it uses the session's lock, model, SAEs,
+labels, indexes and `chat_prompt` (see `SessionState`). Kept apart so each file reads as one concern.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from saetui.errors import InputError
+from saetui.inputs import check_text
+from saetui.models.chat import Chat
+from saetui.session_state import SessionState
+from saetui.settings import AnalysisSettings, ContrastSettings, NeighbourSettings, SearchSettings
+
+if TYPE_CHECKING:
+    from saetui.sae.contrast import ContrastResult
+    from saetui.sae.neighbours import NeighbourResult
+    from saetui.sae.search import SearchResult
+    from saetui.sae.span import SpanResult
+
+
+class DiscoveryMethods(SessionState):
+    """Session methods: search, contrast, save_vector, neighbours, span."""
+
+    # ------------------------------------------------------------------ discover: contrast, neighbours, spans, vectors
+    def contrast(self, a: list[str], b: list[str], top_k: int = ContrastSettings.top_k, *,
+                 pool: str = ContrastSettings.pool, by: str = ContrastSettings.by, include_special: bool = False,
+                 batch_size: int = ContrastSettings.batch_size, save_vector: str | None = None) -> ContrastResult:
+        """Every loaded SAE's features ranked by how they separate prompts `a` from prompts `b`, and the
+        difference of the mean hooked activations (see saetui.sae.contrast); kept as `self.last_contrast`.
+        save_vector: also keep that difference as the steering vector of that name (`result.vector`)."""
+        import warnings
+
+        from saetui.sae.contrast import contrast
+        from saetui.steering.vectors import check_vector_name
+
+        if save_vector is not None:
+            check_vector_name(save_vector)
+        for which, prompts in (("A", a), ("B", b)):
+            if not prompts:
+                raise InputError(f"set {which} is empty: give at least one prompt")
+            for prompt in prompts:
+                check_text(prompt)
+        if sorted(a) == sorted(b):
+            zero = f" (the vector {save_vector} saved is zero)" if save_vector is not None else ""
+            warnings.warn(f"sets A and B hold the same prompts: every difference is 0{zero}")
+        with self.lock:
+            result = contrast(self._require_model(), self._require_saes(), list(a), list(b), top_k=top_k, pool=pool,
+                              by=by, include_special=include_special, batch_size=batch_size)
+        for sae in result.saes:
+            for row in sae.features:
+                row.label = self.labels.get((sae.name, row.feature), "")
+        self.last_contrast = result
+        if save_vector is not None:
+            result.vector = {"name": save_vector, "path": self.save_vector(save_vector, result)}
+        return result
+
+    def save_vector(self, name: str, result: ContrastResult | None = None) -> str:
+        """Save a contrast's direction (A's mean activation minus B's, at every hooked point) as the steering
+        vector `name` (default: the last contrast). Returns the folder it was written to."""
+        from saetui.steering.vectors import check_vector_name, save_vector
+
+        check_vector_name(name)
+        result = result if result is not None else self.last_contrast
+        if result is None:
+            raise InputError("no contrast to save: run a contrast first")
+        meta = {"source": "contrast", "pool": result.pool, "n_prompts": list(result.n_prompts),
+                "n_tokens": list(result.n_tokens)}
+        return str(save_vector(name, result.directions, model=result.model, meta=meta))
+
+    def neighbours(self, feature: int, sae: str | None = None, against: str | None = None,
+                   top_k: int = NeighbourSettings.top_k) -> NeighbourResult:
+        """Features of SAE `against` (default: the feature's own) whose decoder directions have the highest
+        cosine with `feature`'s, and its encoder/decoder cosine (see saetui.sae.neighbours). `sae` None: the
+        only SAE, or with several the first loaded."""
+        from saetui.sae.neighbours import decoder_neighbours
+
+        manager = self._require_saes()
+        loaded = manager.get(sae) if sae is not None or len(manager) == 1 else list(manager)[0]
+        other = manager.get(against) if against is not None else None
+        loaded.check_feature(feature)
+        with self.lock:
+            result = decoder_neighbours(loaded, feature, other, top_k)
+        result.label = self.labels.get((result.sae, feature), "")
+        for n in result.neighbours:
+            n.label = self.labels.get((result.against, n.feature), "")
+        return result
+
+    def span(self, prompt: str, start: int, end: int, *, pool: str = AnalysisSettings.span_pool,
+             top_k: int = AnalysisSettings.top_k,
+             include_special: bool = False, chat: Chat = False, system: str | None = None) -> SpanResult:
+        """Every loaded SAE's top features over tokens start..end-1 of `prompt` (see saetui.sae.span).
+        chat/system: see `chat_prompt`; positions are then those of the rendered conversation, as `analyze` gives them."""
+        from saetui.sae.span import span_features
+
+        check_text(prompt)
+        text = self.chat_prompt(prompt, chat, system)
+        with self.lock:
+            result = span_features(self._require_model(), self._require_saes(), text, start, end, pool=pool,
+                                   top_k=top_k, include_special=include_special)
+        for sae in result.saes:
+            for row in sae.features:
+                row.label = self.labels.get((sae.name, row.feature), "")
+        return result
+
+    # ------------------------------------------------------------------ search
+    def search(self, query: str, sae: str | None = None, limit: int = SearchSettings.limit) -> SearchResult:
+        """Features matching `query` (a number, label words, or `promotes WORD`; see saetui.sae.search):
+        hits best first, each with its score, label and a line saying why, and a note on how the query was read."""
+        from dataclasses import replace
+
+        from saetui.sae.search import search_features
+
+        loaded = self._require_saes().get(sae)
+        text = check_text(query, "query")
+        with self.lock:
+            result = search_features(self._require_model(), loaded, text, labels=self.labels.of(loaded.name),
+                                     index=self.indexes.get(loaded.name), limit=limit)
+        return replace(result, hits=[replace(h, sae=loaded.name) for h in result.hits])
+
+    def search_all(self, query: str, limit: int = SearchSettings.limit) -> SearchResult:
+        """`search` over every loaded SAE, hits tagged with their SAE (`hit.sae`) and merged best first;
+        the notes of every SAE joined. A feature number outside one SAE only skips that SAE."""
+        from saetui.sae.search import SearchResult
+
+        results, errors = [], []
+        for loaded in self._require_saes():
+            try:
+                results.append(self.search(query, loaded.name, limit))
+            except InputError as exc:
+                if "out of range" not in str(exc):
+                    raise
+                errors.append(exc)
+        if not results:
+            raise errors[0]
+        return SearchResult.merged(results, limit)

@@ -1,0 +1,140 @@
+"""Every default, once: the settings dataclasses the library, the CLI and the app all read.
+
+A default is written here and nowhere else: the library's signatures take them from these classes, the CLI's
+options show them (`saetui.cli.common.default`), the app's fields start from them. Where the app deliberately
+differs from a command (its search list scrolls, so it asks for more hits than a terminal page), the difference
+is a named field of `AppSettings`, not a second number somewhere else.
+
+Ground floor: no torch, no other part of saetui but `errors`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from saetui.errors import InputError
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """analyze: features per token and per prompt; next-token predictions per token (0: off, the full model
+    is not run); how a span's features are pooled (max or mean over its tokens)."""
+
+    top_k: int = 10
+    predictions: int = 0
+    span_pool: str = "max"
+
+
+@dataclass(frozen=True)
+class AttributionSettings:
+    """attribute: features shown per SAE (by |attribution|); how many of the largest are checked by ablation."""
+
+    top_k: int = 20
+    verify: int = 10
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """search: hits returned (best first)."""
+
+    limit: int = 20
+
+
+@dataclass(frozen=True)
+class ContrastSettings:
+    """contrast: features listed per side and SAE; per-token (mean) or per-prompt (max) statistics; ranked by the
+    difference of means or the effect size; prompts per forward."""
+
+    top_k: int = 20
+    pool: str = "mean"
+    by: str = "diff"
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
+class NeighbourSettings:
+    """neighbours: decoder neighbours listed."""
+
+    top_k: int = 10
+
+
+@dataclass(frozen=True)
+class SteeringSettings:
+    """A feature added to steering starts at `max_multiple` times its max activation (visible, not overwhelming),
+    or at `coefficient` where no feature index knows its max."""
+
+    coefficient: float = 4.0
+    max_multiple: float = 2.0
+
+    def start(self, max_activation: float | None) -> float:
+        return self.coefficient if max_activation is None else round(self.max_multiple * max_activation, 2)
+
+
+MIN_TEMPERATURE = 1e-3
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """max_new_tokens > 0; temperature 0 = greedy; top_p in (0, 1]; seed for every row unless `seeds` is given."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    use_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens <= 0:
+            raise InputError(f"max new tokens must be a positive integer, got {self.max_new_tokens}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise InputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if 0 < self.temperature < MIN_TEMPERATURE:  # logits / T overflows to inf and the sampler gets NaNs
+            raise InputError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {self.temperature}")
+        if not (0 < self.top_p <= 1):
+            raise InputError(f"top-p must be in (0, 1], got {self.top_p}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            raise InputError(f"seed must be a whole number from 0 to 2**64-1, got {self.seed}")
+
+
+@dataclass
+class IndexSettings:
+    """A feature index: top examples kept per feature; histogram bins, log-spaced from lo to hi (values beyond go
+    to the last bin); documents per forward (None: CPU_BATCH_SIZE on CPU, sized to free memory on a GPU); stop
+    after max_tokens; tokens of context shown around a top example. Saved in the index's manifest."""
+
+    top_k: int = 20
+    n_bins: int = 24
+    lo: float = 1e-3
+    hi: float = 1e3
+    batch_size: int | None = None
+    max_tokens: int | None = None
+    ctx: int = 16
+
+    CPU_BATCH_SIZE: ClassVar[int] = 16
+
+
+@dataclass
+class EvalSettings:
+    """max_tokens: stop after documents holding this many positions (None: the whole corpus);
+    batch_size: documents per forward (each forward runs 1 + SAEs + hooks copies of them)."""
+
+    max_tokens: int | None = None
+    batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or self.max_tokens < 1):
+            raise InputError(f"--max-tokens must be a positive integer, got {self.max_tokens}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise InputError(f"--batch-size must be a positive integer, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """The app: hits in the search list (it scrolls, so more than a command prints); next-token predictions shown
+    for the highlighted token; analyzed prompts kept in the history (Ctrl+Up/Down)."""
+
+    search_limit: int = 50
+    predictions: int = 5
+    history: int = 50
