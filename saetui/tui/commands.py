@@ -28,6 +28,7 @@ _WITH_ARGUMENT = [
     ("contrast ", "contrast", "A1; A2 | B1; B2: features separating two sets of prompts (Search tab)"),
     ("save vector ", "save_vector", "keep the last contrast's A−B direction as a named steering vector"),
     ("steer vector ", "steer_vector", "add a saved steering vector to the steering specs"),
+    ("health ", "health", "SAE health over a .txt/.jsonl corpus: L0, FVU, the loss with each SAE spliced in, dead/dense"),
 ]
 
 
