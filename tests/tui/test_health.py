@@ -48,3 +48,27 @@ async def test_f8_evaluates_the_demo_on_its_held_out_text_and_a_typed_corpus(tmp
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HealthScreen)
+
+
+async def test_the_detail_marks_a_dense_feature_and_leaves_a_sparse_one_unmarked():
+    """Dense (fires on more than 10% of the indexed tokens, as `saetui evals` counts them) is said in the detail."""
+    from saetui.sae.evals import DENSE
+    from saetui.tui.messages import FeatureChosen
+    from saetui.tui.screens.feature_detail import FeatureDetailScreen
+
+    app = SaeTuiApp(prompt="The capital of France is Paris.")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        index = app.session.indexes["demo"]
+        rates = index.counts.double() / index.n_tokens
+        dense = int((rates > DENSE).nonzero()[0])
+        sparse = int(((rates > 0) & (rates < DENSE / 10)).nonzero()[0])
+        for feature, marked in ((dense, True), (sparse, False)):
+            app.post_message(FeatureChosen("demo", feature))
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            assert isinstance(app.screen, FeatureDetailScreen)
+            head = str(app.screen.query_one("#detail-head").render())
+            assert ("· dense" in head) is marked, (feature, head)
+            await pilot.press("escape")
+            await pilot.pause()
