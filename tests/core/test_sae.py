@@ -256,3 +256,15 @@ def test_a_truncated_params_npz_is_one_error_and_leaves_no_file_open(gemma2, mak
         gc.collect()
     assert "\n" not in message
     assert not [w for w in seen if issubclass(w.category, ResourceWarning)]
+
+
+def test_registry_entries_whose_yaml_gives_numbers_are_listed(monkeypatch):
+    """sae-lens 6.51's registry has a release whose paths YAML reads as ints (`layer_0: 0`): listed as text."""
+    from types import SimpleNamespace
+
+    from saetui.sae import registry
+
+    lookup = SimpleNamespace(model="gemma-2-2b", saes_map={"layer_3": 3, 7: "layer_7/width_16k"}, neuronpedia_id={})
+    monkeypatch.setattr(registry, "_directory", lambda: {"some-clt-per-layer": lookup})
+    entries = list_registry("gemma-2-2b")
+    assert [(e.sae_id, e.width) for e in entries] == [("layer_3", None), ("7", 16384)]
