@@ -55,3 +55,20 @@ def differs_beyond_rounding(a: torch.Tensor, b: torch.Tensor, *, n: int, scale: 
     except AssertionError:
         return True
     return False
+
+
+def path_length(model, hook_name: str, d_in: int = 0) -> int:
+    """The total length of the sums between a token and the activations at `hook_name` (blocks.L....), plus an
+    SAE encoder over `d_in`: each block up to L sums over the width in attention and the MLP (x2 for the MLP's
+    hidden width), ~4 * d_model. The `n` for values computed through a forward of another batch shape."""
+    layer = int(hook_name.split(".")[1])
+    return (layer + 1) * 4 * int(model.d_model) + int(d_in)
+
+
+def near(values: torch.Tensor, edges: torch.Tensor | float, bound: torch.Tensor | float) -> torch.Tensor:
+    """Which values lie within `bound` of an edge (a threshold, a histogram bin's edge): computed in another
+    summation order they may fall on its other side, so a count of what is above the edge may differ by them."""
+    e = torch.as_tensor(edges, dtype=torch.float64).flatten()
+    v = values.detach().to(torch.float64)
+    dist = (v.unsqueeze(-1) - e).abs().amin(-1)
+    return dist <= torch.as_tensor(bound, dtype=torch.float64)
