@@ -23,6 +23,8 @@ import torch
 def reduction_bound(scale: torch.Tensor | float, n: int, dtype: torch.dtype) -> torch.Tensor | float:
     """How far two summation orders of `n` terms whose magnitudes sum to `scale` can land apart in `dtype`."""
     eps = torch.finfo(dtype).eps
+    if n * eps / 2 >= 1:  # gamma_n needs n*u < 1: beyond it the rounding may be as large as the terms
+        raise ValueError(f"no rounding bound for sums of {n} terms in {dtype}: compare in a wider dtype")
     return n * eps / (1 - n * eps / 2) * scale
 
 
