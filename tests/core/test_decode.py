@@ -18,10 +18,9 @@ from saetui.sae.manager import SAEManager
 from saetui.steering import decode, static
 from saetui.steering.generate import GenerationSettings, SteeringEngine
 from saetui.steering.scopes import covers
-from saetui.steering.hooks import SteeringHooks
 from saetui.steering.spec import SteeringSpec, resolve
 from tests.conftest import hook_ids
-from tests.tolerance import assert_close_reduction, path_length, reduction_bound
+from tests.greedy import assert_close_logprobs, assert_same_greedy
 
 HOOK, LATE = "blocks.1.hook_resid_post", "blocks.3.hook_resid_post"
 PROMPT = "The cat sat on the mat"
@@ -77,53 +76,6 @@ def _static(model, saes, rows, *, compile, prompt=PROMPT, **settings):
     return out
 
 
-def _forward_length(model) -> int:
-    """The length of the sums from a token to the logits (tests/tolerance.py): every block and the unembedding."""
-    return path_length(model, f"blocks.{model.n_layers - 1}.x") + model.d_model
-
-
-def _steered_logits(model, saes, specs, prompt, tokens) -> torch.Tensor:
-    """[len(tokens), vocab] float64: the eager model's logits, teacher-forced on `tokens` after `prompt`, steered by
-    `specs` (one row's), for the prediction of each of `tokens`."""
-    from saetui.steering.vectors import resolve_any
-
-    engine = SteeringEngine(model, saes, compile=False)
-    ids, template = engine._prompt(prompt)
-    resolved = [resolve_any(spec, saes, model, {}) for spec in specs if spec.enabled]
-    seq = torch.tensor([ids + list(tokens)])
-    with SteeringHooks(model, [resolved], prompt_len=len(ids), template=template), torch.inference_mode():
-        logits = model.model(input_ids=seq).logits[0].double()
-    return logits[len(ids) - 1: len(ids) - 1 + len(tokens)]
-
-
-def _same_greedy(model, saes, rows, got, want, prompt=PROMPT) -> None:
-    """Greedy tokens of two paths that run other kernels on other shapes (a padded static cache vs the model's own)
-    are equal, or first differ where the two tokens' logits are within rounding of each other: teacher-forced on
-    the common prefix, with that row's steering, the eager logits of both tokens are that close."""
-    for r, (g, w) in enumerate(zip(got, want)):
-        if g == w:
-            continue
-        i = next((j for j, (a, b) in enumerate(zip(g, w)) if a != b), min(len(g), len(w)))
-        assert i < len(g) and i < len(w), (r, g, w)  # one stopped and the other did not: not a near-tie
-        logits = _steered_logits(model, saes, rows[r], prompt, w[: i + 1])[-1]
-        gap = abs(float(logits[g[i]] - logits[w[i]]))
-        bound = reduction_bound(float(logits.abs().max()), _forward_length(model), torch.float32)
-        assert gap <= 2 * bound, f"row {r} token {i}: {g[i]} vs {w[i]}, logits {gap:.3g} apart (rounding allows {2 * bound:.3g})"
-
-
-def _close_logprobs(model, saes, rows, got, want, prompt=PROMPT) -> None:
-    """Where two paths chose the same tokens, their log-probabilities agree up to rounding: a log-softmax moves each
-    by at most twice the logits' rounding bound (the token's logit and the log-sum-exp)."""
-    for r, (g, w) in enumerate(zip(got, want)):
-        tokens = [t for t, _ in w]
-        if [t for t, _ in g] != tokens:
-            continue
-        scale = float(_steered_logits(model, saes, rows[r], prompt, tokens).abs().max())
-        bound = 2 * reduction_bound(scale, _forward_length(model), torch.float32)
-        assert_close_reduction(torch.tensor([p for _, p in g], dtype=torch.float64),
-                               torch.tensor([p for _, p in w], dtype=torch.float64), bound=bound, what=f"row {r} logprobs")
-
-
 def _graphs() -> int:
     from torch._dynamo.utils import counters
 
@@ -137,8 +89,8 @@ def test_static_decoder_equals_eager_on_every_architecture(model_dirs, make_sae,
     want = [list(zip(o.token_ids, o.logprobs)) for o in eager.run(PROMPT, ROWS, max_new_tokens=24)]
     got = _static(model, saes, ROWS, compile=False, max_new_tokens=24)
     static.forget(model)
-    _same_greedy(model, saes, ROWS, [[t for t, _ in r] for r in got], [[t for t, _ in r] for r in want])
-    _close_logprobs(model, saes, ROWS, got, want)
+    assert_same_greedy(model, saes, ROWS, [[t for t, _ in r] for r in got], [[t for t, _ in r] for r in want])
+    assert_close_logprobs(model, saes, ROWS, got, want)
     assert want[1] != want[0]  # the steering changed something: the comparison is not vacuous
 
 
@@ -166,10 +118,10 @@ def test_compiled_equals_eager_with_one_graph_for_every_step_and_every_later_gen
     torch._dynamo.reset()
     start = _graphs()
     rows = [[SteeringSpec(s.feature, s.coefficient, s.mode, "s", s.scope) for s in row] for row in ROWS]
-    _same_greedy(model, saes, rows, _tokens(fast, rows, max_new_tokens=24), _tokens(eager, rows, max_new_tokens=24))
+    assert_same_greedy(model, saes, rows, _tokens(fast, rows, max_new_tokens=24), _tokens(eager, rows, max_new_tokens=24))
     assert _graphs() - start == 1, "one graph for 24 steps of the same batch shape"
     for rows in MOVES:
-        _same_greedy(model, saes, rows, _tokens(fast, rows, max_new_tokens=24), _tokens(eager, rows, max_new_tokens=24))
+        assert_same_greedy(model, saes, rows, _tokens(fast, rows, max_new_tokens=24), _tokens(eager, rows, max_new_tokens=24))
     assert _graphs() - start == 1, "new specs, scopes and SAEs reuse the compiled step"
     static.forget(model)
 
@@ -186,7 +138,7 @@ def test_compiled_equals_eager_for_chat_prompts_and_template_scopes(make_sae):
     eager = SteeringEngine(model, saes, compile=False)
     fast = SteeringEngine(model, saes, compile=True)
     want = _tokens(eager, rows, prompt=chat, max_new_tokens=12)
-    _same_greedy(model, saes, rows, _tokens(fast, rows, prompt=chat, max_new_tokens=12), want, prompt=chat)
+    assert_same_greedy(model, saes, rows, _tokens(fast, rows, prompt=chat, max_new_tokens=12), want, prompt=chat)
     assert want[1] != want[2] or want[2] != want[0]  # template steering reached the model
     static.forget(model)
 
@@ -200,7 +152,7 @@ def test_saved_vectors_steer_the_same_on_both_paths(gemma2, make_sae):
     save_vector("push", {"blocks.2.hook_resid_post": torch.randn(64) * 8}, model=gemma2.name)
     rows = [[], [VectorSpec("push", 1.0)], [VectorSpec("push", -1.0, scope="generated"), SteeringSpec(3, 30.0)]]
     want = _tokens(SteeringEngine(gemma2, saes, compile=False), rows, max_new_tokens=12)
-    _same_greedy(gemma2, saes, rows, _tokens(SteeringEngine(gemma2, saes, compile=True), rows, max_new_tokens=12), want)
+    assert_same_greedy(gemma2, saes, rows, _tokens(SteeringEngine(gemma2, saes, compile=True), rows, max_new_tokens=12), want)
     assert want[1] != want[0]
     static.forget(gemma2)
 
@@ -215,7 +167,7 @@ def test_every_end_id_of_the_generation_config_stops_both_paths(model_dirs, make
         (row,) = _tokens(eager, [[]], max_new_tokens=12)
         assert row == free[: free.index(end) + 1]
         (row,) = _tokens(SteeringEngine(model, saes, compile=True), [[]], max_new_tokens=12)
-        _same_greedy(model, saes, [[]], [row], [free[: free.index(end) + 1]])  # running past the end fails here
+        assert_same_greedy(model, saes, [[]], [row], [free[: free.index(end) + 1]])  # running past the end fails here
     finally:
         model.model.generation_config.eos_token_id = model.tokenizer.eos_token_id
         static.forget(model)
@@ -243,13 +195,13 @@ def test_a_compiled_step_built_in_the_background_takes_over_once_ready(model_dir
     want = _tokens(SteeringEngine(model, saes, compile=False), ROWS, max_new_tokens=10)
     assert static.compile_status(model) == "eager"
     first = _static(model, saes, ROWS, compile=None, max_new_tokens=10)  # runs uncompiled, starts the build
-    _same_greedy(model, saes, ROWS, [[t for t, _ in r] for r in first], want)
+    assert_same_greedy(model, saes, ROWS, [[t for t, _ in r] for r in first], want)
     assert static.wait_compiled(model, timeout=600)
     assert static.compile_status(model) == "compiled"
     pool = static._pool(model)
     assert any(d.compiled and d.ready and d.failed is None for d in pool.decoders)
     again = _static(model, saes, ROWS, compile=None, max_new_tokens=10)
-    _same_greedy(model, saes, ROWS, [[t for t, _ in r] for r in again], want)
+    assert_same_greedy(model, saes, ROWS, [[t for t, _ in r] for r in again], want)
     static.forget(model)
 
 
@@ -269,7 +221,7 @@ def test_compile_failure_falls_back_with_one_notice(model_dirs, make_sae, monkey
     fast = SteeringEngine(model, saes, compile=True)
     eager = SteeringEngine(model, saes, compile=False)
     for _ in range(2):
-        _same_greedy(model, saes, ROWS, _tokens(fast, ROWS, max_new_tokens=8), _tokens(eager, ROWS, max_new_tokens=8))
+        assert_same_greedy(model, saes, ROWS, _tokens(fast, ROWS, max_new_tokens=8), _tokens(eager, ROWS, max_new_tokens=8))
     notes = take_notices()
     assert len(notes) == 1 and "compiled decoding failed" in notes[0] and "backend exploded" in notes[0]
     static.forget(model)
