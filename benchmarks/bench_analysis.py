@@ -47,18 +47,17 @@ def peak_memory(device: str) -> str:
 def build(preset: str, device: str, dtype: str | None = None):
     from transformers import AutoModelForCausalLM
 
-    from saetui.models.hf_compat import causal_masks
+    from saetui.models.hf_compat import hidden_after
     from saetui.models.model import ModelWithHooks, pick_dtype
     from saetui.models.synthetic import build_wordlevel_tokenizer, calibrate_threshold, gemma2_config, random_jumprelu_sae
     from saetui.sae.analyzer import SAEAnalyzer
     from saetui.sae.manager import SAEManager
 
     config = gemma2_config(preset)
-    config._attn_implementation = "eager"
     dtype = pick_dtype(device, "gemma2", dtype)
     torch.manual_seed(0)
     with torch.device(device):
-        hf = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
+        hf = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="eager").eval()
     model = ModelWithHooks(hf, build_wordlevel_tokenizer(config.vocab_size), name=f"gemma2-{preset}")
     layer = config.num_hidden_layers // 2
     hook = f"blocks.{layer}.hook_resid_post"
@@ -83,15 +82,7 @@ def build(preset: str, device: str, dtype: str | None = None):
 
     def by_hand(batch):
         with torch.inference_mode():
-            inner = hf.model
-            emb = inner.embed_tokens(batch.input_ids)
-            pos = torch.arange(emb.shape[1], device=emb.device)[None]
-            masks = causal_masks(config, emb, pos)
-            pe = inner.rotary_emb(emb, pos)
-            h = emb
-            for i in range(layer + 1):
-                h = inner.layers[i](h, attention_mask=masks[config.layer_types[i]], position_embeddings=pe, position_ids=pos)
-            return loaded.sae.encode(h)
+            return loaded.sae.encode(hidden_after(hf, batch.input_ids, layer))
 
     return model, analyzer, loaded, full_forward, by_hand, layer, hook
 

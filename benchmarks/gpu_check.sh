@@ -19,7 +19,7 @@ mkdir -p "$LOGS"
 
 if [[ "$DRY" == 1 ]]; then
   DEV=(--device cpu --dtype float32 --preset tiny); DEVICE=cpu
-  ROUNDS=1; NEW=8; DOCS=16; DOC_TOKENS=32; BATCH=8
+  ROUNDS=1; NEW=8; DOCS=16; DOC_TOKENS=32; BATCH=8; INDEX_ROUNDS=1
   export SAETUI_COMPILE_BACKEND=${SAETUI_COMPILE_BACKEND:-aot_eager}  # inductor codegen takes minutes on CPU
   echo "gpu_check: dry run on CPU (tiny preset, 1 round): checks the commands, not the numbers"
 else
@@ -29,7 +29,7 @@ else
     exit 2
   fi
   DEV=(--device cuda --dtype bfloat16 --preset gemma-2-2b); DEVICE=cuda
-  ROUNDS=5; NEW=64; DOCS=2000; DOC_TOKENS=128; BATCH=64
+  ROUNDS=5; NEW=64; DOCS=2000; DOC_TOKENS=128; BATCH=64; INDEX_ROUNDS=3
   "$PY" -c 'import torch; print("gpu_check:", torch.cuda.get_device_name(0), "torch", torch.__version__)'
 fi
 
@@ -49,8 +49,9 @@ run() {  # name, command...: run it and keep its log; a failure prints the log's
 
 run analysis "$PY" benchmarks/bench_analysis.py "${DEV[@]}" --rounds $((ROUNDS * 2)) --no-sae-lens
 run steering "$PY" benchmarks/bench_steering.py "${DEV[@]}" --rounds "$ROUNDS" --new-tokens "$NEW" --compile --only-compiled --no-sae-lens
-run equal "$PY" benchmarks/check_decode_equal.py --device "$DEVICE"
-run index "$PY" benchmarks/bench_index.py "${DEV[@]}" --rounds 3 --docs "$DOCS" --doc-tokens "$DOC_TOKENS" --batch-size "$BATCH"
+run equal "$PY" benchmarks/check_decode_equal.py --device "$DEVICE" --new-tokens "$((NEW < 24 ? NEW : 24))"
+run circuit "$PY" benchmarks/bench_circuit.py "${DEV[@]}" --rounds "$INDEX_ROUNDS" --tokens "$((NEW < 32 ? 16 : 32))" --steps "$((NEW < 32 ? 4 : 10))"
+run index "$PY" benchmarks/bench_index.py "${DEV[@]}" --rounds "$INDEX_ROUNDS" --docs "$DOCS" --doc-tokens "$DOC_TOKENS" --batch-size "$BATCH"
 
 pick() { grep -m1 -E "$2" "$LOGS/$1.log" || echo "  (missing: $2)"; }
 echo
@@ -62,6 +63,8 @@ echo "-- steered decode, batch 1, greedy $NEW tokens (tokens/s; x plain eager mo
 grep -E 'first steer|plain HF generate|ours, add|ours, clamp|batched|then steered|bandwidth bound|identical|decoder:' "$LOGS/steering.log" || true
 echo "-- static and compiled decoding vs the eager loop (the demo: two SAEs, every scope form, clamp, chat)"
 grep -E 'equal=' "$LOGS/equal.log" | awk '{print "  " $0}' || true
+echo "-- feature circuit (every layer's SAE)"
+pick circuit '^circuit:'
 echo "-- index build"
 pick index '^build:'
 echo "-- peak GPU memory per benchmark"

@@ -306,6 +306,8 @@ class Session(SteeringMethods, DiscoveryMethods):
             self._attach_index(loaded)
         return index
 
+    last_corpus: str | None = None  # the corpus file the app's health screen evaluated last
+
     def evals(self, corpus: str | list[str], saes: list[str] | None = None, *, field: str = "text",
               max_tokens: int | None = None, batch_size: int | None = None, progress: bool = True) -> Any:
         """SAE health (saetui.sae.evals) of the named SAEs (default: every loaded one) over a .txt/.jsonl corpus or a

@@ -133,8 +133,10 @@ class EvalSettings:
 @dataclass(frozen=True)
 class AppSettings:
     """The app: hits in the search list (it scrolls, so more than a command prints); next-token predictions shown
-    for the highlighted token; analyzed prompts kept in the history (Ctrl+Up/Down)."""
+    for the highlighted token; analyzed prompts kept in the history (Ctrl+Up/Down); positions the health screen
+    (F8) reads from its corpus at most (`saetui evals` reads the whole corpus unless --max-tokens says less)."""
 
     search_limit: int = 50
     predictions: int = 5
     history: int = 50
+    health_max_tokens: int = 100_000

@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-steps", type=int, default=650)
     parser.add_argument("--sae-steps", type=int, default=2500)
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: the same weights on any machine, and no spinning on a shared one)")
+                        help="torch threads (default 1: the same weights whatever the core count, and no spinning on a shared one)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -129,15 +129,19 @@ def set_cache_length(cache: Any, length: int) -> None:
         layer.cumulative_length.fill_(length)
 
 
-def causal_masks(config: Any, inputs_embeds: torch.Tensor, position_ids: torch.Tensor) -> dict[str, Any]:
+def causal_masks(config: Any, inputs_embeds: torch.Tensor, position_ids: torch.Tensor,
+                 layer_types: Any = ("full_attention", "sliding_attention")) -> dict[str, Any]:
     """The attention masks a decoder layer takes, by layer type ("full_attention", "sliding_attention"),
-    for a forward without a cache (as the model builds them: benchmarks run layers by hand with these)."""
+    for a forward without a cache (as the model builds them: benchmarks run layers by hand with these).
+    `layer_types`: the kinds to build (a model without a sliding window cannot build that one)."""
     from transformers import masking_utils
 
     builders = {"full_attention": masking_utils.create_causal_mask,
                 "sliding_attention": masking_utils.create_sliding_window_causal_mask}
     masks = {}
     for kind, build in builders.items():
+        if kind not in layer_types:
+            continue
         params = inspect.signature(build).parameters
         kw: dict[str, Any] = dict(config=config, inputs_embeds=inputs_embeds, attention_mask=None, position_ids=position_ids)
         kw["cache" if "cache" in params else "past_key_values"] = None
@@ -145,3 +149,24 @@ def causal_masks(config: Any, inputs_embeds: torch.Tensor, position_ids: torch.T
             kw["cache_position"] = position_ids[0]
         masks[kind] = build(**kw)
     return masks
+
+
+def hidden_after(hf_model: Any, input_ids: torch.Tensor, last_layer: int) -> torch.Tensor:
+    """The residual stream after decoder layer `last_layer`, computed by hand as the model's forward does it
+    (embeddings, rotary position embeddings, one causal mask per layer type, the layers; no cache): the
+    benchmarks' lower bound for a forward that stops at an SAE's layer. For models whose inner module has
+    `embed_tokens`, `rotary_emb` and `layers` (the Llama, Gemma, Mistral and Qwen families). A layer's call
+    and what it returns (a tensor in 5.x, a tuple before) are transformers details, hence here."""
+    import torch
+
+    inner, config = hf_model.model, hf_model.config
+    emb = inner.embed_tokens(input_ids)
+    pos = torch.arange(emb.shape[1], device=emb.device)[None]
+    types = getattr(config, "layer_types", None) or ["full_attention"] * int(config.num_hidden_layers)
+    masks = causal_masks(config, emb, pos, set(types[: last_layer + 1]))
+    pe = inner.rotary_emb(emb, pos)
+    h = emb
+    for i in range(last_layer + 1):
+        out = inner.layers[i](h, attention_mask=masks[types[i]], position_embeddings=pe, position_ids=pos)
+        h = out[0] if isinstance(out, tuple) else out
+    return h

@@ -478,6 +478,6 @@ def _frozen(modules: Sequence[nn.Module]) -> Iterator[None]:
 
 def _keep_last(model: ModelWithHooks) -> dict[str, Any]:
     """`logits_to_keep=1` where the model takes it: only the last position's logits are needed."""
-    import inspect
+    from saetui.models.hf_compat import keeps_last_logits
 
-    return {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.model.forward).parameters else {}
+    return {"logits_to_keep": 1} if keeps_last_logits(model.model) else {}

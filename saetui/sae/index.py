@@ -367,8 +367,9 @@ def build_index(
     bs = docs_per_batch(model, loaded, texts, settings, world)
     starts = list(range(done, len(texts), bs))
     if world > 1:
-        # Each rank takes a contiguous run of the same batches a single process would run, so every
-        # latent is bit-identical; global positions come from the token counts of the runs before it.
+        # Each rank takes a contiguous run of the same batches a single process would run, so every latent
+        # comes from the same shapes (bit-identical where its thread count gets the same BLAS kernels, else
+        # rounding apart); global positions come from the token counts of the runs before it.
         per = -(-len(starts) // world)  # ceil
         share = [starts[r * per : (r + 1) * per] for r in range(world)]
         first = share[rank][0] if share[rank] else len(texts)

@@ -86,6 +86,7 @@ def list_registry(model: str | None = None) -> list[RegistryEntry]:
         if want is not None and model_key(lookup.model) != want:
             continue
         for sae_id, path in lookup.saes_map.items():
+            sae_id, path = str(sae_id), str(path)  # YAML may give numbers: sae-lens 6.51 has `layer_0: 0` (a CLT's layers)
             entries.append(
                 RegistryEntry(
                     release=release,

@@ -54,6 +54,8 @@ ACTIONS: list[Action] = [
     Action("continue_chat(1)", "f7", "Keep steered", "chat: keep the steered reply as the assistant's turn; type the next user turn",
            show=False, priority=True),
     Action("next_sae", "ctrl+n", "Next SAE", "show the next loaded SAE's features", show=False, priority=True),
+    Action("health", "f8", "Health", "SAE health on a corpus: L0, FVU, the loss with each SAE spliced in, dead/dense latents",
+           show=False, priority=True),
     Action("help", "f1", "Help", "this list of keys"),
     Action("quit", "ctrl+q", "Quit", "save the session and quit", priority=True, palette=False),
     # token table

@@ -304,6 +304,13 @@ class SaeTuiApp(LoadingApp, App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def action_health(self, corpus: str | None = None) -> None:
+        """F8 / palette `health CORPUS`: every loaded SAE's health on a corpus (saetui/tui/screens/health.py)."""
+        if self.ready_or_say():
+            from saetui.tui.screens.health import HealthScreen
+
+            self.push_screen(HealthScreen(self.session, corpus))
+
     async def action_quit(self) -> None:
         self.steer.stop()  # a running generation ends at its next token
         self.save_session()

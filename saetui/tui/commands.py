@@ -29,6 +29,7 @@ _WITH_ARGUMENT = [
     ("contrast ", "search.contrast_command", "A1; A2 | B1; B2: features separating two sets of prompts (Search tab)"),
     ("save vector ", "search.save_vector", "keep the last contrast's A−B direction as a named steering vector"),
     ("steer vector ", "steer.steer_vector", "add a saved steering vector to the steering specs"),
+    ("health ", "action_health", "SAE health over a .txt/.jsonl corpus: L0, FVU, the loss with each SAE spliced in, dead/dense"),
 ]
 
 

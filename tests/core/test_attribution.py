@@ -313,7 +313,7 @@ def test_no_hooks_grads_or_flags_left_and_outputs_equal_a_fresh_model(gemma2_dir
     attribute(model, saes, PROMPT, verify=5)
     assert _state(model, saes) == before
     ids = _ids(model)
-    with torch.no_grad():
+    with torch.no_grad():  # the same weights, the same input: the same kernels, so the same bits unless a change was left
         assert torch.equal(model.model(ids).logits, fresh.model(ids).logits)
 
     # errors: after the forward (versus = the top prediction), in a splice hook, in the ablation batch

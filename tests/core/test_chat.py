@@ -210,6 +210,7 @@ def test_steering_the_reply_leaves_the_prompt_untouched(family, sessions):
             handle.remove()
         return stores, pieces
 
+    # one row each, the same prompt and tokens: the same shapes and kernels, so untouched activations keep their bits
     base, _ = run([[]])
     steered, _ = run([[spec]])
     both, _ = run([[spec]], steer_template=True)

@@ -15,6 +15,8 @@ from saetui.steering.generate import SteeringEngine
 from saetui.steering.hooks import SteeringHooks
 from saetui.steering.spec import SteeringSpec, resolve
 from tests.conftest import hook_ids
+from tests.greedy import assert_same_greedy
+from tests.tolerance import assert_close_reduction
 
 HOOK = "blocks.1.hook_resid_post"
 PROMPT = "The cat sat on the mat"
@@ -93,8 +95,10 @@ def test_add_changes_the_hooked_output_by_exactly_c_w_dec(gemma2, saes, engine, 
     n = len(prompt_ids)
     covered = {"all": range(len(ids)), "prompt": range(n), "generated": range(n, len(ids)), "3:9": range(3, 9)}[scope]
     for p in range(steered.shape[0]):
-        want = clean[p] + direction if p in covered else clean[p]
-        torch.testing.assert_close(steered[p], want, atol=1e-6, rtol=0)
+        if p in covered:  # the hook's table arithmetic may round the sum once more than this one add
+            assert_close_reduction(steered[p], clean[p] + direction, n=2, scale=clean[p].abs() + direction.abs())
+        else:
+            assert torch.equal(steered[p], clean[p])  # untouched: the very tensor the layer produced
 
 
 def test_coefficient_zero_is_bit_identical_to_no_steering(gemma2, saes, engine):
@@ -106,15 +110,16 @@ def test_coefficient_zero_is_bit_identical_to_no_steering(gemma2, saes, engine):
     assert torch.equal(clean, zero)
     plain, zeroed = engine.run(PROMPT, [[], [SteeringSpec(7, 0.0)]], max_new_tokens=8)
     assert plain.token_ids == zeroed.token_ids
-    (alone,) = engine.run(PROMPT, [[SteeringSpec(7, 0.0)]], max_new_tokens=8)
-    assert alone.token_ids == plain.token_ids
+    (alone,) = engine.run(PROMPT, [[SteeringSpec(7, 0.0)]], max_new_tokens=8)  # batch 1 vs 2: other shapes
+    assert_same_greedy(engine.model, engine.saes, [[]], [alone.token_ids], [plain.token_ids])
 
 
 def test_greedy_tokens_equal_with_and_without_kv_cache(engine):
     specs = [SteeringSpec(7, 6.0, scope="generated"), SteeringSpec(11, 2.0, mode="clamp")]
     (cached,) = engine.run(PROMPT, [specs], max_new_tokens=10)
     (uncached,) = engine.run(PROMPT, [specs], max_new_tokens=10, use_cache=False)
-    assert cached.token_ids == uncached.token_ids and len(cached.token_ids) == 10
+    assert len(cached.token_ids) == 10
+    assert_same_greedy(engine.model, engine.saes, [specs], [cached.token_ids], [uncached.token_ids])
 
 
 def test_clamp_sets_the_feature_and_ablate_zeroes_it(gemma2, saes, engine):
@@ -139,18 +144,22 @@ def test_batched_compare_and_sweep_equal_individual_runs(engine):
     baseline, steered = engine.compare(PROMPT, [spec], max_new_tokens=12)
     (alone_base,) = engine.run(PROMPT, [[]], max_new_tokens=12)
     (alone_steer,) = engine.run(PROMPT, [[spec]], max_new_tokens=12)
-    assert baseline.token_ids == alone_base.token_ids and steered.token_ids == alone_steer.token_ids
+    # a batch of 2 runs other matmul shapes than a batch of 1: equal up to near-ties (tests/greedy.py)
+    assert_same_greedy(engine.model, engine.saes, [[], [spec]], [baseline.token_ids, steered.token_ids],
+                       [alone_base.token_ids, alone_steer.token_ids])
     assert baseline.token_ids != steered.token_ids
     coefficients = [-4.0, 0.0, 2.0, 8.0]
     rows = engine.sweep(PROMPT, [spec, SteeringSpec(30, 1.0, mode="clamp")], coefficients, max_new_tokens=12)
     for c, row in zip(coefficients, rows):
-        (alone,) = engine.run(PROMPT, [[spec.with_coefficient(c), SteeringSpec(30, c, mode="clamp")]], max_new_tokens=12)
-        assert row.token_ids == alone.token_ids
+        specs = [spec.with_coefficient(c), SteeringSpec(30, c, mode="clamp")]
+        (alone,) = engine.run(PROMPT, [specs], max_new_tokens=12)
+        assert_same_greedy(engine.model, engine.saes, [specs], [row.token_ids], [alone.token_ids])
 
 
 def test_sampling_uses_a_seed_per_row(engine):
     a = engine.run(PROMPT, [[], []], max_new_tokens=10, temperature=1.0, seeds=[1, 2])
     b = engine.run(PROMPT, [[]], max_new_tokens=10, temperature=1.0, seed=2)
+    # batch 2 vs 1: a draw could only change if it landed within rounding (~1e-6) of a cumulative-probability edge
     assert a[1].token_ids == b[0].token_ids
     assert a[0].token_ids != a[1].token_ids
 

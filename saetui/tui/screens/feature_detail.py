@@ -137,7 +137,13 @@ class FeatureDetailScreen(ModalScreen[None]):
 
     def _parts(self, i: Any) -> list[Static]:
         max_act = "n/a" if i.max_activation is None else f"{i.max_activation:.2f}"
+        from saetui.sae.evals import DENSE
+
         density = "n/a (no feature index)" if i.density is None else f"{i.density:.3%} of tokens"
+        if i.density == 0:
+            density += " [b]· dead[/b] [dim](never fired on the indexed text)[/dim]"
+        elif i.density is not None and i.density > DENSE:
+            density += f" [b]· dense[/b] [dim](fires on more than {DENSE:.0%} of tokens: says little about any one word)[/dim]"
         head = [
             f"[b]feature {i.feature}[/b] of {escape(i.sae)} · label: {escape(i.label) or '(none: l labels it)'}",
             f"max activation {max_act} [dim]({escape(i.max_source)})[/dim]",
