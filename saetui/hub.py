@@ -20,432 +20,35 @@ private repos, unknown ids, an unreachable Hub, a full disk, an interrupted down
 
 huggingface_hub reads HF_ENDPOINT, HF_HOME/HF_HUB_CACHE and HF_HUB_OFFLINE once, when it is imported (its
 `constants` module); everything here reads those constants, never the environment, so they agree.
+
+The pieces: saetui.hub_cache (targets, errors, what the cache holds) and saetui.hub_progress (progress events,
+the stderr display, reporting and stopping); this module plans and runs the downloads and explains their
+failures. The public names of all three are importable from here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import errno
 import json
-import os
-import re
 import shutil
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TextIO
+from typing import Any, Iterator, Sequence
 
-from saetui.errors import ModelLoadError, SAELoadError, SaetuiError, first_line
+from saetui.errors import SaetuiError, first_line
+from saetui.hub_cache import (MODEL_FILES, SAE_FILES, TOKENIZER_FILES, WEIGHTS, DownloadCancelled, HubError,  # noqa: F401
+                              ModelHubError, SAEHubError, Stored, Target, cache_dir, cache_note, cache_only, cached,
+                              cached_repos, endpoint, fail, hf_constants, model_target, offline, sae_target, snapshot,
+                              weight_files)
+from saetui.hub_progress import (Progress, ProgressSink, Reporting, StderrProgress, current_reporting,  # noqa: F401
+                                 human_bytes, human_time, reporting, stop)
 
 #: Seconds a metadata request (a repo's file list, one HEAD) waits for the Hub: a hung Hub fails in under 10 s
 #: (huggingface_hub itself may first wait 3 s for its agent-harness registry, once a day).
 HUB_TIMEOUT = 4.0
-
-#: The files of a model repo a start reads besides its weights: config, generation config, tokenizer
-#: (fast and slow forms) and chat template. Custom code (`*.py` at the top) and `additional_chat_templates/`
-#: come too. What transformers asks for, seen against a Hub stand-in (tests/hub_stand_in.py).
-MODEL_FILES = frozenset({
-    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-    "added_tokens.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json", "merges.txt",
-    "vocab.txt", "chat_template.jinja", "chat_template.json", "processor_config.json", "preprocessor_config.json",
-})
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
-#: Weights, in the order transformers prefers them: (index, single file).
-WEIGHTS = (("model.safetensors.index.json", "model.safetensors"), ("pytorch_model.bin.index.json", "pytorch_model.bin"))
-#: Files that make a registry SAE complete, by its sae-lens loader (conversion_func; None is sae-lens's own format).
-#: Releases of other loaders are complete when their folder has any file.
-SAE_FILES = {None: ("cfg.json", "sae_weights.safetensors"), "sae_lens": ("cfg.json", "sae_weights.safetensors"),
-             "gemma_2": ("params.npz",)}
-
-
-class HubError(SaetuiError):
-    """A download failed or cannot start; the message says what to do."""
-
-
-class ModelHubError(HubError, ModelLoadError):
-    """A model's files could not be fetched (or are not cached while offline)."""
-
-
-class SAEHubError(HubError, SAELoadError):
-    """A registry SAE's files could not be fetched (or are not cached while offline)."""
-
-
-class DownloadCancelled(HubError):
-    """The user stopped a download (the app's Ctrl+S); what finished is kept in the cache."""
-
-
-def _fail(target: Target, message: str) -> HubError:
-    return (ModelHubError if target.kind == "model" else SAEHubError)(message)
-
-
-# ---------------------------------------------------------------------- what to fetch
-@dataclass(frozen=True)
-class Target:
-    """One model, or one registry SAE (a folder of a repo), as the user named it."""
-
-    kind: str                     # "model" | "SAE"
-    repo_id: str
-    name: str                     # as given: `google/gemma-2-2b`, `RELEASE/SAE_ID`
-    folder: str = ""              # SAE: its folder in the repo
-    required: tuple[str, ...] = ()  # SAE: the files (in its folder) its loader reads; () = any
-    revision: str = "main"
-
-    @property
-    def what(self) -> str:
-        return f"model {self.name}" if self.kind == "model" else f"SAE {self.name}"
-
-
-def model_target(repo_id: str, revision: str = "main") -> Target:
-    """A Hub model id, checked for form (one-line error) before anything asks the Hub about it."""
-    _check_repo_id(repo_id, "model")
-    return Target("model", repo_id, repo_id, revision=revision)
-
-
-def sae_target(release: str, sae_id: str) -> Target:
-    """A sae-lens registry SAE: the repo and folder its release names (unknown names fail with suggestions)."""
-    from saetui.sae.pretrained import check_registry_spec
-
-    lookup = check_registry_spec(release, sae_id)
-    required = SAE_FILES.get(lookup.conversion_func, ())
-    folder = str(lookup.saes_map[sae_id]).strip("/")
-    return Target("SAE", lookup.repo_id, f"{release}/{sae_id}", folder=folder, required=required)
-
-
-def _check_repo_id(repo_id: str, what: str) -> None:
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as exc:
-        error = ModelHubError if what == "model" else SAEHubError
-        raise error(f"{repo_id!r} is neither a folder nor a Hub {what} id (org/name): {first_line(exc)}") from None
-
-
-@dataclass
-class Stored:
-    """A target complete in the cache: where, which commit, how much; and what this run fetched of it."""
-
-    target: Target
-    path: Path        # the snapshot folder (an SAE: its folder inside the snapshot)
-    commit: str
-    files: int
-    bytes: int
-    fetched_files: int = 0
-    fetched_bytes: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        t = self.target
-        return {"kind": t.kind, "name": t.name, "repo": t.repo_id, "folder": t.folder or None, "revision": t.revision,
-                "commit": self.commit, "path": str(self.path), "files": self.files, "bytes": self.bytes,
-                "fetched_files": self.fetched_files, "fetched_bytes": self.fetched_bytes}
-
-
-# ---------------------------------------------------------------------- progress
-@dataclass(frozen=True)
-class Progress:
-    """One moment of a download, for a display. `event`:
-
-    plan       the files to fetch are known (n_files, all_total; `what` names every target)
-    file       bytes of one file arrived (or it started: done 0)
-    file_done  a file is complete
-    done       every file is complete
-    stopped    cancelled, interrupted or failed part way (all_done bytes are in; finished files are kept)
-    """
-
-    event: str
-    what: str
-    filename: str = ""
-    file_no: int = 0
-    n_files: int = 0
-    done: int = 0
-    total: int | None = None
-    all_done: int = 0
-    all_total: int = 0
-    files_done: int = 0
-    elapsed: float = 0.0          # seconds since the first file started
-    file_elapsed: float = 0.0     # seconds since this file started
-    host: str = ""
-    cache: str = ""
-
-    @property
-    def rate(self) -> float | None:
-        """Bytes per second over the whole download so far."""
-        return self.all_done / self.elapsed if self.elapsed > 0.05 and self.all_done > 0 else None
-
-    @property
-    def eta(self) -> float | None:
-        """Seconds left at the rate so far."""
-        rate = self.rate
-        return None if rate is None else max(0.0, (self.all_total - self.all_done) / rate)
-
-
-ProgressSink = Callable[[Progress], None]
-
-
-def human_bytes(n: float | None) -> str:
-    """`691.0 kB`, `5.0 GB`: decimal units, as the Hub shows file sizes."""
-    if n is None:
-        return "?"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"  # pragma: no cover - the loop returns
-
-
-def human_time(seconds: float | None) -> str:
-    """`0.4s`, `45s`, `3m05s`, `1h02m`."""
-    if seconds is None:
-        return "?"
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
-class StderrProgress:
-    """Progress for a terminal or a log: a line per file (size, time, rate) on stderr, and while a file
-    arrives, on a terminal, huggingface_hub's own live bar (tqdm); elsewhere a line every `every` seconds.
-    Nothing goes to stdout, so `--json` output stays clean."""
-
-    def __init__(self, stream: TextIO | None = None, every: float = 30.0) -> None:
-        self.stream = stream
-        self.every = every
-        self._last_line = 0.0
-
-    @property
-    def live(self) -> bool:
-        """Whether hf's tqdm may draw its live bar: only on a terminal."""
-        stream = self.stream or sys.stderr
-        try:
-            return bool(stream.isatty())
-        except (AttributeError, ValueError):
-            return False
-
-    def _write(self, text: str) -> None:
-        from huggingface_hub.utils import tqdm as hf_tqdm
-
-        hf_tqdm.write(f"saetui: {text}", file=self.stream or sys.stderr)  # above a live bar, not through it
-
-    def __call__(self, p: Progress) -> None:
-        if p.event == "plan":
-            self._last_line = time.monotonic()
-            self._write(f"fetching {p.n_files} file{'s' * (p.n_files != 1)} ({human_bytes(p.all_total)}) for {p.what} "
-                        f"from {p.host} into {p.cache}")
-        elif p.event == "file_done":
-            rate = p.done / p.file_elapsed if p.file_elapsed >= 0.5 else None  # a small file's time is the round trip
-            speed = f" ({human_bytes(rate)}/s)" if rate else ""
-            self._write(f"{p.file_no}/{p.n_files} {p.what}: {p.filename} {human_bytes(p.done)} in "
-                        f"{human_time(p.file_elapsed)}{speed}")
-        elif p.event == "file" and not self.live and time.monotonic() - self._last_line >= self.every:
-            self._last_line = time.monotonic()
-            self._write(f"... {p.filename} {human_bytes(p.done)} / {human_bytes(p.total)}, "
-                        f"{human_bytes(p.rate)}/s, {human_time(p.eta)} left")
-        elif p.event == "done":
-            self._write(f"fetched {p.n_files} file{'s' * (p.n_files != 1)} ({human_bytes(p.all_done)}) in "
-                        f"{human_time(p.elapsed)}" + (f" ({human_bytes(p.rate)}/s)" if p.rate else ""))
-        elif p.event == "stopped":
-            self._write(f"download stopped after {p.files_done} of {p.n_files} files; the finished ones are kept in "
-                        f"{p.cache}, and the same command fetches the rest")
-
-
-@dataclass
-class _Reporting:
-    progress: ProgressSink | None
-    cancel: threading.Event | None
-
-
-_REPORTING: contextvars.ContextVar[_Reporting | None] = contextvars.ContextVar("saetui_hub_reporting", default=None)
-
-
-@contextlib.contextmanager
-def reporting(progress: ProgressSink | None = None, cancel: threading.Event | None = None) -> Iterator[None]:
-    """Downloads started inside (in this thread) report to `progress` and stop when `cancel` is set.
-    Without it they report with `StderrProgress`."""
-    token = _REPORTING.set(_Reporting(progress, cancel))
-    try:
-        yield
-    finally:
-        _REPORTING.reset(token)
-
-
-def stop(cancel: threading.Event) -> None:
-    """Stop the downloads that watch `cancel` now: set it, and close huggingface_hub's shared HTTP client
-    (`close_session`), so a read waiting for the next chunk (hf reads 10 MB at a time) ends at once instead of
-    at the next chunk; hf makes a new client for its next request. The file in progress is dropped, whole.
-    A Xet transfer is aborted through huggingface_hub's own abort (what it does on Ctrl+C), where it has one."""
-    cancel.set()
-    from huggingface_hub import close_session
-
-    close_session()
-    try:  # a Xet download (the Hub's large files) runs in hf_xet's threads: abort it the way hf's Ctrl+C does
-        from huggingface_hub.utils._xet import abort_xet_session
-    except ImportError:
-        return
-    abort_xet_session()
-
-
-def _current() -> _Reporting:
-    current = _REPORTING.get()
-    if current is None or current.progress is None:
-        return _Reporting(StderrProgress(), current.cancel if current else None)
-    return current
-
-
-# ---------------------------------------------------------------------- the cache
-def _constants() -> Any:
-    from huggingface_hub import constants
-
-    return constants
-
-
-def cache_dir() -> Path:
-    """huggingface_hub's cache folder (HF_HUB_CACHE, default HF_HOME/hub), as it was read at its import."""
-    return Path(_constants().HF_HUB_CACHE)
-
-
-def endpoint() -> str:
-    return str(_constants().ENDPOINT).rstrip("/")
-
-
-def offline() -> bool:
-    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set: the cache alone is used."""
-    return bool(_constants().is_offline_mode())
-
-
-_OFFLINE_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def cache_only() -> Iterator[None]:
-    """huggingface_hub's offline switch held while a library (sae-lens) reads files we made sure are cached:
-    its hf_hub_download calls then answer from the cache without a request (hf raises OfflineModeIsEnabled
-    before any I/O and falls back to the cached file). Process-wide while held, so held under a lock."""
-    constants = _constants()
-    with _OFFLINE_LOCK:
-        before = constants.HF_HUB_OFFLINE
-        constants.HF_HUB_OFFLINE = True
-        try:
-            yield
-        finally:
-            constants.HF_HUB_OFFLINE = before
-
-
-def _repo_dir(repo_id: str) -> Path:
-    from huggingface_hub.file_download import repo_folder_name
-
-    return cache_dir() / repo_folder_name(repo_id=repo_id, repo_type="model")
-
-
-def _snapshot(target: Target) -> Path | None:
-    """The cached snapshot folder of the target's revision (through refs/), or None."""
-    repo = _repo_dir(target.repo_id)
-    if re.fullmatch(r"[0-9a-f]{40}", target.revision):
-        commit: str | None = target.revision
-    else:
-        try:
-            commit = (repo / "refs" / target.revision).read_text().strip()
-        except OSError:
-            return None
-    folder = repo / "snapshots" / str(commit)
-    return folder if folder.is_dir() else None
-
-
-def _weight_files(names: set[str], read_index: Callable[[str], Any]) -> list[str] | None:
-    """The weight files of a model (an index and the shards it names, or one file); None: none found."""
-    for index, single in WEIGHTS:
-        if index in names:
-            try:
-                shards = sorted(set(read_index(index)["weight_map"].values()))
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                return None
-            return [index, *shards]
-        if single in names:
-            return [single]
-    return None
-
-
-def _files_in(folder: Path) -> set[str]:
-    """Every file under `folder`, as repo paths (`a/b.json`); symlinks to missing blobs do not count."""
-    if not folder.is_dir():
-        return set()
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-
-
-def _missing_in_cache(target: Target, snap: Path | None) -> list[str]:
-    """What the target lacks in its cached snapshot ([] = complete): file names, or a word for a group."""
-    if snap is None:
-        return ["everything"]
-    if target.kind == "SAE":
-        here = _files_in(snap / target.folder)
-        if not target.required:
-            return [] if here else [f"{target.folder}/"]
-        return [f"{target.folder}/{f}" for f in target.required if f not in here]
-    names = {p.name for p in snap.iterdir() if p.is_file()}
-    missing = [] if "config.json" in names else ["config.json"]
-    weights = _weight_files(names, lambda f: json.loads((snap / f).read_text()))
-    if weights is None:
-        missing.append("the weights")
-    else:
-        missing += [w for w in weights if not (snap / w).is_file()]
-    if not any(t in names for t in TOKENIZER_FILES):
-        missing.append("the tokenizer")
-    return missing
-
-
-def _folder_bytes(folder: Path) -> tuple[int, int]:
-    """How many files under `folder`, and their bytes (the blobs the snapshot's links point to)."""
-    sizes = [p.stat().st_size for p in folder.rglob("*") if p.is_file()]
-    return len(sizes), sum(sizes)
-
-
-def cached(target: Target) -> Stored | None:
-    """The target as the cache has it, if complete; None otherwise. Reads the disk only."""
-    snap = _snapshot(target)
-    if snap is None or _missing_in_cache(target, snap):
-        return None
-    path = snap / target.folder if target.folder else snap
-    n, size = _folder_bytes(path)
-    return Stored(target, path, snap.name, n, size)
-
-
-def _cache_note(target: Target) -> str:
-    """What the cache has of a target, for error messages."""
-    snap = _snapshot(target)
-    missing = _missing_in_cache(target, snap)
-    if snap is None or missing == ["everything"]:
-        note = f"nothing of it is in the HF cache ({cache_dir()})"
-    elif not missing:
-        note = f"it is complete in the HF cache ({snap})"
-    else:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
-        note = f"the HF cache ({cache_dir()}) has part of it, not {shown}"
-    others = cached_repos(exclude=target.repo_id)
-    if others:
-        note += "; cached there: " + ", ".join(others[:4]) + (" ..." if len(others) > 4 else "")
-    return note
-
-
-def cached_repos(exclude: str | None = None) -> list[str]:
-    """The model repos the HF cache has a snapshot of (names only, by their folders)."""
-    try:
-        entries = sorted(os.listdir(cache_dir()))
-    except OSError:
-        return []
-    out = []
-    for entry in entries:
-        if entry.startswith("models--") and (cache_dir() / entry / "snapshots").is_dir():
-            repo = entry[len("models--"):].replace("--", "/")
-            if repo != exclude:
-                out.append(repo)
-    return out
 
 
 # ---------------------------------------------------------------------- fetching
@@ -462,11 +65,11 @@ class _Plan:
 class _Run:
     """One `fetch`: its counters, its sink, its cancel event; the bars report here."""
 
-    def __init__(self, reporting: _Reporting, plans: list[_Plan]) -> None:
+    def __init__(self, reporting: Reporting, plans: list[_Plan]) -> None:
         self.sink = reporting.progress
         self.cancel = reporting.cancel
         self.live = bool(getattr(self.sink, "live", False))
-        if self.live and not _constants().HF_HUB_DISABLE_PROGRESS_BARS:
+        if self.live and not hf_constants().HF_HUB_DISABLE_PROGRESS_BARS:
             from huggingface_hub.utils import enable_progress_bars
 
             enable_progress_bars("saetui.download")  # our bars' group; transformers turned all of hf's off
@@ -566,14 +169,14 @@ def fetch(targets: Sequence[Target], *, refresh: bool = False) -> list[Stored]:
     """Make every target complete in the HF cache and say where: cached ones without a request (unless
     refresh), the rest from the Hub with progress. Every repo is asked about (files, sizes, access) before any
     bytes come, so a gated SAE fails before a 5 GB model downloads. One-line HubError on failure."""
-    reporting = _current()
+    reporting = current_reporting()
     out: dict[Target, Stored | None] = {t: (None if refresh else cached(t)) for t in targets}
     todo = [t for t in dict.fromkeys(targets) if out[t] is None]
     if not todo:
         return [out[t] for t in targets]  # type: ignore[misc]
     if offline():
         t = todo[0]
-        raise _fail(t, f"HF_HUB_OFFLINE is set and {t.what} is not complete in the cache: {_cache_note(t)}. Unset "
+        raise fail(t, f"HF_HUB_OFFLINE is set and {t.what} is not complete in the cache: {cache_note(t)}. Unset "
                        f"HF_HUB_OFFLINE to download it, or fetch it where there is network (saetui download "
                        f"{_download_args(todo)}) and bring that HF cache along")
     plans = [_plan(t) for t in todo]
@@ -590,12 +193,12 @@ def fetch(targets: Sequence[Target], *, refresh: bool = False) -> list[Stored]:
             raise
         run.emit("done", filename="")
     for plan in plans:
-        snap = _snapshot(plan.target)
+        snap = snapshot(plan.target)
         if snap is None or snap.name != plan.commit:
             _set_ref(plan)
         stored = cached(plan.target)
         if stored is None:
-            raise _fail(plan.target, f"{plan.target.what} is still incomplete after the download (its repo {plan.target.repo_id} "
+            raise fail(plan.target, f"{plan.target.what} is still incomplete after the download (its repo {plan.target.repo_id} "
                            f"may have changed meanwhile): run the same command again")
         fetched = plan.early + plan.missing
         stored.fetched_files = len(fetched)
@@ -621,7 +224,7 @@ def _plan(target: Target) -> _Plan:
     sizes: dict[str, int | None] = {s.rfilename: s.size for s in info.siblings or []}
     plan = _Plan(target, str(info.sha), sizes, [])
     if target.kind == "model" and "config.json" not in sizes:
-        raise _fail(target, f"{target.what}: the repo has no config.json, so it is not a transformers model")
+        raise fail(target, f"{target.what}: the repo has no config.json, so it is not a transformers model")
     plan.files = _needed(plan)
     unread = [f for f in plan.files if f.endswith(".index.json") and not _is_cached(plan, f)]
     try:
@@ -636,9 +239,9 @@ def _plan(target: Target) -> _Plan:
         plan.files = _needed(plan)
     if not any(_is_weight(f) for f in plan.files):
         if target.kind == "SAE":
-            raise _fail(target, f"{target.what}: sae-lens's registry puts it in folder {target.folder!r} of {target.repo_id}, "
+            raise fail(target, f"{target.what}: sae-lens's registry puts it in folder {target.folder!r} of {target.repo_id}, "
                            f"which has no weights there (is sae-lens older or newer than the repo?)")
-        raise _fail(target, f"{target.what}: the repo has no safetensors or PyTorch weights that transformers can load")
+        raise fail(target, f"{target.what}: the repo has no safetensors or PyTorch weights that transformers can load")
     plan.missing = sorted((f for f in plan.files if not _is_cached(plan, f)),
                           key=lambda f: (_is_weight(f), sizes.get(f) or 0, f))  # weights last: see `cached`
     if plan.missing and not unread:
@@ -675,7 +278,7 @@ def _needed(plan: _Plan) -> list[str]:
 
     small = sorted(n for n in names if n in MODEL_FILES or n.startswith("additional_chat_templates/")
                    or (n.endswith(".py") and "/" not in n))
-    weights = _weight_files(names, read_index)
+    weights = weight_files(names, read_index)
     if weights is None:  # an index not read yet: it alone, for now
         weights = [i for i, _ in WEIGHTS if i in names][:1]
     return small + weights
@@ -723,7 +326,7 @@ def _check_disk(run: _Run) -> None:
     need = run.all_total
     free = _free_bytes(cache_dir())
     if need > free:
-        raise _fail(run.plans[0].target, _disk_full(run.what, need, free, full=False))
+        raise fail(run.plans[0].target, _disk_full(run.what, need, free, full=False))
 
 
 def _disk_full(what: str, need: int | None, free: int, full: bool = True) -> str:
@@ -780,46 +383,46 @@ def explain(exc: BaseException, target: Target, *, run: _Run | None = None, file
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if isinstance(exc, GatedRepoError):
         if status == 403 or get_token() is not None:
-            return _fail(target, f"{what}: your token cannot read the gated repo {repo}: accept its licence at {page} "
+            return fail(target, f"{what}: your token cannot read the gated repo {repo}: accept its licence at {page} "
                             f"(approval may take a while) and check the token's access ({host}/settings/tokens)")
-        return _fail(target, f"{what}: {repo} is gated: accept its licence at {page}, then log in: {login}")
+        return fail(target, f"{what}: {repo} is gated: accept its licence at {page}, then log in: {login}")
     if isinstance(exc, RevisionNotFoundError):
-        return _fail(target, f"{what}: {repo} has no revision {target.revision!r} on {host}")
+        return fail(target, f"{what}: {repo} has no revision {target.revision!r} on {host}")
     if isinstance(exc, RepositoryNotFoundError):
         where = f" (sae-lens's registry puts it in {repo})" if target.kind == "SAE" else ""
         token = "your token cannot see it; " if get_token() is not None else ""
-        return _fail(target, f"{what}: no repo {repo!r} on {host}{where}: ids are case-sensitive, check the spelling; "
+        return fail(target, f"{what}: no repo {repo!r} on {host}{where}: ids are case-sensitive, check the spelling; "
                         f"if it is private, {token}log in: {login}")
     if isinstance(exc, RemoteEntryNotFoundError):
-        return _fail(target, f"{what}: {repo} has no file {filename or '?'} any more (it changed on the Hub); run again")
+        return fail(target, f"{what}: {repo} has no file {filename or '?'} any more (it changed on the Hub); run again")
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         need = run.all_total - run.all_done if run is not None else None
-        return _fail(target, _disk_full(what, need, _free_bytes(cache_dir())))
+        return fail(target, _disk_full(what, need, _free_bytes(cache_dir())))
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
-        return _fail(target, f"cannot write in the HF cache ({cache_dir()}) for {what}: {exc.strerror}; point HF_HOME "
+        return fail(target, f"cannot write in the HF cache ({cache_dir()}) for {what}: {exc.strerror}; point HF_HOME "
                         f"(or HF_HUB_CACHE) at a folder you can write")
     if isinstance(exc, (OfflineModeIsEnabled, LocalEntryNotFoundError)) and offline():
-        return _fail(target, f"HF_HUB_OFFLINE is set and {what} is not complete in the cache: {_cache_note(target)}")
+        return fail(target, f"HF_HUB_OFFLINE is set and {what} is not complete in the cache: {cache_note(target)}")
     network = _network_error(exc)
     if run is not None and filename is not None and (network is not None or "Consistency check failed" in str(exc)):
         reason = _reason(network) if network is not None else "the file came out the wrong size"
-        return _fail(target, f"the download of {what} was interrupted at {filename} ({reason}; huggingface_hub resumed it "
+        return fail(target, f"the download of {what} was interrupted at {filename} ({reason}; huggingface_hub resumed it "
                         f"as long as it could) after {run.files_done} of {run.n_files} files: the finished files are "
                         f"kept in {cache_dir()}, so the same command resumes with the rest")
     if network is not None:
-        return _fail(target, f"cannot reach the Hub at {host} ({_reason(network)}) for {what}; {_cache_note(target)}. "
+        return fail(target, f"cannot reach the Hub at {host} ({_reason(network)}) for {what}; {cache_note(target)}. "
                         f"Check the network (or HF_ENDPOINT); HF_HUB_OFFLINE=1 starts from the cache alone, "
                         f"`saetui download` fetches ahead where there is network")
     if isinstance(exc, HfHubHTTPError) and status is not None:
         if status == 429:
-            return _fail(target, f"the Hub at {host} is rate-limiting downloads of {what}: wait a minute and run again "
+            return fail(target, f"the Hub at {host} is rate-limiting downloads of {what}: wait a minute and run again "
                             f"(logged-in users get more: {login})")
         if status >= 500:
-            return _fail(target, f"the Hub at {host} answered {status} for {what}: it is having trouble, try again later; "
-                            f"{_cache_note(target)}. HF_HUB_OFFLINE=1 starts from the cache alone")
-        return _fail(target, f"the Hub at {host} refused {what} ({status}): {first_line(exc)}")
+            return fail(target, f"the Hub at {host} answered {status} for {what}: it is having trouble, try again later; "
+                            f"{cache_note(target)}. HF_HUB_OFFLINE=1 starts from the cache alone")
+        return fail(target, f"the Hub at {host} refused {what} ({status}): {first_line(exc)}")
     if isinstance(exc, FileMetadataError):
-        return _fail(target, f"{host} does not answer like a Hugging Face Hub for {what} (no commit or ETag in its "
+        return fail(target, f"{host} does not answer like a Hugging Face Hub for {what} (no commit or ETag in its "
                         f"answer): check HF_ENDPOINT, proxies and SSL certificates")
     return exc
 

@@ -20,7 +20,7 @@ from saetui.settings import AnalysisSettings, AttributionSettings
 
 if TYPE_CHECKING:
     from saetui.downloads import DownloadReport
-    from saetui.hub import ProgressSink
+    from saetui.hub_progress import ProgressSink
     from saetui.models.chat import Chat, ChatTokens
     from saetui.models.model import ModelWithHooks
     from saetui.sae.analyzer import AnalysisResult

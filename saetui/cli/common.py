@@ -105,7 +105,7 @@ def open_session(args: argparse.Namespace, *, compile: bool | None = None) -> Se
     """A Session on the model and SAEs named by --model/--sae (the demo without --model), with their indexes.
     Downloads report on stderr; under torchrun every rank fetches (huggingface_hub's file locks let one download
     each file) and rank 0 reports."""
-    from saetui.hub import StderrProgress
+    from saetui.hub_progress import StderrProgress
     from saetui.session import Session
 
     progress = StderrProgress() if os.environ.get("RANK", "0") == "0" else (lambda p: None)

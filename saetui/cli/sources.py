@@ -28,7 +28,7 @@ def add_parsers(sub: Any) -> None:
 
 def run_download(args: argparse.Namespace) -> int:
     """Everything a later start of the same --model/--sae reads, in the HF cache; what is where, and its size."""
-    from saetui.hub import StderrProgress, human_bytes
+    from saetui.hub_progress import StderrProgress, human_bytes
     from saetui.session import Session
 
     report = Session().download(args.model, args.sae, refresh=args.refresh, progress=StderrProgress())

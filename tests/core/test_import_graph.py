@@ -3,7 +3,7 @@
 Every `import` counts, the ones inside functions too (a lazy import still ties two modules together); only those
 under `if TYPE_CHECKING:` are left out, since they never run. The layers, bottom up:
 
-    ground floor   errors, files, paths, inputs, settings, hub      (what everything may use)
+    ground floor   errors, files, paths, inputs, settings, hub*     (what everything may use)
     core           models -> activations -> sae -> steering          (each imports only those before it)
     shells         session*, generation, downloads, labels, state, demo, tui, cli
 
@@ -20,7 +20,8 @@ import saetui
 
 ROOT = Path(saetui.__file__).parent
 CORE = ("models", "activations", "sae", "steering")
-GROUND = {"saetui", "saetui.errors", "saetui.files", "saetui.paths", "saetui.inputs", "saetui.settings", "saetui.hub"}
+GROUND = {"saetui", "saetui.errors", "saetui.files", "saetui.paths", "saetui.inputs", "saetui.settings", "saetui.hub",
+          "saetui.hub_cache", "saetui.hub_progress"}
 
 
 def _modules() -> dict[str, Path]:

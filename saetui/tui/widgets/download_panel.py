@@ -14,7 +14,7 @@ from textual.app import App
 from textual.markup import escape
 from textual.widgets import Static
 
-from saetui.hub import Progress, human_bytes, human_time
+from saetui.hub_progress import Progress, human_bytes, human_time
 from saetui.tui.messages import DownloadProgress
 
 BAR_WIDTH = 24
