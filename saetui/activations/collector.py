@@ -72,16 +72,13 @@ class ActivationCollector:
         logits = None
         with HookSet() as hooks, torch.inference_mode():
             for point in points:
-                module, side = self.model.hook_module(point)
-
                 def keep(hidden: torch.Tensor, name: str = point.name) -> None:
                     # Some MLPs (OPT's fc2) work on flattened (B*T, d) rows.
                     captured[name] = hidden.reshape(*batch_shape, -1) if hidden.dim() == 2 else hidden
                     if stop and len(captured) == len(points):
                         raise _StopForward
 
-                add = hooks.on_input if side == "input" else hooks.on_output
-                add(module, keep, where=point.name)
+                hooks.at(self.model, point, keep)
             try:
                 out = self.model.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
                 logits = out.logits if return_logits else None

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     import torch.nn as nn
     from torch.utils.hooks import RemovableHandle
 
+    from saetui.models.architectures import HookPoint
+    from saetui.models.model import ModelWithHooks
+
 # fn(hidden) -> None to observe, or a tensor of the same shape to replace it.
 HiddenFn = Callable[["torch.Tensor"], "torch.Tensor | None"]
 
@@ -72,6 +75,18 @@ class HookSet:
             return None if new is None else (args, {**kwargs, "hidden_states": new})
 
         self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
+
+    def at(self, model: ModelWithHooks, hook: str | HookPoint, fn: HiddenFn, *, twin: nn.Module | None = None) -> None:
+        """Call fn on the hidden state at a sae-lens hook point of `model` (its name, or a parsed HookPoint): on
+        the input of the module carrying it (hook_resid_pre) or on its output. The one place hook points become
+        modules. `twin`: hook the module at the same path in this copy of the model instead."""
+        point = model.hook_point(hook) if isinstance(hook, str) else hook
+        module, side = model.hook_module(point)
+        if twin is not None:
+            path = next(name for name, m in model.model.named_modules() if m is module)
+            module = twin.get_submodule(path)
+        where = hook if isinstance(hook, str) else point.name
+        (self.on_input if side == "input" else self.on_output)(module, fn, where=where)
 
     def on_call(self, module: nn.Module, fn: Callable[[tuple, dict], None]) -> None:
         """Call fn(args, kwargs) before every forward of `module` (to observe its inputs)."""

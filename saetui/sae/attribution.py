@@ -273,9 +273,7 @@ def _spliced_forward(model: ModelWithHooks, saes: list[LoadedSAE], ids: torch.Te
     splices = [_Splice() for _ in saes]
     with HookSet() as hooks, torch.enable_grad():
         for s, sp in zip(saes, splices):
-            module, side = model.hook_module(model.hook_point(s.hook_name))
-            add = hooks.on_input if side == "input" else hooks.on_output
-            add(module, _splice_fn(s, sp, ids.shape[1]), where=s.hook_name)
+            hooks.at(model, s.hook_name, _splice_fn(s, sp, ids.shape[1]))
         out = model.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False, **_keep_last(model))
         logits = out.logits[0, -1].float()
     missing = [s.hook_name for s, sp in zip(saes, splices) if sp.a is None]
@@ -389,9 +387,7 @@ def ablation_values(
                 hooks.on_input(model.layers[first], lambda h: h.expand(n_rows, *h.shape[1:]).contiguous(),
                                where=f"layer {first}")
             for hook, (loaded, items) in by_hook.items():
-                module, side = model.hook_module(model.hook_point(hook))
-                add = hooks.on_input if side == "input" else hooks.on_output
-                add(module, _ours(_ablate_fn(loaded, items, n_rows, t)), where=hook)
+                hooks.at(model, hook, _ours(_ablate_fn(loaded, items, n_rows, t)))
             batch = ids if widened else ids.expand(n_rows, t)
             out = model.model(input_ids=batch, attention_mask=torch.ones_like(batch), use_cache=False, **_keep_last(model))
             logits = out.logits[:, -1].float()  # (n_rows, vocab)

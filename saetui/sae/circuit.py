@@ -193,8 +193,7 @@ def _run(model: ModelWithHooks, saes: Sequence[LoadedSAE], ids: torch.Tensor, pl
 
     with HookSet() as hooks, (torch.enable_grad() if grad else torch.no_grad()):
         for loaded in saes:
-            module, side = model.hook_module(model.hook_point(loaded.hook_name))
-            (hooks.on_input if side == "input" else hooks.on_output)(module, make(loaded), where=loaded.hook_name)
+            hooks.at(model, loaded.hook_name, make(loaded))
         out = model.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False, **_keep_last(model))
         return metric(out.logits[:, -1]), saved
 

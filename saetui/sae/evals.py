@@ -236,9 +236,7 @@ def _forward(model: ModelWithHooks, saes: Sequence[LoadedSAE], hooks: list[str],
     mask = batch.attention_mask.repeat(n_groups, 1)
     with HookSet() as hookset:
         for hook in hooks:
-            module, side = model.hook_module(model.hook_point(hook))
-            add = hookset.on_input if side == "input" else hookset.on_output
-            add(module, make(hook), where=hook)
+            hookset.at(model, hook, make(hook))
         return model.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
 
 

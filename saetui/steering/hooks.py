@@ -265,9 +265,7 @@ class SteeringHooks:
             if self.tables.hooks:
                 self._hooks.on_call(self.model.model, self._observe)
             for hook_name in self.tables.hooks:
-                module, side = self.model.hook_module(self.model.hook_point(hook_name))
-                add = self._hooks.on_input if side == "input" else self._hooks.on_output
-                add(module, self._make_hook(hook_name), where=hook_name)
+                self._hooks.at(self.model, hook_name, self._make_hook(hook_name))
         except BaseException:
             self._hooks.remove()
             raise

@@ -95,12 +95,8 @@ class Decoder:
         self.tables: SteeringTables = build_tables([[] for _ in range(n)], layout=layout)
         self.tables.ensure_length(max_len)
         self._hooks = HookSet()
-        names = {module: name for name, module in model.model.named_modules()}
         for hook_name in layout.hooks:
-            module, side = model.hook_module(model.hook_point(hook_name))
-            mine = self.twin.get_submodule(names[module])
-            add = self._hooks.on_input if side == "input" else self._hooks.on_output
-            add(mine, self._make_hook(hook_name), where=hook_name)
+            self._hooks.at(model, hook_name, self._make_hook(hook_name), twin=self.twin)
         self._ids = torch.zeros(n, 1, dtype=torch.long, device=self.device)  # the step's inputs, at fixed addresses
         self._pos = torch.zeros(n, 1, dtype=torch.long, device=self.device)
         self.compiled = compile
