@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from saetui.errors import InputError
 from saetui.session_discovery import DiscoveryMethods
 from saetui.session_steering import SteeringMethods
-from saetui.settings import AnalysisSettings, AttributionSettings
+from saetui.settings import AnalysisSettings, AttributionSettings, DetailSettings
 
 if TYPE_CHECKING:
     from saetui.downloads import DownloadReport
@@ -244,7 +244,7 @@ class Session(SteeringMethods, DiscoveryMethods):
                              target=target, versus=versus, top_k=top_k, verify=verify)
 
     # ------------------------------------------------------------------ features
-    def feature_info(self, feature: int, sae: str | None = None, k: int = 8) -> FeatureInfo:
+    def feature_info(self, feature: int, sae: str | None = None, k: int = DetailSettings.examples) -> FeatureInfo:
         """One feature, for the detail view (see saetui.sae.features.describe for where each number comes from)."""
         from saetui.sae.features import describe
 

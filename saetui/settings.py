@@ -61,6 +61,16 @@ class NeighbourSettings:
 
 
 @dataclass(frozen=True)
+class DetailSettings:
+    """A feature's detail (Session.feature_info, the app's detail screen): top examples shown, each recomputed
+    over its document's prefix; decoder neighbours listed from its own SAE and from each other loaded SAE."""
+
+    examples: int = 8
+    neighbours: int = 8
+    other_neighbours: int = 4
+
+
+@dataclass(frozen=True)
 class SteeringSettings:
     """A feature added to steering starts at `max_multiple` times its max activation (visible, not overwhelming),
     or at `coefficient` where no feature index knows its max."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.sae.index import Example
+from saetui.settings import DetailSettings
 
 if TYPE_CHECKING:
     from saetui.models.model import ModelWithHooks
@@ -30,7 +31,7 @@ class FeatureInfo:
     histogram: list[tuple[float, float, int]] = field(default_factory=list)  # (lo, hi, count); [] without index
 
 
-def describe(model: ModelWithHooks, loaded: LoadedSAE, feature: int, *, k: int = 8, index: Any = None,
+def describe(model: ModelWithHooks, loaded: LoadedSAE, feature: int, *, k: int = DetailSettings.examples, index: Any = None,
              label: str = "", prompt_activations: Sequence[float] | None = None,
              prompt_counted: Sequence[bool] | None = None) -> FeatureInfo:
     """One feature, for the detail view. Where each number comes from:

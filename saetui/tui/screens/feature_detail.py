@@ -19,6 +19,7 @@ from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from saetui.errors import one_line
+from saetui.settings import DetailSettings
 from saetui.tui.actions import bindings
 from saetui.tui.messages import JobFailed, SteerFeature
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
@@ -108,7 +109,7 @@ class FeatureDetailScreen(ModalScreen[None]):
             if other.sae.cfg.d_in != own.sae.cfg.d_in:
                 continue
             try:
-                result = self.session.neighbours(self.feature, self.sae, against=other.name, top_k=8 if other is own else 4)
+                result = self.session.neighbours(self.feature, self.sae, against=other.name, top_k=DetailSettings.neighbours if other is own else DetailSettings.other_neighbours)
             except SaetuiError:
                 continue
             if other is own:
