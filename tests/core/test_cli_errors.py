@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -289,7 +290,7 @@ def test_unexpected_exception_is_one_line_exit_1_with_a_log(monkeypatch, capsys,
     assert lines[0].startswith("saetui: error: internal error: ZeroDivisionError: division by zero second line")
     log = re.search(r"details in (\S+\.log)", lines[0])
     assert log, lines[0]
-    assert "Traceback" in open(log.group(1), encoding="utf-8").read()
+    assert "Traceback" in Path(log.group(1)).read_text(encoding="utf-8")
     monkeypatch.setenv("SAETUI_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["saes"])
