@@ -12,7 +12,7 @@ from saetui.steering.spec import SteeringSpec
 from saetui.tui.app import HINT, SaeTuiApp
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.feature_list import FeatureList
-from saetui.tui.widgets.token_table import TokenTable
+from saetui.tui.widgets.token_table import TokenTable, token_label
 from tests.demo_facts import color_feature
 
 PROMPT = "The capital of France is Paris. Anna has a"
@@ -439,3 +439,33 @@ async def test_chat_mode_renders_user_turns_and_continues_with_the_kept_reply():
         await pilot.press("ctrl+t")
         await settle(pilot)
         assert app.chat is None and not any(t.template for t in app.analysis.tokens)
+
+
+async def test_a_burst_of_60_keys_at_30_per_second_lands_on_its_token_with_that_tokens_side_list():
+    """Keys injected as a terminal sends them (not pilot.press, which waits for each to be handled), 33 ms
+    apart like a held key's repeat: none is lost, and the side list ends on the features of the token the
+    cursor rests on, not one it passed."""
+    import asyncio
+
+    prompt = "The capital of France is Paris. Anna has a red cat and Tom has a blue dog. " * 2
+    for size in ((120, 40), (80, 24)):
+        app = SaeTuiApp(prompt=prompt)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            table = app.query_one(TokenTable)
+            table.focus()
+            await pilot.pause()
+            n, row = table.row_count, table.cursor_row
+            keys = ["down"] * 30 + ["up"] * 7 + ["down"] * 5 + ["up"] * 18
+            for key in keys:
+                app.simulate_key(key)
+                row = max(0, min(n - 1, row + (1 if key == "down" else -1)))
+                await asyncio.sleep(1 / 30)
+            await settle(pilot)
+            assert 0 < row < n - 1 and table.cursor_row == row, (size, table.cursor_row, row)
+            result = app.analysis
+            ordered = sorted(result.saes, key=lambda s: s.name != app.sae_name)
+            want = [(s.name, f) for s in ordered for f, _ in s.per_token[row]]
+            side = app.query_one("#token-features", FeatureList)
+            assert [(r.sae, r.feature) for r in side.rows_shown] == want and want
+            assert repr(token_label(result.tokens[row], app.session.model.tokenizer)) in str(side.border_title)

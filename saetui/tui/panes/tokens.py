@@ -38,7 +38,7 @@ class TokensPane(Pane):
             yield TokenTable(id="token-table")
             with Vertical(id="token-side"):
                 yield FeatureList(id="token-features")
-                yield TextBox(id="token-info")
+                yield TextBox(id="token-info", sticky=True)
 
     def on_mount(self) -> None:
         self.query_one("#token-table").border_title = "Tokens"
@@ -69,6 +69,7 @@ class TokensPane(Pane):
     # ------------------------------------------------------------------ state coming down
     def watch_analysis(self) -> None:
         self._heat_acts = None
+        self.query_one("#token-info", TextBox).unstick()
         self._repaint()
         if self.heat is not None and self.analysis is not None:  # keep the heat line on, for the new prompt
             self._heat_worker(*self.heat, self.analysis.prompt)

@@ -32,6 +32,7 @@ class FeatureList(DataTable):
         self._rows: list[FeatureRow] = []
         self._tagged = False
         self._width = 0
+        self._widths: tuple[int, int, int] | None = None  # the columns' content widths, once laid out
         self._value_title = value_title
 
     def on_mount(self) -> None:
@@ -42,29 +43,48 @@ class FeatureList(DataTable):
         return list(self._rows)
 
     def show(self, rows: list[FeatureRow], *, tagged: bool = False) -> None:
-        """Fill the rows; `tagged` names each row's SAE. An about text longer than the room ends with `…`."""
+        """Fill the rows; `tagged` names each row's SAE. An about text longer than the room ends with `…`.
+
+        Once laid out, the columns get explicit widths that add up to the widget's width (the about column
+        takes what the others leave), so refilling for another token keeps the table's virtual width: a
+        changed virtual size would cost a layout pass and a repaint of the whole screen on every cursor move."""
         self._rows, self._tagged = list(rows), tagged
         self._width = self.content_size.width
         row = self.cursor_row
-        self.clear(columns=True)  # columns only ever widen: start again, so shorter names give room back
-        self.add_columns("feature", self._value_title, "about")
         names = [f"{r.sae}/{r.feature}" if tagged else str(r.feature) for r in rows]
-        room = self._about_room(names, rows)
+        widths = self._column_widths(names, rows)
+        if widths is None or widths != self._widths:
+            self.clear(columns=True)  # auto widths only ever widen: start again, so shorter names give room back
+            for title, width in zip(("feature", self._value_title, "about"), widths or (None, None, None)):
+                self.add_column(title, width=width)
+            self._widths = widths
+        else:
+            self.clear()
+        room = None if widths is None else widths[2]
+        cells = []
         for name, r in zip(names, rows):
             text = Text(r.about, no_wrap=True)
             if room is not None and cell_len(r.about) > room:
                 text.truncate(max(room, 1), overflow="ellipsis")
-            self.add_row(name, r.value, text, key=f"{r.sae}/{r.feature}")
+            cells.append((name, r.value, text))
+        for cell, r in zip(cells, rows):
+            self.add_row(*cell, key=f"{r.sae}/{r.feature}")
         if self.row_count:
             self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)
 
-    def _about_room(self, names: list[str], rows: list[FeatureRow]) -> int | None:
-        width = self.content_size.width
+    def _column_widths(self, names: list[str], rows: list[FeatureRow]) -> tuple[int, int, int] | None:
+        """(feature, value, about) content widths filling the widget; None before it is laid out."""
+        width = self.content_size.width  # without the vertical scrollbar if one shows now
         if width <= 0:
             return None  # not laid out yet: shown again on the first resize
+        overflows = len(rows) + int(self.show_header) > self.content_size.height
+        bar = self.styles.scrollbar_size_vertical
+        if overflows and not self.show_vertical_scrollbar:
+            width -= bar  # the rows will bring one: leave it room, or a horizontal bar shows up too
+        # (rows that no longer overflow drop the bar: the wider content then comes back through on_resize)
         name_w = max([len("feature")] + [len(n) for n in names])
         value_w = max([len(self._value_title)] + [cell_len(r.value) for r in rows])
-        return width - (name_w + 2) - (value_w + 2) - 2  # content_size already leaves out a scrollbar
+        return name_w, value_w, max(1, width - (name_w + 2) - (value_w + 2) - 2)  # a cell is padded on both sides
 
     def on_resize(self) -> None:
         if self._rows and self.content_size.width != self._width:
