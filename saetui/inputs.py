@@ -281,6 +281,14 @@ def finite_number(text: str) -> float:
 MIN_SIZE, MAX_SIZE = (40, 10), (1000, 500)
 
 
+def share(text: str) -> float:
+    """A share from 0 up to (not including) 1, as `--held-out 0.25`."""
+    value = finite_number(text)
+    if not 0 <= value < 1:
+        raise InputError(f"must be a share from 0 up to (not including) 1, got {text!r}")
+    return value
+
+
 def parse_size(size: str) -> tuple[int, int]:
     """`WIDTHxHEIGHT` in ASCII digits, within what the app can draw."""
     match = re.fullmatch(r"([0-9]+)[xX]([0-9]+)", size.strip())

@@ -14,9 +14,10 @@ import time
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
+from saetui.inputs import check_text
 from saetui.session_discovery import DiscoveryMethods
 from saetui.session_steering import SteeringMethods
-from saetui.settings import AnalysisSettings, AttributionSettings, DetailSettings
+from saetui.settings import AnalysisSettings, AttributionSettings, CircuitSettings, DetailSettings
 
 if TYPE_CHECKING:
     from saetui.downloads import DownloadReport
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from saetui.models.model import ModelWithHooks
     from saetui.sae.analyzer import AnalysisResult
     from saetui.sae.attribution import AttributionResult
+    from saetui.sae.circuit import CircuitResult
     from saetui.sae.features import FeatureInfo
     from saetui.sae.manager import LoadedSAE, SAEManager
     from saetui.sae.pretrained import RegistryEntry
@@ -242,6 +244,22 @@ class Session(SteeringMethods, DiscoveryMethods):
         with self.lock:
             return attribute(self._require_model(), list(self._require_saes()), text, position=position,
                              target=target, versus=versus, top_k=top_k, verify=verify)
+
+    def circuit(self, prompts: str | Sequence[str], target: int | str, versus: int | str | None = None, *,
+                settings: CircuitSettings = CircuitSettings()) -> CircuitResult:
+        """The feature circuit of every loaded SAE for logit(target) - logit(versus) at the last position (log
+        p(target) without versus), averaged over `prompts` (one text, or several of the same token length),
+        checked by ablation (see saetui.sae.circuit). With several prompts, the last `settings.held_out` share
+        is held out: the circuit is found on the others and its faithfulness scored on those too."""
+        from saetui.sae.circuit import find_circuit
+
+        texts = [prompts] if isinstance(prompts, str) else list(prompts)
+        for text in texts:
+            check_text(text)
+        found_on, held_out = settings.split(texts)
+        with self.lock:
+            return find_circuit(self._require_model(), list(self._require_saes()), found_on, target, versus,
+                                settings=settings, held_out=held_out)
 
     # ------------------------------------------------------------------ features
     def feature_info(self, feature: int, sae: str | None = None, k: int = DetailSettings.examples) -> FeatureInfo:

@@ -36,6 +36,37 @@ class AttributionSettings:
 
 
 @dataclass(frozen=True)
+class CircuitSettings:
+    """circuit: nodes listed (and downstream nodes whose edges are computed); integrated-gradient steps
+    (0: attribution patching); top nodes checked by ablating each alone; strongest edges kept into each
+    downstream node; with several prompts, the share held out from finding the circuit to score it on."""
+
+    nodes: int = 50
+    steps: int = 10
+    verify: int = 20
+    edges_per_node: int = 10
+    held_out: float = 0.25
+
+    def __post_init__(self) -> None:
+        for name in ("nodes", "verify", "edges_per_node"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
+            raise InputError(f"--steps must be 0 (attribution patching) or more (integrated gradients), got {self.steps!r}")
+        if isinstance(self.held_out, bool) or not isinstance(self.held_out, (int, float)) or not 0 <= self.held_out < 1:
+            raise InputError(f"--held-out must be a share from 0 up to (not including) 1, got {self.held_out!r}")
+
+    def split(self, prompts: list[str]) -> tuple[list[str], list[str]]:
+        """(found on, held out): the last `held_out` share of the prompts (at least one, and at least one left
+        to find the circuit on) is held out; a single prompt is not split."""
+        if len(prompts) < 2 or self.held_out == 0:
+            return prompts, []
+        n = min(len(prompts) - 1, max(1, round(len(prompts) * self.held_out)))
+        return prompts[:-n], prompts[-n:]
+
+
+@dataclass(frozen=True)
 class SearchSettings:
     """search: hits returned (best first)."""
 

@@ -1,5 +1,6 @@
-"""`saetui analyze` (per-token SAE features of a prompt, optionally ranked over a span) and `saetui attribute`
-(why this token: the prediction's SAE features, checked by ablation)."""
+"""`saetui analyze` (per-token SAE features of a prompt, optionally ranked over a span), `saetui attribute`
+(why this token: the prediction's SAE features, checked by ablation) and `saetui circuit` (how the features of
+several SAEs connect to carry a prediction, checked by ablation)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 
 from saetui import inputs
 from saetui.cli import common
-from saetui.settings import AnalysisSettings, AttributionSettings
+from saetui.errors import InputError
+from saetui.settings import AnalysisSettings, AttributionSettings, CircuitSettings
 
 
 def add_parsers(sub: Any) -> None:
@@ -49,6 +51,28 @@ def add_parsers(sub: Any) -> None:
     common.add_chat_options(attr)
     common.add_json_option(attr)
     attr.set_defaults(run=run_attribute)
+
+    c = CircuitSettings()
+    circ = sub.add_parser("circuit", help="the feature circuit across the SAEs behind a prediction, checked by ablation")
+    common.add_model_options(circ, sae_help="as for analyze; repeat for several (nodes of every SAE, edges between consecutive ones)")
+    circ.add_argument("--prompt", help="the text whose last-position prediction is explained")
+    circ.add_argument("--prompts", metavar="FILE", help="more prompts of the same token length: a .txt file (one a line), "
+                      ".jsonl (see --field) or - for stdin; the metric is averaged over them")
+    circ.add_argument("--field", default="text", help="the .jsonl field holding the text (default text)")
+    circ.add_argument("--target", required=True, metavar="TOKEN|ID", help="the token whose logit is explained (one token, or an id)")
+    circ.add_argument("--versus", metavar="TOKEN|ID", help="explain logit(target) - logit(versus) (default: log p(target))")
+    circ.add_argument("--nodes", type=common.positive, default=c.nodes,
+                      help=f"nodes listed, by |effect|; each gets its strongest incoming edges (default {c.nodes})")
+    circ.add_argument("--steps", type=common.non_negative, default=c.steps,
+                      help=f"integrated-gradient steps (default {c.steps}; 0 = attribution patching)")
+    circ.add_argument("--verify", type=common.positive, default=c.verify, metavar="N",
+                      help=f"the N largest nodes are ablated one at a time and measured (default {c.verify})")
+    circ.add_argument("--edges", type=common.positive, default=c.edges_per_node, metavar="N",
+                      help=f"strongest edges kept into each node (default {c.edges_per_node})")
+    circ.add_argument("--held-out", type=common.share, default=c.held_out, metavar="SHARE",
+                      help=f"with several prompts, the share held out to score the circuit on (default {c.held_out}; 0 = none)")
+    common.add_json_option(circ)
+    circ.set_defaults(run=run_circuit)
 
 
 def run_analyze(args: argparse.Namespace) -> int:
@@ -123,4 +147,52 @@ def format_attribution(result: dict[str, Any], labels: Any = None) -> str:
             ablation = "" if f["ablation"] is None else f"{f['ablation']:.3f}"
             label = (labels or {}).get((sae["name"], f["feature"]), "")
             lines.append(f"{f['feature']:>8} {f['attribution']:>12.3f} {ablation:>10} {f['activation']:>10.3f}  {at:<16} {label}".rstrip())
+    return "\n".join(lines)
+
+
+def run_circuit(args: argparse.Namespace) -> int:
+    prompts = [args.prompt] if args.prompt is not None else []
+    if args.prompts is not None:  # read (and refused) before any model loads
+        prompts += inputs.read_texts(args.prompts, args.field, "prompts file")
+    elif args.field != "text":
+        warnings.warn("--field has no effect without --prompts")
+    if not prompts:
+        raise InputError("give --prompt TEXT, --prompts FILE or both")
+    target, versus = inputs.target_and_versus(args.target, args.versus)
+    settings = CircuitSettings(nodes=args.nodes, steps=args.steps, verify=args.verify, edges_per_node=args.edges,
+                               held_out=args.held_out)
+    session = common.open_session(args)
+    result = session.circuit(prompts, target, versus, settings=settings).to_dict()
+    print(json.dumps(result) if args.json else format_circuit(result, session.labels, verified=args.verify))
+    return 0
+
+
+def format_circuit(result: dict[str, Any], labels: Any = None, verified: int | None = None) -> str:
+    """Plain text: the metric, the nodes by |effect| (measured ablations beside the estimates), the check's
+    Spearman correlation, the faithfulness curve(s) and the strongest edges."""
+    tokens, metric = result["tokens"], result["metric"]
+    what = f"logit({result['target']!r}) - logit({result['versus']!r})" if result["versus"] is not None \
+        else f"log p({result['target']!r})"
+    held = f", {len(result['held_out'])} held out" if result["held_out"] else ""
+    lines = [f"metric {what} at the last position, over {len(result['prompts'])} prompt(s){held}: "
+             f"{metric['full']:.3f}; every feature ablated: {metric['empty']:.3f}",
+             f"{'node':<24} {'pos':>3} {'token':<10} {'effect':>9} {'ablated':>9}  label"]
+    for n in result["nodes"]:
+        name = f"{n['sae']}/{'err' if n['feature'] is None else n['feature']}"
+        ablated = "" if n["ablated"] is None else f"{n['ablated']:.3f}"
+        label = "" if n["feature"] is None else (labels or {}).get((n["sae"], n["feature"]), "")
+        lines.append(f"{name:<24} {n['position']:>3} {tokens[n['position']]!r:<10} {n['effect']:>9.3f} {ablated:>9}  {label}".rstrip())
+    if result["spearman"] is not None:
+        top = verified or sum(n["ablated"] is not None for n in result["nodes"])  # --verify may reach past the list
+        lines.append(f"estimate vs measured ablation, Spearman over the {top} largest: {result['spearman']:.2f}")
+
+    def curve(points: list[dict[str, Any]]) -> str:
+        return " · ".join(f"{p['nodes']}: {common.num(p['score'])}" for p in points)
+
+    lines.append(f"faithfulness (top k feature nodes kept): {curve(result['faithfulness'])}")
+    if result["held_out_faithfulness"]:
+        lines.append(f"  on the held-out prompts: {curve(result['held_out_faithfulness'])}")
+    edges = sorted(result["edges"], key=lambda e: -abs(e["weight"]))[:10]
+    if edges:
+        lines.append("strongest edges: " + "; ".join(f"{e['from']} -> {e['to']} {e['weight']:.3f}" for e in edges))
     return "\n".join(lines)

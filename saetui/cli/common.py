@@ -58,6 +58,7 @@ non_negative = checked(lambda t: inputs.whole_number(t, 0, "must be a whole numb
 seed = checked(lambda t: inputs.whole_number(t, 0, "must be a whole number from 0 to 2**64-1", 2**64 - 1), "integer")
 whole = checked(lambda t: inputs.whole_number(t, -(2**63), "must be a whole number"), "integer")  # ranges: settings
 finite_float = checked(inputs.finite_number, "number")
+share = checked(lambda t: inputs.share(t), "share")
 span = checked(inputs.parse_span, "span")
 dtype = checked(inputs.normalize_dtype, "dtype")
 device = checked(inputs.check_device_name, "device")

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
 from saetui.models.hooks import HookSet
+from saetui.settings import CircuitSettings
 
 if TYPE_CHECKING:
     import torch
@@ -46,26 +47,6 @@ if TYPE_CHECKING:
     from saetui.sae.manager import LoadedSAE
 
 CURVE = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
-
-
-@dataclass
-class CircuitSettings:
-    """nodes: nodes listed (and downstream nodes whose edges are computed); steps: integrated-gradient steps
-    (0: attribution patching); verify: top nodes ablated one at a time; edges_per_node: strongest edges kept
-    into each downstream node."""
-
-    nodes: int = 50
-    steps: int = 10
-    verify: int = 20
-    edges_per_node: int = 10
-
-    def __post_init__(self) -> None:
-        for name in ("nodes", "verify", "edges_per_node"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise InputError(f"--steps must be 0 (attribution patching) or more (integrated gradients), got {self.steps!r}")
 
 
 @dataclass

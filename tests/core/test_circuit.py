@@ -201,3 +201,34 @@ def test_no_hook_is_left_after_an_error(gemma2, make_sae, monkeypatch):
     with pytest.raises(RuntimeError, match="encode blew up"):
         find_circuit(gemma2, list(saes), ["The cat sat on"], " the", settings=CircuitSettings(steps=2))
     assert hook_ids(gemma2.model) == before
+
+
+def test_session_and_cli_find_on_some_prompts_and_score_on_the_held_out_rest(tmp_path, capsys):
+    """`saetui circuit` = Session.circuit = find_circuit on the prompts less the held-out share, scored on that
+    share too; the JSON carries the contract's fields and the text form the same numbers."""
+    import json
+
+    from saetui.cli import main
+    from saetui.session import Session
+    from saetui.settings import CircuitSettings as Settings
+
+    prompts = ["The capital of France is", "The capital of Spain is", "The capital of Italy is", "The capital of Egypt is"]
+    (tmp_path / "more.txt").write_text("\n".join(prompts[1:]) + "\n", encoding="utf-8")
+    settings = Settings(nodes=6, steps=2, verify=4, edges_per_node=3)
+    assert settings.split(prompts) == (prompts[:3], prompts[3:])
+    assert Settings(held_out=0.0).split(prompts) == (prompts, []) and Settings().split(prompts[:1]) == (prompts[:1], [])
+    session = Session.open()
+    want = find_circuit(session.model, list(session.saes), prompts[:3], " Paris", " Rome", settings=settings,
+                        held_out=prompts[3:]).to_dict()
+    assert session.circuit(prompts, " Paris", " Rome", settings=settings).to_dict() == want
+    argv = ["circuit", "--prompt", prompts[0], "--prompts", str(tmp_path / "more.txt"), "--target", " Paris",
+            "--versus", " Rome", "--nodes", "6", "--steps", "2", "--verify", "4", "--edges", "3"]
+    assert main([*argv, "--json"]) == 0
+    out, err = capsys.readouterr()
+    got = json.loads(out)
+    assert err == "" and got == json.loads(json.dumps(want))
+    assert {"metric", "nodes", "edges", "faithfulness", "spearman"} <= set(got) and got["held_out"] == prompts[3:]
+    assert [abs(n["effect"]) for n in got["nodes"]] == sorted((abs(n["effect"]) for n in got["nodes"]), reverse=True)
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"{want['metric']['full']:.3f}" in text and "held out" in text and "Spearman" in text
