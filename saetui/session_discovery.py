@@ -106,6 +106,18 @@ class DiscoveryMethods(SessionState):
                 row.label = self.labels.get((sae.name, row.feature), "")
         return result
 
+    def dense_features(self, sae: str | None = None) -> frozenset[int] | None:
+        """The SAE's dense features: those firing on more than saetui.sae.evals.DENSE (10%) of its feature index's
+        tokens, which say little about any one word. None where the SAE has no index to tell."""
+        from saetui.sae.evals import DENSE
+
+        loaded = self._require_saes().get(sae)
+        index = self.indexes.get(loaded.name)
+        if index is None:
+            return None
+        rates = index.counts.double() / max(1, index.n_tokens)
+        return frozenset((rates > DENSE).nonzero().flatten().tolist())
+
     # ------------------------------------------------------------------ search
     def search(self, query: str, sae: str | None = None, limit: int = SearchSettings.limit) -> SearchResult:
         """Features matching `query` (a number, label words, or `promotes WORD`; see saetui.sae.search):

@@ -173,11 +173,14 @@ class EvalSettings:
 
 @dataclass(frozen=True)
 class AppSettings:
-    """The app: hits in the search list (it scrolls, so more than a command prints); next-token predictions shown
-    for the highlighted token; analyzed prompts kept in the history (Ctrl+Up/Down); positions the health screen
-    (F8) reads from its corpus at most (`saetui evals` reads the whole corpus unless --max-tokens says less)."""
+    """The app: hits in the search list (it scrolls, so more than a command prints); features kept per token and
+    SAE (more than `analyze` prints: the side list moves dense features after the others, and the ones behind them
+    must be there to show); next-token predictions shown for the highlighted token; analyzed prompts kept in the
+    history (Ctrl+Up/Down); positions the health screen (F8) reads from its corpus at most (`saetui evals` reads
+    the whole corpus unless --max-tokens says less)."""
 
     search_limit: int = 50
+    top_k: int = 30
     predictions: int = 5
     history: int = 50
     health_max_tokens: int = 100_000

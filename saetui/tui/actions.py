@@ -67,10 +67,14 @@ ACTIONS: list[Action] = [
            "checked by ablation)", scope="tokens"),
     Action("heat", "h", "Heat", "heat line of this token's strongest feature in the shown SAE (h on it again: off)",
            scope="tokens"),
+    Action("dense", "d", "Dense", "dense features (fire on > 10% of indexed tokens) in place in the side list, or moved last and dimmed",
+           scope="tokens", show=False),
     # feature lists
     Action("open", "enter", "Open", "open the feature's detail", scope="features", show=False),
     Action("steer", "a", "Add", "add the feature to steering", scope="features"),
     Action("heat", "h", "Heat", "heat line: the feature's activation on every token (h again: off)", scope="features"),
+    Action("dense", "d", "Dense", "token's features: dense ones (fire on > 10% of indexed tokens) in place, or moved last and dimmed",
+           scope="features", show=False),
     Action("label", "l", "Label", "label the feature (saved beside its index)", scope="features"),
     # search box
     Action("results", "down", "Results", "move to the results", scope="search", show=False),

@@ -67,6 +67,10 @@ class SaeSwitch(Message):
     """Show the next loaded SAE."""
 
 
+class DenseToggle(Message):
+    """Show dense features in place in the token's side list, or moved after the others (the default)."""
+
+
 @dataclass
 class Notice(Message):
     """A one-line message for the status bar (and a toast when `severity` is not None)."""

@@ -60,3 +60,17 @@ def _shared_demo(request, monkeypatch):
         model = shared["model"].model
         assert not _our_hooks(model), f"hooks left on the shared demo model: {_our_hooks(model)}"
         assert all(torch.equal(a, b) for a, b in zip(shared["weights"], model.parameters())), "the shared demo's weights changed"
+
+
+def token_side_rows(app, index: int) -> list[tuple[str, int]]:
+    """(sae, feature) as the side list shows token `index`: every SAE's features, the displayed SAE first, the
+    dense unlabelled ones (Session.dense_features) moved after the others, each group in its own order."""
+    session, result = app.session, app.analysis
+    ordered = sorted(result.saes, key=lambda s: s.name != app.sae_name)
+    rows = [(s.name, f) for s in ordered for f, _ in s.per_token[index]]
+    dense = {s.name: session.dense_features(s.name) or frozenset() for s in result.saes}
+
+    def is_dense(key: tuple[str, int]) -> bool:
+        return key[1] in dense[key[0]] and not session.labels.get(key, "")
+
+    return [k for k in rows if not is_dense(k)] + [k for k in rows if is_dense(k)]

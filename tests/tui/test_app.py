@@ -12,6 +12,7 @@ from saetui.steering.draft import Draft
 from saetui.steering.generate import Piece
 from saetui.steering.spec import SteeringSpec
 from saetui.tui.app import SaeTuiApp
+from tests.tui.conftest import token_side_rows
 from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.screens.feature_detail import FeatureDetailScreen
 from saetui.tui.snapshot import settle
@@ -70,9 +71,7 @@ async def test_moving_through_tokens_shows_their_features():
         token = app.session.last.tokens[3]
         features = app.query_one("#token-features")
         assert repr(token.text) in str(features.border_title)
-        ordered = sorted(app.session.last.saes, key=lambda s: s.name != app.sae_name)  # the displayed SAE first
-        want = [(s.name, f) for s in ordered for f, _ in s.per_token[3]]
-        assert [(r.sae, r.feature) for r in features.rows_shown] == want
+        assert [(r.sae, r.feature) for r in features.rows_shown] == token_side_rows(app, 3)
 
 
 async def test_heat_line_for_a_chosen_feature():

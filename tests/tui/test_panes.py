@@ -14,6 +14,7 @@ from saetui.tui.snapshot import settle
 from saetui.tui.widgets.feature_list import FeatureList
 from saetui.tui.widgets.token_table import TokenTable, token_label
 from tests.demo_facts import color_feature
+from tests.tui.conftest import token_side_rows
 
 PROMPT = "The capital of France is Paris. Anna has a"
 COLOR_SAE, COLOR = color_feature()  # the demo's most color-promoting feature (late SAE)
@@ -290,8 +291,7 @@ async def test_shift_arrows_select_a_span_and_list_its_features_from_every_sae()
         assert "Span 1–3" in str(features.border_title)
         await pilot.press("down")  # a plain arrow ends the span: back to the token's own features
         await settle(pilot)
-        assert table.span is None and [r.feature for r in features.rows_shown][:10] == \
-            [f for f, _ in app.analysis.sae(app.sae_name).per_token[4]]
+        assert table.span is None and [(r.sae, r.feature) for r in features.rows_shown] == token_side_rows(app, 4)
 
 
 async def test_a_span_in_chat_mode_is_over_the_rendered_conversation():
@@ -464,8 +464,49 @@ async def test_a_burst_of_60_keys_at_30_per_second_lands_on_its_token_with_that_
             await settle(pilot)
             assert 0 < row < n - 1 and table.cursor_row == row, (size, table.cursor_row, row)
             result = app.analysis
-            ordered = sorted(result.saes, key=lambda s: s.name != app.sae_name)
-            want = [(s.name, f) for s in ordered for f, _ in s.per_token[row]]
+            want = token_side_rows(app, row)
             side = app.query_one("#token-features", FeatureList)
             assert [(r.sae, r.feature) for r in side.rows_shown] == want and want
             assert repr(token_label(result.tokens[row], app.session.model.tokenizer)) in str(side.border_title)
+
+
+async def test_dense_features_go_after_the_others_dimmed_and_d_shows_them_in_place():
+    """The demo's index says which features fire on more than 10% of tokens: the side list puts them (unlabelled)
+    after the others in the same order otherwise, dimmed, counts them in its title, and `d` shows them in place."""
+    from saetui.sae.evals import DENSE
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.query_one(TokenTable)
+        table.focus()
+        await pilot.press("down", "down")
+        await settle(pilot)
+        session, result = app.session, app.analysis
+        ordered = sorted(result.saes, key=lambda s: s.name != app.sae_name)
+        natural = [(s.name, f) for s in ordered for f, _ in s.per_token[2]]
+
+        def dense(sae: str, f: int) -> bool:
+            index = session.indexes[sae]
+            return float(index.counts[f]) / index.n_tokens > DENSE and not session.labels.get((sae, f), "")
+
+        want = [k for k in natural if not dense(*k)] + [k for k in natural if dense(*k)]
+        side = app.query_one("#token-features", FeatureList)
+        shown = side.rows_shown
+        assert [(r.sae, r.feature) for r in shown] == want != natural  # the demo has dense features at the top
+        assert [r.dim for r in shown] == [dense(*k) for k in want]
+        moved = sum(dense(*k) for k in natural)
+        assert f"{moved} dense at the end" in str(side.border_title)
+        await pilot.press("d")
+        await pilot.pause()
+        assert [(r.sae, r.feature) for r in side.rows_shown] == natural and f"{moved} dense dimmed" in str(side.border_title)
+        assert not any("no feature index" in n for n in notes(app))  # the demo's SAEs have indexes
+        await pilot.press("d")
+        del session.indexes["demo-late"]  # an SAE without an index: said once, its features stay in place
+        for prompt in ("Tom has a blue dog", "Tom has a red dog"):
+            app.query_one("#prompt").text = prompt
+            app.action_analyze()
+            await settle(pilot)
+        assert sum("demo-late has no feature index" in n for n in notes(app)) == 1
+        assert not any(r.dim for r in side.rows_shown if r.sae == "demo-late")
+        assert any(r.dim for r in side.rows_shown if r.sae == "demo")

@@ -1,6 +1,11 @@
 """Tokens pane (F2): one row per prompt token with its top features, the features of the highlighted
 token from every loaded SAE, its reconstruction and the model's next-token predictions, and the heat
-line of one feature. Owns the analyze and heat workers, and the export of the analysis."""
+line of one feature. Owns the analyze and heat workers, and the export of the analysis.
+
+Dense features (firing on more than 10% of the tokens their SAE's index has seen) say little about any one
+word, yet their activations put them at the top of every token's list. The side list moves them after the
+others, dimmed, and says how many it moved; `d` shows them in place. An SAE without an index cannot tell its
+dense features: the app says so once."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from saetui.settings import AppSettings
-from saetui.tui.messages import Analyzed, HeatFeature, SpanChanged
+from saetui.tui.messages import Analyzed, DenseToggle, HeatFeature, SpanChanged
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
 from saetui.tui.widgets.text_box import TextBox
@@ -32,6 +37,9 @@ class TokensPane(Pane):
         self._heat_acts: list[float] | None = None
         self._token_pending = False  # a cursor move whose side list is yet to be shown
         self._analyzed: tuple[str, Any] | None = None  # (prompt, chat) of the last analysis asked for
+        self.dense_in_place = False  # `d`: dense features keep their place in the side list
+        self._dense: dict[str, frozenset[int] | None] = {}  # SAE name -> its dense features (None: no index)
+        self._said_no_index: set[str] = set()
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -52,7 +60,7 @@ class TokensPane(Pane):
 
     @work(thread=True, exclusive=True, group="analyze", exit_on_error=False)
     def _analyze_worker(self, prompt: str, chat: Any) -> None:
-        self.post_message(Analyzed(self.session.analyze(prompt, predictions=AppSettings.predictions, chat=chat), prompt, chat))
+        self.post_message(Analyzed(self.session.analyze(prompt, AppSettings.top_k, predictions=AppSettings.predictions, chat=chat), prompt, chat))
 
     def export_analysis(self) -> None:
         """The palette's "Export analysis as JSON": the analysis shown, as `saetui analyze --json` prints it."""
@@ -69,6 +77,7 @@ class TokensPane(Pane):
     # ------------------------------------------------------------------ state coming down
     def watch_analysis(self) -> None:
         self._heat_acts = None
+        self._learn_dense()
         self.query_one("#token-info", TextBox).unstick()
         self._repaint()
         if self.heat is not None and self.analysis is not None:  # keep the heat line on, for the new prompt
@@ -176,13 +185,47 @@ class TokensPane(Pane):
             return
         labels = self.session.labels
         ordered = sorted(result.saes, key=lambda s: s.name != self.sae_name)
-        rows = [FeatureRow(s.name, f, f"{a:.2f}", labels.get((s.name, f), ""))
+        rows = [FeatureRow(s.name, f, f"{a:.2f}", labels.get((s.name, f), ""), dim=self._is_dense(s.name, f))
                 for s in ordered for f, a in s.per_token[index]]
+        moved = sum(r.dim for r in rows)
+        if not self.dense_in_place:  # a stable sort: each group keeps its order (SAE shown first, then by activation)
+            rows.sort(key=lambda r: r.dim)
         features = self.query_one("#token-features", FeatureList)
         features.show(rows, tagged=len(result.saes) > 1)
         tok = result.tokens[index]
-        features.border_title = escape(f"Features of {token_label(tok, self._tokenizer)!r}")
+        title = f"Features of {token_label(tok, self._tokenizer)!r}"
+        if moved:
+            title += f" · {moved} dense {'dimmed (d)' if self.dense_in_place else 'at the end (d)'}"
+        features.border_title = escape(title)
         self.query_one("#token-info", TextBox).show(self._info_text(result, index))
+
+    # ------------------------------------------------------------------ dense features
+    def _learn_dense(self) -> None:
+        """Each analyzed SAE's dense features, from its index (asked again per analysis: an SAE loaded or indexed
+        since counts); an SAE without one is named once."""
+        result = self.analysis
+        self._dense = {}
+        if result is None:
+            return
+        for s in result.saes:
+            self._dense[s.name] = self.session.dense_features(s.name)
+            if self._dense[s.name] is None and s.name not in self._said_no_index:
+                self._said_no_index.add(s.name)
+                self.notify(f"SAE {s.name} has no feature index: its dense features (firing on most text) cannot be "
+                            "told apart and stay in place (saetui index builds one)", timeout=8)
+
+    def _is_dense(self, sae: str, feature: int) -> bool:
+        """Dense and unlabelled: a label someone gave says what the feature means, so it keeps its place."""
+        dense = self._dense.get(sae)
+        return dense is not None and feature in dense and not self.session.labels.get((sae, feature), "")
+
+    @on(DenseToggle)
+    def _dense_toggled(self, message: DenseToggle) -> None:
+        message.stop()
+        self.dense_in_place = not self.dense_in_place
+        table = self.query_one(TokenTable)
+        if table.span is None:
+            self._show_token(table.cursor_row)
 
     def _info_text(self, result: Any, index: int) -> str:
         """Two lines: the displayed SAE's reconstruction of this token, the model's next-token guesses."""

@@ -22,6 +22,7 @@ class FeatureRow:
     feature: int
     value: str   # already formatted: an activation, a score
     about: str   # label, what matched; cut with an ellipsis where the column ends
+    dim: bool = False  # shown dimmed (a dense feature: it fires on most text)
 
 
 class FeatureList(DataTable):
@@ -66,7 +67,9 @@ class FeatureList(DataTable):
             text = Text(r.about, no_wrap=True)
             if room is not None and cell_len(r.about) > room:
                 text.truncate(max(room, 1), overflow="ellipsis")
-            cells.append((name, r.value, text))
+            if r.dim:
+                text.stylize("dim")
+            cells.append((Text(name, style="dim"), Text(r.value, style="dim"), text) if r.dim else (name, r.value, text))
         for cell, r in zip(cells, rows):
             self.add_row(*cell, key=f"{r.sae}/{r.feature}")
         if self.row_count:
@@ -116,6 +119,9 @@ class FeatureList(DataTable):
 
     def action_heat(self) -> None:
         self._post(messages.HeatFeature)
+
+    def action_dense(self) -> None:
+        self.post_message(messages.DenseToggle())  # the tokens pane acts on it; elsewhere nothing does
 
     def action_label(self) -> None:
         self._post(messages.LabelFeature)

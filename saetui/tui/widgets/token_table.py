@@ -136,6 +136,11 @@ class TokenTable(FittedSubtitle, DataTable):
         else:
             self.notify("no feature of this SAE fires on this token: nothing to heat", timeout=3)
 
+    def action_dense(self) -> None:
+        from saetui.tui.messages import DenseToggle
+
+        self.post_message(DenseToggle())
+
     def action_why(self) -> None:
         from saetui.tui.messages import WhyAsked
 
