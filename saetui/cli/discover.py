@@ -11,6 +11,7 @@ from typing import Any
 
 from saetui import inputs
 from saetui.cli import common
+from saetui.steering.spec import vector_usage
 from saetui.settings import ContrastSettings, NeighbourSettings, SearchSettings
 
 
@@ -97,7 +98,8 @@ def run_contrast(args: argparse.Namespace) -> int:
                   f"{row['freq_a']:7.1%}  {row['freq_b']:7.1%}  {row['label']}")
     if "vector" in data:
         norms = ", ".join(f"{h} |v|={d['norm']:.3g}" for h, d in data["directions"].items())
-        print(f"saved steering vector {args.save_vector} ({norms}): saetui steer ... --vector {args.save_vector}:COEF")
+        usage = vector_usage(args.save_vector, list(data["directions"]))
+        print(f"saved steering vector {args.save_vector} ({norms}): saetui steer ... --vector {usage}")
     return 0
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
 from saetui.errors import InputError, SaetuiError
 from saetui.inputs import check_name
@@ -198,6 +198,14 @@ _FIELDS = {
     "vector": {"vector": _STR, "coefficient": _is_number, "hook": _STR_OR_NONE, "scope": _STR,
                "enabled": lambda v: isinstance(v, bool)},
 }
+
+
+def vector_usage(name: str, hooks: Sequence[str]) -> str:
+    """How `--vector` names the saved vector `name`: `NAME:COEF`, or with several hook points `NAME@HOOK:COEF`
+    and the hooks to choose from (a vector of several hooks is refused without one)."""
+    if len(hooks) <= 1:
+        return f"{name}:COEF"
+    return f"{name}@HOOK:COEF, HOOK one of {', '.join(hooks)} (or its layer number)"
 
 
 def spec_from_dict(data: Any) -> Spec:

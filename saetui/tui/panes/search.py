@@ -90,7 +90,10 @@ class SearchPane(Pane):
         except SaetuiError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.notify(f"steering vector {name} saved in {where} (saetui steer --vector {name}:COEF)")
+        from saetui.steering.spec import vector_usage
+
+        hooks = list(self.session.last_contrast.directions) if self.session.last_contrast is not None else []
+        self.notify(f"steering vector {name} saved in {where} (saetui steer --vector {vector_usage(name, hooks)})")
 
     def contrast(self, a: list[str], b: list[str]) -> None:
         """Show every loaded SAE's features ranked by how they separate prompts `a` from prompts `b`."""
