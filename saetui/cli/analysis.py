@@ -105,6 +105,11 @@ def format_analysis(result: dict[str, Any]) -> str:
             lines.append(f"{tok['index']:>4}{mark} {tok['text']!r:<16} {shown}")
         top = ", ".join(f"{f} ({a:.2f} @ {i})" for f, a, i in sae["top_features"])
         lines.append(f"top: {top}")
+    if result.get("predictions"):  # --predictions N: the model's next-token guesses after each token
+        lines.append("== next-token predictions")
+        for tok, guesses in zip(result["tokens"], result["predictions"]):
+            shown = "  ".join(f"{text!r} {p:.1%}" for _, text, p in guesses)
+            lines.append(f"{tok['index']:>4}  {tok['text']!r:<16} {shown}")
     return "\n".join(lines)
 
 

@@ -186,3 +186,17 @@ def test_a_demo_sae_is_named_by_its_name_as_the_help_says(capsys, tmp_path):
         code, out, err = run(capsys, "index", "--corpus", str(corpus), "--sae", name, "--out", str(tmp_path / name))
         assert code == 0, err
         assert json.loads(out)["sae"] == spec
+
+
+def test_analyze_predictions_print_without_json_too(capsys):
+    """`analyze --predictions N` prints each token's next-token guesses in the text form, as the JSON has them."""
+    argv = ["analyze", "--prompt", "The capital of France is", "--predictions", "2", "--top-k", "3"]
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    code, text, err = run(capsys, *argv)
+    assert code == 0, err
+    lines = text.split("== next-token predictions\n")[1].splitlines()
+    assert len(lines) == len(data["tokens"]) == len(data["predictions"])
+    for line, guesses in zip(lines, data["predictions"]):
+        assert all(f"{t!r} {p:.1%}" in line for _, t, p in guesses)
