@@ -88,6 +88,7 @@ ACTIONS: list[Action] = [
     Action("remove", "delete,backspace", "Remove", "remove the spec", scope="specs", key_display="del", show=False),
     # feature detail
     Action("steer", "a", "Add", "add the feature to steering", scope="detail"),
+    Action("label", "l", "Label", "label the feature (saved beside its index)", scope="detail"),
     Action("close", "escape,q", "Close", "close the detail", scope="detail"),
     # why? screen
     Action("open", "enter", "Open", "open the feature's detail", scope="why", show=False),

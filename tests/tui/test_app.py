@@ -360,3 +360,22 @@ async def test_labels_set_in_the_app_are_saved_and_found():
         await pilot.pause()
         assert load_labels(config_dir() / "demo-labels")[feature] == "my favourite"
         assert app.session.search("favorite", app.sae_name).hits[0].feature == feature
+
+
+async def test_l_in_the_detail_view_labels_the_feature_and_the_detail_shows_it():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        features = app.query_one("#token-features")
+        features.focus()
+        row = features.current()
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = app.screen
+        await pilot.press("l")
+        await pilot.pause()
+        app.screen.query_one("#label-input").value = ""
+        await pilot.press(*"seen in detail", "enter")
+        await settle(pilot)
+        assert app.screen is detail and app.session.labels.get((row.sae, row.feature)) == "seen in detail"
+        assert "seen in detail" in str(detail.query_one("#detail-head").render())

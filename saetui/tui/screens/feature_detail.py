@@ -21,7 +21,7 @@ from textual.worker import Worker, WorkerState
 from saetui.errors import one_line
 from saetui.settings import DetailSettings
 from saetui.tui.actions import bindings
-from saetui.tui.messages import JobFailed, SteerFeature
+from saetui.tui.messages import JobFailed, LabelFeature, SteerFeature
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -88,8 +88,9 @@ class FeatureDetailScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#detail-box").border_title = f"feature {self.sae}/{self.feature}"
-        self.query_one("#detail-box").border_subtitle = "a: add to steering · Esc: close"
+        self.query_one("#detail-box").border_subtitle = "a: add to steering · l: label · Esc: close"
         self._describe()
+        self.watch(self.app, "labels_rev", lambda: self._describe(), init=False)  # a label saved (l): shown again
 
     @work(thread=True, exclusive=True, group="describe", exit_on_error=False)
     def _describe(self) -> None:
@@ -180,6 +181,9 @@ class FeatureDetailScreen(ModalScreen[None]):
     def action_steer(self) -> None:
         self.app.post_message(SteerFeature(self.sae, self.feature))
         self.dismiss(None)
+
+    def action_label(self) -> None:
+        self.app.post_message(LabelFeature(self.sae, self.feature))  # the app asks for the text and saves it
 
     def action_close(self) -> None:
         self.dismiss(None)
