@@ -510,3 +510,19 @@ async def test_dense_features_go_after_the_others_dimmed_and_d_shows_them_in_pla
         assert sum("demo-late has no feature index" in n for n in notes(app)) == 1
         assert not any(r.dim for r in side.rows_shown if r.sae == "demo-late")
         assert any(r.dim for r in side.rows_shown if r.sae == "demo")
+
+
+async def test_at_60x20_the_generated_text_gets_lines_to_show():
+    """At 60x20 the spec table keeps one row in sight and the generation columns two lines of text (they had
+    none); at 80x24 the table keeps its four rows."""
+    for size, spec_height in (((60, 20), 4), ((80, 24), 6)):
+        app = SaeTuiApp(prompt=PROMPT)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await pilot.press("f4")
+            await pilot.pause()
+            await app.action_generate()
+            await settle(pilot)
+            columns = list(app.query("GenerationColumn"))
+            assert app.query_one("#specs").outer_size.height == spec_height, size
+            assert all(c.content_size.height >= 2 and c.text for c in columns[:2]), [c.content_size for c in columns]

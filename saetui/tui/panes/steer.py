@@ -61,8 +61,13 @@ class SteerPane(Pane):
             yield Input(placeholder="0,1,2,4 ×max ⏎", id="sweep")
         yield GenerationView(id="gen-columns")
 
+    SHORT = 14  # below this height the spec table gives its rows to the generated text (60x20 has 11)
+
     def on_mount(self) -> None:
         self.query_one("#specs").border_title = "Steering (Ctrl+G generates, Ctrl+W sweeps, Ctrl+S stops)"
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < self.SHORT, "-short")
 
     # ------------------------------------------------------------------ the draft
     def steps(self) -> list[float]:
