@@ -37,6 +37,7 @@ SCOPES = {
 
 ACTIONS: list[Action] = [
     Action("analyze", "f5,ctrl+r", "Analyze", "analyze the prompt", priority=True),
+    Action("focus_prompt", "escape", "Prompt", "back to the prompt box, from any pane", show=False, palette=False),
     Action("history(-1)", "ctrl+up", "Older prompt", "previous analyzed prompt", show=False, priority=True, palette=False),
     Action("history(1)", "ctrl+down", "Newer prompt", "next analyzed prompt", show=False, priority=True, palette=False),
     # The tab headers name their keys; the footer keeps its 80 columns for the rest.

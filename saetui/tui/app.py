@@ -257,6 +257,9 @@ class SaeTuiApp(LoadingApp, App[None]):
         if self.session.ready:
             self.action_analyze()
 
+    def action_focus_prompt(self) -> None:
+        self.query_one("#prompt").focus()
+
     def action_continue_chat(self, row: int) -> None:
         """Keep one generated reply as the assistant's turn; the prompt box takes the next user turn."""
         if self.chat is None:

@@ -379,3 +379,17 @@ async def test_l_in_the_detail_view_labels_the_feature_and_the_detail_shows_it()
         await settle(pilot)
         assert app.screen is detail and app.session.labels.get((row.sae, row.feature)) == "seen in detail"
         assert "seen in detail" in str(detail.query_one("#detail-head").render())
+
+
+async def test_escape_returns_to_the_prompt_from_any_pane():
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        for tab, widget in (("f2", "#token-table"), ("f2", "#token-features"), ("f3", "#search-results"), ("f4", "#specs")):
+            await pilot.press(tab)
+            app.query_one(widget).focus()
+            await pilot.pause()
+            assert app.focused is app.query_one(widget)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.focused is app.query_one("#prompt"), widget
