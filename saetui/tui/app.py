@@ -33,6 +33,7 @@ from saetui.files import stamped_path, write_json_atomic
 from saetui.session import Session
 from saetui.steering.draft import Draft
 from saetui.steering.spec import SteeringSpec, resolve
+from saetui.tui import heap
 from saetui.tui import messages as msg
 from saetui.tui.actions import bindings
 from saetui.tui.commands import SaetuiCommands
@@ -75,10 +76,12 @@ class SaeTuiApp(App[None]):
     chat: reactive[Any] = reactive(None, init=False)          # None: plain text; a list: the conversation so far
 
     def __init__(self, session: Session | None = None, *, model: str | None = None, saes: list[str] | None = None,
-                 prompt: str | None = None, restore: bool = True, refresh: bool = False) -> None:
+                 prompt: str | None = None, restore: bool = True, refresh: bool = False, freeze_heap: bool = False) -> None:
         """`restore`: reopen the last session (model, SAEs, prompt, specs) where no argument says otherwise.
-        `refresh`: ask the Hub for newer files of the model and SAEs (default: a complete HF cache is used as it is)."""
+        `refresh`: ask the Hub for newer files of the model and SAEs (default: a complete HF cache is used as it is).
+        `freeze_heap`: the process is the app's alone: keep the collector off what each load brings (tui/heap.py)."""
         super().__init__()
+        self._freeze_heap = freeze_heap
         self._refresh = refresh
         self._download_stop: threading.Event | None = None  # set by Ctrl+S to stop the load's download
         self.session = session or Session()
@@ -177,11 +180,15 @@ class SaeTuiApp(App[None]):
         # Hub downloads (only what the HF cache lacks) report to the download panel; Ctrl+S sets `stop`
         self.session.load(model, saes, refresh=refresh, progress=ProgressRelay(self), cancel=stop)
         self._good_model = (model, saes)
+        if self._freeze_heap:
+            heap.settle_after_load()
         self.post_message(msg.Loaded(self.session.status()))
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _sae_worker(self, spec: str, stop: threading.Event) -> None:
         loaded = self.session.load_sae(spec, progress=ProgressRelay(self), cancel=stop)
+        if self._freeze_heap:
+            heap.settle_after_load()
         self.post_message(msg.Loaded(self.session.status()))
         self.call_from_thread(setattr, self, "sae_name", loaded.name)
 
@@ -623,7 +630,7 @@ def run(model: str | None = None, saes: list[str] | None = None, refresh: bool =
     A worker thread may still be loading a model or running a forward, and tearing torch down at
     interpreter exit takes a second or more: neither is worth waiting for once the screen is restored.
     """
-    app = SaeTuiApp(model=model, saes=saes, refresh=refresh)
+    app = SaeTuiApp(model=model, saes=saes, refresh=refresh, freeze_heap=True)
     try:
         app.run()
     except KeyboardInterrupt:  # Ctrl+C outside the app's own key handling: leave quietly
