@@ -120,7 +120,10 @@ def _jsonl_text(line: str, field: str, where: str) -> str:
         record = json.loads(line)
     except (ValueError, RecursionError) as exc:
         raise InputError(f"{where} is not valid JSON: {exc}") from exc
-    if not isinstance(record, dict) or field not in record:
+    if not isinstance(record, dict):
+        kind = "null" if record is None else type(record).__name__
+        raise InputError(f"{where} is a JSON {kind}, not an object with a field {field!r}")
+    if field not in record:
         raise InputError(f"{where} has no field {field!r}")
     if not isinstance(record[field], str):  # null, a number or a list is not a text: never "None"
         kind = "null" if record[field] is None else type(record[field]).__name__

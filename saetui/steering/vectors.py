@@ -96,10 +96,15 @@ def save_vector(name: str, directions: dict[str, torch.Tensor], *, model: str, m
     return folder
 
 
+_SET_ASIDE_RE = re.compile(r".*\.bak-\d{8}-\d{6}(-\d+)?")  # a damaged vector moved aside (saetui.files.set_aside)
+
+
 def list_vectors() -> list[str]:
+    """The saved vectors' names; a damaged one moved aside (NAME.bak-...) is not one of them."""
     folder = vectors_dir()
     try:
-        return sorted(p.name for p in folder.iterdir() if (p / MANIFEST).is_file() and _NAME_RE.fullmatch(p.name))
+        return sorted(p.name for p in folder.iterdir()
+                      if (p / MANIFEST).is_file() and _NAME_RE.fullmatch(p.name) and not _SET_ASIDE_RE.fullmatch(p.name))
     except OSError:
         return []
 

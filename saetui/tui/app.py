@@ -73,15 +73,17 @@ class SaeTuiApp(LoadingApp, App[None]):
     chat: reactive[Any] = reactive(None, init=False)          # None: plain text; a list: the conversation so far
 
     def __init__(self, session: Session | None = None, *, model: str | None = None, saes: list[str] | None = None,
-                 prompt: str | None = None, restore: bool = True, persist: bool = True, refresh: bool = False) -> None:
+                 prompt: str | None = None, restore: bool = True, persist: bool = True, refresh: bool = False,
+                 freeze_heap: bool = False) -> None:
         """`session`: the Session to show (a loaded one is shown as it is unless `model` asks for another).
         `restore`: reopen the last session (model, SAEs, prompt, specs) where no argument says otherwise;
         `persist`: save the session for the next start (both off: the user's saved state is left alone).
-        `refresh`: ask the Hub for newer files of the model and SAEs (default: a complete HF cache is used as it is)."""
+        `refresh`: ask the Hub for newer files of the model and SAEs (default: a complete HF cache is used as it is).
+        `freeze_heap`: the process is the app's alone: keep the collector off what each load brings (tui/heap.py)."""
         super().__init__()
         self.session = session or Session()
         self.lifecycle = Lifecycle(model=model, saes=saes, prompt=prompt, refresh=refresh, restore=restore,
-                                   persist=persist)
+                                   persist=persist, freeze_heap=freeze_heap)
         self._download_stop: threading.Event | None = None  # set by Ctrl+S to stop the load's download
         self.analysis_input: tuple[str, Any] = ("", False)  # the typed prompt and chat behind `analysis`
 
@@ -333,7 +335,7 @@ def run(model: str | None = None, saes: list[str] | None = None, refresh: bool =
     A worker thread may still be loading a model or running a forward, and tearing torch down at
     interpreter exit takes a second or more: neither is worth waiting for once the screen is restored.
     """
-    app = SaeTuiApp(model=model, saes=saes, refresh=refresh)
+    app = SaeTuiApp(model=model, saes=saes, refresh=refresh, freeze_heap=True)
     try:
         app.run()
     except KeyboardInterrupt:  # Ctrl+C outside the app's own key handling: leave quietly

@@ -26,6 +26,7 @@ from saetui import hub, state
 from saetui.errors import InputError, SaetuiError, one_line
 from saetui.settings import AppSettings
 from saetui.steering.draft import Draft
+from saetui.tui import heap
 from saetui.tui import messages as msg
 from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.widgets.download_panel import DownloadPanel, ProgressRelay
@@ -55,8 +56,9 @@ class Lifecycle:
     left to restore (prompt, specs, history)."""
 
     def __init__(self, *, model: str | None = None, saes: list[str] | None = None, prompt: str | None = None,
-                 refresh: bool = False, restore: bool = True, persist: bool = True) -> None:
+                 refresh: bool = False, restore: bool = True, persist: bool = True, freeze_heap: bool = False) -> None:
         self.persist = persist
+        self.freeze_heap = freeze_heap  # after each load, collect once and freeze what survives (tui/heap.py)
         saved, self.restore_note = state.load_session() if restore else (None, None)
         saved = saved or {}
         self.good: tuple[str | None, list[str] | None] = (saved.get("model"), saved.get("saes"))
@@ -202,6 +204,8 @@ class LoadingApp:
             loaded = self.session.load_sae(job.sae, progress=ProgressRelay(self), cancel=stop)
         else:
             self.session.load(job.model, job.saes, refresh=job.refresh, progress=ProgressRelay(self), cancel=stop)
+        if self.lifecycle.freeze_heap:
+            heap.settle_after_load()
         self.lifecycle.succeeded(job)
         self.post_message(msg.Loaded(self.session.status(), job.announce))
         if job.sae is not None:

@@ -245,6 +245,19 @@ CASES: list[tuple[str, list[str], str]] = [
     ("attribute-chat-system-lone-surrogate", [*ATTR, "--chat", "--system", "a\ud800"], "lone surrogate U+D800"),
     ("snapshot-chat-size-too-small", [*SNAP, "--chat", "--size", "10x5"], "--size 10x5: width must be"),
     ("snapshot-system-unknown", [*SNAP, "--system", "x"], "unrecognized arguments"),
+    # text inputs: one reader checks field types and file kinds (issue 25)
+    ("contrast-jsonl-null-text", ["contrast", "--a", "{nulljsonl}", "--b", "x"], "field 'text' is null, not text"),
+    ("contrast-jsonl-list-text", ["contrast", "--a", "{listjsonl}", "--b", "x"], "field 'text' is list, not text"),
+    ("contrast-jsonl-row-not-object", ["contrast", "--a", "x", "--b", "{rowjsonl}"], "rows.jsonl:1 is a JSON list, not an object with a field 'text'"),
+    ("contrast-char-device", ["contrast", "--a", "/dev/null", "--b", "x"], "/dev/null is a character device, not a file"),
+    ("index-corpus-char-device", ["index", "--corpus", "/dev/null"], "/dev/null: it is a character device"),
+    ("index-jsonl-object-text", ["index", "--corpus", "{objjsonl}"], "field 'text' is dict, not text"),
+    ("evals-jsonl-number-text", ["evals", "--corpus", "{numjsonl}"], "field 'text' is int, not text"),
+    ("labels-char-device", ["labels", "/dev/null"], "/dev/null: it is a character device"),
+    # a quote of what was typed keeps its whitespace
+    ("steer-feature-spaces-quoted-exactly", ["steer", *P, "--feature", "demo/1  2:3"], "'demo/1  2:3'"),
+    ("contrast-vector-name-spaces-quoted-exactly", [*CONTRAST, "--save-vector", "a  b"], "vector name 'a  b'"),
+    ("analyze-span-spaces-quoted-exactly", ["analyze", *P, "--span", "1 :2"], "got '1 :2'"),
 ]
 
 
@@ -258,13 +271,18 @@ def places(tmp_path):
     file.write_text("x", encoding="utf-8")
     (tmp_path / "empty.txt").write_text("\n  \n", encoding="utf-8")
     (tmp_path / "bad.txt").write_bytes(b"fine\n\xff\n")
+    for name, row in (("null", '{"text": null}'), ("list", '{"text": ["a", "b"]}'), ("obj", '{"text": {"a": 1}}'),
+                      ("num", '{"text": 5}'), ("row", '["a cat"]')):
+        (tmp_path / f"{'rows' if name == 'row' else name}.jsonl").write_text(row + "\n", encoding="utf-8")
     readonly = tmp_path / "readonly"
     readonly.mkdir()
     readonly.chmod(0o500)
     # root writes in any folder: /proc takes no new files from anyone
     unwritable = "/proc" if os.access(readonly, os.W_OK) else str(readonly)
     yield {"tmp": str(tmp_path), "corpus": str(corpus), "file": str(file), "readonly": unwritable,
-           "labels": str(labels), "empty": str(tmp_path / "empty.txt"), "badutf8": str(tmp_path / "bad.txt")}
+           "labels": str(labels), "empty": str(tmp_path / "empty.txt"), "badutf8": str(tmp_path / "bad.txt"),
+           **{f"{n}jsonl": str(tmp_path / f"{n}.jsonl") for n in ("null", "list", "obj", "num")},
+           "rowjsonl": str(tmp_path / "rows.jsonl")}
     readonly.chmod(0o700)
 
 
@@ -351,6 +369,35 @@ def test_max_new_tokens_beyond_the_context_is_capped_with_one_warning(capsys):
     assert len(lines) == 1 and lines[0].startswith("saetui: warning: --max-new-tokens") and "capped" in lines[0]
     n_prompt = len(model.tokenizer("The cat", add_special_tokens=True)["input_ids"])
     assert len(json.loads(out)["steered"]["token_ids"]) <= context - n_prompt
+
+
+@pytest.mark.parametrize("argv, warning", [
+    (["contrast", "--a", "The red cat", "--b", "The red cat"], "sets A and B hold the same prompts: every difference is 0"),
+    (["steer", *P, "--feature", "demo-late/195:4", "--scope", "template", "--max-new-tokens", "2"],
+     "--scope template steers no template token without --chat"),
+    (["analyze", *P, "--span-pool", "mean"], "--span-pool has no effect without --span"),
+], ids=["contrast-identical-sets", "steer-template-scope-without-chat", "analyze-span-pool-without-span"])
+def test_odd_but_usable_inputs_succeed_with_one_warning_line(argv, warning, capsys):
+    """Issue 25: accepted, but the user hears once why the result may not be what they meant."""
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0 and out, err
+    assert err.splitlines() == [f"saetui: warning: {err.splitlines()[0].removeprefix('saetui: warning: ')}"], err
+    assert warning in err
+
+
+def test_snapshot_neither_reads_nor_changes_the_saved_app_session(capsys, tmp_path):
+    """Its help says it renders the demo: a script taking pictures must not change what the user's next `saetui`
+    opens, nor picture the user's last prompt."""
+    from saetui import state
+
+    state.save_session({"model": None, "saes": [], "prompt": "my own saved prompt", "specs": []})
+    saved = sorted((p.name, p.read_bytes()) for p in state.config_dir().iterdir() if p.is_file())
+    code = main(["snapshot", *P, "--out", str(tmp_path / "s.svg"), "--size", "80x24"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert sorted((p.name, p.read_bytes()) for p in state.config_dir().iterdir() if p.is_file()) == saved
+    assert "my own saved prompt" not in (tmp_path / "s.svg").read_text(encoding="utf-8").replace("&#160;", " ")
 
 
 def test_steer_compare_prints_each_row_under_its_heading(capsys):

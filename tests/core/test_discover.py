@@ -374,7 +374,9 @@ def test_vector_files_missing_and_damaged(gemma2):
     with pytest.raises(InputError, match=r"is damaged .*moved aside to .*v1\.bak-.*: delete it, or save the vector again") as info:
         load_vector("v1")
     assert "\n" not in str(info.value)
-    assert "v1" not in list_vectors()
+    assert list_vectors() == ["v2"]  # neither v1 nor the folder set aside (it still holds its vector.json)
+    with pytest.raises(InputError, match="no steering vector named 'v1'; saved: v2 "):
+        load_vector("v1")
     with pytest.raises(InputError, match="non-finite"):
         save_vector("v3", {"blocks.1.hook_resid_post": torch.full((64,), float("nan"))}, model="x")
 

@@ -393,3 +393,22 @@ async def test_escape_returns_to_the_prompt_from_any_pane():
             await pilot.press("escape")
             await pilot.pause()
             assert app.focused is app.query_one("#prompt"), widget
+
+
+async def test_the_apps_own_process_keeps_the_collector_off_what_a_load_brought():
+    """`saetui` (freeze_heap=True) collects once after the load and freezes what survives: a later full
+    collection walks only what the app made since, not the model's ~500k objects (tui/heap.py)."""
+    import gc
+
+    try:
+        app = SaeTuiApp(prompt="Anna has a", freeze_heap=True, restore=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            frozen, tracked = gc.get_freeze_count(), len(gc.get_objects())
+            assert frozen > 100_000 and tracked < frozen / 2, (frozen, tracked)
+    finally:
+        gc.unfreeze()  # the rest of the suite keeps the collector as it was
+    plain = SaeTuiApp(prompt="Anna has a", restore=False)
+    async with plain.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert gc.get_freeze_count() == 0  # a library user's process (and every other test) is left alone
