@@ -496,10 +496,10 @@ async def test_dense_features_go_after_the_others_dimmed_and_d_shows_them_in_pla
         assert [(r.sae, r.feature) for r in shown] == want != natural  # the demo has dense features at the top
         assert [r.dim for r in shown] == [dense(*k) for k in want]
         moved = sum(dense(*k) for k in natural)
-        assert f"{moved} dense at the end" in str(side.border_title)
+        assert f"{moved} dense at the end" in str(side.border_subtitle)
         await pilot.press("d")
         await pilot.pause()
-        assert [(r.sae, r.feature) for r in side.rows_shown] == natural and f"{moved} dense dimmed" in str(side.border_title)
+        assert [(r.sae, r.feature) for r in side.rows_shown] == natural and f"{moved} dense dimmed" in str(side.border_subtitle)
         assert not any("no feature index" in n for n in notes(app))  # the demo's SAEs have indexes
         await pilot.press("d")
         del session.indexes["demo-late"]  # an SAE without an index: said once, its features stay in place

@@ -4,7 +4,7 @@ line of one feature. Owns the analyze and heat workers, and the export of the an
 
 Dense features (firing on more than 10% of the tokens their SAE's index has seen) say little about any one
 word, yet their activations put them at the top of every token's list. The side list moves them after the
-others, dimmed, and says how many it moved; `d` shows them in place. An SAE without an index cannot tell its
+others, dimmed, and says how many it moved (on its lower border); `d` shows them in place. An SAE without an index cannot tell its
 dense features: the app says so once."""
 
 from __future__ import annotations
@@ -174,6 +174,7 @@ class TokensPane(Pane):
         features.show(rows, tagged=len(result.saes) > 1)
         text = "".join(result.tokens)
         features.border_title = escape(f"Span {result.start}–{result.end - 1} {text!r} (max)")
+        features.border_subtitle = ""
         self.query_one("#token-info", TextBox).show(
             f"{result.counted} of {result.end - result.start} tokens counted (special tokens left out)")
 
@@ -193,10 +194,9 @@ class TokensPane(Pane):
         features = self.query_one("#token-features", FeatureList)
         features.show(rows, tagged=len(result.saes) > 1)
         tok = result.tokens[index]
-        title = f"Features of {token_label(tok, self._tokenizer)!r}"
-        if moved:
-            title += f" · {moved} dense {'dimmed (d)' if self.dense_in_place else 'at the end (d)'}"
-        features.border_title = escape(title)
+        features.border_title = escape(f"Features of {token_label(tok, self._tokenizer)!r}")
+        # below the list, where a long token in the title cannot push it out of sight at 80 columns
+        features.border_subtitle = f"{moved} dense {'dimmed' if self.dense_in_place else 'at the end'} (d)" if moved else ""
         self.query_one("#token-info", TextBox).show(self._info_text(result, index))
 
     # ------------------------------------------------------------------ dense features
