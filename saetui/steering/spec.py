@@ -66,6 +66,19 @@ class _SpecBase:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """The spec `to_dict` wrote, of this kind (spec_from_dict reads either kind)."""
+        spec = spec_from_dict(data)
+        if not isinstance(spec, cls):
+            raise InputError(f"not a {cls.kind} spec: {data!r}")
+        return spec
+
+    @classmethod
+    def parse(cls, text: str, *, scope: str = "all") -> Any:
+        """The spec as the CLI takes it (`--feature` / `--vector`), of this kind."""
+        return parse_spec(text, cls.kind, scope=scope)
+
 
 @dataclass(frozen=True)
 class SteeringSpec(_SpecBase):
@@ -125,17 +138,6 @@ class SteeringSpec(_SpecBase):
         """Its feature's label, where one is known."""
         return labels.get((self.sae, self.feature), "")
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SteeringSpec:
-        spec = spec_from_dict(data)
-        if not isinstance(spec, cls):
-            raise InputError(f"not a feature spec: {data!r}")
-        return spec
-
-    @classmethod
-    def parse(cls, text: str, *, scope: str = "all") -> SteeringSpec:
-        return parse_spec(text, "feature", scope=scope)
-
 
 @dataclass(frozen=True)
 class VectorSpec(_SpecBase):
@@ -173,17 +175,6 @@ class VectorSpec(_SpecBase):
 
     def label(self, labels: Any) -> str:
         return "A−B direction"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VectorSpec:
-        spec = spec_from_dict(data)
-        if not isinstance(spec, cls):
-            raise InputError(f"not a vector spec: {data!r}")
-        return spec
-
-    @classmethod
-    def parse(cls, text: str, *, scope: str = "all") -> VectorSpec:
-        return parse_spec(text, "vector", scope=scope)
 
 
 Spec = Union[SteeringSpec, VectorSpec]
