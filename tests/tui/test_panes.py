@@ -526,3 +526,29 @@ async def test_at_60x20_the_generated_text_gets_lines_to_show():
             columns = list(app.query("GenerationColumn"))
             assert app.query_one("#specs").outer_size.height == spec_height, size
             assert all(c.content_size.height >= 2 and c.text for c in columns[:2]), [c.content_size for c in columns]
+
+
+async def test_a_switched_off_spec_is_swept_and_a_blank_row_says_why():
+    """Ctrl+W on a spec switched off (Space) sweeps it all the same (it did nothing, silently); a generated row
+    with no text, such as one ended by its first token, says so under its title."""
+    from saetui.tui.messages import GenerationDone
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.draft = Draft((SteeringSpec(COLOR, 1.0, sae=COLOR_SAE, enabled=False),))
+        await pilot.press("f4")
+        app.query_one("#sweep").value = "0,30"
+        app.query_one("#max-tokens").value = "6"
+        await pilot.press("ctrl+w")
+        await settle(pilot)
+        assert [[s.enabled and s.coefficient for s in row] for row in app.steer.rows_specs] == [[0.0], [30.0]]
+        assert app.steer.generated[0] != app.steer.generated[1]  # the swept feature reached the model
+        steer = app.steer
+        eos = app.session.model.tokenizer.eos_token_id
+        steer.generated[1] = [eos]  # as if the row had ended at its first token
+        steer.post_message(GenerationDone(False, steer._run, None))
+        await settle(pilot)
+        columns = list(app.query("GenerationColumn"))
+        assert "ended it at its first token" in str(columns[1].query_one(".gen-text").render())
+        assert "no text" not in str(columns[0].query_one(".gen-text").render())

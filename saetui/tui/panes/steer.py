@@ -7,6 +7,7 @@ commands that act on the draft or the generation: presets, steering vectors, the
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import threading
 from typing import Any
 
@@ -202,7 +203,7 @@ class SteerPane(Pane):
         if not len(self.draft):
             raise InputError("no steering spec to sweep: add a feature first (a)")
         i = min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
-        spec = self.draft.specs[i]
+        spec = replace(self.draft.specs[i], enabled=True)  # the spec asked for is swept, even if switched off
         if spec.mode == "ablate":
             raise InputError("an ablated spec has no coefficient to sweep: m cycles its mode")
         text = self.query_one("#sweep", Input).value
@@ -314,7 +315,10 @@ class SteerPane(Pane):
         if message.run != self._run:
             return
         self.done = not message.stopped
-        for column in self.query_one(GenerationView).columns:
+        for column, ids in zip(self.query_one(GenerationView).columns, self.generated):
+            if not message.stopped and not self.session.decode(ids).strip():  # a blank row says why it is blank
+                column.note("(no text: the model ended it at its first token)" if len(ids) <= 1
+                            else "(no text: only special or blank tokens)")
             column.flush()
         if not message.stopped and any(self.rows_specs) and message.result is not None:
             self._kl_worker(message.result, self._run)

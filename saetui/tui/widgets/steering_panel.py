@@ -82,6 +82,7 @@ class GenerationColumn(FittedSubtitle, VerticalScroll):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rich = Text()
+        self._note = Text()  # a dim line after the text (why a row is blank), not part of it
         self._spans: list[tuple[int, int]] = []  # each piece's place in the text
         self._dirty = False
 
@@ -110,6 +111,7 @@ class GenerationColumn(FittedSubtitle, VerticalScroll):
         self.border_title = title
         self.fit_subtitle([], [])
         self._rich = Text()
+        self._note = Text()
         self._spans = []
         self._dirty = False
         self._body.show(self._rich)
@@ -119,6 +121,11 @@ class GenerationColumn(FittedSubtitle, VerticalScroll):
         start = len(self._rich)
         self._rich.append(piece, style="bold underline" if marked else "")
         self._spans.append((start, len(self._rich)))
+        self._dirty = True
+
+    def note(self, text: str) -> None:
+        """A dim line after the generated text saying something about it (not part of `text`)."""
+        self._note = Text(text, style="dim italic")
         self._dirty = True
 
     def mark(self, pieces: list[int], style: str) -> None:
@@ -132,7 +139,7 @@ class GenerationColumn(FittedSubtitle, VerticalScroll):
         if self._dirty:
             self._dirty = False
             follow = self.scroll_y >= self.max_scroll_y - 1
-            self._body.show(self._rich.copy())
+            self._body.show(self._rich + self._note if self._note else self._rich.copy())
             if follow:
                 self.call_after_refresh(self.scroll_end, animate=False)
 
