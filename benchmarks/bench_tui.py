@@ -221,7 +221,7 @@ async def measure(keys: int, size: tuple[int, int], rounds: int) -> dict[str, tu
         figures.setdefault(name, []).append((p95(ours) * 1e3, p95(bound) * 1e3))
 
     session = Streaming()
-    for _ in range(rounds):
+    for round_ in range(rounds):
         # freeze_heap as `saetui` runs it: a full collection walking the model's ~500k objects is a 250 ms stop
         app = SaeTuiApp(session, prompt="The capital of France is Paris. Anna has a red cat.", restore=False, freeze_heap=True)
         async with app.run_test(size=size) as pilot:
@@ -236,7 +236,7 @@ async def measure(keys: int, size: tuple[int, int], rounds: int) -> dict[str, tu
             app.action_stop()
             await settle(pilot)
             steer = app.steer
-            if _ == 0:
+            if round_ == 0:
                 # Streaming throughput: 2,000 pieces posted from a thread as fast as possible.
                 steer.generated = [[], []]
                 n = 2000

@@ -472,7 +472,7 @@ async def test_a_burst_of_60_keys_at_30_per_second_lands_on_its_token_with_that_
 
 async def test_dense_features_go_after_the_others_dimmed_and_d_shows_them_in_place():
     """The demo's index says which features fire on more than 10% of tokens: the side list puts them (unlabelled)
-    after the others in the same order otherwise, dimmed, counts them in its title, and `d` shows them in place."""
+    after the others in the same order otherwise, dimmed, counts them on its lower border, and `d` shows them in place."""
     from saetui.sae.evals import DENSE
 
     app = SaeTuiApp(prompt=PROMPT)

@@ -62,16 +62,12 @@ class FeatureList(DataTable):
         else:
             self.clear()
         room = None if widths is None else widths[2]
-        cells = []
         for name, r in zip(names, rows):
-            text = Text(r.about, no_wrap=True)
+            text = Text(r.about, no_wrap=True, style="dim" if r.dim else "")
             if room is not None and cell_len(r.about) > room:
                 text.truncate(max(room, 1), overflow="ellipsis")
-            if r.dim:
-                text.stylize("dim")
-            cells.append((Text(name, style="dim"), Text(r.value, style="dim"), text) if r.dim else (name, r.value, text))
-        for cell, r in zip(cells, rows):
-            self.add_row(*cell, key=f"{r.sae}/{r.feature}")
+            cells = (Text(name, style="dim"), Text(r.value, style="dim"), text) if r.dim else (name, r.value, text)
+            self.add_row(*cells, key=f"{r.sae}/{r.feature}")
         if self.row_count:
             self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)
 
