@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from textual import work
 from textual.worker import Worker, WorkerState
 
-from saetui import hub, state
+from saetui import state
 from saetui.errors import InputError, SaetuiError, one_line
 from saetui.settings import AppSettings
 from saetui.steering.draft import Draft
@@ -218,9 +218,11 @@ class LoadingApp:
         self.query_one(DownloadPanel).finish()
         if event.state != WorkerState.ERROR:
             return
+        from saetui.hub import DownloadCancelled
+
         error, job = event.worker.error, self.lifecycle.job
         message = one_line(error)
-        if isinstance(error, hub.DownloadCancelled):  # the user asked for it: say what is kept, no modal
+        if isinstance(error, DownloadCancelled):  # the user asked for it: say what is kept, no modal
             self.status("download stopped: the finished files are kept in the HF cache")
             self.notify(message, title="download stopped", severity="warning", timeout=10)
             return

@@ -42,15 +42,15 @@ class TokensPane(Pane):
         self._said_no_index: set[str] = set()
 
     def compose(self) -> ComposeResult:
+        # Titles are set here, not in on_mount: mounted after the first frame (app._mount_panes), the pane's
+        # on_mount may run before the widgets nested in its containers are in.
+        table, features = TokenTable(id="token-table"), FeatureList(id="token-features")
+        table.border_title, features.border_title = "Tokens", "Features of token"
         with Horizontal():
-            yield TokenTable(id="token-table")
+            yield table
             with Vertical(id="token-side"):
-                yield FeatureList(id="token-features")
+                yield features
                 yield TextBox(id="token-info", sticky=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#token-table").border_title = "Tokens"
-        self.query_one("#token-features").border_title = "Features of token"
 
     # ------------------------------------------------------------------ workers
     def analyze(self, prompt: str, chat: Any = False) -> None:
