@@ -33,6 +33,7 @@ SCOPES = {
     "specs": "steering specs (F4)",
     "detail": "feature detail",
     "why": "why? (the features behind a prediction)",
+    "rows": "every list (tokens, features, specs, why?)",
 }
 
 ACTIONS: list[Action] = [
@@ -96,6 +97,9 @@ ACTIONS: list[Action] = [
     Action("steer(1)", "a", "Push up", "add the feature to steering, signed to push the predicted token up", scope="why"),
     Action("steer(-1)", "A", "Push down", "add it signed to push the predicted token down", scope="why"),
     Action("close", "escape,q", "Close", "close", scope="why"),
+    # every list with a row cursor (saetui/tui/widgets/row_table.py); PageUp/PageDown are DataTable's own
+    Action("scroll_top", "home", "First", "first row (PageUp/PageDown: a page)", scope="rows", show=False),
+    Action("scroll_bottom", "end", "Last", "last row", scope="rows", show=False),
 ]
 
 
@@ -111,7 +115,8 @@ def key_text(keys: str) -> str:
     """`f5,ctrl+r` -> `F5 / Ctrl+R`, as the help screen shows keys."""
     def one(key: str) -> str:
         names = {"plus": "+", "equals_sign": "=", "minus": "-", "space": "Space", "enter": "Enter",
-                 "escape": "Esc", "delete": "Del", "backspace": "Backspace", "down": "Down", "up": "Up"}
+                 "escape": "Esc", "delete": "Del", "backspace": "Backspace", "down": "Down", "up": "Up",
+                 "home": "Home", "end": "End"}
         return "+".join(names.get(part, part.capitalize() if len(part) > 1 else part) for part in key.split("+"))
 
     return " / ".join(one(k) for k in keys.split(","))

@@ -25,7 +25,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
-from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs, TextArea
 
 from saetui.errors import SaetuiError
 from saetui.steering.draft import Draft
@@ -149,6 +149,8 @@ class SaeTuiApp(LoadingApp, App[None]):
         prompt.border_subtitle = HINT
         prompt.move_cursor(prompt.document.end)  # typing continues the restored text
         prompt.focus()
+        # F2/F3/F4 switch tabs: Tab goes from the prompt straight to the pane's list, not via the tab headers
+        self.query_one("#tabs").query_one(Tabs).can_focus = False
         self._check_size()
         if self.lifecycle.restore_note:
             self.notify(self.lifecycle.restore_note, severity="warning", timeout=8)
