@@ -262,6 +262,43 @@ async def test_last_session_is_restored_and_a_corrupt_one_set_aside():
         assert clean.query_one("#prompt").text == SaeTuiApp.DEFAULT_PROMPT and clean.draft.specs == ()
 
 
+async def test_a_restart_restores_the_sae_shown_and_the_chat_and_drops_a_damaged_chat():
+    import json
+
+    from saetui import state
+    from saetui.paths import config_dir
+
+    turns = [{"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": "Paris."}]
+    app = make_app("Anna has a")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+n")  # show the second SAE
+        await pilot.press("ctrl+t")  # chat mode
+        await settle(pilot)
+        app.chat = list(turns)  # as F6 leaves it after a kept reply
+        shown = app.sae_name
+        assert shown == app.session.sae_names[1]
+        await pilot.press("ctrl+q")
+    again = SaeTuiApp()
+    async with again.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert again.sae_name == shown and again.chat == turns
+        assert "user turn 2" in str(again.query_one("#prompt").border_title)
+        assert again.analysis_input[1] == turns  # the analysis on load ran as the chat's next turn
+    path = config_dir() / state.SESSION_FILE
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "chat": [{"role": "robot", "content": 3}]}))
+    clean = SaeTuiApp()
+    async with clean.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert clean.chat is None and clean.sae_name == shown
+        assert any("unusable chat dropped" in n for n in notes(clean))
+    plain = SaeTuiApp(prompt="Tom went home.")  # a prompt given: the SAE shown and the chat start afresh
+    async with plain.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert plain.chat is None and plain.sae_name == plain.session.sae_names[0]
+
+
 async def test_presets_and_prompt_history():
     from saetui import state
 
