@@ -177,10 +177,12 @@ class AppSettings:
     SAE (more than `analyze` prints: the side list moves dense features after the others, and the ones behind them
     must be there to show); next-token predictions shown for the highlighted token; analyzed prompts kept in the
     history (Ctrl+Up/Down); positions the health screen (F8) reads from its corpus at most (`saetui evals` reads
-    the whole corpus unless --max-tokens says less)."""
+    the whole corpus unless --max-tokens says less); seconds a note stays on the status line (what just happened:
+    after that the line shows only the model, SAEs and device again, so it never describes an action long past)."""
 
     search_limit: int = 50
     top_k: int = 30
     predictions: int = 5
     history: int = 50
     health_max_tokens: int = 100_000
+    status_note_s: float = 10.0

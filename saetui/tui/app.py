@@ -25,9 +25,11 @@ from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
+from textual.timer import Timer
 from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs, TextArea
 
 from saetui.errors import SaetuiError
+from saetui.settings import AppSettings
 from saetui.steering.draft import Draft
 from saetui.tui import messages as msg
 from saetui.tui.actions import bindings
@@ -86,6 +88,7 @@ class SaeTuiApp(LoadingApp, App[None]):
         self.analysis_input: tuple[str, Any] = ("", False)  # the typed prompt and chat behind `analysis`
         self.first_paint: float | None = None  # perf_counter() when the first frame was on screen, then the panes
         self.panes_in: float | None = None
+        self._note_timer: Timer | None = None  # clears the status line's note (status())
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -172,11 +175,22 @@ class SaeTuiApp(LoadingApp, App[None]):
         self.query_one("#too-small").display = small
 
     def status(self, note: str = "") -> None:
-        """The status bar: `note` (what just happened) and the session's model, SAEs, device, latency."""
+        """The status bar: `note` (what just happened) and the session's model, SAEs, device, latency. A new note goes
+        after AppSettings.status_note_s (a later one restarts the count)."""
         status = self.session.status()
-        self.query_one(StatusBar).show(status, note=note)
+        bar = self.query_one(StatusBar)
+        renewed = bool(note) and note != bar.note
+        bar.show(status, note=note)
+        if renewed:
+            if self._note_timer is not None:
+                self._note_timer.stop()
+            self._note_timer = self.set_timer(AppSettings.status_note_s, lambda: self._expire_note(note))
         if status.get("decoding") == "compiling":  # a decode step compiles in the background: show when it is done
             self.set_timer(2.0, lambda: self.status(self.query_one(StatusBar).note))
+
+    def _expire_note(self, note: str) -> None:
+        if self.query_one(StatusBar).note == note:  # still the one shown (not replaced, not a load's)
+            self.status()
 
     def watch_draft(self, draft: Draft) -> None:
         self.session.specs = list(draft.specs)  # the session's default rows follow the app's draft

@@ -449,3 +449,26 @@ async def test_the_apps_own_process_keeps_the_collector_off_what_a_load_brought(
     async with plain.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert gc.get_freeze_count() == 0  # a library user's process (and every other test) is left alone
+
+
+async def test_a_status_note_goes_after_a_while_and_a_newer_one_restarts_the_count(monkeypatch):
+    """What just happened stays on the status line for AppSettings.status_note_s, then the line shows the model and
+    SAEs only (it said what an action did long after); a newer note gets its own time."""
+    from saetui.settings import AppSettings
+    from saetui.tui.widgets.status_bar import StatusBar
+
+    monkeypatch.setattr(AppSettings, "status_note_s", 0.4)
+    app = make_app("Anna has a")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        bar = app.query_one(StatusBar)
+        app.status("first note")
+        await pilot.pause()
+        assert bar.note == "first note" and "first note" in str(bar.render())
+        await pilot.pause(0.25)
+        app.status("a newer note")
+        await pilot.pause(0.25)  # the first note's time is up; the newer one's is not
+        assert bar.note == "a newer note"
+        await pilot.pause(0.4)
+        assert bar.note == "" and "a newer note" not in str(bar.render())
+        assert app.session.status()["model"] in str(bar.render())
