@@ -178,7 +178,8 @@ class AppSettings:
     must be there to show); next-token predictions shown for the highlighted token; analyzed prompts kept in the
     history (Ctrl+Up/Down); positions the health screen (F8) reads from its corpus at most (`saetui evals` reads
     the whole corpus unless --max-tokens says less); seconds a note stays on the status line (what just happened:
-    after that the line shows only the model, SAEs and device again, so it never describes an action long past)."""
+    after that the line shows only the model, SAEs and device again, so it never describes an action long past);
+    changes to the steering specs `u` can undo."""
 
     search_limit: int = 50
     top_k: int = 30
@@ -186,3 +187,4 @@ class AppSettings:
     history: int = 50
     health_max_tokens: int = 100_000
     status_note_s: float = 10.0
+    undo: int = 50

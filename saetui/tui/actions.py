@@ -88,6 +88,8 @@ ACTIONS: list[Action] = [
     Action("cycle_mode", "m", "Mode", "cycle add / clamp / ablate", scope="specs", show=False),
     Action("cycle_scope", "o", "Scope", "cycle the scope: all / prompt / generated tokens", scope="specs", show=False),
     Action("remove", "delete,backspace", "Remove", "remove the spec", scope="specs", key_display="del", show=False),
+    Action("undo", "u,ctrl+z", "Undo", "undo the last change to the specs (a removal, toggle, coefficient, mode, scope, "
+           "added feature or preset)", scope="specs", show=False),
     # feature detail
     Action("steer", "a", "Add", "add the feature to steering", scope="detail"),
     Action("label", "l", "Label", "label the feature (saved beside its index)", scope="detail"),

@@ -142,6 +142,35 @@ async def test_steering_keys_edit_the_specs():
         assert app.draft.specs == () and table.row_count == 0
 
 
+async def test_u_undoes_each_change_to_the_specs_back_to_the_first_and_says_when_there_is_nothing_left():
+    for size in ((60, 20), (80, 24), (120, 40)):
+        app = make_app()
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await pilot.press("f4")
+            await pilot.press("u")
+            await pilot.pause()
+            assert any("nothing to undo" in n for n in notes(app))
+            steer_with(app, (COLOR, 4.0), (COLOR + 1, 2.0))
+            await pilot.pause()
+            table = app.query_one("#specs")
+            table.focus()
+            start = app.draft
+            drafts = [start]
+            for key in ("plus", "m", "space", "delete", "delete"):  # the last removal leaves no row
+                await pilot.press(key)
+                drafts.append(app.draft)
+            assert app.draft.specs == () and len(set(drafts)) == len(drafts)
+            for want in reversed(drafts[:-1]):
+                await pilot.press("u" if len(want) else "ctrl+z")
+                await pilot.pause()
+                assert app.draft == want and table.row_count == len(want.specs), size
+            assert app.draft == start
+            await pilot.press("u")
+            await pilot.pause()
+            assert app.draft == start and sum("nothing to undo" in n for n in notes(app)) == 2
+
+
 async def test_stop_ends_generation():
     app = SaeTuiApp(EndlessSession(), prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:

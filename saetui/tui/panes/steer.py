@@ -21,7 +21,7 @@ from saetui import state
 from saetui.errors import InputError, SaetuiError
 from saetui.generation import plan_rows
 from saetui.inputs import parse_sweep
-from saetui.settings import GenerationSettings, SteeringSettings
+from saetui.settings import AppSettings, GenerationSettings, SteeringSettings
 from saetui.steering.draft import Draft, coefficient_step
 from saetui.steering.spec import MAX_COEFFICIENT, SteeringSpec
 from saetui.tui.messages import DraftChanged, GenerationDone, GenerationPiece, Notice
@@ -39,6 +39,7 @@ class SteerPane(Pane):
     def __init__(self, session: Any, **kwargs: Any) -> None:
         super().__init__(session, **kwargs)
         self._stop = threading.Event()
+        self._undo: list[Draft] = []  # the drafts before each change made here, oldest first (`u`)
         self.generated: list[list[int]] = [[], []]  # token ids of each row of the last generation
         self.rows_specs: list[list[Any]] = []       # the specs each row ran with
         self._run = 0                               # the current generation's number
@@ -88,9 +89,21 @@ class SteerPane(Pane):
     def select(self, row: int) -> None:
         self.query_one(SpecTable).move_cursor(row=row)
 
-    def _set_draft(self, draft: Draft) -> None:
+    def _set_draft(self, draft: Draft, undoable: bool = True) -> None:
+        if undoable and draft != self.draft:
+            self._undo = [*self._undo, self.draft][-AppSettings.undo:]
         self.draft = draft  # at once: the next key (before the app's value comes back down) edits this one
         self.post_message(DraftChanged(draft))
+
+    def undo(self) -> None:
+        """`u` / Ctrl+Z: the specs as they were before the last change made here (a removal, a toggle, a nudge, an
+        added feature, a preset loaded), as many steps back as AppSettings.undo."""
+        if not self._undo:
+            self.post_message(Notice("nothing to undo", "warning"))
+            return
+        *self._undo, previous = self._undo
+        self._set_draft(previous, undoable=False)
+        self.post_message(Notice(f"undone: {len(previous)} spec{'s' * (len(previous) != 1)} again"))
 
     def add_feature(self, sae: str, feature: int, sign: int = 1, signed: bool = False) -> None:
         """Add a feature to the draft at twice its max activation (`sign` -1: negated); once: adding it
@@ -154,6 +167,9 @@ class SteerPane(Pane):
     def _edit(self, edit: SpecTable.Edit) -> None:
         edit.stop()
         d, i = self.draft, edit.row
+        if edit.op == "undo":
+            self.undo()
+            return
         if not 0 <= i < len(d):
             return
         new = {"toggle": lambda: d.toggle(i), "nudge": lambda: d.nudge(i, edit.arg, self.steps()[i]),
