@@ -62,7 +62,9 @@ async def test_several_saes_are_tagged_and_s_switches_the_displayed_one():
         await pilot.press("s")
         await pilot.pause()
         assert app.sae_name == names[1] and f"SAE {names[1]}" in str(app.query_one(TokenTable).border_title)
-        want = app.analysis.sae(names[1]).per_token[0][0][0]
+        dense = app.session.dense_features(names[1]) or frozenset()  # listed after the others (`d`: in place)
+        feats = [f for f, _ in app.analysis.sae(names[1]).per_token[0]]
+        want = next(f for f in feats if f not in dense or app.session.labels.get((names[1], f), ""))
         assert str(app.query_one(TokenTable).get_row_at(0)[2]).startswith(f"{want}:")
 
 
