@@ -86,7 +86,8 @@ async def test_a_typed_target_and_versus_and_a_bad_token(size):
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=size) as pilot:
         screen = await open_why(pilot)
-        await pilot.press("t", *" Berlin", "enter")
+        # a second choice while the first may still run: the first is cancelled, the screen shows the last
+        await pilot.press("t", *" Cairo", "enter", "t", *" Berlin", "enter")
         await settle(pilot)
         await pilot.press("v", *" Rome", "enter")
         await settle(pilot)
