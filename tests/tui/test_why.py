@@ -69,6 +69,11 @@ async def test_a_target_chosen_from_the_predictions(size):
         top = direct(app)
         check_shown(screen, top)
         assert [p.id for p in screen.result.predictions] == [p.id for p in top.predictions]
+        table = screen.query_one("#why-table")
+        await pilot.press("end")  # a list's Home/End (RowTable) beside the why? keys
+        assert table.cursor_row == table.row_count - 1
+        await pilot.press("home")
+        assert table.cursor_row == 0
         await pilot.press("t")
         await pilot.pause()
         picker = app.screen

@@ -28,6 +28,7 @@ from saetui.settings import AttributionSettings
 from saetui.tui.actions import bindings
 from saetui.tui.messages import FeatureChosen, JobFailed, SteerFeature
 from saetui.tui.screens.pick_token import Pick, PickTokenScreen
+from saetui.tui.widgets.row_table import RowTable
 
 SETTINGS = AttributionSettings()
 
@@ -46,7 +47,7 @@ def flag(f: Any) -> str:
     return "! sign" if kind == "sign" else f"! ×{abs(f.ablation) / abs(f.attribution):.2g}"
 
 
-class WhyTable(DataTable):
+class WhyTable(RowTable):  # Home/End (RowTable's) beside the why? keys
     BINDINGS = bindings("why")
 
     def action_open(self) -> None:
@@ -77,7 +78,7 @@ class WhyScreen(ModalScreen[None]):
         with Vertical(id="why-box"):
             yield Static(f"why? the prediction after {escape(repr(self.token))} (position {self.position})", id="why-head")
             yield Static("", id="why-note")
-            yield WhyTable(id="why-table", cursor_type="row")
+            yield WhyTable(id="why-table")
 
     def on_mount(self) -> None:
         box = self.query_one("#why-box")
