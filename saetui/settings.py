@@ -29,10 +29,15 @@ class AnalysisSettings:
 
 @dataclass(frozen=True)
 class AttributionSettings:
-    """attribute: features shown per SAE (by |attribution|); how many of the largest are checked by ablation."""
+    """attribute: features shown per SAE (by |attribution|); how many of the largest are checked by ablation; the
+    top next-token predictions the app's why? screen offers as targets; and the factor beyond which attribution
+    (a linear estimate) and ablation (measured) are flagged as disagreeing in size (they are always flagged when
+    their signs differ). On the demo, attribution underestimates the measured effect 1-4x for most features."""
 
     top_k: int = 20
     verify: int = 10
+    predictions: int = 8
+    disagree: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ SHOTS = {
     "steering.svg": dict(size="120x40", features=[f"{COLOR}:14"], generate=True),
     "detail.svg": dict(size="120x40", keys=["f2", "tab", "down", "enter"]),
     "sweep.svg": dict(size="120x40", features=[f"{COLOR}:14"], keys=["f4", "ctrl+w"]),
+    # why? after ' is' with a chosen target and a versus (typed: the keys are pressed before the predictions come)
+    "why.svg": dict(size="120x40", keys=["f2", *["down"] * 5, "w", "t", *" Cairo", "enter", "v", *" Rome", "enter"]),
 }
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ SCOPES = {
     "detail": "feature detail",
     "why": "why? (the features behind a prediction)",
     "rows": "every list (tokens, features, specs, why?)",
+    "pick": "token picker (t / v in why?)",
 }
 
 ACTIONS: list[Action] = [
@@ -96,12 +97,23 @@ ACTIONS: list[Action] = [
     Action("close", "escape,q", "Close", "close the detail", scope="detail"),
     # why? screen
     Action("open", "enter", "Open", "open the feature's detail", scope="why", show=False),
-    Action("steer(1)", "a", "Push up", "add the feature to steering, signed to push the predicted token up", scope="why"),
-    Action("steer(-1)", "A", "Push down", "add it signed to push the predicted token down", scope="why"),
+    Action("pick('target')", "t", "Target", "choose the token to explain: one of the model's top predictions there, "
+           "or type one", scope="why"),
+    Action("pick('versus')", "v", "Versus", "explain logit(target) - logit(versus): choose the versus token (none: "
+           "the target alone)", scope="why"),
+    Action("steer(1)", "a", "Push up", "add the feature to steering signed to push the explained value up (the measured "
+           "ablation's way where it disagrees with attribution); again: unchanged", scope="why"),
+    Action("steer(-1)", "A", "Push down", "add it signed to push the explained value down (a feature already in "
+           "steering is turned around)", scope="why"),
     Action("close", "escape,q", "Close", "close", scope="why"),
     # every list with a row cursor (saetui/tui/widgets/row_table.py); PageUp/PageDown are DataTable's own
     Action("scroll_top", "home", "First", "first row (PageUp/PageDown: a page)", scope="rows", show=False),
     Action("scroll_bottom", "end", "Last", "last row", scope="rows", show=False),
+    # token picker (why?: t / v)
+    Action("move(1)", "down", "Next", "next prediction", scope="pick", show=False),
+    Action("move(-1)", "up", "Previous", "previous prediction", scope="pick", show=False),
+    Action("choose", "enter", "Choose", "the token typed, or else the highlighted prediction", scope="pick"),
+    Action("close", "escape", "Cancel", "keep the current choice", scope="pick"),
 ]
 
 

@@ -223,7 +223,7 @@ class SaeTuiApp(LoadingApp, App[None]):
         self.push_screen(FeatureDetailScreen(self.session, message.sae, message.feature), back)
 
     def on_steer_feature(self, message: msg.SteerFeature) -> None:
-        self.steer.add_feature(message.sae, message.feature, message.sign, signed=message.signed)
+        self.steer.add_feature(message.sae, message.feature, message.sign, signed=message.signed, reason=message.reason)
 
     def on_why_asked(self, message: msg.WhyAsked) -> None:
         if self.analysis is None or not 0 <= message.position < len(self.analysis.tokens):
