@@ -190,7 +190,8 @@ def test_predictions_are_the_models_top_next_tokens_and_only_in_the_json_when_as
     loaded = manager.get("one")
     ids = _ids(gemma2)
     at = 4
-    logits = gemma2.model(ids[:, : at + 1]).logits[0, -1].float()
+    with torch.no_grad():
+        logits = gemma2.model(ids[:, : at + 1]).logits[0, -1].float()
     probs = logits.softmax(-1)
     result = attribute(gemma2, [loaded], PROMPT, position=at, verify=0, predictions=5)
     assert [p.id for p in result.predictions] == probs.topk(5).indices.tolist()  # the clean model's ranking
