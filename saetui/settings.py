@@ -104,10 +104,13 @@ class DetailSettings:
 @dataclass(frozen=True)
 class SteeringSettings:
     """A feature added to steering starts at `max_multiple` times its max activation (visible, not overwhelming),
-    or at `coefficient` where no feature index knows its max."""
+    or at `coefficient` where no feature index knows its max. The app's sweep (Ctrl+W with its box empty) runs
+    `sweep`: multiples of the feature's max activation (typed 0,1x,2x,4x), of a steering vector's saved
+    direction, or with no feature index of `coefficient` (raw 0,4,8,16)."""
 
     coefficient: float = 4.0
     max_multiple: float = 2.0
+    sweep: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
 
     def start(self, max_activation: float | None) -> float:
         return self.coefficient if max_activation is None else round(self.max_multiple * max_activation, 2)
@@ -177,10 +180,12 @@ class AppSettings:
     SAE (more than `analyze` prints: the side list moves dense features after the others, and the ones behind them
     must be there to show); next-token predictions shown for the highlighted token; analyzed prompts kept in the
     history (Ctrl+Up/Down); positions the health screen (F8) reads from its corpus at most (`saetui evals` reads
-    the whole corpus unless --max-tokens says less)."""
+    the whole corpus unless --max-tokens says less); tokens a chat must keep free in the model's context after F6/F7
+    keep a reply (for the next user turn and its reply: a kept reply that leaves fewer is refused)."""
 
     search_limit: int = 50
     top_k: int = 30
     predictions: int = 5
     history: int = 50
     health_max_tokens: int = 100_000
+    chat_room: int = 16

@@ -19,9 +19,9 @@ from textual.widgets import Input, Label
 
 from saetui import state
 from saetui.errors import InputError, SaetuiError
-from saetui.generation import plan_rows
-from saetui.inputs import parse_sweep
-from saetui.settings import GenerationSettings, SteeringSettings
+from saetui.generation import mean_kl, plan_rows, row_title
+from saetui.inputs import SweepValue, parse_sweep
+from saetui.settings import AppSettings, GenerationSettings, SteeringSettings
 from saetui.steering.draft import Draft, coefficient_step
 from saetui.steering.spec import MAX_COEFFICIENT, SteeringSpec
 from saetui.tui.messages import DraftChanged, GenerationDone, GenerationPiece, Notice
@@ -46,6 +46,7 @@ class SteerPane(Pane):
         self._chat: Any = False
         self.done = False  # the last generation ran to its end (a chat can keep one of its replies)
         self.kl: list[list[float] | None] = []      # per row, per generated token: KL(steered || unsteered)
+        self.rows: list[Any] = []                   # the rows of the last generation (saetui.generation.Row)
 
     def compose(self) -> ComposeResult:
         yield SpecTable(id="specs")
@@ -59,8 +60,12 @@ class SteerPane(Pane):
             yield Label("seed")
             yield Input(str(DEFAULTS.seed), id="seed", type="integer")
             yield Label("sweep")
-            yield Input(placeholder="0,1,2,4 ×max ⏎", id="sweep")
+            yield Input(placeholder=self.SWEEP_HINT, id="sweep")
         yield GenerationView(id="gen-columns")
+
+    # What the sweep box takes, in its placeholder (the default sweep, written as it would be typed): plain numbers
+    # are raw coefficients, as the coef box and the table's coef column; `x` makes one times the max activation.
+    SWEEP_HINT = "raw; 2x = 2×max ⏎"
 
     SHORT = 14  # below this height the spec table gives its rows to the generated text (60x20 has 11)
 
@@ -196,24 +201,35 @@ class SteerPane(Pane):
         except ValueError as exc:
             raise InputError("max tokens, temperature and seed must be numbers") from exc
 
-    def sweep_plan(self) -> tuple[list[Any], Any, list[float]]:
-        """The highlighted spec swept over the coefficients typed in the sweep box (default: 0, 1, 2 and 4 times
-        the feature's max activation, i.e. 4, 8, 16 steps), the other enabled specs held as they are:
-        (held, swept, coefficients)."""
+    def sweep_plan(self) -> tuple[list[Any], Any, list[SweepValue]]:
+        """The highlighted spec swept over the coefficients typed in the sweep box (plain numbers: raw
+        coefficients; `2x`: twice the feature's max activation), the other enabled specs held as they are:
+        (held, swept, coefficients). Empty box: SteeringSettings.sweep, in max units where the feature's max is
+        known (0,1x,2x,4x), else as multiples of a vector's direction or of the raw start coefficient."""
         if not len(self.draft):
             raise InputError("no steering spec to sweep: add a feature first (a)")
         i = min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
         spec = replace(self.draft.specs[i], enabled=True)  # the spec asked for is swept, even if switched off
         if spec.mode == "ablate":
             raise InputError("an ablated spec has no coefficient to sweep: m cycles its mode")
+        top = self.session.max_activation(spec.sae, spec.feature) if spec.kind == "feature" else None
         text = self.query_one("#sweep", Input).value
+        defaults = SteeringSettings()
         if text.strip():
             coefs = parse_sweep(text, "sweep")
+        elif top is not None:
+            coefs = [SweepValue(k, "max") for k in defaults.sweep]
         else:
-            step = self.steps()[i]
-            coefs = [0.0, 4 * step, 8 * step, 16 * step]
+            unit = 1.0 if spec.kind == "vector" else defaults.coefficient
+            coefs = [SweepValue(k * unit) for k in defaults.sweep]
+        if spec.kind == "feature" and top is None and any(c.unit == "max" for c in coefs):
+            raise InputError(f"{spec.target} has no known max activation (no feature index): sweep raw "
+                             f"coefficients, without x")
         held = [s for j, s in enumerate(self.draft.specs) if j != i and s.enabled]
         return held, spec, coefs
+
+    def _max_of(self, spec: Any) -> float | None:
+        return self.session.max_activation(spec.sae, spec.feature) if spec.kind == "feature" else None
 
     async def generate(self, prompt: str, sweep: bool = False, chat: Any = False) -> None:
         """Start generating (replacing a running generation); InputError for bad settings. `chat`: False,
@@ -222,12 +238,11 @@ class SteerPane(Pane):
         if sweep:
             held, spec, coefs = self.sweep_plan()
             plan: dict[str, Any] = {"specs": [spec], "sweep": coefs, "held": held}
-            titles = [f"{spec.target} × {c:g}" for c in coefs]
         else:
             plan = {"specs": self.draft.enabled(), "compare": True}
-            n = len(plan["specs"])
-            titles = ["baseline", f"steered ({n} spec{'' if n == 1 else 's'})"]
         rows = plan_rows(**plan)  # the Session plans the same rows from the same plan
+        self.rows = rows
+        titles = [row_title(row, self._max_of) for row in rows]  # a sweep's: the coefficient in both units
         self._stop.set()  # a generation still running ends at its next token
         self._stop = threading.Event()
         self.generated = [[] for _ in rows]
@@ -243,12 +258,29 @@ class SteerPane(Pane):
 
     def keep_reply(self, row: int) -> tuple[list[dict[str, str]], str]:
         """A chat's turns after keeping generated row `row` as the assistant's reply: (the user turn and the
-        reply, which row it was); InputError when there is no finished reply there."""
+        reply, which row it was). InputError when there is no finished reply there, or when the conversation
+        with it would leave fewer than AppSettings.chat_room tokens of the model's context for another turn:
+        refused, never kept into a chat that can no longer be continued (nor trimmed behind the user's back)."""
         if not self.done or row >= len(self.generated) or not self.generated[row]:
             raise InputError("generate a reply first (Ctrl+G), and let it finish")
         turns = [{"role": "user", "content": self._prompt}, {"role": "assistant", "content": self.reply(row)}]
+        self._check_chat_room([*(self._chat if isinstance(self._chat, list) else []), *turns])
         self.done = False
         return turns, "baseline" if row == 0 else "steered"
+
+    def _check_chat_room(self, messages: list[dict[str, str]]) -> None:
+        """InputError if `messages` leave fewer than AppSettings.chat_room tokens of the model's context free."""
+        model = self.session.model
+        context = model.context_length if model is not None else None
+        if context is None:
+            return
+        try:
+            used = len(self.session.render_chat(messages, add_generation_prompt=False))
+        except InputError:  # longer than the context itself
+            used = context
+        if context - used < AppSettings.chat_room:
+            raise InputError(f"reply not kept: the chat would use {min(used, context)} of the model's {context}-token "
+                             f"context, too little for another turn (Ctrl+T twice starts a new chat)")
 
     def export_generation(self) -> None:
         """The palette's "Export generation as JSON": each row's specs, text and token ids (baseline and steered
@@ -270,6 +302,9 @@ class SteerPane(Pane):
     def _generate_worker(self, prompt: str, plan: dict[str, Any], settings: dict[str, Any],
                          stop: threading.Event, run: int, chat: Any) -> None:
         steer_run = self.session.steer(prompt, **plan, chat=chat, **settings)
+        note = steer_run.room.note("max") if steer_run.room is not None else None
+        if note:  # the context leaves fewer new tokens than asked: said, not silently short
+            self.post_message(Notice(note, "warning"))
         for piece in steer_run.pieces(stop):
             self.post_message(GenerationPiece(piece.row, piece.text, piece.token_id, run))
         self.post_message(GenerationDone(stop.is_set(), run, steer_run))
@@ -295,17 +330,19 @@ class SteerPane(Pane):
     MARKED = 3  # tokens marked per row: where steering moved the next-token distribution most
 
     def _show_kl(self, kl: list[list[float] | None], run: int) -> None:
-        """Each steered row: its mean and max KL(steered || unsteered) in the subtitle, and the tokens where
-        it was largest marked (reverse video)."""
+        """Each steered row: its mean KL from the baseline in its title (`row_title`, as `saetui steer` heads it),
+        mean and max in the subtitle, and the tokens where it was largest marked (reverse video; none where
+        steering changed nothing: a KL of exactly 0)."""
         if run != self._run:
             return
         self.kl = kl
-        for column, row_kl in zip(self.query_one(GenerationView).columns, kl):
+        for column, row, row_kl in zip(self.query_one(GenerationView).columns, self.rows, kl):
             if not row_kl:
                 continue
-            top = sorted(range(len(row_kl)), key=lambda i: -row_kl[i])[: self.MARKED]
+            column.border_title = row_title(row, self._max_of, row_kl)
+            top = sorted((i for i in range(len(row_kl)) if row_kl[i] > 0), key=lambda i: -row_kl[i])[: self.MARKED]
             column.mark(top, "reverse")
-            column.fit_subtitle([f"KL mean {sum(row_kl) / len(row_kl):.2f}", f"max {max(row_kl):.2f}", "marked"],
+            column.fit_subtitle([f"KL mean {mean_kl(row_kl):.2f}", f"max {max(row_kl):.2f}", "marked"],
                                 drop_order=[2, 1])
             column.flush()
 
