@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from saetui.errors import InputError
 from saetui.settings import AppSettings
 from saetui.steering.draft import Draft
 from saetui.steering.spec import SteeringSpec
@@ -63,18 +64,21 @@ async def test_sweep_rows_say_both_units_and_their_kl(size):
         assert any("reverse" in str(s.style) for s in columns[2].render_text().spans)
 
 
-async def test_bad_sweep_text_is_one_line_and_loses_nothing():
+async def test_enter_in_the_sweep_box_sweeps_and_bad_text_is_one_line_and_loses_nothing():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
-        app.query_one("#sweep").value = "0,7"
         app.query_one("#max-tokens").value = "4"
-        await pilot.press("ctrl+w")
+        sweep = app.query_one("#sweep")
+        sweep.focus()
+        await pilot.press(*"0,7", "enter")
         await settle(pilot)
         before = [c.border_title for c in app.query("GenerationColumn")]
-        app.query_one("#sweep").value = "0,2y"
-        await pilot.press("ctrl+w")
+        assert len(before) == 2 and before[1].startswith(f"{SAE}/{COLOR} 7 = ×")
+        assert app.focused is sweep  # still in the box, to change the coefficients and sweep again
+        assert sweep.selection.end - sweep.selection.start == len("0,7")  # selected: typing replaces it
+        await pilot.press(*"0,2y", "enter")
         await settle(pilot)
         (error,) = [n for n in notes(app) if "sweep takes" in n]
         assert "\n" not in error and "2x = 2 times the max activation" in error
@@ -130,6 +134,7 @@ async def test_a_generation_capped_by_the_context_says_so():
         await settle(pilot)
         said = f"max 64 capped at {context - n}: the prompt uses {n} of the model's {context}-token context"
         assert any(said == note for note in notes(app))
+        assert app.query_one(StatusBar).note.endswith(f"capped at {context - n} tokens by the context")  # it stays said
         assert all(0 < len(ids) <= context - n for ids in app.steer.generated)
 
 
@@ -150,5 +155,11 @@ async def test_keeping_a_chat_reply_that_leaves_no_room_is_refused():
         await pilot.press("f7")
         await pilot.pause()
         (refusal,) = [n for n in notes(app) if n.startswith("reply not kept")]
-        assert f"of the model's {context}-token context, too little for another turn" in refusal
+        kept = [{"role": "user", "content": turn}, {"role": "assistant", "content": app.steer.reply(1)}]
+        try:
+            used = f"{len(app.session.render_chat(kept, add_generation_prompt=False))} of"
+        except InputError:  # the conversation with the reply is longer than the context itself
+            used = "more than"
+        assert refusal == (f"reply not kept: the chat would use {used} the model's {context}-token context, too little "
+                           f"for another turn (Ctrl+T twice starts a new chat)")
         assert app.chat == [] and app.query_one("#prompt").text == turn  # nothing kept, the turn still there

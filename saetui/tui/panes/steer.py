@@ -72,8 +72,11 @@ class SteerPane(Pane):
     def on_mount(self) -> None:
         self.query_one("#specs").border_title = "Steering (Ctrl+G generates, Ctrl+W sweeps, Ctrl+S stops)"
 
+    NARROW = 76  # below this width the generation fields shrink (saetui.tcss), so the sweep box stays in sight
+
     def on_resize(self) -> None:
         self.set_class(self.size.height < self.SHORT, "-short")
+        self.set_class(self.size.width < self.NARROW, "-narrow")
 
     # ------------------------------------------------------------------ the draft
     def steps(self) -> list[float]:
@@ -185,9 +188,11 @@ class SteerPane(Pane):
         event.input.value = ""
 
     @on(Input.Submitted, "#sweep")
-    def _sweep_typed(self, event: Input.Submitted) -> None:
+    async def _sweep_typed(self, event: Input.Submitted) -> None:
+        """Enter in the sweep box sweeps, as Ctrl+W (run_action is a coroutine: not awaited, Enter did nothing)."""
         event.stop()
-        self.app.run_action("sweep")
+        await self.app.run_action("sweep")
+        self.app.call_after_refresh(event.input.focus)  # stay in the box, to change the coefficients and sweep again
 
     # ------------------------------------------------------------------ generation
     def settings(self) -> dict[str, Any]:
@@ -275,12 +280,13 @@ class SteerPane(Pane):
         if context is None:
             return
         try:
-            used = len(self.session.render_chat(messages, add_generation_prompt=False))
+            n: int | None = len(self.session.render_chat(messages, add_generation_prompt=False))
         except InputError:  # longer than the context itself
-            used = context
-        if context - used < AppSettings.chat_room:
-            raise InputError(f"reply not kept: the chat would use {min(used, context)} of the model's {context}-token "
-                             f"context, too little for another turn (Ctrl+T twice starts a new chat)")
+            n = None
+        if n is None or context - n < AppSettings.chat_room:
+            used = "more than" if n is None else f"{n} of"
+            raise InputError(f"reply not kept: the chat would use {used} the model's {context}-token context, too "
+                             f"little for another turn (Ctrl+T twice starts a new chat)")
 
     def export_generation(self) -> None:
         """The palette's "Export generation as JSON": each row's specs, text and token ids (baseline and steered
@@ -330,8 +336,8 @@ class SteerPane(Pane):
     MARKED = 3  # tokens marked per row: where steering moved the next-token distribution most
 
     def _show_kl(self, kl: list[list[float] | None], run: int) -> None:
-        """Each steered row: its mean KL from the baseline in its title (`row_title`, as `saetui steer` heads it),
-        mean and max in the subtitle, and the tokens where it was largest marked (reverse video; none where
+        """Each steered row: mean and max KL from the baseline in the subtitle (a sweep's rows, one line high, also
+        in the title, as `row_title` and `saetui steer` head them), and the tokens where it was largest marked (reverse video; none where
         steering changed nothing: a KL of exactly 0)."""
         if run != self._run:
             return
@@ -339,7 +345,8 @@ class SteerPane(Pane):
         for column, row, row_kl in zip(self.query_one(GenerationView).columns, self.rows, kl):
             if not row_kl:
                 continue
-            column.border_title = row_title(row, self._max_of, row_kl)
+            if row.kind == "variant":  # side by side, the steered column has room for the KL in its subtitle
+                column.border_title = row_title(row, self._max_of, row_kl)
             top = sorted((i for i in range(len(row_kl)) if row_kl[i] > 0), key=lambda i: -row_kl[i])[: self.MARKED]
             column.mark(top, "reverse")
             column.fit_subtitle([f"KL mean {mean_kl(row_kl):.2f}", f"max {max(row_kl):.2f}", "marked"],
@@ -363,4 +370,7 @@ class SteerPane(Pane):
         note = "generation stopped" if message.stopped else (
             "generation done: every row = the first" if same and len(self.generated) > 2 else
             "generation done: steered = baseline" if same else "generation done")
+        room = getattr(message.result, "room", None)
+        if room is not None and room.capped:  # the notice said it at the start; the status line keeps it
+            note += f" · capped at {room.tokens} tokens by the context"
         self.post_message(Notice(note))
