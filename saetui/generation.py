@@ -71,6 +71,11 @@ def plan_rows(specs: Sequence[Any], *, compare: bool = False, sweep: Sequence[Sw
     return rows
 
 
+def _num(x: float, digits: int) -> str:
+    """`x` to `digits` significant digits, never in exponent form (Gemma Scope's activations run to the hundreds)."""
+    return f"{x:.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}"
+
+
 def coefficient_text(spec: Any, max_activation: float | None) -> str:
     """A spec's strength in both units where both are known: `×2 max = 6.3` (typed in max units), `14 = ×4.4 max`
     (raw, the feature's max known), `coef 14` (raw, no feature index), `×2` (a vector: times its saved direction);
@@ -82,9 +87,10 @@ def coefficient_text(spec: Any, max_activation: float | None) -> str:
     mode = "" if spec.mode == "add" else f"{spec.mode} "
     known = max_activation is not None and max_activation > 0
     if spec.unit == "max":
-        return mode + f"×{spec.coefficient:g} max" + (f" = {spec.coefficient * max_activation:.3g}" if known else "")
+        held = f" = {_num(spec.coefficient * max_activation, 3)}" if known else ""  # in raw units
+        return mode + f"×{spec.coefficient:g} max" + held
     if known:
-        return mode + f"{spec.coefficient:g} = ×{spec.coefficient / max_activation:.2g} max"
+        return mode + f"{spec.coefficient:g} = ×{_num(spec.coefficient / max_activation, 2)} max"
     return mode + f"coef {spec.coefficient:g}"
 
 
@@ -111,7 +117,7 @@ def row_title(row: Row, max_of: Callable[[Any], float | None], kl: Sequence[floa
     else:
         title = row.label
     value = mean_kl(kl)
-    return title if value is None else f"{title} · KL {value:.2g}"
+    return title if value is None else f"{title} · KL {_num(value, 2)}"
 
 
 def chat_rows(rows: Sequence[Sequence[Any]], steer_template: bool = False) -> list[list[Any]]:

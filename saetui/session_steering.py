@@ -16,6 +16,7 @@ from saetui.session_state import SessionState
 from saetui.settings import SteeringSettings
 
 if TYPE_CHECKING:
+    from saetui.inputs import SweepValue
     from saetui.steering.generate import Piece
     from saetui.steering.spec import SteeringSpec, VectorSpec
 
@@ -83,7 +84,7 @@ class SteeringMethods(SessionState):
         yield from engine.stream(text, rows, stop_event=stop_event, lock=self.lock, **settings)
 
     def steer(self, prompt: str | None, specs: Sequence[Any] | None = None, *, compare: bool = False,
-              sweep: Sequence[float] | None = None, held: Sequence[Any] = (), chat: Chat = False,
+              sweep: Sequence[SweepValue | float] | None = None, held: Sequence[Any] = (), chat: Chat = False,
               system: str | None = None, steer_template: bool = False, **settings: Any) -> SteerRun:
         """A generation as `saetui steer` and the app's Ctrl+G/Ctrl+W ask for it, checked before any token: the
         rows `plan_rows(specs, compare=, sweep=, held=)` (specs default: the session's; sweep: SweepValues or raw

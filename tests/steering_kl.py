@@ -28,7 +28,8 @@ def kl_bound(model: Any, logits: torch.Tensor, p_steer: torch.Tensor, p_base: to
     return delta * (2 + spread) + reduction_bound(terms.abs().sum(-1), vocab, torch.float32)
 
 
-def independent_kl(model: Any, saes: Any, specs: Sequence[Any], prompt: Any, tokens: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def independent_kl(model: Any, saes: Any, specs: Sequence[Any], prompt: Any,
+                   tokens: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """(KL(steered || unsteered) per generated position (n,), its rounding bound (n,)) for a row steered by
     `specs` that generated `tokens` after `prompt`: the distributions that chose each of them."""
     steer = steered_logits(model, saes, specs, prompt, tokens)  # (n, V) float64

@@ -70,6 +70,8 @@ def test_plan_rows_gives_each_variant_its_unit_and_refuses_2x_for_a_vector():
     (SteeringSpec(5, 14.0), None, "coef 14"),
     (SteeringSpec(5, 2.0, mode="clamp", unit="max"), 3.0, "clamp ×2 max = 6"),
     (VectorSpec("dir", 2.0), None, "×2"),
+    (SteeringSpec(5, 4.0, unit="max"), 312.5, "×4 max = 1250"),  # Gemma Scope sizes: no exponent form
+    (SteeringSpec(5, 1000.0), 3.16, "1000 = ×316 max"),
 ])
 def test_coefficient_text_names_both_units_where_both_are_known(spec, top, want):
     assert coefficient_text(spec, top) == want

@@ -63,8 +63,8 @@ class SteerPane(Pane):
             yield Input(placeholder=self.SWEEP_HINT, id="sweep")
         yield GenerationView(id="gen-columns")
 
-    # What the sweep box takes, in its placeholder (the default sweep, written as it would be typed): plain numbers
-    # are raw coefficients, as the coef box and the table's coef column; `x` makes one times the max activation.
+    # What the sweep box takes, said in its placeholder: plain numbers are raw coefficients, as the coef box and the
+    # table's coef column hold them; a number ending in x is that many times the feature's max activation.
     SWEEP_HINT = "raw; 2x = 2×max ⏎"
 
     SHORT = 14  # below this height the spec table gives its rows to the generated text (60x20 has 11)
@@ -337,8 +337,8 @@ class SteerPane(Pane):
 
     def _show_kl(self, kl: list[list[float] | None], run: int) -> None:
         """Each steered row: mean and max KL from the baseline in the subtitle (a sweep's rows, one line high, also
-        in the title, as `row_title` and `saetui steer` head them), and the tokens where it was largest marked (reverse video; none where
-        steering changed nothing: a KL of exactly 0)."""
+        in the title, as `row_title` and `saetui steer` head them), and the tokens where it was largest marked
+        (reverse video; none where steering changed nothing: a KL of exactly 0)."""
         if run != self._run:
             return
         self.kl = kl
