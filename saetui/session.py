@@ -229,13 +229,14 @@ class Session(SteeringMethods, DiscoveryMethods):
 
     def attribute(self, prompt: str | None, position: int | None = None, target: int | str | None = None,
                   versus: int | str | None = None, top_k: int = AttributionSettings.top_k,
-                  verify: int = AttributionSettings.verify, *, chat: Chat = False,
+                  verify: int = AttributionSettings.verify, *, predictions: int = 0, chat: Chat = False,
                   system: str | None = None) -> AttributionResult:
         """Why this token? The prediction after token `position` (default: the last) attributed to the
         features of every loaded SAE, the top `verify` checked by real ablation (see saetui.sae.attribution).
 
         target/versus: a token id (int) or a token's text (str, one token); target defaults to the
         model's top prediction there, and with `versus` the target is the logit difference.
+        predictions: > 0 also returns the model's top-N next tokens there (`result.predictions`).
         chat/system: see `chat_prompt` (by default the last position is then the reply's first token's).
         """
         from saetui.sae.attribution import attribute
@@ -243,7 +244,7 @@ class Session(SteeringMethods, DiscoveryMethods):
         text = self.chat_prompt(prompt, chat, system)
         with self.lock:
             return attribute(self._require_model(), list(self._require_saes()), text, position=position,
-                             target=target, versus=versus, top_k=top_k, verify=verify)
+                             target=target, versus=versus, top_k=top_k, verify=verify, predictions=predictions)
 
     def circuit(self, prompts: str | Sequence[str], target: int | str, versus: int | str | None = None, *,
                 settings: CircuitSettings = CircuitSettings()) -> CircuitResult:

@@ -29,10 +29,15 @@ class AnalysisSettings:
 
 @dataclass(frozen=True)
 class AttributionSettings:
-    """attribute: features shown per SAE (by |attribution|); how many of the largest are checked by ablation."""
+    """attribute: features shown per SAE (by |attribution|); how many of the largest are checked by ablation; the
+    top next-token predictions the app's why? screen offers as targets; and the factor beyond which attribution
+    (a linear estimate) and ablation (measured) are flagged as disagreeing in size (they are always flagged when
+    their signs differ). On the demo, attribution underestimates the measured effect 1-4x for most features."""
 
     top_k: int = 20
     verify: int = 10
+    predictions: int = 8
+    disagree: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,9 @@ class AppSettings:
     SAE (more than `analyze` prints: the side list moves dense features after the others, and the ones behind them
     must be there to show); next-token predictions shown for the highlighted token; analyzed prompts kept in the
     history (Ctrl+Up/Down); positions the health screen (F8) reads from its corpus at most (`saetui evals` reads
-    the whole corpus unless --max-tokens says less); tokens a chat must keep free in the model's context after F6/F7
+    the whole corpus unless --max-tokens says less); seconds a note stays on the status line (what just happened:
+    after that the line shows only the model, SAEs and device again, so it never describes an action long past);
+    changes to the steering specs `u` can undo; tokens a chat must keep free in the model's context after F6/F7
     keep a reply (for the next user turn and its reply: a kept reply that leaves fewer is refused)."""
 
     search_limit: int = 50
@@ -188,4 +195,6 @@ class AppSettings:
     predictions: int = 5
     history: int = 50
     health_max_tokens: int = 100_000
+    status_note_s: float = 10.0
+    undo: int = 50
     chat_room: int = 16

@@ -64,6 +64,11 @@ def _check_session(data: Any) -> tuple[dict[str, Any], list[str]]:
     field("history", isinstance(history, list) and all(isinstance(p, str) for p in history))
     if "history" in kept:
         kept["history"] = kept["history"][-AppSettings.history:]
+    field("shown_sae", isinstance(data.get("shown_sae"), str))
+    chat = data.get("chat")
+    field("chat", chat is None or (isinstance(chat, list) and all(
+        isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
+        and set(m) == {"role", "content"} for m in chat)))
     if "specs" in data:
         specs = data["specs"]
         good = [spec_from_saved(d) for d in specs] if isinstance(specs, list) else []
@@ -76,7 +81,7 @@ def _check_session(data: Any) -> tuple[dict[str, Any], list[str]]:
 
 
 def save_session(data: dict[str, Any]) -> None:
-    """The last model, SAEs, prompt and specs."""
+    """The last model, SAEs, prompt, specs, prompt history, the SAE shown and the chat (None: plain text)."""
     write_json_atomic(config_dir() / SESSION_FILE, data)
 
 

@@ -29,25 +29,29 @@ import sys
 import warnings
 from typing import Any, Sequence
 
-from saetui.cli import analysis, app, common, corpus, discover, sources, steering
+from saetui.cli import app, common
 from saetui.errors import SaetuiError, one_line
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
-FAMILIES = (analysis, steering, discover, corpus, sources, app)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from saetui.cli import analysis, corpus, discover, sources, steering  # every command's parser
+
     parser = common.Parser(prog="saetui", description="Look inside a language model through a sparse autoencoder. "
                                           "With no command, opens the terminal app (on the bundled demo unless --model is given).")
     app.add_app_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for family in FAMILIES:
+    for family in (analysis, steering, discover, corpus, sources, app):
         family.add_parsers(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # the bare `saetui`, the usual start: the app, without importing every command's parser first
+        return app.run_app(argparse.Namespace(model=None, sae=None, refresh=False))
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

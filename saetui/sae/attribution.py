@@ -72,6 +72,24 @@ class FeatureAttribution:
     ablation: float | None
     positions: list[tuple[int, float]]
 
+    def disagreement(self, factor: float = AttributionSettings.disagree) -> str | None:
+        """How the linear estimate and the measurement disagree: "sign" when attribution and ablation point
+        opposite ways, "size" when the larger magnitude is more than `factor` times the smaller (a zero ablation
+        against a non-zero attribution counts); None when they agree or the feature was not verified."""
+        if self.ablation is None:
+            return None
+        if self.attribution * self.ablation < 0:
+            return "sign"
+        big, small = sorted((abs(self.attribution), abs(self.ablation)), reverse=True)
+        return "size" if big > factor * small else None
+
+    def push_sign(self) -> int:
+        """+1 if adding more of this feature raises the target, -1 if it lowers it. The measured ablation's
+        sign where there is one (ablation = target(clean) - target(feature zeroed): positive means the
+        feature's presence raises the target), else attribution's; the two differ exactly on "sign" rows."""
+        effect = self.ablation if self.ablation else self.attribution
+        return 1 if effect >= 0 else -1
+
 
 @dataclass
 class SAEAttribution:
@@ -98,9 +116,10 @@ class TokenTarget:
 class AttributionResult:
     """What `attribute` returns; `to_dict()` is the JSON of `saetui attribute --json`.
 
-    position: I, the token after which the prediction is made (0-based, BOS included)
-    value:    the target: target.logit, or target.logit - versus.logit
-    tokens:   the prompt's tokens 0..I as (index, id, text, special)
+    position:    I, the token after which the prediction is made (0-based, BOS included)
+    value:       the target: target.logit, or target.logit - versus.logit
+    tokens:      the prompt's tokens 0..I as (index, id, text, special)
+    predictions: the model's top next tokens at I, most probable first (only when asked: left out of the JSON otherwise)
     """
 
     prompt: str
@@ -110,9 +129,13 @@ class AttributionResult:
     value: float
     saes: list[SAEAttribution]
     tokens: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[TokenTarget] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return json_ready(asdict(self))
+        out = json_ready(asdict(self))
+        if self.predictions is None:
+            out.pop("predictions")
+        return out
 
     def sae(self, name: str) -> SAEAttribution:
         return next(s for s in self.saes if s.name == name or s.hook == name)
@@ -190,13 +213,15 @@ def attribute(
     versus: int | str | None = None,
     top_k: int = AttributionSettings.top_k,
     verify: int = AttributionSettings.verify,
+    predictions: int = 0,
 ) -> AttributionResult:
     """Attribute the prediction after token `position` of `prompt` to every SAE's features.
 
     target/versus: a token id (int) or a token's text (str, one token); target defaults to the
     model's top prediction at the position. top_k: features kept per SAE (by |attribution|, non-zero
     only). verify: how many of the kept features, largest |attribution| over all SAEs, get a real
-    ablation (0: none). See the module docstring for the math.
+    ablation (0: none). predictions: > 0 also returns the model's top-N next tokens at the position
+    (to choose a target from). See the module docstring for the math.
     """
     import torch
 
@@ -248,6 +273,9 @@ def attribute(
         tokens=[{"index": i, "id": t, "text": s, "special": model.is_special(t)}
                 for i, (t, s) in enumerate(zip(ids[0].tolist(), model.token_texts(ids[0].tolist())))],
     )
+    if predictions > 0:
+        top = probs.topk(min(predictions, probs.shape[-1])).indices.tolist()
+        result.predictions = [token(i, text) for i, text in zip(top, model.token_texts(top))]
     if chat is not None:  # chat prompts: each token's role, and whether the template wrote it
         for tok in result.tokens:
             tok["role"] = chat.roles[tok["index"]]

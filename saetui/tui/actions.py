@@ -33,6 +33,8 @@ SCOPES = {
     "specs": "steering specs (F4)",
     "detail": "feature detail",
     "why": "why? (the features behind a prediction)",
+    "rows": "every list (tokens, features, specs, why?)",
+    "pick": "token picker (t / v in why?)",
 }
 
 ACTIONS: list[Action] = [
@@ -87,15 +89,31 @@ ACTIONS: list[Action] = [
     Action("cycle_mode", "m", "Mode", "cycle add / clamp / ablate", scope="specs", show=False),
     Action("cycle_scope", "o", "Scope", "cycle the scope: all / prompt / generated tokens", scope="specs", show=False),
     Action("remove", "delete,backspace", "Remove", "remove the spec", scope="specs", key_display="del", show=False),
+    Action("undo", "u,ctrl+z", "Undo", "undo the last change to the specs (a removal, toggle, coefficient, mode, scope, "
+           "added feature or preset)", scope="specs", show=False),
     # feature detail
     Action("steer", "a", "Add", "add the feature to steering", scope="detail"),
     Action("label", "l", "Label", "label the feature (saved beside its index)", scope="detail"),
     Action("close", "escape,q", "Close", "close the detail", scope="detail"),
     # why? screen
     Action("open", "enter", "Open", "open the feature's detail", scope="why", show=False),
-    Action("steer(1)", "a", "Push up", "add the feature to steering, signed to push the predicted token up", scope="why"),
-    Action("steer(-1)", "A", "Push down", "add it signed to push the predicted token down", scope="why"),
+    Action("pick('target')", "t", "Target", "choose the token to explain: one of the model's top predictions there, "
+           "or type one", scope="why"),
+    Action("pick('versus')", "v", "Versus", "explain logit(target) - logit(versus): choose the versus token (none: "
+           "the target alone)", scope="why"),
+    Action("steer(1)", "a", "Push up", "add the feature to steering signed to push the explained value up (the measured "
+           "ablation's way where it disagrees with attribution); again: unchanged", scope="why"),
+    Action("steer(-1)", "A", "Push down", "add it signed to push the explained value down (a feature already in "
+           "steering is turned around)", scope="why"),
     Action("close", "escape,q", "Close", "close", scope="why"),
+    # every list with a row cursor (saetui/tui/widgets/row_table.py); PageUp/PageDown are DataTable's own
+    Action("scroll_top", "home", "First", "first row (PageUp/PageDown: a page)", scope="rows", show=False),
+    Action("scroll_bottom", "end", "Last", "last row", scope="rows", show=False),
+    # token picker (why?: t / v)
+    Action("move(1)", "down", "Next", "next prediction", scope="pick", show=False),
+    Action("move(-1)", "up", "Previous", "previous prediction", scope="pick", show=False),
+    Action("choose", "enter", "Choose", "the token typed, or else the highlighted prediction", scope="pick"),
+    Action("close", "escape", "Cancel", "keep the current choice", scope="pick"),
 ]
 
 
@@ -111,7 +129,8 @@ def key_text(keys: str) -> str:
     """`f5,ctrl+r` -> `F5 / Ctrl+R`, as the help screen shows keys."""
     def one(key: str) -> str:
         names = {"plus": "+", "equals_sign": "=", "minus": "-", "space": "Space", "enter": "Enter",
-                 "escape": "Esc", "delete": "Del", "backspace": "Backspace", "down": "Down", "up": "Up"}
+                 "escape": "Esc", "delete": "Del", "backspace": "Backspace", "down": "Down", "up": "Up",
+                 "home": "Home", "end": "End"}
         return "+".join(names.get(part, part.capitalize() if len(part) > 1 else part) for part in key.split("+"))
 
     return " / ".join(one(k) for k in keys.split(","))

@@ -18,31 +18,31 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
-from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
+from textual.timer import Timer
+from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs, TextArea
 
-from saetui import hub
 from saetui.errors import SaetuiError
-from saetui.session import Session
+from saetui.settings import AppSettings
 from saetui.steering.draft import Draft
 from saetui.tui import messages as msg
 from saetui.tui.actions import bindings
 from saetui.tui.commands import SaetuiCommands
 from saetui.tui.lifecycle import DEFAULT_PROMPT, Lifecycle, LoadingApp
-from saetui.tui.panes.search import SearchPane
-from saetui.tui.panes.steer import SteerPane
-from saetui.tui.panes.tokens import TokensPane
-from saetui.tui.screens.feature_detail import FeatureDetailScreen
-from saetui.tui.screens.help import HelpScreen
-from saetui.tui.screens.label_edit import LabelScreen
 from saetui.tui.widgets.download_panel import DownloadPanel
 from saetui.tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:  # imported after the first frame (see `_mount_panes`): not needed to draw it
+    from saetui.session import Session
+    from saetui.tui.panes.search import SearchPane
+    from saetui.tui.panes.steer import SteerPane
+    from saetui.tui.panes.tokens import TokensPane
 
 MIN_WIDTH, MIN_HEIGHT = 40, 12
 HINT = "type a prompt, F5 analyzes · F1 keys · Ctrl+P commands"
@@ -81,41 +81,63 @@ class SaeTuiApp(LoadingApp, App[None]):
         `refresh`: ask the Hub for newer files of the model and SAEs (default: a complete HF cache is used as it is).
         `freeze_heap`: the process is the app's alone: keep the collector off what each load brings (tui/heap.py)."""
         super().__init__()
-        self.session = session or Session()
+        self._session = session
         self.lifecycle = Lifecycle(model=model, saes=saes, prompt=prompt, refresh=refresh, restore=restore,
                                    persist=persist, freeze_heap=freeze_heap)
         self._download_stop: threading.Event | None = None  # set by Ctrl+S to stop the load's download
         self.analysis_input: tuple[str, Any] = ("", False)  # the typed prompt and chat behind `analysis`
+        self.first_paint: float | None = None  # perf_counter() when the first frame was on screen, then the panes
+        self.panes_in: float | None = None
+        self._note_timer: Timer | None = None  # clears the status line's note (status())
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         with Vertical(id="main"):
             yield TextArea(self.lifecycle.prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
             yield DownloadPanel(id="download")
-            with TabbedContent(id="tabs", initial="tokens"):
-                with TabPane("Tokens F2", id="tokens"):
-                    yield TokensPane(self.session, id="tokens-pane").data_bind(
-                        SaeTuiApp.analysis, SaeTuiApp.sae_name, SaeTuiApp.labels_rev)
-                with TabPane("Search F3", id="search"):
-                    yield SearchPane(self.session, id="search-pane").data_bind(SaeTuiApp.sae_name, SaeTuiApp.labels_rev)
-                with TabPane("Steer F4", id="steer"):
-                    yield SteerPane(self.session, id="steering").data_bind(SaeTuiApp.draft, SaeTuiApp.labels_rev,
-                                                                          SaeTuiApp.sae_name)
+            with TabbedContent(id="tabs", initial="tokens"):  # the panes go in after the first frame
+                yield TabPane("Tokens F2", id="tokens")
+                yield TabPane("Search F3", id="search")
+                yield TabPane("Steer F4", id="steer")
             yield StatusBar("loading…", id="status")
             yield Footer(compact=True)
         yield Static(f"terminal too small: saetui needs at least {MIN_WIDTH}x{MIN_HEIGHT}", id="too-small")
 
+    async def _mount_panes(self) -> None:
+        """The panes, imported and mounted once the first frame is on screen: the prompt box is drawn (and takes
+        keys) without waiting for them, and no message that needs a pane is handled before they are in."""
+        from saetui.tui.panes.search import SearchPane
+        from saetui.tui.panes.steer import SteerPane
+        from saetui.tui.panes.tokens import TokensPane
+
+        app = SaeTuiApp
+        await self.query_one("#tokens", TabPane).mount(
+            TokensPane(self.session, id="tokens-pane").data_bind(app.analysis, app.sae_name, app.labels_rev))
+        await self.query_one("#search", TabPane).mount(
+            SearchPane(self.session, id="search-pane").data_bind(app.sae_name, app.labels_rev))
+        await self.query_one("#steer", TabPane).mount(
+            SteerPane(self.session, id="steering").data_bind(app.draft, app.labels_rev, app.sae_name))
+
+    @property
+    def session(self) -> Session:
+        """The session shown; a new (empty) one is made on first use, after the first frame."""
+        if self._session is None:
+            from saetui.session import Session
+
+            self._session = Session()
+        return self._session
+
     @property
     def tokens(self) -> TokensPane:
-        return self.query_one(TokensPane)
+        return self.query_one("#tokens-pane")  # type: ignore[return-value]
 
     @property
     def search(self) -> SearchPane:
-        return self.query_one(SearchPane)
+        return self.query_one("#search-pane")  # type: ignore[return-value]
 
     @property
     def steer(self) -> SteerPane:
-        return self.query_one(SteerPane)
+        return self.query_one("#steering")  # type: ignore[return-value]
 
     @property
     def prompt_text(self) -> str:
@@ -130,13 +152,17 @@ class SaeTuiApp(LoadingApp, App[None]):
         prompt.border_subtitle = HINT
         prompt.move_cursor(prompt.document.end)  # typing continues the restored text
         prompt.focus()
+        # F2/F3/F4 switch tabs: Tab goes from the prompt straight to the pane's list, not via the tab headers
+        self.query_one("#tabs").query_one(Tabs).can_focus = False
         self._check_size()
         if self.lifecycle.restore_note:
             self.notify(self.lifecycle.restore_note, severity="warning", timeout=8)
 
-    def on_ready(self) -> None:
-        """The first frame is on screen: only now start importing torch and loading the model."""
+    async def on_ready(self) -> None:
+        """The first frame is on screen: only now mount the panes, then start importing torch and loading the model."""
         self.first_paint = time.perf_counter()
+        await self._mount_panes()
+        self.panes_in = time.perf_counter()
         self.start_loading()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -149,11 +175,22 @@ class SaeTuiApp(LoadingApp, App[None]):
         self.query_one("#too-small").display = small
 
     def status(self, note: str = "") -> None:
-        """The status bar: `note` (what just happened) and the session's model, SAEs, device, latency."""
+        """The status bar: `note` (what just happened) and the session's model, SAEs, device, latency. A new note goes
+        after AppSettings.status_note_s (a later one restarts the count)."""
         status = self.session.status()
-        self.query_one(StatusBar).show(status, note=note)
+        bar = self.query_one(StatusBar)
+        renewed = bool(note) and note != bar.note
+        bar.show(status, note=note)
+        if renewed:
+            if self._note_timer is not None:
+                self._note_timer.stop()
+            self._note_timer = self.set_timer(AppSettings.status_note_s, lambda: self._expire_note(note))
         if status.get("decoding") == "compiling":  # a decode step compiles in the background: show when it is done
             self.set_timer(2.0, lambda: self.status(self.query_one(StatusBar).note))
+
+    def _expire_note(self, note: str) -> None:
+        if self.query_one(StatusBar).note == note:  # still the one shown (not replaced, not a load's)
+            self.status()
 
     def watch_draft(self, draft: Draft) -> None:
         self.session.specs = list(draft.specs)  # the session's default rows follow the app's draft
@@ -181,10 +218,12 @@ class SaeTuiApp(LoadingApp, App[None]):
             if self.query_one(TabbedContent).active == "search":
                 self.search.focus_box()  # back to refining the search, not to the list's keys
 
+        from saetui.tui.screens.feature_detail import FeatureDetailScreen
+
         self.push_screen(FeatureDetailScreen(self.session, message.sae, message.feature), back)
 
     def on_steer_feature(self, message: msg.SteerFeature) -> None:
-        self.steer.add_feature(message.sae, message.feature, message.sign, signed=message.signed)
+        self.steer.add_feature(message.sae, message.feature, message.sign, signed=message.signed, reason=message.reason)
 
     def on_why_asked(self, message: msg.WhyAsked) -> None:
         if self.analysis is None or not 0 <= message.position < len(self.analysis.tokens):
@@ -212,6 +251,8 @@ class SaeTuiApp(LoadingApp, App[None]):
                 return
             self.labels_rev += 1
             self.notify(f"label saved in {where}" if label.strip() else f"label of {sae}/{feature} removed ({where})")
+
+        from saetui.tui.screens.label_edit import LabelScreen
 
         self.push_screen(LabelScreen(feature, self.session.labels.get((sae, feature), "")), save)
 
@@ -285,6 +326,8 @@ class SaeTuiApp(LoadingApp, App[None]):
     def action_stop(self) -> None:
         """Stop a download the load is making (what finished stays in the HF cache), else the generation."""
         if self.query_one(DownloadPanel).display and self._download_stop is not None:
+            from saetui import hub
+
             hub.stop(self._download_stop)
             self.status("stopping the download…")
             return
@@ -307,6 +350,8 @@ class SaeTuiApp(LoadingApp, App[None]):
         self.call_after_refresh(target.focus)  # the tab switch may move focus once more; the target wins
 
     def action_help(self) -> None:
+        from saetui.tui.screens.help import HelpScreen
+
         self.push_screen(HelpScreen())
 
     def action_health(self, corpus: str | None = None) -> None:

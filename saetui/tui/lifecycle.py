@@ -22,7 +22,7 @@ from typing import Any, Sequence
 from textual import work
 from textual.worker import Worker, WorkerState
 
-from saetui import hub, state
+from saetui import state
 from saetui.errors import InputError, SaetuiError, one_line
 from saetui.settings import AppSettings
 from saetui.steering.draft import Draft
@@ -62,6 +62,11 @@ class Lifecycle:
         saved, self.restore_note = state.load_session() if restore else (None, None)
         saved = saved or {}
         self.good: tuple[str | None, list[str] | None] = (saved.get("model"), saved.get("saes"))
+        # The SAE shown and the chat come back when the app reopens the last session's model (no --model, no
+        # --prompt): taken once, by the first load that succeeds.
+        same = prompt is None and model is None
+        self.saved_shown: str | None = saved.get("shown_sae") if same else None
+        self.saved_chat: list[dict] | None = saved.get("chat") if same else None
         restoring = model is None and bool(saved.get("model"))
         if restoring:
             model, saes = saved["model"], saved.get("saes")
@@ -130,15 +135,23 @@ class Lifecycle:
         self.saved_specs = []
         return Draft(tuple(kept)), dropped
 
-    def save(self, prompt: str, draft: Draft) -> None:
+    def take_restored_view(self) -> tuple[str | None, list[dict] | None]:
+        """(the SAE shown, the chat) the last session left, once: after the first load they are the app's."""
+        view = (self.saved_shown, self.saved_chat)
+        self.saved_shown = self.saved_chat = None
+        return view
+
+    def save(self, prompt: str, draft: Draft, shown_sae: str | None = None, chat: list[dict] | None = None) -> None:
         """The session as the next start restores it (OSError when it cannot be written)."""
         if not self.persist:
             return
         model, saes = self.good
-        # Specs restored from the last session wait for the model to load; quitting before that keeps them.
+        # What the last session left waits for the model to load; quitting before that keeps it.
         specs = self.saved_specs if self.saved_specs else [s.to_dict() for s in draft.specs]
-        state.save_session({"model": model, "saes": saes, "prompt": prompt, "specs": specs,
-                            "history": self.history.items[-AppSettings.history:]})
+        data = {"model": model, "saes": saes, "prompt": prompt, "specs": specs,
+                "history": self.history.items[-AppSettings.history:],
+                "shown_sae": self.saved_shown or shown_sae, "chat": self.saved_chat or chat}
+        state.save_session({k: v for k, v in data.items() if not (k == "shown_sae" and v is None)})
 
 
 class PromptHistory:
@@ -218,9 +231,11 @@ class LoadingApp:
         self.query_one(DownloadPanel).finish()
         if event.state != WorkerState.ERROR:
             return
+        from saetui.hub import DownloadCancelled
+
         error, job = event.worker.error, self.lifecycle.job
         message = one_line(error)
-        if isinstance(error, hub.DownloadCancelled):  # the user asked for it: say what is kept, no modal
+        if isinstance(error, DownloadCancelled):  # the user asked for it: say what is kept, no modal
             self.status("download stopped: the finished files are kept in the HF cache")
             self.notify(message, title="download stopped", severity="warning", timeout=10)
             return
@@ -248,14 +263,28 @@ class LoadingApp:
         if not names:
             self.status("no SAE: Ctrl+P, then 'load sae SPEC'")
             return
-        if self.sae_name not in names:
+        shown, chat = self.lifecycle.take_restored_view()
+        if shown in names:
+            self.sae_name = shown
+        elif self.sae_name not in names:
             self.sae_name = names[0]
+        if chat is not None:
+            self._restore_chat(chat)
         self.analysis = None
         self.status()
         self.draft, dropped = self.lifecycle.restored_draft(self.draft, self.session.spec_fits)
         if dropped:
             self.notify(f"{dropped} saved steering spec(s) no longer fit the loaded SAEs and were dropped", severity="warning")
         self.action_analyze()
+
+    def _restore_chat(self, chat: list[dict]) -> None:
+        """The last session's chat mode and conversation, where the model still has a chat template."""
+        try:
+            self.session.check_chat_template()
+        except SaetuiError as exc:
+            self.notify(f"the last session's chat was not restored: {exc}", severity="warning")
+            return
+        self.chat = list(chat)
 
     def on_download_progress(self, message: msg.DownloadProgress) -> None:
         if any(w.group == "load" and w.is_running for w in self.workers):  # a late message after the load ended
@@ -289,7 +318,7 @@ class LoadingApp:
     # ------------------------------------------------------------------ saved state
     def save_session(self) -> None:
         try:
-            self.lifecycle.save(self.prompt_text, self.draft)
+            self.lifecycle.save(self.prompt_text, self.draft, self.sae_name, self.chat)
         except OSError as exc:
             self.notify(f"could not save the session: {exc}", severity="warning")
 

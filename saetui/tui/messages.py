@@ -31,6 +31,7 @@ class SteerFeature(FeatureIntent):
 
     sign: int = 1
     signed: bool = False  # the sign was chosen (why? screen): a feature already in steering turns to it
+    reason: str = ""      # what the sign is for, said in the toast: "to push logit(' Paris') up"
 
 
 class LabelFeature(FeatureIntent):

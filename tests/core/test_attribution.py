@@ -186,6 +186,39 @@ def test_position_and_versus(gemma2, manager):
     assert by_text.target.id == cat[0] and by_text.to_dict() == attribute(gemma2, [loaded], PROMPT, position=at, target=cat[0], verify=0).to_dict()
 
 
+def test_predictions_are_the_models_top_next_tokens_and_only_in_the_json_when_asked(gemma2, manager):
+    loaded = manager.get("one")
+    ids = _ids(gemma2)
+    at = 4
+    logits = gemma2.model(ids[:, : at + 1]).logits[0, -1].float()
+    probs = logits.softmax(-1)
+    result = attribute(gemma2, [loaded], PROMPT, position=at, verify=0, predictions=5)
+    assert [p.id for p in result.predictions] == probs.topk(5).indices.tolist()  # the clean model's ranking
+    assert result.predictions[0].id == result.target.id
+    for p in result.predictions:
+        assert p.prob == pytest.approx(float(probs[p.id]), abs=1e-5) and p.logit == pytest.approx(float(logits[p.id]), abs=1e-4)
+        assert p.text == gemma2.token_texts([p.id])[0]
+    assert "predictions" in result.to_dict()
+    plain = attribute(gemma2, [loaded], PROMPT, position=at, verify=0)
+    assert plain.predictions is None and "predictions" not in plain.to_dict()  # `attribute --json` unchanged
+
+
+@pytest.mark.parametrize("attribution, ablation, factor, kind, push", [
+    (1.0, 2.5, 3.0, None, 1),      # same sign, within the factor
+    (1.0, 3.5, 3.0, "size", 1),    # the measurement is more than 3x the estimate
+    (-2.0, -0.5, 3.0, "size", -1),  # the estimate is more than 3x the measurement
+    (-0.7, 0.4, 3.0, "sign", 1),   # attribution says down, zeroing it lowers the value: it pushes up
+    (0.7, -0.4, 100.0, "sign", -1),
+    (0.5, 0.0, 3.0, "size", 1),    # measured no effect at all: flagged, attribution's sign kept
+    (-0.5, None, 3.0, None, -1),   # not verified: nothing to compare, attribution's sign
+])
+def test_disagreement_and_push_sign(attribution, ablation, factor, kind, push):
+    from saetui.sae.attribution import FeatureAttribution
+
+    f = FeatureAttribution(7, attribution, 1.0, ablation, [])
+    assert f.disagreement(factor) == kind and f.push_sign() == push
+
+
 def test_several_saes_at_once_equal_each_alone(gemma2, make_sae):
     manager = SAEManager(gemma2)
     hooks = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_pre", "blocks.2.hook_mlp_out", "blocks.2.hook_resid_post"]

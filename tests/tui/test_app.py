@@ -142,6 +142,35 @@ async def test_steering_keys_edit_the_specs():
         assert app.draft.specs == () and table.row_count == 0
 
 
+async def test_u_undoes_each_change_to_the_specs_back_to_the_first_and_says_when_there_is_nothing_left():
+    for size in ((60, 20), (80, 24), (120, 40)):
+        app = make_app()
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            await pilot.press("f4")
+            await pilot.press("u")
+            await pilot.pause()
+            assert any("nothing to undo" in n for n in notes(app))
+            steer_with(app, (COLOR, 4.0), (COLOR + 1, 2.0))
+            await pilot.pause()
+            table = app.query_one("#specs")
+            table.focus()
+            start = app.draft
+            drafts = [start]
+            for key in ("plus", "m", "space", "delete", "delete"):  # the last removal leaves no row
+                await pilot.press(key)
+                drafts.append(app.draft)
+            assert app.draft.specs == () and len(set(drafts)) == len(drafts)
+            for want in reversed(drafts[:-1]):
+                await pilot.press("u" if len(want) else "ctrl+z")
+                await pilot.pause()
+                assert app.draft == want and table.row_count == len(want.specs), size
+            assert app.draft == start
+            await pilot.press("u")
+            await pilot.pause()
+            assert app.draft == start and sum("nothing to undo" in n for n in notes(app)) == 2
+
+
 async def test_stop_ends_generation():
     app = SaeTuiApp(EndlessSession(), prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -260,6 +289,43 @@ async def test_last_session_is_restored_and_a_corrupt_one_set_aside():
         assert aside.read_text() == "{broken"
         assert any("kept aside" in n for n in notes(clean))
         assert clean.query_one("#prompt").text == SaeTuiApp.DEFAULT_PROMPT and clean.draft.specs == ()
+
+
+async def test_a_restart_restores_the_sae_shown_and_the_chat_and_drops_a_damaged_chat():
+    import json
+
+    from saetui import state
+    from saetui.paths import config_dir
+
+    turns = [{"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": "Paris."}]
+    app = make_app("Anna has a")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+n")  # show the second SAE
+        await pilot.press("ctrl+t")  # chat mode
+        await settle(pilot)
+        app.chat = list(turns)  # as F6 leaves it after a kept reply
+        shown = app.sae_name
+        assert shown == app.session.sae_names[1]
+        await pilot.press("ctrl+q")
+    again = SaeTuiApp()
+    async with again.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert again.sae_name == shown and again.chat == turns
+        assert "user turn 2" in str(again.query_one("#prompt").border_title)
+        assert again.analysis_input[1] == turns  # the analysis on load ran as the chat's next turn
+    path = config_dir() / state.SESSION_FILE
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "chat": [{"role": "robot", "content": 3}]}))
+    clean = SaeTuiApp()
+    async with clean.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert clean.chat is None and clean.sae_name == shown
+        assert any("unusable chat dropped" in n for n in notes(clean))
+    plain = SaeTuiApp(prompt="Tom went home.")  # a prompt given: the SAE shown and the chat start afresh
+    async with plain.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        assert plain.chat is None and plain.sae_name == plain.session.sae_names[0]
 
 
 async def test_presets_and_prompt_history():
@@ -412,3 +478,26 @@ async def test_the_apps_own_process_keeps_the_collector_off_what_a_load_brought(
     async with plain.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert gc.get_freeze_count() == 0  # a library user's process (and every other test) is left alone
+
+
+async def test_a_status_note_goes_after_a_while_and_a_newer_one_restarts_the_count(monkeypatch):
+    """What just happened stays on the status line for AppSettings.status_note_s, then the line shows the model and
+    SAEs only (it said what an action did long after); a newer note gets its own time."""
+    from saetui.settings import AppSettings
+    from saetui.tui.widgets.status_bar import StatusBar
+
+    monkeypatch.setattr(AppSettings, "status_note_s", 0.4)
+    app = make_app("Anna has a")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        bar = app.query_one(StatusBar)
+        app.status("first note")
+        await pilot.pause()
+        assert bar.note == "first note" and "first note" in str(bar.render())
+        await pilot.pause(0.25)
+        app.status("a newer note")
+        await pilot.pause(0.25)  # the first note's time is up; the newer one's is not
+        assert bar.note == "a newer note"
+        await pilot.pause(0.4)
+        assert bar.note == "" and "a newer note" not in str(bar.render())
+        assert app.session.status()["model"] in str(bar.render())

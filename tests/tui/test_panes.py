@@ -62,7 +62,9 @@ async def test_several_saes_are_tagged_and_s_switches_the_displayed_one():
         await pilot.press("s")
         await pilot.pause()
         assert app.sae_name == names[1] and f"SAE {names[1]}" in str(app.query_one(TokenTable).border_title)
-        want = app.analysis.sae(names[1]).per_token[0][0][0]
+        dense = app.session.dense_features(names[1]) or frozenset()  # listed after the others (`d`: in place)
+        feats = [f for f, _ in app.analysis.sae(names[1]).per_token[0]]
+        want = next(f for f in feats if f not in dense or app.session.labels.get((names[1], f), ""))
         assert str(app.query_one(TokenTable).get_row_at(0)[2]).startswith(f"{want}:")
 
 
@@ -553,3 +555,78 @@ async def test_a_switched_off_spec_is_swept_and_a_blank_row_says_why():
         columns = list(app.query("GenerationColumn"))
         assert "ended it at its first token" in str(columns[1].query_one(".gen-text").render())
         assert "no text" not in str(columns[0].query_one(".gen-text").render())
+
+
+async def test_the_token_tables_top_features_put_dense_ones_last_dimmed_and_d_shows_them_in_place():
+    """The table's last column follows the side list's rule (issue 23): on each row the displayed SAE's dense,
+    unlabelled features come after the others, dimmed, so the few that fit say something; `d` restores the order."""
+    from saetui.sae.evals import DENSE
+
+    for size in ((60, 20), (80, 24), (120, 40)):
+        app = SaeTuiApp(prompt=PROMPT)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            session, result, sae = app.session, app.analysis, app.sae_name
+            index = session.indexes[sae]
+            table = app.query_one(TokenTable)
+
+            def dense(f: int) -> bool:
+                return float(index.counts[f]) / index.n_tokens > DENSE and not session.labels.get((sae, f), "")
+
+            def cells() -> list[list[tuple[int, bool]]]:
+                """Per row: (feature, dimmed) for each `f:act` item shown."""
+                out = []
+                for row in range(table.row_count):
+                    cell = table.get_row_at(row)[2]
+                    items, at = [], 0
+                    for part in cell.plain.split("  "):
+                        dim = any("dim" in str(span.style) for span in cell.spans if span.start <= at < span.end)
+                        items.append((int(part.split(":")[0]), dim))
+                        at += len(part) + 2
+                    out.append(items)
+                return out
+
+            shown = cells()
+            moved_any = False
+            for row, items in enumerate(shown):
+                natural = [f for f, _ in result.sae(sae).per_token[row]]
+                want = [f for f in natural if not dense(f)] + [f for f in natural if dense(f)]
+                assert items == [(f, dense(f)) for f in want[:len(items)]], (size, row)
+                moved_any |= want[:len(items)] != natural[:len(items)]
+            assert moved_any  # the demo's dense features lead many rows
+            table.focus()
+            await pilot.press("d")
+            await pilot.pause()
+            for row, items in enumerate(cells()):
+                natural = [f for f, _ in result.sae(sae).per_token[row]]
+                assert items == [(f, dense(f)) for f in natural[:len(items)]], (size, row)
+
+
+async def test_home_end_and_page_keys_move_through_every_list():
+    """Home/End go to the first and last row of the token table and of the side list (DataTable scrolls sideways on
+    them), PageDown/PageUp a page; Tab goes from the prompt straight to the pane's list (the tab headers are skipped:
+    F2/F3/F4 switch tabs)."""
+    prompt = "The capital of France is Paris. Anna has a red cat and Tom has a blue dog. " * 3
+    for size in ((60, 20), (80, 24), (120, 40)):
+        app = SaeTuiApp(prompt=prompt)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            for list_id in ("#token-table", "#token-features"):
+                rows = app.query_one(list_id)
+                rows.focus()
+                await pilot.pause()
+                assert rows.row_count > 10, (size, list_id)
+                await pilot.press("end")
+                assert rows.cursor_row == rows.row_count - 1, (size, list_id)
+                await pilot.press("home")
+                assert rows.cursor_row == 0, (size, list_id)
+                await pilot.press("pagedown")
+                assert 0 < rows.cursor_row < rows.row_count - 1, (size, list_id)
+                await pilot.press("pageup")
+                assert rows.cursor_row == 0, (size, list_id)
+            for tab, first in (("tokens", "token-table"), ("search", "search-input"), ("steer", "specs")):
+                app.action_show_tab(tab)
+                await pilot.pause()
+                app.query_one("#prompt").focus()
+                await pilot.press("tab")
+                assert app.focused.id == first, (size, tab, app.focused)

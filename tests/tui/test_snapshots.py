@@ -111,3 +111,20 @@ class TestSnapshots:
             await _steady(pilot)
 
         assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)
+
+
+def test_why_with_a_chosen_target_and_versus(snap_compare):
+    """why? on ' is' with the target picked from the predictions (the second, ' Cairo') and a versus typed
+    (' Rome'): the header says what is explained, rows where attribution and ablation disagree are flagged."""
+
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.query_one("#token-table").focus()
+        await pilot.press(*["down"] * 5, "w")
+        await settle(pilot)
+        await pilot.press("t", "down", "enter")
+        await settle(pilot)
+        await pilot.press("v", *" Rome", "enter")
+        await _steady(pilot)
+
+    assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=(80, 24), run_before=run_before)

@@ -39,6 +39,7 @@ class SteerPane(Pane):
     def __init__(self, session: Any, **kwargs: Any) -> None:
         super().__init__(session, **kwargs)
         self._stop = threading.Event()
+        self._undo: list[Draft] = []  # the drafts before each change made here, oldest first (`u`)
         self.generated: list[list[int]] = [[], []]  # token ids of each row of the last generation
         self.rows_specs: list[list[Any]] = []       # the specs each row ran with
         self._run = 0                               # the current generation's number
@@ -96,28 +97,64 @@ class SteerPane(Pane):
     def select(self, row: int) -> None:
         self.query_one(SpecTable).move_cursor(row=row)
 
-    def _set_draft(self, draft: Draft) -> None:
+    def _set_draft(self, draft: Draft, undoable: bool = True) -> None:
+        if undoable and draft != self.draft:
+            self._undo = [*self._undo, self.draft][-AppSettings.undo:]
         self.draft = draft  # at once: the next key (before the app's value comes back down) edits this one
         self.post_message(DraftChanged(draft))
 
-    def add_feature(self, sae: str, feature: int, sign: int = 1, signed: bool = False) -> None:
+    def undo(self) -> None:
+        """`u` / Ctrl+Z: the specs as they were before the last change made here (a removal, a toggle, a nudge, an
+        added feature, a preset loaded), as many steps back as AppSettings.undo."""
+        if not self._undo:
+            self.post_message(Notice("nothing to undo", "warning"))
+            return
+        *self._undo, previous = self._undo
+        self._set_draft(previous, undoable=False)
+        self.post_message(Notice(f"undone: {len(previous)} spec{'s' * (len(previous) != 1)} again"))
+
+    def add_feature(self, sae: str, feature: int, sign: int = 1, signed: bool = False, reason: str = "") -> None:
         """Add a feature to the draft at twice its max activation (`sign` -1: negated); once: adding it
-        again points at its row (`signed`, from the why? screen: and turns it to `sign`'s direction)."""
+        again points at its row (`signed`, from the why? screen: and turns it to `sign`'s direction, see
+        `_turn`). `reason` says in the toast what the sign is for."""
+        name, why = f"feature {sae}/{feature}", f" {reason}" if reason else ""
         existing = self.draft.index_of(sae, feature)
         if existing is not None:
             self.select(existing)
-            spec = self.draft.specs[existing]
-            if signed and spec.coefficient * sign < 0:  # the why? screen asked for the other direction
-                self._set_draft(self.draft.set_coefficient(existing, -spec.coefficient))
-                self.notify(f"feature {sae}/{feature} now steers {'up' if sign > 0 else 'down'} ({-spec.coefficient:g}; F4)")
-                return
-            self.notify(f"feature {sae}/{feature} is already in steering (row {existing + 1}, F4)")
+            if signed:
+                self._turn(existing, sign, name, why)
+            else:
+                self.notify(f"{name} is already in steering (row {existing + 1}, F4)")
             return
-        start = SteeringSettings().start(self.session.max_activation(sae, feature))
-        coefficient = sign * max(-MAX_COEFFICIENT, min(MAX_COEFFICIENT, start))
+        coefficient = sign * self._start(sae, feature)
         self._set_draft(self.draft.add(SteeringSpec(feature, coefficient, "add", sae)))
         self.select(len(self.draft) - 1)
-        self.notify(f"feature {sae}/{feature} added to steering (add {coefficient:g}; F4)")
+        self.notify(f"{name} added to steering (add {coefficient:g}){why}; F4")
+
+    def _start(self, sae: str, feature: int) -> float:
+        return max(-MAX_COEFFICIENT, min(MAX_COEFFICIENT, SteeringSettings().start(self.session.max_activation(sae, feature))))
+
+    def _turn(self, i: int, sign: int, name: str, why: str) -> None:
+        """The why? screen's a/A on a feature already in steering: an added spec is pointed `sign`'s way and
+        switched on; the toast says what changed, or that nothing did (a/A pressed again). A clamp or ablate
+        spec has no direction to turn: it is left as it is, and the toast says so."""
+        spec, draft, changes = self.draft.specs[i], self.draft, []
+        if spec.mode != "add":
+            self.notify(f"{name} is in steering as {spec.mode} (row {i + 1}), not turned: m in F4 cycles it to add",
+                        severity="warning")
+            return
+        if spec.coefficient * sign <= 0:  # the other way, or 0: turn it (0 gets the starting value)
+            new = -spec.coefficient if spec.coefficient else sign * self._start(spec.sae, spec.feature)
+            draft = draft.set_coefficient(i, new)
+            changes.append(f"add {spec.coefficient:g} → {draft.specs[i].coefficient:g}")
+        if not spec.enabled:
+            draft = draft.toggle(i)
+            changes.append("switched back on")
+        if not changes:
+            self.notify(f"{name} already steers{why} (add {spec.coefficient:g}, row {i + 1}): unchanged; F4")
+            return
+        self._set_draft(draft)
+        self.notify(f"{name} now steers{why}: {', '.join(changes)} (row {i + 1}; F4)")
 
     # ------------------------------------------------------------------ palette: vectors and presets
     def steer_vector(self, text: str) -> None:
@@ -162,6 +199,9 @@ class SteerPane(Pane):
     def _edit(self, edit: SpecTable.Edit) -> None:
         edit.stop()
         d, i = self.draft, edit.row
+        if edit.op == "undo":
+            self.undo()
+            return
         if not 0 <= i < len(d):
             return
         new = {"toggle": lambda: d.toggle(i), "nudge": lambda: d.nudge(i, edit.arg, self.steps()[i]),

@@ -42,15 +42,15 @@ class TokensPane(Pane):
         self._said_no_index: set[str] = set()
 
     def compose(self) -> ComposeResult:
+        # Titles are set here, not in on_mount: mounted after the first frame (app._mount_panes), the pane's
+        # on_mount may run before the widgets nested in its containers are in.
+        table, features = TokenTable(id="token-table"), FeatureList(id="token-features")
+        table.border_title, features.border_title = "Tokens", "Features of token"
         with Horizontal():
-            yield TokenTable(id="token-table")
+            yield table
             with Vertical(id="token-side"):
-                yield FeatureList(id="token-features")
+                yield features
                 yield TextBox(id="token-info", sticky=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#token-table").border_title = "Tokens"
-        self.query_one("#token-features").border_title = "Features of token"
 
     # ------------------------------------------------------------------ workers
     def analyze(self, prompt: str, chat: Any = False) -> None:
@@ -119,7 +119,8 @@ class TokensPane(Pane):
         table = self.query_one(TokenTable)
         if result is None or sae is None or sae not in [s.name for s in result.saes]:
             return
-        table.show(result, sae, heat=self._heat_acts, tokenizer=self._tokenizer)
+        table.show(result, sae, heat=self._heat_acts, tokenizer=self._tokenizer,
+                   dense=lambda f: self._is_dense(sae, f), dense_last=not self.dense_in_place)
         title = f"SAE {sae}"
         if self.heat is not None and self._heat_acts is not None:
             hsae, feature = self.heat
@@ -131,7 +132,8 @@ class TokensPane(Pane):
         more = "s: next SAE" if len(result.saes) > 1 else ""
         # At 80 columns the hook goes first (the status bar names it), then the hint, then the FVU.
         table.fit_subtitle([res.hook, l0, fvu, more], drop_order=[0, 3, 2])
-        self._show_token(table.cursor_row)
+        if table.span is None:  # a span's list stays (same prompt: the table keeps the selection)
+            self._show_token(table.cursor_row)
 
     def _show_heat(self, sae: str, feature: int, prompt: str, acts: list[float]) -> None:
         if self.heat != (sae, feature) or self.analysis is None or self.analysis.prompt != prompt:
@@ -228,9 +230,7 @@ class TokensPane(Pane):
     def _dense_toggled(self, message: DenseToggle) -> None:
         message.stop()
         self.dense_in_place = not self.dense_in_place
-        table = self.query_one(TokenTable)
-        if table.span is None:
-            self._show_token(table.cursor_row)
+        self._repaint()  # the table's top features and, without a span, the side list
 
     def _info_text(self, result: Any, index: int) -> str:
         """Two lines: the displayed SAE's reconstruction of this token, the model's next-token guesses."""

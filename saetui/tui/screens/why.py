@@ -1,10 +1,14 @@
 """WhyScreen (`w` on a token row): which features drive the model's prediction after that token.
 
-For every loaded SAE at once: each feature's attribution (activation x gradient of the predicted
-token's logit, summed over positions up to the token, the SAE's error term kept so the forward is
-unchanged), its activation, and for the strongest ones the real effect of zeroing it (ablation). The
-error term's share says how much each SAE misses. Owns its worker; Enter opens a feature, `a`/`A` add
-it to steering signed to push the prediction up or down.
+For every loaded SAE at once: each feature's attribution (activation x gradient of the explained value,
+summed over positions up to the token, the SAE's error term kept so the forward is unchanged), its
+activation, and for the strongest ones the real effect of zeroing it (ablation). The explained value is
+the logit of the model's top prediction, or of a target chosen with `t` (from the top predictions or
+typed), minus a `versus` token's logit when one is chosen with `v`, as `saetui attribute --target/--versus`.
+Rows where the linear estimate (attribution) and the measurement (ablation) disagree in sign or by more
+than AttributionSettings.disagree are flagged `!`: the ablation is the one to trust. Owns its worker (a new
+choice cancels the one running); Enter opens a feature, `a`/`A` add it to steering signed to push the
+explained value up or down.
 """
 
 from __future__ import annotations
@@ -17,15 +21,33 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
-from saetui.errors import one_line
+from saetui.errors import InputError, one_line
 from saetui.settings import AttributionSettings
 from saetui.tui.actions import bindings
 from saetui.tui.messages import FeatureChosen, JobFailed, SteerFeature
+from saetui.tui.screens.pick_token import Pick, PickTokenScreen
+from saetui.tui.widgets.row_table import RowTable
+
+SETTINGS = AttributionSettings()
 
 
-class WhyTable(DataTable):
+def explained(result: Any) -> str:
+    """What a result explains: "logit(' Paris')" or "logit(' Paris') - logit(' Berlin')"."""
+    text = f"logit({result.target.text!r})"
+    return text if result.versus is None else f"{text} - logit({result.versus.text!r})"
+
+
+def flag(f: Any) -> str:
+    """The `!` cell of a feature row: why its attribution (estimate) and ablation (measured) disagree."""
+    kind = f.disagreement(SETTINGS.disagree)
+    if kind is None:
+        return ""
+    return "! sign" if kind == "sign" else f"! ×{abs(f.ablation) / abs(f.attribution):.2g}"
+
+
+class WhyTable(RowTable):  # Home/End (RowTable's) beside the why? keys
     BINDINGS = bindings("why")
 
     def action_open(self) -> None:
@@ -33,6 +55,9 @@ class WhyTable(DataTable):
 
     def action_steer(self, direction: int) -> None:
         self.screen.steer_current(direction)  # type: ignore[attr-defined]
+
+    def action_pick(self, what: str) -> None:
+        self.screen.action_pick(what)  # type: ignore[attr-defined]
 
     def action_close(self) -> None:
         self.screen.dismiss(None)
@@ -44,46 +69,100 @@ class WhyScreen(ModalScreen[None]):
     def __init__(self, session: Any, prompt: str, position: int, token: str, chat: Any = False) -> None:
         super().__init__()
         self.session, self.prompt, self.position, self.token, self.chat = session, prompt, position, token, chat
-        self.result: Any = None
+        self.result: Any = None  # the AttributionResult on screen
         self.rows: list[tuple[str, Any]] = []  # (sae, FeatureAttribution) in table order
+        self.asked: tuple[int | str | None, int | str | None] = (None, None)  # (target, versus) being attributed
+        self._job: Worker | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="why-box"):
-            yield Static(f"why? the prediction after {escape(repr(self.token))} (position {self.position})\n\n"
-                         "attributing… (one forward and one backward, then the top 10 checked by ablation)", id="why-head")
-            yield WhyTable(id="why-table", cursor_type="row")
+            yield Static(f"why? the prediction after {escape(repr(self.token))} (position {self.position})", id="why-head")
+            yield Static("", id="why-note")
+            yield WhyTable(id="why-table")
 
     def on_mount(self) -> None:
         box = self.query_one("#why-box")
         box.border_title = "why this token?"
-        box.border_subtitle = "Enter: open · a/A: steer up/down · Esc: close"
-        self.query_one("#why-table", DataTable).add_columns("feature", "max act", "attrib", "ablation", "label")
+        box.border_subtitle = "t/v target/versus · a/A push up/down · ⏎ open · Esc"
+        # the flag beside the two numbers it compares, before the columns that a 60-column screen cuts
+        self.query_one("#why-table", DataTable).add_columns("feature", "attrib", "ablation", "flag", "max act", "label")
         self.query_one("#why-table").focus()
-        self._attribute()
+        self.on_resize()
+        self._ask(None, None)
+
+    def on_resize(self) -> None:
+        """The box takes the whole screen where 90% of it leaves the table only a few rows (60x20, 80x24)."""
+        self.query_one("#why-box").set_class(self.app.size.height < 30 or self.app.size.width < 90, "-full")
+
+    # ------------------------------------------------------------------ choosing what to explain
+    def action_pick(self, what: str) -> None:
+        """`t` / `v`: choose the target or the versus token among the top predictions, or type one."""
+        result = self.result
+        current, other = (None, None) if result is None else (result.target, result.versus)
+        if what == "versus":
+            current, other = other, current
+        predictions = [] if result is None else result.predictions or []
+
+        def chosen(pick: Pick | None) -> None:
+            if pick is None:
+                return
+            target, versus = self.choice()
+            self._ask(pick.token, versus) if what == "target" else self._ask(target, pick.token)
+
+        self.app.push_screen(PickTokenScreen(what, predictions, None if current is None else current.id,
+                                             optional=what == "versus", other=None if other is None else other.id), chosen)
+
+    def choice(self) -> tuple[int | str | None, int | str | None]:
+        """(target, versus) of the result on screen, as ids; before the first result, what was asked."""
+        r = self.result
+        return self.asked if r is None else (r.target.id, None if r.versus is None else r.versus.id)
+
+    def _ask(self, target: int | str | None, versus: int | str | None) -> None:
+        self.asked = (target, versus)
+        wanted = "the top prediction" if target is None else f"logit({self._token_text(target)})"
+        if versus is not None:
+            wanted += f" - logit({self._token_text(versus)})"
+        still = f" (the rows are still for {escape(explained(self.result))})" if self.result is not None else ""
+        self._note(f"attributing {escape(wanted)}: one forward and one backward, then the top "
+                   f"{SETTINGS.verify} checked by ablation…{still}")
+        self._job = self._attribute(target, versus)
+
+    def _token_text(self, token: int | str) -> str:
+        """A token as the header writes it: its text for an id among the predictions, else as given."""
+        known = {p.id: p.text for p in (self.result.predictions or [])} if self.result is not None else {}
+        return repr(known[token]) if isinstance(token, int) and token in known else repr(token)
 
     @work(thread=True, exclusive=True, group="why", exit_on_error=False)
-    def _attribute(self) -> None:
-        result = self.session.attribute(self.prompt, position=self.position, top_k=AttributionSettings.top_k,
-                                        verify=AttributionSettings.verify, chat=self.chat)
-        self.app.call_from_thread(self._show, result)
+    def _attribute(self, target: int | str | None, versus: int | str | None) -> None:
+        result = self.session.attribute(self.prompt, position=self.position, target=target, versus=versus,
+                                        top_k=SETTINGS.top_k, verify=SETTINGS.verify,
+                                        predictions=SETTINGS.predictions, chat=self.chat)
+        if not get_current_worker().is_cancelled:  # a newer choice replaced this one: its result is not shown
+            self.app.call_from_thread(self._show, result)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            message = one_line(event.worker.error)
-            self.query_one("#why-head", Static).update(f"why? failed: {escape(message)}")
+        if event.state != WorkerState.ERROR or event.worker is not self._job:
+            return
+        error = event.worker.error
+        message = one_line(error)
+        if isinstance(error, InputError) and self.result is not None:  # a bad choice: keep what is on screen
+            self._note(f"[red]{escape(message)}[/red]")
+            return
+        self._note("")
+        self.query_one("#why-head", Static).update(f"why? failed: {escape(message)}")
+        if not isinstance(error, InputError):
             self.app.post_message(JobFailed("why", message))
 
+    def _note(self, markup: str) -> None:
+        note = self.query_one("#why-note", Static)
+        note.update(markup)
+        note.display = bool(markup)
+
+    # ------------------------------------------------------------------ the result
     def _show(self, result: Any) -> None:
         self.result = result
-        t = result.target
-        head = [f"after {escape(repr(self.token))} (position {result.position}) the model predicts "
-                f"[b]{escape(repr(t.text))}[/b] (p {t.prob:.0%}, logit {t.logit:.2f})"]
-        for s in result.saes:
-            head.append(f"SAE {escape(s.name)}: error term {s.error:+.2f} of the logit {result.value:.2f}"
-                        f" ({abs(s.error) / max(abs(result.value), 1e-9):.0%}: what the SAE misses)")
-        head.append("[dim]max act: over tokens 0..I · attrib: act × gradient, summed · ablation: the logit's real "
-                    "drop with the feature zeroed (top 10)[/dim]")
-        self.query_one("#why-head", Static).update("\n".join(head))
+        self._note("")
+        self.query_one("#why-head", Static).update(self._head(result))
         tagged = len(result.saes) > 1
         self.rows = sorted(((s.name, f) for s in result.saes for f in s.features), key=lambda r: -abs(r[1].attribution))
         table = self.query_one("#why-table", DataTable)
@@ -91,9 +170,27 @@ class WhyScreen(ModalScreen[None]):
         labels = self.session.labels
         for sae, f in self.rows:
             ablation = "–" if f.ablation is None else f"{f.ablation:+.2f}"
-            table.add_row(f"{sae}/{f.feature}" if tagged else str(f.feature), f"{f.activation:.2f}",
-                          f"{f.attribution:+.2f}", ablation, labels.get((sae, f.feature), ""))
+            table.add_row(f"{sae}/{f.feature}" if tagged else str(f.feature), f"{f.attribution:+.2f}", ablation,
+                          flag(f), f"{f.activation:.2f}", labels.get((sae, f.feature), ""))
 
+    def _head(self, result: Any) -> str:
+        """What is explained and its value; the tokens' probabilities; each SAE's error term; the legend."""
+        t, v = result.target, result.versus
+        top = result.predictions[0].id if result.predictions else None
+        tokens = [f"{escape(repr(t.text))} p {t.prob:.0%}{' (top)' if t.id == top else ''}"]
+        if v is not None:
+            tokens.append(f"{escape(repr(v.text))} p {v.prob:.0%}")
+        errors = ", ".join(f"{escape(s.name)} {s.error:+.2f} ({abs(s.error) / max(abs(result.value), 1e-9):.0%})"
+                           for s in result.saes)
+        return "\n".join([
+            f"[b]{escape(explained(result))} = {result.value:.2f}[/b] after {escape(repr(self.token))} (position {result.position})",
+            " · ".join(tokens) + f" · SAE error (what it misses): {errors}",
+            f"[b]![/b] attrib (act × gradient: an estimate) and ablation (measured: the drop with it zeroed, top "
+            f"{SETTINGS.verify}) differ in sign or > {SETTINGS.disagree:g}×: trust the ablation "
+            f"[dim]· max act: over tokens 0..{result.position}[/dim]",
+        ])
+
+    # ------------------------------------------------------------------ acting on a row
     def _current(self) -> tuple[str, Any] | None:
         table = self.query_one("#why-table", DataTable)
         return self.rows[table.cursor_row] if self.rows and 0 <= table.cursor_row < len(self.rows) else None
@@ -104,12 +201,20 @@ class WhyScreen(ModalScreen[None]):
             self.app.post_message(FeatureChosen(row[0], row[1].feature))
 
     def steer_current(self, direction: int) -> None:
-        """Add the feature signed so that it pushes the predicted token up (1) or down (-1): a feature
-        with negative attribution pushes it down when added, so its sign is flipped."""
+        """Add the feature signed so that it pushes the explained value up (1) or down (-1).
+
+        Adding more of a feature moves the value the way the feature's presence does. That way is the measured
+        ablation's sign where the feature was verified (ablation = value(clean) - value(feature zeroed), so a
+        feature whose zeroing lowers the value pushes it up), and attribution's (a linear estimate) where it was
+        not: on a row flagged "! sign" the ablation decides. Pressing it again changes nothing (the steer pane
+        says so); the other key turns the feature around."""
         row = self._current()
-        if row is not None:
-            sign = direction if row[1].attribution >= 0 else -direction
-            self.app.post_message(SteerFeature(row[0], row[1].feature, sign, signed=True))
+        if row is None or self.result is None:
+            return
+        sae, f = row
+        sign = direction * f.push_sign()
+        reason = f"to push {explained(self.result)} {'up' if direction > 0 else 'down'}"
+        self.app.post_message(SteerFeature(sae, f.feature, sign, signed=True, reason=reason))
 
     def action_open(self) -> None:
         self.open_current()

@@ -14,6 +14,7 @@ from textual.widgets import DataTable
 
 from saetui.tui import messages
 from saetui.tui.actions import bindings
+from saetui.tui.widgets.row_table import RowTable
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class FeatureRow:
     dim: bool = False  # shown dimmed (a dense feature: it fires on most text)
 
 
-class FeatureList(DataTable):
+class FeatureList(RowTable):
     BINDINGS = bindings("features")
 
     def __init__(self, *args, value_title: str = "act", **kwargs) -> None:  # noqa: ANN002, ANN003

@@ -26,7 +26,7 @@ class SpecTable(DataTable):
 
     @dataclass
     class Edit(Message):
-        op: str      # "toggle" | "nudge" | "cycle_mode" | "cycle_scope" | "remove"
+        op: str      # "toggle" | "nudge" | "cycle_mode" | "cycle_scope" | "remove" | "undo"
         row: int
         arg: int = 0
 
@@ -65,6 +65,9 @@ class SpecTable(DataTable):
 
     def action_remove(self) -> None:
         self._edit("remove")
+
+    def action_undo(self) -> None:
+        self.post_message(self.Edit("undo", self.cursor_row))  # also with no row left: the last one removed comes back
 
 
 class GenerationColumn(FittedSubtitle, VerticalScroll):

@@ -4,7 +4,7 @@ Its key `s` shows the next loaded SAE (posts SaeSwitch)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from rich.text import Text
 from rich.cells import cell_len
@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 from saetui.models.token_text import byte_text
 from saetui.tui.subtitles import FittedSubtitle
 from saetui.tui.actions import bindings
+from saetui.tui.widgets.row_table import RowTable
 
 _HEAT = ["#303030", "#5f3f00", "#8f5f00", "#bf7f00", "#ff9f00"]
 
@@ -29,7 +30,7 @@ def token_label(tok: Any, tokenizer: Any = None) -> str:
     return shown or "·"
 
 
-class TokenTable(FittedSubtitle, DataTable):
+class TokenTable(FittedSubtitle, RowTable):
     """Rows: index (`*` marks special tokens), token, its top features as `f:act`, as many as the width
     allows; with a heat line, the chosen feature's activation first, as a number and a colour."""
 
@@ -75,12 +76,15 @@ class TokenTable(FittedSubtitle, DataTable):
     def on_mount(self) -> None:
         self.add_columns("#", "token", "top features")
 
-    def show(self, result: Any, sae: str, heat: list[float] | None = None, tokenizer: Any = None) -> None:
+    def show(self, result: Any, sae: str, heat: list[float] | None = None, tokenizer: Any = None,
+             dense: Callable[[int], bool] | None = None, dense_last: bool = True) -> None:
         """Fill the rows; the cursor stays on the row it was on (as far as the new rows go); a span
-        selection stays for the same prompt and ends for a new one."""
+        selection stays for the same prompt and ends for a new one. `dense(feature)`: whether a feature is
+        dense (the tokens pane's rule): dense ones are dimmed, and with `dense_last` listed after the others
+        (the last column has room for a few: they then give their place to the features that say something)."""
         if self._shown is not None and self._shown[0].prompt != result.prompt:
             self._anchor, self._extend_to = None, []
-        self._shown = (result, sae, heat, tokenizer)
+        self._shown = (result, sae, heat, tokenizer, dense, dense_last)
         self._width = self.content_size.width
         row = self.cursor_row
         self.clear()
@@ -95,7 +99,10 @@ class TokenTable(FittedSubtitle, DataTable):
                 level = min(len(_HEAT) - 1, int(len(_HEAT) * heat[tok.index] / top)) if heat[tok.index] > 0 else 0
                 text.stylize(f"on {_HEAT[level]}")
             label = Text(f"{tok.index}{'*' if tok.special else ''}")
-            shown = Text("  ".join(f"{f}:{a:.1f}" for f, a in feats[:fit]))
+            marks = [(f, a, dense is not None and dense(f)) for f, a in feats]
+            if dense_last:
+                marks.sort(key=lambda m: m[2])  # stable: each group stays ordered by activation
+            shown = Text("  ").join(Text(f"{f}:{a:.1f}", style="dim" if is_dense else "") for f, a, is_dense in marks[:fit])
             if heat:  # the heat as a number too, not only a colour
                 shown = Text.assemble((f"{heat[tok.index]:5.2f}", "bold"), " │ ", shown)
             self.add_row(label, text, shown, key=str(tok.index))
