@@ -2,6 +2,10 @@
 steered row, one row per sweep coefficient), what a chat does to their scopes, and a run that streams them and
 keeps what each row produced. `plan_rows` is the one place rows are made; `Session.steer` makes a `SteerRun`.
 
+A sweep's coefficients (saetui.inputs.SweepValue) are raw (the spec's own coefficient) or, typed `2x`, times the
+feature's max activation; `row_title` names each row the same way in the app and the CLI ("×2 max = 6.3",
+"14 = ×4.4 max"), with the row's KL from the baseline (`mean_kl`) once it is known.
+
 Textual-free and torch-free at import: the model work happens in the Session the run belongs to.
 """
 
@@ -9,8 +13,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from saetui.errors import InputError
+from saetui.inputs import SweepValue
 from saetui.models.chat import Chat, is_chat
 
 if TYPE_CHECKING:
@@ -22,27 +28,96 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Row:
-    """One row of a batched generation: `kind` baseline (no specs), steered, or a sweep's variant at `coefficient`."""
+    """One row of a batched generation: `kind` baseline (no specs), steered, or a sweep's variant at `coefficient`
+    in `unit` ("raw", or "max": times the feature's max activation), its last `swept` specs set to it (the held
+    specs before them)."""
 
     kind: str
     specs: tuple[Any, ...] = ()
     coefficient: float | None = None
+    unit: str = "raw"
+    swept: int = 0
 
     @property
     def label(self) -> str:
-        return f"coefficient {self.coefficient:g}" if self.kind == "variant" else self.kind
+        if self.kind != "variant":
+            return self.kind
+        return f"coefficient {self.coefficient:g}" + (" × max activation" if self.unit == "max" else "")
 
 
-def plan_rows(specs: Sequence[Any], *, compare: bool = False, sweep: Sequence[float] | None = None,
+def swept(spec: Any, value: SweepValue | float) -> Any:
+    """`spec` at one coefficient of a sweep: a feature spec takes the value and its unit (a plain float is raw); a
+    steering vector's coefficient is already in multiples of its direction, so `2x` is refused for it in one line."""
+    value = value if isinstance(value, SweepValue) else SweepValue(float(value))
+    if spec.kind == "vector":
+        if value.unit == "max":
+            raise InputError(f"{spec.target} has no max activation: its coefficients are multiples of the saved "
+                             f"direction already (type {value.value:g}, not {value})")
+        return spec.with_coefficient(value.value)
+    return replace(spec, coefficient=float(value.value), unit=value.unit)
+
+
+def plan_rows(specs: Sequence[Any], *, compare: bool = False, sweep: Sequence[SweepValue | float] | None = None,
               held: Sequence[Any] = ()) -> list[Row]:
     """The rows to generate: the baseline first when `compare`; then the steered row (`held` + `specs`), or with
-    `sweep` one row per coefficient, every spec of `specs` set to it and the `held` specs as they are."""
+    `sweep` one row per coefficient, every spec of `specs` set to it (`swept`) and the `held` specs as they are."""
     rows = [Row("baseline")] if compare else []
     if sweep is None:
         rows.append(Row("steered", (*held, *specs)))
     else:
-        rows += [Row("variant", (*held, *(s.with_coefficient(c) for s in specs)), float(c)) for c in sweep]
+        for c in sweep:
+            c = c if isinstance(c, SweepValue) else SweepValue(float(c))
+            rows.append(Row("variant", (*held, *(swept(s, c) for s in specs)), c.value, c.unit, len(specs)))
     return rows
+
+
+def _num(x: float, digits: int) -> str:
+    """`x` to `digits` significant digits, never in exponent form (Gemma Scope's activations run to the hundreds)."""
+    return f"{x:.0f}" if abs(x) >= 10 ** digits else f"{x:.{digits}g}"
+
+
+def coefficient_text(spec: Any, max_activation: float | None) -> str:
+    """A spec's strength in both units where both are known: `×2 max = 6.3` (typed in max units), `14 = ×4.4 max`
+    (raw, the feature's max known), `coef 14` (raw, no feature index), `×2` (a vector: times its saved direction);
+    clamp and ablate are named (`clamp ×2 max = 6.3`: the activation held)."""
+    if spec.kind == "vector":
+        return f"×{spec.coefficient:g}"
+    if spec.mode == "ablate":
+        return "ablate"
+    mode = "" if spec.mode == "add" else f"{spec.mode} "
+    known = max_activation is not None and max_activation > 0
+    if spec.unit == "max":
+        held = f" = {_num(spec.coefficient * max_activation, 3)}" if known else ""  # in raw units
+        return mode + f"×{spec.coefficient:g} max" + held
+    if known:
+        return mode + f"{spec.coefficient:g} = ×{_num(spec.coefficient / max_activation, 2)} max"
+    return mode + f"coef {spec.coefficient:g}"
+
+
+def mean_kl(kl: Sequence[float] | None) -> float | None:
+    """A row's KL from the baseline in one number (nats): the mean over its generated positions of
+    KL(steered || unsteered) of the next-token distributions, teacher-forced on the row's own tokens (see
+    SteeringEngine.kl). None for a row without specs or without tokens."""
+    return sum(kl) / len(kl) if kl else None
+
+
+def row_title(row: Row, max_of: Callable[[Any], float | None], kl: Sequence[float] | None = None) -> str:
+    """A row's title, the same in the app and the CLI: `baseline`, `steered (2 specs)`, or for a sweep's variant
+    the swept spec and its coefficient in both units (`demo/5 ×2 max = 6.3`; several swept specs: `coefficient
+    2 × max activation`); then ` · KL 0.42` (`mean_kl`) when `kl` is given. `max_of(spec)`: its feature's max
+    activation, or None."""
+    if row.kind == "baseline":
+        title = "baseline"
+    elif row.kind == "steered":
+        n = len(row.specs)
+        title = f"steered ({n} spec{'' if n == 1 else 's'})"
+    elif row.swept == 1:
+        spec = row.specs[-1]
+        title = f"{spec.target} {coefficient_text(spec, max_of(spec) if spec.kind == 'feature' else None)}"
+    else:
+        title = row.label
+    value = mean_kl(kl)
+    return title if value is None else f"{title} · KL {_num(value, 2)}"
 
 
 def chat_rows(rows: Sequence[Sequence[Any]], steer_template: bool = False) -> list[list[Any]]:
@@ -54,35 +129,56 @@ def chat_rows(rows: Sequence[Sequence[Any]], steer_template: bool = False) -> li
     return [[replace(s, scope=chat_scope(s.scope, steer_template)) for s in row] for row in rows]
 
 
-def room_to_generate(model: ModelWithHooks, text: str | ChatTokens, wanted: int) -> int:
-    """At most what fits in the model's context after the prompt (a text is tokenized with BOS), with one
-    warning when capped; none fits: a one-line InputError."""
-    import warnings
+@dataclass(frozen=True)
+class Room:
+    """How many new tokens a generation gets: `tokens`, at most the `wanted` ones; fewer when the prompt (`used`
+    tokens, a conversation: `chat`) and the reply must fit in the model's `context` (None: no known limit)."""
 
-    from saetui.errors import InputError
+    tokens: int
+    wanted: int
+    used: int = 0
+    context: int | None = None
+    chat: bool = False
 
+    @property
+    def capped(self) -> bool:
+        return self.tokens < self.wanted
+
+    def note(self, option: str = "max new tokens") -> str | None:
+        """One line saying why fewer tokens than wanted (None if not capped); `option`: how the caller names it."""
+        if not self.capped:
+            return None
+        return (f"{option} {self.wanted} capped at {self.tokens}: the {'conversation' if self.chat else 'prompt'} "
+                f"uses {self.used} of the model's {self.context}-token context")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_new_tokens": self.tokens, "asked": self.wanted, "prompt_tokens": self.used, "context": self.context}
+
+
+def room_to_generate(model: ModelWithHooks, text: str | ChatTokens, wanted: int) -> Room:
+    """At most `wanted` new tokens, and no more than fit in the model's context after the prompt (a text is
+    tokenized with BOS); the prompt itself is never cut to fit (the text would no longer be the one asked
+    about): one that fills the context is refused in one InputError line naming both lengths."""
+    chat = not isinstance(text, str)
     context = model.context_length
+    n = len(text) if chat else len(model.tokenizer(text, add_special_tokens=True)["input_ids"])
     if context is None:
-        return wanted
-    n = len(model.tokenizer(text, add_special_tokens=True)["input_ids"]) if isinstance(text, str) else len(text)
-    used = min(n, context)
-    room = context - used
-    if room < 1:
-        raise InputError(f"the prompt fills the model's context of {context} tokens: no room to generate")
-    if wanted > room:
-        warnings.warn(f"--max-new-tokens {wanted} capped at {room}: the model's context is {context} tokens "
-                      f"and the prompt uses {used}")
-        return room
-    return wanted
+        return Room(wanted, wanted, n, None, chat)
+    what = "the conversation" if chat else "the prompt"
+    if n >= context:
+        raise InputError(f"{what} has {n} tokens and the model's context is {context}: no room to generate "
+                         f"(shorten it{', or start a new conversation' if chat else ''})")
+    return Room(min(wanted, context - n), wanted, n, context, chat)
 
 
 class SteerRun:
-    """One generation asked of a Session: its rows, the text the model reads (`shown`), and per row what it
-    produced (`outputs`: text, token ids, log-probabilities), filled while `pieces()` streams."""
+    """One generation asked of a Session: its rows, the text the model reads (`shown`), how many tokens it may
+    add (`room`: fewer than asked where the context is full), and per row what it produced (`outputs`: text,
+    token ids, log-probabilities), filled while `pieces()` streams."""
 
     def __init__(self, session: Session, prompt: str | None, text: str | ChatTokens, specs: Sequence[Any],
                  rows: Sequence[Row], *, chat: Chat, system: str | None, steer_template: bool,
-                 settings: dict[str, Any]) -> None:
+                 settings: dict[str, Any], room: Room | None = None) -> None:
         self._session = session
         self.prompt = prompt
         self.text = text  # the prompt as the model reads it: plain text, or the rendered conversation
@@ -90,6 +186,7 @@ class SteerRun:
         self.rows = list(rows)
         self.chat, self.system, self.steer_template = chat, system, steer_template
         self.settings = settings
+        self.room = room
         self.outputs: list[dict[str, Any]] = [{"text": "", "token_ids": [], "logprobs": []} for _ in self.rows]
         self._kl: list[list[float] | None] | None = None
 
@@ -123,21 +220,33 @@ class SteerRun:
             self._kl = self._session.steering_kl(self.prompt, rows, ids, **self._chat())
         return self._kl
 
+    def title(self, i: int, kl: bool = False) -> str:
+        """Row i's title (`row_title`: a sweep's coefficient in both units), with its mean KL if `kl`."""
+        session = self._session
+        return row_title(self.rows[i], lambda s: session.max_activation(s.sae, s.feature),
+                         self.kl()[i] if kl else None)
+
     def to_dict(self) -> dict[str, Any]:
         """`saetui steer --json`: the prompt, the specs, the chat (if any), and the baseline, steered or variant
-        rows, each with its text, token ids, log-probabilities and (steered rows) KL per token."""
+        rows, each with its text, token ids, log-probabilities and (steered rows) KL per token and `kl_mean`
+        (`mean_kl`); a variant also its coefficient's `unit` (raw, or max: times the max activation); `capped`
+        (Room.to_dict) when the context left fewer new tokens than asked."""
         for out, kl in zip(self.outputs, self.kl()):
             if kl is not None:
                 out["kl"] = kl
+                out["kl_mean"] = mean_kl(kl)
         specs = self.specs
         data: dict[str, Any] = {"prompt": self.prompt, "specs": [s.to_dict() for s in specs]}
+        if self.room is not None and self.room.capped:
+            data["capped"] = self.room.to_dict()
         if is_chat(self.chat):  # the conversation, what the template made of it, and the scopes the specs had there
             data["chat"] = {"messages": self.text.messages, "rendered": self.text.text, "steer_template": self.steer_template}
             data["specs"] = [s.to_dict() for s in chat_rows([specs], self.steer_template)[0]]
         for row, out in zip(self.rows, self.outputs):
             if row.kind in ("baseline", "steered"):
                 data[row.kind] = out
-        variants = [dict(coefficient=r.coefficient, **o) for r, o in zip(self.rows, self.outputs) if r.kind == "variant"]
+        variants = [dict(coefficient=r.coefficient, unit=r.unit, **o) for r, o in zip(self.rows, self.outputs)
+                    if r.kind == "variant"]
         if variants:
             data["variants"] = variants
         return data

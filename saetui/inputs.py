@@ -21,6 +21,7 @@ import math
 import re
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -317,15 +318,44 @@ def parse_span(text: str) -> tuple[int, int]:
     return start, end
 
 
-def parse_sweep(text: str, what: str = "--sweep", limit: float = 1e4) -> list[float]:
-    """`0,4,8.5`: the coefficients of a sweep, finite and within ±limit (the steering coefficient's)."""
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise InputError(f"{what} takes numbers separated by commas, got {text!r}") from exc
-    if not values or not all(math.isfinite(v) for v in values):
+@dataclass(frozen=True)
+class SweepValue:
+    """One coefficient of a sweep, as typed. Unit "raw" (a plain number): the spec's coefficient itself, what its
+    `coef` column holds (add: how much of the feature's decoder row; clamp: the activation held; a steering
+    vector: multiples of the saved direction). Unit "max" (a number ending in `x`: `2x`, also `2×` or `2xmax`):
+    that many times the feature's max activation, read from its feature index when the spec is used."""
+
+    value: float
+    unit: str = "raw"
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("raw", "max"):
+            raise InputError(f"sweep unit must be raw or max, got {self.unit!r}")
+
+    def __str__(self) -> str:
+        """As typed: `2x` or `14`."""
+        return f"{self.value:g}" + ("x" if self.unit == "max" else "")
+
+
+_SWEEP_RE = re.compile(r"\s*(?P<num>[^x×]*?)\s*(?P<x>[x×](?:\s*max)?)?\s*", re.IGNORECASE)
+
+
+def parse_sweep(text: str, what: str = "--sweep", limit: float = 1e4) -> list[SweepValue]:
+    """`0,4,8.5` (raw coefficients) or `0,1x,2x` (times the feature's max activation), mixed if wished: the
+    coefficients of a sweep, finite and within ±limit (the steering coefficient's), as SweepValue."""
+    usage = f"{what} takes numbers separated by commas (raw coefficients; 2x = 2 times the max activation)"
+    values = []
+    for item in (v for v in text.split(",") if v.strip()):
+        match = _SWEEP_RE.fullmatch(item)
+        try:
+            if match is None or not match.group("num"):
+                raise ValueError
+            values.append(SweepValue(float(match.group("num")), "max" if match.group("x") else "raw"))
+        except ValueError:
+            raise InputError(f"{usage}, got {text!r}") from None
+    if not values or not all(math.isfinite(v.value) for v in values):
         raise InputError(f"{what} takes finite numbers separated by commas, got {text!r}")
-    if any(abs(v) > limit for v in values):
+    if any(abs(v.value) > limit for v in values):
         raise InputError(f"{what} coefficients must be within ±{limit:g}, got {text!r}")
     return values
 

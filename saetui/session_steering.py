@@ -16,6 +16,7 @@ from saetui.session_state import SessionState
 from saetui.settings import SteeringSettings
 
 if TYPE_CHECKING:
+    from saetui.inputs import SweepValue
     from saetui.steering.generate import Piece
     from saetui.steering.spec import SteeringSpec, VectorSpec
 
@@ -83,25 +84,30 @@ class SteeringMethods(SessionState):
         yield from engine.stream(text, rows, stop_event=stop_event, lock=self.lock, **settings)
 
     def steer(self, prompt: str | None, specs: Sequence[Any] | None = None, *, compare: bool = False,
-              sweep: Sequence[float] | None = None, held: Sequence[Any] = (), chat: Chat = False,
+              sweep: Sequence[SweepValue | float] | None = None, held: Sequence[Any] = (), chat: Chat = False,
               system: str | None = None, steer_template: bool = False, **settings: Any) -> SteerRun:
         """A generation as `saetui steer` and the app's Ctrl+G/Ctrl+W ask for it, checked before any token: the
-        rows `plan_rows(specs, compare=, sweep=, held=)` (specs default: the session's), every spec checked
-        against what is loaded, the prompt rendered (a chat: the template's one-line errors), max_new_tokens
-        capped at the model's context (with a warning). Iterate `run.pieces()` to generate; see SteerRun."""
+        rows `plan_rows(specs, compare=, sweep=, held=)` (specs default: the session's; sweep: SweepValues or raw
+        floats), every spec of every row checked against what is loaded (a `2x` coefficient needs its feature's
+        max activation), the prompt rendered (a chat: the template's one-line errors), max_new_tokens capped at
+        what the model's context leaves (`run.room`: its note says so; a prompt that fills the context is
+        refused, never cut). Iterate `run.pieces()` to generate; see SteerRun."""
         from saetui.steering.generate import GenerationSettings
 
         GenerationSettings(**settings)  # bad numbers fail here, in one line
         specs = list(self.specs if specs is None else specs)
-        for spec in [*held, *specs]:
-            if spec.enabled:  # a disabled spec is kept, never applied (nor checked)
+        rows = plan_rows(specs, compare=compare, sweep=sweep, held=held)
+        checked: set[Any] = set()
+        for spec in [s for row in rows for s in row.specs]:
+            if spec.enabled and spec not in checked:  # a disabled spec is kept, never applied (nor checked)
                 self.check_spec(spec)
+                checked.add(spec)
         text = self.chat_prompt(prompt, chat, system, reply=True)
         wanted = settings.get("max_new_tokens", GenerationSettings().max_new_tokens)
-        settings["max_new_tokens"] = room_to_generate(self._require_model(), text, wanted)
-        rows = plan_rows(specs, compare=compare, sweep=sweep, held=held)
+        room = room_to_generate(self._require_model(), text, wanted)
+        settings["max_new_tokens"] = room.tokens
         return SteerRun(self, prompt, text, specs, rows, chat=chat, system=system, steer_template=steer_template,
-                        settings=settings)
+                        settings=settings, room=room)
 
     def steering_kl(self, prompt: str | None, rows: list[list[Any]], token_ids: list[list[int]], *,
                     chat: Chat = False, system: str | None = None, steer_template: bool = False) -> list[list[float] | None]:

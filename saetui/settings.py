@@ -109,10 +109,13 @@ class DetailSettings:
 @dataclass(frozen=True)
 class SteeringSettings:
     """A feature added to steering starts at `max_multiple` times its max activation (visible, not overwhelming),
-    or at `coefficient` where no feature index knows its max."""
+    or at `coefficient` where no feature index knows its max. The app's sweep (Ctrl+W with its box empty) runs
+    `sweep`: multiples of the feature's max activation (typed 0,1x,2x,4x), of a steering vector's saved
+    direction, or with no feature index of `coefficient` (raw 0,4,8,16)."""
 
     coefficient: float = 4.0
     max_multiple: float = 2.0
+    sweep: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
 
     def start(self, max_activation: float | None) -> float:
         return self.coefficient if max_activation is None else round(self.max_multiple * max_activation, 2)
@@ -184,7 +187,8 @@ class AppSettings:
     history (Ctrl+Up/Down); positions the health screen (F8) reads from its corpus at most (`saetui evals` reads
     the whole corpus unless --max-tokens says less); seconds a note stays on the status line (what just happened:
     after that the line shows only the model, SAEs and device again, so it never describes an action long past);
-    changes to the steering specs `u` can undo."""
+    changes to the steering specs `u` can undo; tokens a chat must keep free in the model's context after F6/F7
+    keep a reply (for the next user turn and its reply: a kept reply that leaves fewer is refused)."""
 
     search_limit: int = 50
     top_k: int = 30
@@ -193,3 +197,4 @@ class AppSettings:
     health_max_tokens: int = 100_000
     status_note_s: float = 10.0
     undo: int = 50
+    chat_room: int = 16

@@ -17,6 +17,8 @@ SHOTS = {
     "steering.svg": dict(size="120x40", features=[f"{COLOR}:14"], generate=True),
     "detail.svg": dict(size="120x40", keys=["f2", "tab", "down", "enter"]),
     "sweep.svg": dict(size="120x40", features=[f"{COLOR}:14"], keys=["f4", "ctrl+w"]),
+    # the default sweep, 0,1x,2x,4x: each row titled with its coefficient in both units and its KL from the baseline
+    "sweep-80x24.svg": dict(size="80x24", features=[f"{COLOR}:14"], keys=["f4", "ctrl+w"]),
     # why? after ' is' with a chosen target and a versus (typed: the keys are pressed before the predictions come)
     "why.svg": dict(size="120x40", keys=["f2", *["down"] * 5, "w", "t", *" Cairo", "enter", "v", *" Rome", "enter"]),
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from typing import Any
 
@@ -27,7 +28,9 @@ def add_parsers(sub: Any) -> None:
                        help="add a saved steering vector (from `contrast --save-vector`); repeat for several")
     steer.add_argument("--scope", default="all", help="positions to steer: all, prompt, generated or START:END (default all)")
     steer.add_argument("--compare", action="store_true", help="also generate the unsteered baseline, in the same batch")
-    steer.add_argument("--sweep", metavar="C1,C2,...", help="one variant per coefficient, each feature's coefficient set to it")
+    steer.add_argument("--sweep", metavar="C1,C2,...",
+                       help="one variant per coefficient, each feature's coefficient set to it: raw coefficients "
+                            "(as in --feature), or 2x for 2 times the feature's max activation (needs its index)")
     steer.add_argument("--max-new-tokens", type=common.whole, default=gen.max_new_tokens,
                        help=f"capped at the model's context (default {gen.max_new_tokens})")
     steer.add_argument("--temperature", type=common.finite_float, default=gen.temperature,
@@ -63,6 +66,8 @@ def run_steer(args: argparse.Namespace) -> int:
     session = common.open_session(args, compile=False if args.no_compile else None)
     run = session.steer(args.prompt, [*specs, *vectors], compare=args.compare, sweep=coefficients, chat=args.chat,
                         system=args.system, steer_template=args.steer_template, **settings)
+    if run.room is not None and run.room.capped:  # said on stderr; --json also carries it as "capped"
+        print(f"saetui: warning: {run.room.note('--max-new-tokens')}", file=sys.stderr)
     if args.json:
         for _ in run.pieces():
             pass
@@ -78,9 +83,9 @@ def run_steer(args: argparse.Namespace) -> int:
             print(piece.text, end="", flush=True)
     if live is not None:
         print()
-    for i, (row, out) in enumerate(zip(run.rows, run.outputs)):
-        if i != live:
-            print(f"--- {row.label} ---\n{run.shown}{out['text']}")
+    for i, out in enumerate(run.outputs):
+        if i != live:  # a sweep's rows: the coefficient in both units and the row's mean KL from the baseline
+            print(f"--- {run.title(i, kl=coefficients is not None)} ---\n{run.shown}{out['text']}")
     return 0
 
 

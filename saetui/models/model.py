@@ -93,6 +93,8 @@ class TokenBatch:
     lengths:        number of real tokens per row
     template_mask:  (B, T) bool, True for the tokens a chat template wrote (None: not a chat prompt)
     roles:          per row, per real token: "system" | "user" | "assistant" | "template" (None: not a chat prompt)
+    full_lengths:   per row, its length before a prompt longer than the context was cut to its first tokens
+                    (None: nothing was cut)
     """
 
     input_ids: torch.Tensor
@@ -101,6 +103,7 @@ class TokenBatch:
     lengths: list[int]
     template_mask: torch.Tensor | None = None
     roles: list[list[str]] | None = None
+    full_lengths: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -243,7 +246,8 @@ class ModelWithHooks:
     def tokenize(self, prompts: str | Sequence[str], *, max_length: int | None = None) -> TokenBatch:
         """Tokenize prompts (with the tokenizer's BOS) into a right-padded batch on the model's device.
 
-        Prompts longer than the context are truncated to it with a warning; empty prompts are refused.
+        Prompts longer than the context are cut to their first `context` tokens, with a warning and the lengths
+        before the cut in `full_lengths`; empty prompts are refused.
         """
         if isinstance(prompts, str):
             prompts = [prompts]
@@ -254,11 +258,15 @@ class ModelWithHooks:
                 raise InputError("empty prompt: type some text to analyze")
         limit = max_length or self.context_length
         rows = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]
+        full = None
         if limit is not None and any(len(r) > limit for r in rows):
-            longest = max(len(r) for r in rows)
-            warnings.warn(f"prompt has {longest} tokens, more than the context of {limit}: truncated to {limit}", stacklevel=2)
+            full = [len(r) for r in rows]
+            warnings.warn(f"prompt cut to its first {limit} of {max(full)} tokens (the model's context is {limit})",
+                          stacklevel=2)
             rows = [r[:limit] for r in rows]
-        return self.batch_from_ids(rows)
+        batch = self.batch_from_ids(rows)
+        batch.full_lengths = full
+        return batch
 
     def batch_from_ids(self, rows: Sequence[Sequence[int]]) -> TokenBatch:
         """Build a right-padded TokenBatch from lists of token ids."""

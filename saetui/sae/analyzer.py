@@ -190,6 +190,8 @@ class SAEAnalyzer:
                     meta={"model": self.model.name},
                 )
             )
+            if batch.full_lengths is not None and batch.full_lengths[i] > n:  # the prompt was cut to the context
+                results[-1].meta["cut"] = {"kept": n, "of": batch.full_lengths[i]}
             start += n
         return results
 

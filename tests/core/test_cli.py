@@ -45,11 +45,19 @@ def test_analyze_text_output(capsys, gemma2_dir, sae_dir):
     assert code == 0 and "blocks.1.hook_resid_post" in out and "'<bos>'" in out
 
 
-def test_long_prompt_is_truncated_with_a_warning(capsys, gemma2_dir, sae_dir):
+def test_long_prompt_is_truncated_with_a_warning(capsys, gemma2, gemma2_dir, sae_dir):
     code, out, err = run(capsys, "analyze", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--prompt", "word " * 400, "--json")
     assert code == 0
-    assert len(json.loads(out)["tokens"]) == 128
-    assert err.count("\n") == 1 and "saetui: warning:" in err and "truncated to 128" in err
+    data = json.loads(out)
+    full = len(gemma2.tokenizer("word " * 400, add_special_tokens=True)["input_ids"])
+    assert len(data["tokens"]) == 128 < full
+    assert data["meta"]["cut"] == {"kept": 128, "of": full}  # said in the JSON too, for scripts
+    assert err.count("\n") == 1 and err.startswith("saetui: warning:") and f"prompt cut to its first 128 of {full} tokens" in err
+
+
+def test_a_prompt_that_fits_says_nothing_of_a_cut(capsys, gemma2_dir, sae_dir):
+    code, out, err = run(capsys, "analyze", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--prompt", "word " * 10, "--json")
+    assert code == 0 and "cut" not in json.loads(out)["meta"] and err == ""
 
 
 def _bad_sae(tmp_path, make_sae, kind):

@@ -133,9 +133,11 @@ def test_trust_remote_code_is_off_by_default(monkeypatch, gemma2_dir):
 def test_empty_and_overlong_prompts(gemma2):
     with pytest.raises(InputError, match="empty prompt"):
         gemma2.tokenize("   ")
-    with pytest.warns(UserWarning, match="truncated to 128"):
+    full = len(gemma2.tokenizer("word " * 400, add_special_tokens=True)["input_ids"])
+    with pytest.warns(UserWarning, match=f"prompt cut to its first 128 of {full} tokens"):
         batch = gemma2.tokenize("word " * 400)
-    assert batch.lengths == [128]
+    assert batch.lengths == [128] and batch.full_lengths == [full]  # what was cut, for the app and the JSON
+    assert gemma2.tokenize("word " * 10).full_lengths is None
 
 
 def test_special_tokens_are_marked(gemma2):

@@ -94,7 +94,7 @@ class TestSnapshots:
         async def run_before(pilot):
             await settle(pilot)
             pilot.app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=COLOR_SAE),))
-            pilot.app.query_one("#sweep").value = "0,7,14"
+            pilot.app.query_one("#sweep").value = "0,1x,14"  # both units: each row's title says both, and its KL
             pilot.app.query_one("#max-tokens").value = "24"
             await pilot.press("ctrl+w")
             await _steady(pilot)

@@ -19,8 +19,8 @@ from textual.widgets import Input, Label
 
 from saetui import state
 from saetui.errors import InputError, SaetuiError
-from saetui.generation import plan_rows
-from saetui.inputs import parse_sweep
+from saetui.generation import mean_kl, plan_rows, row_title
+from saetui.inputs import SweepValue, parse_sweep
 from saetui.settings import AppSettings, GenerationSettings, SteeringSettings
 from saetui.steering.draft import Draft, coefficient_step
 from saetui.steering.spec import MAX_COEFFICIENT, SteeringSpec
@@ -47,6 +47,7 @@ class SteerPane(Pane):
         self._chat: Any = False
         self.done = False  # the last generation ran to its end (a chat can keep one of its replies)
         self.kl: list[list[float] | None] = []      # per row, per generated token: KL(steered || unsteered)
+        self.rows: list[Any] = []                   # the rows of the last generation (saetui.generation.Row)
 
     def compose(self) -> ComposeResult:
         yield SpecTable(id="specs")
@@ -60,16 +61,23 @@ class SteerPane(Pane):
             yield Label("seed")
             yield Input(str(DEFAULTS.seed), id="seed", type="integer")
             yield Label("sweep")
-            yield Input(placeholder="0,1,2,4 ×max ⏎", id="sweep")
+            yield Input(placeholder=self.SWEEP_HINT, id="sweep")
         yield GenerationView(id="gen-columns")
+
+    # What the sweep box takes, said in its placeholder: plain numbers are raw coefficients, as the coef box and the
+    # table's coef column hold them; a number ending in x is that many times the feature's max activation.
+    SWEEP_HINT = "raw; 2x = 2×max ⏎"
 
     SHORT = 14  # below this height the spec table gives its rows to the generated text (60x20 has 11)
 
     def on_mount(self) -> None:
         self.query_one("#specs").border_title = "Steering (Ctrl+G generates, Ctrl+W sweeps, Ctrl+S stops)"
 
+    NARROW = 76  # below this width the generation fields shrink (saetui.tcss), so the sweep box stays in sight
+
     def on_resize(self) -> None:
         self.set_class(self.size.height < self.SHORT, "-short")
+        self.set_class(self.size.width < self.NARROW, "-narrow")
 
     # ------------------------------------------------------------------ the draft
     def steps(self) -> list[float]:
@@ -220,9 +228,11 @@ class SteerPane(Pane):
         event.input.value = ""
 
     @on(Input.Submitted, "#sweep")
-    def _sweep_typed(self, event: Input.Submitted) -> None:
+    async def _sweep_typed(self, event: Input.Submitted) -> None:
+        """Enter in the sweep box sweeps, as Ctrl+W (run_action is a coroutine: not awaited, Enter did nothing)."""
         event.stop()
-        self.app.run_action("sweep")
+        await self.app.run_action("sweep")
+        self.app.call_after_refresh(event.input.focus)  # stay in the box, to change the coefficients and sweep again
 
     # ------------------------------------------------------------------ generation
     def settings(self) -> dict[str, Any]:
@@ -236,24 +246,35 @@ class SteerPane(Pane):
         except ValueError as exc:
             raise InputError("max tokens, temperature and seed must be numbers") from exc
 
-    def sweep_plan(self) -> tuple[list[Any], Any, list[float]]:
-        """The highlighted spec swept over the coefficients typed in the sweep box (default: 0, 1, 2 and 4 times
-        the feature's max activation, i.e. 4, 8, 16 steps), the other enabled specs held as they are:
-        (held, swept, coefficients)."""
+    def sweep_plan(self) -> tuple[list[Any], Any, list[SweepValue]]:
+        """The highlighted spec swept over the coefficients typed in the sweep box (plain numbers: raw
+        coefficients; `2x`: twice the feature's max activation), the other enabled specs held as they are:
+        (held, swept, coefficients). Empty box: SteeringSettings.sweep, in max units where the feature's max is
+        known (0,1x,2x,4x), else as multiples of a vector's direction or of the raw start coefficient."""
         if not len(self.draft):
             raise InputError("no steering spec to sweep: add a feature first (a)")
         i = min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
         spec = replace(self.draft.specs[i], enabled=True)  # the spec asked for is swept, even if switched off
         if spec.mode == "ablate":
             raise InputError("an ablated spec has no coefficient to sweep: m cycles its mode")
+        top = self.session.max_activation(spec.sae, spec.feature) if spec.kind == "feature" else None
         text = self.query_one("#sweep", Input).value
+        defaults = SteeringSettings()
         if text.strip():
             coefs = parse_sweep(text, "sweep")
+        elif top is not None:
+            coefs = [SweepValue(k, "max") for k in defaults.sweep]
         else:
-            step = self.steps()[i]
-            coefs = [0.0, 4 * step, 8 * step, 16 * step]
+            unit = 1.0 if spec.kind == "vector" else defaults.coefficient
+            coefs = [SweepValue(k * unit) for k in defaults.sweep]
+        if spec.kind == "feature" and top is None and any(c.unit == "max" for c in coefs):
+            raise InputError(f"{spec.target} has no known max activation (no feature index): sweep raw "
+                             f"coefficients, without x")
         held = [s for j, s in enumerate(self.draft.specs) if j != i and s.enabled]
         return held, spec, coefs
+
+    def _max_of(self, spec: Any) -> float | None:
+        return self.session.max_activation(spec.sae, spec.feature) if spec.kind == "feature" else None
 
     async def generate(self, prompt: str, sweep: bool = False, chat: Any = False) -> None:
         """Start generating (replacing a running generation); InputError for bad settings. `chat`: False,
@@ -262,12 +283,11 @@ class SteerPane(Pane):
         if sweep:
             held, spec, coefs = self.sweep_plan()
             plan: dict[str, Any] = {"specs": [spec], "sweep": coefs, "held": held}
-            titles = [f"{spec.target} × {c:g}" for c in coefs]
         else:
             plan = {"specs": self.draft.enabled(), "compare": True}
-            n = len(plan["specs"])
-            titles = ["baseline", f"steered ({n} spec{'' if n == 1 else 's'})"]
         rows = plan_rows(**plan)  # the Session plans the same rows from the same plan
+        self.rows = rows
+        titles = [row_title(row, self._max_of) for row in rows]  # a sweep's: the coefficient in both units
         self._stop.set()  # a generation still running ends at its next token
         self._stop = threading.Event()
         self.generated = [[] for _ in rows]
@@ -283,12 +303,30 @@ class SteerPane(Pane):
 
     def keep_reply(self, row: int) -> tuple[list[dict[str, str]], str]:
         """A chat's turns after keeping generated row `row` as the assistant's reply: (the user turn and the
-        reply, which row it was); InputError when there is no finished reply there."""
+        reply, which row it was). InputError when there is no finished reply there, or when the conversation
+        with it would leave fewer than AppSettings.chat_room tokens of the model's context for another turn:
+        refused, never kept into a chat that can no longer be continued (nor trimmed behind the user's back)."""
         if not self.done or row >= len(self.generated) or not self.generated[row]:
             raise InputError("generate a reply first (Ctrl+G), and let it finish")
         turns = [{"role": "user", "content": self._prompt}, {"role": "assistant", "content": self.reply(row)}]
+        self._check_chat_room([*(self._chat if isinstance(self._chat, list) else []), *turns])
         self.done = False
         return turns, "baseline" if row == 0 else "steered"
+
+    def _check_chat_room(self, messages: list[dict[str, str]]) -> None:
+        """InputError if `messages` leave fewer than AppSettings.chat_room tokens of the model's context free."""
+        model = self.session.model
+        context = model.context_length if model is not None else None
+        if context is None:
+            return
+        try:
+            n: int | None = len(self.session.render_chat(messages, add_generation_prompt=False))
+        except InputError:  # longer than the context itself
+            n = None
+        if n is None or context - n < AppSettings.chat_room:
+            used = "more than" if n is None else f"{n} of"
+            raise InputError(f"reply not kept: the chat would use {used} the model's {context}-token context, too "
+                             f"little for another turn (Ctrl+T twice starts a new chat)")
 
     def export_generation(self) -> None:
         """The palette's "Export generation as JSON": each row's specs, text and token ids (baseline and steered
@@ -310,6 +348,9 @@ class SteerPane(Pane):
     def _generate_worker(self, prompt: str, plan: dict[str, Any], settings: dict[str, Any],
                          stop: threading.Event, run: int, chat: Any) -> None:
         steer_run = self.session.steer(prompt, **plan, chat=chat, **settings)
+        note = steer_run.room.note("max") if steer_run.room is not None else None
+        if note:  # the context leaves fewer new tokens than asked: said, not silently short
+            self.post_message(Notice(note, "warning"))
         for piece in steer_run.pieces(stop):
             self.post_message(GenerationPiece(piece.row, piece.text, piece.token_id, run))
         self.post_message(GenerationDone(stop.is_set(), run, steer_run))
@@ -335,17 +376,20 @@ class SteerPane(Pane):
     MARKED = 3  # tokens marked per row: where steering moved the next-token distribution most
 
     def _show_kl(self, kl: list[list[float] | None], run: int) -> None:
-        """Each steered row: its mean and max KL(steered || unsteered) in the subtitle, and the tokens where
-        it was largest marked (reverse video)."""
+        """Each steered row: mean and max KL from the baseline in the subtitle (a sweep's rows, one line high, also
+        in the title, as `row_title` and `saetui steer` head them), and the tokens where it was largest marked
+        (reverse video; none where steering changed nothing: a KL of exactly 0)."""
         if run != self._run:
             return
         self.kl = kl
-        for column, row_kl in zip(self.query_one(GenerationView).columns, kl):
+        for column, row, row_kl in zip(self.query_one(GenerationView).columns, self.rows, kl):
             if not row_kl:
                 continue
-            top = sorted(range(len(row_kl)), key=lambda i: -row_kl[i])[: self.MARKED]
+            if row.kind == "variant":  # side by side, the steered column has room for the KL in its subtitle
+                column.border_title = row_title(row, self._max_of, row_kl)
+            top = sorted((i for i in range(len(row_kl)) if row_kl[i] > 0), key=lambda i: -row_kl[i])[: self.MARKED]
             column.mark(top, "reverse")
-            column.fit_subtitle([f"KL mean {sum(row_kl) / len(row_kl):.2f}", f"max {max(row_kl):.2f}", "marked"],
+            column.fit_subtitle([f"KL mean {mean_kl(row_kl):.2f}", f"max {max(row_kl):.2f}", "marked"],
                                 drop_order=[2, 1])
             column.flush()
 
@@ -366,4 +410,7 @@ class SteerPane(Pane):
         note = "generation stopped" if message.stopped else (
             "generation done: every row = the first" if same and len(self.generated) > 2 else
             "generation done: steered = baseline" if same else "generation done")
+        room = getattr(message.result, "room", None)
+        if room is not None and room.capped:  # the notice said it at the start; the status line keeps it
+            note += f" · capped at {room.tokens} tokens by the context"
         self.post_message(Notice(note))

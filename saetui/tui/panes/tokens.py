@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from saetui.settings import AppSettings
-from saetui.tui.messages import Analyzed, DenseToggle, HeatFeature, SpanChanged
+from saetui.tui.messages import Analyzed, DenseToggle, HeatFeature, Notice, SpanChanged
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
 from saetui.tui.widgets.text_box import TextBox
@@ -60,7 +60,12 @@ class TokensPane(Pane):
 
     @work(thread=True, exclusive=True, group="analyze", exit_on_error=False)
     def _analyze_worker(self, prompt: str, chat: Any) -> None:
-        self.post_message(Analyzed(self.session.analyze(prompt, AppSettings.top_k, predictions=AppSettings.predictions, chat=chat), prompt, chat))
+        result = self.session.analyze(prompt, AppSettings.top_k, predictions=AppSettings.predictions, chat=chat)
+        self.post_message(Analyzed(result, prompt, chat))
+        if "cut" in result.meta:  # after Analyzed, whose status line would replace the note
+            cut = result.meta["cut"]
+            self.post_message(Notice(f"prompt cut to its first {cut['kept']} of {cut['of']} tokens: the model's "
+                                     f"context; the rest was not analyzed", "warning"))
 
     def export_analysis(self) -> None:
         """The palette's "Export analysis as JSON": the analysis shown, as `saetui analyze --json` prints it."""

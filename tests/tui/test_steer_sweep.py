@@ -1,0 +1,165 @@
+"""Pilot tests of steering that says what it does (issue 23): sweep rows titled with their coefficient in both units
+and their KL from the baseline, bad sweep text refused in one line, prompts cut to the context said so, a
+generation capped by the context said so, and a chat reply that would leave no room refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from saetui.errors import InputError
+from saetui.settings import AppSettings
+from saetui.steering.draft import Draft
+from saetui.steering.spec import SteeringSpec
+from saetui.tui.app import SaeTuiApp
+from saetui.tui.snapshot import settle
+from saetui.tui.widgets.status_bar import StatusBar
+from tests.demo_facts import color_feature
+from tests.steering_kl import independent_kl
+
+PROMPT = "The capital of France is Paris. Anna has a"
+SAE, COLOR = color_feature()  # the demo's most color-promoting feature (late SAE)
+SIZES = [(60, 20), (80, 24), (120, 40)]
+LONG = "the cat sat on the mat. " * 60    # more tokens than the demo's context (256)
+NEAR = "the cat sat on the mat. " * 30    # fits, with fewer than 64 tokens left
+
+
+def notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def n_tokens(app, text: str) -> int:
+    return len(app.session.model.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_sweep_rows_say_both_units_and_their_kl(size):
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        top = app.session.max_activation(SAE, COLOR)
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
+        sweep = app.query_one("#sweep")
+        assert "raw" in sweep.placeholder and "2x = 2×max" in sweep.placeholder  # the box says its units
+        sweep.value = "0,1x,14"
+        app.query_one("#max-tokens").value = "6"
+        await pilot.press("ctrl+w")
+        await settle(pilot)
+        columns = list(app.query("GenerationColumn"))
+        kl = app.steer.kl
+        means = [sum(k) / len(k) for k in kl]
+        target = f"{SAE}/{COLOR}"
+        assert [c.border_title for c in columns] == [
+            f"{target} 0 = ×0 max · KL 0",
+            f"{target} ×1 max = {top:.3g} · KL {means[1]:.2g}",
+            f"{target} 14 = ×{14 / top:.2g} max · KL {means[2]:.2g}",
+        ]
+        for column in columns:  # the whole title is on screen
+            assert len(column.border_title) <= column.size.width - 4, (size, column.border_title)
+        for specs, ids, row_kl in zip(app.steer.rows_specs, app.steer.generated, kl):  # two plain forwards agree
+            want, bound = independent_kl(app.session.model, app.session.saes, specs, PROMPT, ids)
+            assert bool(((torch.tensor(row_kl, dtype=torch.float64) - want).abs() <= bound).all())
+        assert means[0] == 0.0 and means[2] > means[1] > 0
+        assert not any("reverse" in str(s.style) for s in columns[0].render_text().spans)  # KL 0: nothing marked
+        assert any("reverse" in str(s.style) for s in columns[2].render_text().spans)
+
+
+async def test_enter_in_the_sweep_box_sweeps_and_bad_text_is_one_line_and_loses_nothing():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
+        app.query_one("#max-tokens").value = "4"
+        sweep = app.query_one("#sweep")
+        sweep.focus()
+        await pilot.press(*"0,7", "enter")
+        await settle(pilot)
+        before = [c.border_title for c in app.query("GenerationColumn")]
+        assert len(before) == 2 and before[1].startswith(f"{SAE}/{COLOR} 7 = ×")
+        assert app.focused is sweep  # still in the box, to change the coefficients and sweep again
+        assert sweep.selection.end - sweep.selection.start == len("0,7")  # selected: typing replaces it
+        await pilot.press(*"0,2y", "enter")
+        await settle(pilot)
+        (error,) = [n for n in notes(app) if "sweep takes" in n]
+        assert "\n" not in error and "2x = 2 times the max activation" in error
+        assert [c.border_title for c in app.query("GenerationColumn")] == before  # the last sweep stays
+        assert app.query_one("#sweep").value == "0,2y"  # the text stays, to be fixed
+
+
+async def test_2x_without_a_feature_index_says_to_type_raw_coefficients(monkeypatch):
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        monkeypatch.setattr(app.session, "max_activation", lambda sae, feature: None)
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
+        app.query_one("#sweep").value = "0,2x"
+        await pilot.press("ctrl+w")
+        await settle(pilot)
+        assert any("no known max activation (no feature index): sweep raw coefficients" in n for n in notes(app))
+
+
+async def test_an_over_long_prompt_is_analyzed_cut_and_says_so():
+    app = SaeTuiApp(prompt=LONG)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        context, n = app.session.model.context_length, n_tokens(app, LONG)
+        assert n > context and len(app.analysis.tokens) == context
+        said = f"prompt cut to its first {context} of {n} tokens"
+        assert any(said in note for note in notes(app))
+        assert said in app.query_one(StatusBar).note  # on the status line too, not replaced by the analysis
+
+
+async def test_generating_from_an_over_long_prompt_is_refused_in_one_line():
+    app = SaeTuiApp(prompt=LONG)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        context, n = app.session.model.context_length, n_tokens(app, LONG)
+        assert any(f"the prompt has {n} tokens and the model's context is {context}: no room to generate" in note
+                   for note in notes(app))
+        assert app.steer.generated == [[], []]
+
+
+async def test_a_generation_capped_by_the_context_says_so():
+    app = SaeTuiApp(prompt=NEAR)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        context, n = app.session.model.context_length, n_tokens(app, NEAR)
+        assert n + 64 > context
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
+        app.query_one("#max-tokens").value = "64"
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        said = f"max 64 capped at {context - n}: the prompt uses {n} of the model's {context}-token context"
+        assert any(said == note for note in notes(app))
+        assert app.query_one(StatusBar).note.endswith(f"capped at {context - n} tokens by the context")  # it stays said
+        assert all(0 < len(ids) <= context - n for ids in app.steer.generated)
+
+
+async def test_keeping_a_chat_reply_that_leaves_no_room_is_refused():
+    turn = "Tell me about the cat on the mat. " * 23 + "Be brief and kind."
+    app = SaeTuiApp(prompt=turn)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        context = app.session.model.context_length
+        used = len(app.session.render_chat([{"role": "user", "content": turn}], add_generation_prompt=True))
+        assert context - AppSettings.chat_room < used < context  # a reply fits; another turn after it would not
+        app.query_one("#max-tokens").value = "64"
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        assert any(f"capped at {context - used}" in note for note in notes(app))  # the reply was capped, and said so
+        await pilot.press("f7")
+        await pilot.pause()
+        (refusal,) = [n for n in notes(app) if n.startswith("reply not kept")]
+        kept = [{"role": "user", "content": turn}, {"role": "assistant", "content": app.steer.reply(1)}]
+        try:
+            used = f"{len(app.session.render_chat(kept, add_generation_prompt=False))} of"
+        except InputError:  # the conversation with the reply is longer than the context itself
+            used = "more than"
+        assert refusal == (f"reply not kept: the chat would use {used} the model's {context}-token context, too little "
+                           f"for another turn (Ctrl+T twice starts a new chat)")
+        assert app.chat == [] and app.query_one("#prompt").text == turn  # nothing kept, the turn still there
