@@ -65,6 +65,9 @@ def _check_session(data: Any) -> tuple[dict[str, Any], list[str]]:
     if "history" in kept:
         kept["history"] = kept["history"][-AppSettings.history:]
     field("shown_sae", isinstance(data.get("shown_sae"), str))
+    boxes = data.get("boxes")
+    field("boxes", isinstance(boxes, dict) and all(isinstance(k, str) and isinstance(v, str) and len(v) < 200
+                                                   for k, v in boxes.items()))
     chat = data.get("chat")
     field("chat", chat is None or (isinstance(chat, list) and all(
         isinstance(m, dict) and m.get("role") in ("system", "user", "assistant") and isinstance(m.get("content"), str)
@@ -81,7 +84,8 @@ def _check_session(data: Any) -> tuple[dict[str, Any], list[str]]:
 
 
 def save_session(data: dict[str, Any]) -> None:
-    """The last model, SAEs, prompt, specs, prompt history, the SAE shown and the chat (None: plain text)."""
+    """The last model, SAEs, prompt, specs, prompt history, the SAE shown, the chat (None: plain text) and what
+    was typed in the steer pane's boxes (max tokens, temperature, seed, sweep)."""
     write_json_atomic(config_dir() / SESSION_FILE, data)
 
 

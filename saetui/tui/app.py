@@ -117,6 +117,7 @@ class SaeTuiApp(LoadingApp, App[None]):
             SearchPane(self.session, id="search-pane").data_bind(app.sae_name, app.labels_rev))
         await self.query_one("#steer", TabPane).mount(
             SteerPane(self.session, id="steering").data_bind(app.draft, app.labels_rev, app.sae_name))
+        self.steer.restore_boxes(self.lifecycle.saved_boxes)
 
     @property
     def session(self) -> Session:

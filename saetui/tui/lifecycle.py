@@ -67,6 +67,7 @@ class Lifecycle:
         same = prompt is None and model is None
         self.saved_shown: str | None = saved.get("shown_sae") if same else None
         self.saved_chat: list[dict] | None = saved.get("chat") if same else None
+        self.saved_boxes: dict[str, str] = saved.get("boxes", {})  # the steer pane's boxes, put back once it is in
         restoring = model is None and bool(saved.get("model"))
         if restoring:
             model, saes = saved["model"], saved.get("saes")
@@ -141,7 +142,8 @@ class Lifecycle:
         self.saved_shown = self.saved_chat = None
         return view
 
-    def save(self, prompt: str, draft: Draft, shown_sae: str | None = None, chat: list[dict] | None = None) -> None:
+    def save(self, prompt: str, draft: Draft, shown_sae: str | None = None, chat: list[dict] | None = None,
+             boxes: dict[str, str] | None = None) -> None:
         """The session as the next start restores it (OSError when it cannot be written)."""
         if not self.persist:
             return
@@ -150,7 +152,8 @@ class Lifecycle:
         specs = self.saved_specs if self.saved_specs else [s.to_dict() for s in draft.specs]
         data = {"model": model, "saes": saes, "prompt": prompt, "specs": specs,
                 "history": self.history.items[-AppSettings.history:],
-                "shown_sae": self.saved_shown or shown_sae, "chat": self.saved_chat or chat}
+                "shown_sae": self.saved_shown or shown_sae, "chat": self.saved_chat or chat,
+                "boxes": boxes if boxes is not None else self.saved_boxes}
         state.save_session({k: v for k, v in data.items() if not (k == "shown_sae" and v is None)})
 
 
@@ -318,7 +321,8 @@ class LoadingApp:
     # ------------------------------------------------------------------ saved state
     def save_session(self) -> None:
         try:
-            self.lifecycle.save(self.prompt_text, self.draft, self.sae_name, self.chat)
+            boxes = self.steer.boxes() if self.panes_in is not None else None
+            self.lifecycle.save(self.prompt_text, self.draft, self.sae_name, self.chat, boxes)
         except OSError as exc:
             self.notify(f"could not save the session: {exc}", severity="warning")
 

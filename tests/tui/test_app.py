@@ -166,6 +166,10 @@ async def test_u_undoes_each_change_to_the_specs_back_to_the_first_and_says_when
                 await pilot.pause()
                 assert app.draft == want and table.row_count == len(want.specs), size
             assert app.draft == start
+            await pilot.press("end")
+            assert table.cursor_row == len(start.specs) - 1
+            await pilot.press("home")
+            assert table.cursor_row == 0
             await pilot.press("u")
             await pilot.pause()
             assert app.draft == start and sum("nothing to undo" in n for n in notes(app)) == 2
@@ -291,7 +295,7 @@ async def test_last_session_is_restored_and_a_corrupt_one_set_aside():
         assert clean.query_one("#prompt").text == SaeTuiApp.DEFAULT_PROMPT and clean.draft.specs == ()
 
 
-async def test_a_restart_restores_the_sae_shown_and_the_chat_and_drops_a_damaged_chat():
+async def test_a_restart_restores_the_sae_shown_the_chat_and_the_steer_boxes_and_drops_a_damaged_chat():
     import json
 
     from saetui import state
@@ -305,6 +309,8 @@ async def test_a_restart_restores_the_sae_shown_and_the_chat_and_drops_a_damaged
         await pilot.press("ctrl+t")  # chat mode
         await settle(pilot)
         app.chat = list(turns)  # as F6 leaves it after a kept reply
+        typed = {"max-tokens": "12", "temperature": "0.7", "seed": "5", "sweep": "0,1x,14"}
+        app.steer.restore_boxes(typed)
         shown = app.sae_name
         assert shown == app.session.sae_names[1]
         await pilot.press("ctrl+q")
@@ -312,6 +318,7 @@ async def test_a_restart_restores_the_sae_shown_and_the_chat_and_drops_a_damaged
     async with again.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         assert again.sae_name == shown and again.chat == turns
+        assert again.steer.boxes() == typed and again.steer.settings()["max_new_tokens"] == 12
         assert "user turn 2" in str(again.query_one("#prompt").border_title)
         assert again.analysis_input[1] == turns  # the analysis on load ran as the chat's next turn
     path = config_dir() / state.SESSION_FILE

@@ -234,6 +234,18 @@ class SteerPane(Pane):
         await self.app.run_action("sweep")
         self.app.call_after_refresh(event.input.focus)  # stay in the box, to change the coefficients and sweep again
 
+    # ------------------------------------------------------------------ the boxes, as a restart restores them
+    BOXES = ("max-tokens", "temperature", "seed", "sweep")
+
+    def boxes(self) -> dict[str, str]:
+        """What is typed in the generation boxes, as typed (a restart puts it back; generating checks it)."""
+        return {box: self.query_one(f"#{box}", Input).value for box in self.BOXES}
+
+    def restore_boxes(self, saved: dict[str, str]) -> None:
+        for box, value in saved.items():
+            if box in self.BOXES:
+                self.query_one(f"#{box}", Input).value = value
+
     # ------------------------------------------------------------------ generation
     def settings(self) -> dict[str, Any]:
         """The typed settings; InputError names the field that is not a number."""

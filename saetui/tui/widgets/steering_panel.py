@@ -10,14 +10,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable
 
 from saetui.tui.actions import bindings
 from saetui.tui.subtitles import FittedSubtitle
+from saetui.tui.widgets.row_table import RowTable
 from saetui.tui.widgets.text_box import TextBox
 
 
-class SpecTable(DataTable):
+class SpecTable(RowTable):
     """One row per spec: on, SAE/feature, mode, coefficient (and its +/- step), scope, label.
 
     A view only: its keys post `SpecTable.Edit`, which the Steer pane turns into a new draft."""
