@@ -17,9 +17,13 @@ SHOTS = {
     "steering.svg": dict(size="120x40", features=[f"{COLOR}:14"], generate=True),
     "detail.svg": dict(size="120x40", keys=["f2", "tab", "down", "enter"]),
     "sweep.svg": dict(size="120x40", features=[f"{COLOR}:14"], keys=["f4", "ctrl+w"]),
+    # the README's circuit: Ctrl+P `circuit Paris Rome` on the capital prompt, then x on the strongest node
+    "circuit-80x24.svg": dict(size="80x24", prompt="The capital of France is",
+                              keys=["ctrl+p", *"circuit Paris Rome", "enter", "x"]),
 }
 
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     for name, kwargs in SHOTS.items():
-        print(snapshot(PROMPT, OUT / name, **kwargs))
+        kwargs = dict(kwargs)
+        print(snapshot(kwargs.pop("prompt", PROMPT), OUT / name, **kwargs))
