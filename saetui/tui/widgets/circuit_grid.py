@@ -250,7 +250,7 @@ class CircuitGrid(Widget):
             first = _window(len(nodes), shown, cells.k) if here else 0
             window = nodes[first:first + shown]
             above, below = first, len(nodes) - first - len(window)
-            more = f"↑{above} ↓{below} more" if above else f"+{below} more"
+            more = f"↑{above} ↓{below}" if above else f"+{below} more"
         else:
             window, first, more = nodes, 0, ""
         for j, node in enumerate(window):

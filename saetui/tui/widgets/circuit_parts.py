@@ -59,8 +59,8 @@ def header_lines(result: Any, verified: int) -> list[str]:
     prompt = result.prompts[0] if len(result.prompts) == 1 else f"{len(result.prompts)} prompts"
     return [
         f"[b]{escape(metric_text(result))}[/b] after {escape(repr(prompt))}",
-        f"m full {result.full:.3f} · empty {result.empty:.3f} (every feature ablated) · Spearman {spearman} "
-        f"(estimates vs ablations, top {verified}) · {len(result.nodes)} nodes",
+        f"m full {result.full:.3f} · empty {result.empty:.3f} · Spearman {spearman} (top {verified}) · "
+        f"{len(result.nodes)} nodes · empty: every feature ablated; Spearman: estimates vs measured ablations",
     ]
 
 
@@ -97,7 +97,7 @@ def node_lines(result: Any, node: Any, token: str, label: str, saes: list[str], 
         first = f"[b]{escape(node.sae)}/{ERROR_MARK}[/b] {where} · error node: what {escape(node.sae)} does not reconstruct"
     else:
         first = f"[b]{escape(node.sae)}/{node.feature}[/b] {where} · " + (escape(label) if label else "[dim](no label)[/dim]")
-    ablated = "– (top 20 only)" if node.ablated is None else f"{node.ablated:+.3f}"
+    ablated = "–" if node.ablated is None else f"{node.ablated:+.3f}"  # the top `verify` only
     second = f"estimate {node.effect:+.3f} · measured {ablated} · x: {measured}"
     into, out = node_edges(result, node.key)
     order = saes.index(node.sae) if node.sae in saes else -1
