@@ -90,6 +90,15 @@ async def test_arrow_keys_walk_the_strongest_cell_then_the_next_sae():
         await pilot.press("up")
         assert cells.selected is same[-1]
         assert node_item(same[-1]) in _grid_text(screen)  # scrolled into view (+N more elsewhere)
+        from saetui.tui.screens.feature_detail import FeatureDetailScreen
+
+        await pilot.press("enter")  # the selected feature's detail, over the circuit
+        await settle(pilot)
+        assert isinstance(app.screen, FeatureDetailScreen)
+        assert (app.screen.sae, app.screen.feature) == (same[-1].sae, same[-1].feature)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
 
 
 async def test_x_shows_the_change_the_library_measures():
