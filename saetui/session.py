@@ -262,6 +262,17 @@ class Session(SteeringMethods, DiscoveryMethods):
             return find_circuit(self._require_model(), list(self._require_saes()), found_on, target, versus,
                                 settings=settings, held_out=held_out)
 
+    def ablate_circuit(self, result: CircuitResult, nodes: Sequence[Any]) -> float:
+        """The measured change of a circuit's metric with `nodes` (saetui.sae.circuit.Node) ablated together, on
+        the prompts it was found on: m(ablated) - m(full), by the path that gives each top node its `ablated`."""
+        from saetui.sae.circuit import ablate_nodes
+
+        target = result.target if result.target_id is None else result.target_id
+        versus = result.versus if result.versus_id is None else result.versus_id
+        with self.lock:
+            return ablate_nodes(self._require_model(), list(self._require_saes()), result.prompts, target, versus,
+                                nodes, full=result.full)
+
     # ------------------------------------------------------------------ features
     def feature_info(self, feature: int, sae: str | None = None, k: int = DetailSettings.examples) -> FeatureInfo:
         """One feature, for the detail view (see saetui.sae.features.describe for where each number comes from)."""

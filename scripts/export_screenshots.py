@@ -21,9 +21,13 @@ SHOTS = {
     "sweep-80x24.svg": dict(size="80x24", features=[f"{COLOR}:14"], keys=["f4", "ctrl+w"]),
     # why? after ' is' with a chosen target and a versus (typed: the keys are pressed before the predictions come)
     "why.svg": dict(size="120x40", keys=["f2", *["down"] * 5, "w", "t", *" Cairo", "enter", "v", *" Rome", "enter"]),
+    # the README's circuit: Ctrl+P `circuit Paris Rome` on the capital prompt, then x on the strongest node
+    "circuit-80x24.svg": dict(size="80x24", prompt="The capital of France is",
+                              keys=["ctrl+p", *"circuit Paris Rome", "enter", "x"]),
 }
 
 if __name__ == "__main__":
     OUT.mkdir(exist_ok=True)
     for name, kwargs in SHOTS.items():
-        print(snapshot(PROMPT, OUT / name, **kwargs))
+        kwargs = dict(kwargs)
+        print(snapshot(kwargs.pop("prompt", PROMPT), OUT / name, **kwargs))

@@ -81,6 +81,8 @@ class CircuitResult:
     held_out_faithfulness: list[dict[str, Any]] = field(default_factory=list)
     spearman: float | None = None
     tokens: list[str] = field(default_factory=list)
+    target_id: int | None = None  # the ids behind `target` and `versus` (not in the JSON: its texts say them)
+    versus_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -228,7 +230,7 @@ def find_circuit(model: ModelWithHooks, saes: Sequence[LoadedSAE], prompts: Sequ
         prompts=prompts, held_out=list(held_out), target=model.token_texts([t_id])[0],
         versus=None if v_id is None else model.token_texts([v_id])[0], full=full, empty=empty,
         nodes=listed, edges=edges, faithfulness=curve, held_out_faithfulness=held_curve, spearman=spearman,
-        tokens=model.token_texts(ids[0].tolist()),
+        tokens=model.token_texts(ids[0].tolist()), target_id=t_id, versus_id=v_id,
     )
 
 
@@ -360,26 +362,58 @@ def _edges(model: ModelWithHooks, saes: Sequence[LoadedSAE], ids: torch.Tensor, 
 def _ablate_each(model: ModelWithHooks, saes: Sequence[LoadedSAE], ids: torch.Tensor, special: torch.Tensor,
                  metric: _Metric, nodes: list[Node]) -> list[float]:
     """m with each node ablated alone (the prompts' mean), batched: a row per (node, prompt)."""
+    return _ablate_groups(model, saes, ids, metric, [[node] for node in nodes])
+
+
+def _ablate_groups(model: ModelWithHooks, saes: Sequence[LoadedSAE], ids: torch.Tensor, metric: _Metric,
+                   groups: list[list[Node]]) -> list[float]:
+    """m with each group's nodes ablated together (the prompts' mean), batched: a row per (group, prompt)."""
     import torch
 
-    if not nodes:
+    if not groups:
         return []
     p, t = ids.shape
-    rows = ids.repeat(len(nodes), 1)
+    rows = ids.repeat(len(groups), 1)
     plan = _Plan()
     for loaded in saes:
-        keep = torch.ones(len(nodes) * p, t, loaded.d_sae, dtype=loaded.sae.dtype, device=ids.device)
-        keep_e = torch.ones(len(nodes) * p, t, 1, dtype=loaded.sae.dtype, device=ids.device)
-        for i, node in enumerate(nodes):
-            if node.sae != loaded.name:
-                continue
-            if node.feature is None:
-                keep_e[i * p:(i + 1) * p, node.position] = 0.0
-            else:
-                keep[i * p:(i + 1) * p, node.position, node.feature] = 0.0
+        keep = torch.ones(len(groups) * p, t, loaded.d_sae, dtype=loaded.sae.dtype, device=ids.device)
+        keep_e = torch.ones(len(groups) * p, t, 1, dtype=loaded.sae.dtype, device=ids.device)
+        for i, group in enumerate(groups):
+            for node in group:
+                if node.sae != loaded.name:
+                    continue
+                if node.feature is None:
+                    keep_e[i * p:(i + 1) * p, node.position] = 0.0
+                else:
+                    keep[i * p:(i + 1) * p, node.position, node.feature] = 0.0
         plan.keep[loaded.name], plan.keep_error[loaded.name] = keep, keep_e
     m, _ = _run(model, saes, rows, plan, metric)
-    return m.reshape(len(nodes), p).mean(1).tolist()
+    return m.reshape(len(groups), p).mean(1).tolist()
+
+
+def ablate_nodes(model: ModelWithHooks, saes: Sequence[LoadedSAE], prompts: Sequence[str], target: int | str,
+                 versus: int | str | None, nodes: Sequence[Node], *, full: float | None = None) -> float:
+    """The measured change of the metric with `nodes` ablated together: m(ablated) - m(full), averaged over
+    `prompts`, by the very path that gives a circuit node its `ablated` (one node: that value, up to rounding
+    of another batch shape). `full`: m(full) when known (a CircuitResult's), else computed in the same batch.
+    Nodes must be of these SAEs, at non-special positions of the prompts (a one-line InputError otherwise)."""
+    from saetui.sae.attribution import _frozen, token_id
+
+    by_name = {s.name: s for s in saes}
+    t_id = token_id(model, target, "target")
+    metric = _Metric(t_id, None if versus is None else token_id(model, versus, "versus"))
+    ids, special = _ids(model, list(prompts))
+    for node in nodes:
+        if node.sae not in by_name:
+            raise InputError(f"node {node.key}: no loaded SAE named {node.sae!r}")
+        if not 0 <= node.position < ids.shape[1] or bool(special[:, node.position].any()):
+            raise InputError(f"node {node.key}: position {node.position} is not a non-special position of the prompts")
+        if node.feature is not None:
+            by_name[node.sae].check_feature(node.feature)
+    groups = [list(nodes)] if full is not None else [[], list(nodes)]
+    with _frozen([model.model, *[s.sae for s in saes]]):
+        measured = _ablate_groups(model, sorted(saes, key=lambda s: s.layer), ids, metric, groups)
+    return measured[-1] - (full if full is not None else measured[0])
 
 
 def _faithfulness(model: ModelWithHooks, saes: Sequence[LoadedSAE], ids: torch.Tensor, special: torch.Tensor,

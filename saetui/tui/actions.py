@@ -33,6 +33,7 @@ SCOPES = {
     "specs": "steering specs (F4)",
     "detail": "feature detail",
     "why": "why? (the features behind a prediction)",
+    "circuit": "circuit (how the features behind a prediction connect across SAEs)",
     "rows": "every list (tokens, features, specs, why?)",
     "pick": "token picker (t / v in why?)",
 }
@@ -106,6 +107,16 @@ ACTIONS: list[Action] = [
     Action("steer(-1)", "A", "Push down", "add it signed to push the explained value down (a feature already in "
            "steering is turned around)", scope="why"),
     Action("close", "escape,q", "Close", "close", scope="why"),
+    Action("circuit", "c", "Circuit", "the feature circuit of this prediction across the SAEs (its target and versus)",
+           scope="why"),
+    # circuit screen
+    Action("move('up')", "up", "Up", "the node above: in the cell, then in the SAE before", scope="circuit", show=False),
+    Action("move('down')", "down", "Down", "the node below: in the cell, then in the SAE after", scope="circuit", show=False),
+    Action("move('left')", "left", "Left", "the nearest node at an earlier token", scope="circuit", show=False),
+    Action("move('right')", "right", "Right", "the nearest node at a later token", scope="circuit", show=False),
+    Action("ablate", "x", "Ablate", "ablate the selected node alone: the metric's measured change", scope="circuit"),
+    Action("open", "enter", "Open", "open the feature's detail", scope="circuit", show=False),
+    Action("close", "escape,q", "Close", "close (a circuit still being found is dropped)", scope="circuit"),
     # every list with a row cursor (saetui/tui/widgets/row_table.py); PageUp/PageDown are DataTable's own
     Action("scroll_top", "home", "First", "first row (PageUp/PageDown: a page)", scope="rows", show=False),
     Action("scroll_bottom", "end", "Last", "last row", scope="rows", show=False),
@@ -130,7 +141,7 @@ def key_text(keys: str) -> str:
     def one(key: str) -> str:
         names = {"plus": "+", "equals_sign": "=", "minus": "-", "space": "Space", "enter": "Enter",
                  "escape": "Esc", "delete": "Del", "backspace": "Backspace", "down": "Down", "up": "Up",
-                 "home": "Home", "end": "End"}
+                 "home": "Home", "end": "End", "left": "Left", "right": "Right"}
         return "+".join(names.get(part, part.capitalize() if len(part) > 1 else part) for part in key.split("+"))
 
     return " / ".join(one(k) for k in keys.split(","))

@@ -235,6 +235,12 @@ class SaeTuiApp(LoadingApp, App[None]):
         prompt, chat = self.analysis_input
         self.push_screen(WhyScreen(self.session, prompt, message.position, token, chat=chat))
 
+    def on_circuit_asked(self, message: msg.CircuitAsked) -> None:
+        from saetui.tui.screens.circuit import CircuitScreen
+
+        self.push_screen(CircuitScreen(self.session, message.prompt, message.target, message.versus,
+                                       upto=message.upto, chat=message.chat))
+
     def on_heat_feature(self, message: msg.HeatFeature) -> None:  # from the search results: shown on F2
         self.tokens.toggle_heat(message.sae, message.feature)
         self.action_show_tab("tokens")

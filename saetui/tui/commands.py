@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from saetui.tui.app import SaeTuiApp
 
 # (prefix typed in the palette, the method taking the rest as its argument, help): the app's own (what is
-# loaded and shown), or `PANE.method` for a command that acts on what a pane shows
+# loaded and shown), `PANE.method` for a command that acts on what a pane shows, or `module:function` taking
+# (app, argument) for one that opens a screen of its own (imported when run)
 _WITH_ARGUMENT = [
     ("load model ", "load_model", "HF id or local directory; the demo SAE is dropped"),
     ("load sae ", "load_sae", "RELEASE/SAE_ID, a sae-lens directory or params.npz"),
@@ -30,6 +31,8 @@ _WITH_ARGUMENT = [
     ("save vector ", "search.save_vector", "keep the last contrast's A−B direction as a named steering vector"),
     ("steer vector ", "steer.steer_vector", "add a saved steering vector to the steering specs"),
     ("health ", "action_health", "SAE health over a .txt/.jsonl corpus: L0, FVU, the loss with each SAE spliced in, dead/dense"),
+    ("circuit ", "saetui.tui.screens.circuit:palette_circuit",
+     "TARGET \\[VERSUS]: the feature circuit of the prompt's next token across the SAEs (Paris = ' Paris'; quote exact text)"),
 ]
 
 
@@ -39,7 +42,12 @@ class SaetuiCommands(Provider):
         return self.app  # type: ignore[return-value]
 
     def _command(self, method: str) -> Callable[..., Any]:
-        """`load_model` is the app's; `steer.save_preset` the Steer pane's."""
+        """`load_model` is the app's; `steer.save_preset` the Steer pane's; `module:function` that function's."""
+        if ":" in method:
+            import importlib
+
+            module, name = method.split(":")
+            return partial(getattr(importlib.import_module(module), name), self._app)
         owner: Any = self._app
         for part in method.split("."):
             owner = getattr(owner, part)

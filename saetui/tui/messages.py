@@ -57,6 +57,18 @@ class WhyAsked(Message):
 
 
 @dataclass
+class CircuitAsked(Message):
+    """Show the feature circuit of `prompt`'s next token (of its tokens 0..`upto` when given) for logit(target) -
+    logit(versus): token ids or texts, checked when the circuit is found."""
+
+    prompt: str
+    target: int | str
+    versus: int | str | None = None
+    upto: int | None = None
+    chat: Any = False
+
+
+@dataclass
 class SpanChanged(Message):
     """The token table's span selection: tokens start..end-1, or None when it ended."""
 

@@ -14,11 +14,12 @@ import torch
 from saetui.errors import InputError
 from saetui.models.model import ModelWithHooks
 from saetui.models.synthetic import TINY_ARCHITECTURES
-from saetui.sae.circuit import CircuitSettings, find_circuit
+from saetui.sae.circuit import CircuitSettings, Node, ablate_nodes, find_circuit
 from saetui.sae.manager import SAEManager
 from saetui.steering.hooks import SteeringHooks
 from saetui.steering.spec import SteeringSpec, resolve
 from tests.conftest import hook_ids
+from tests.tolerance import assert_close_reduction, path_length
 
 PROMPT = "The cat sat on the mat and"
 EARLY, LATE = "blocks.1.hook_resid_post", "blocks.2.hook_resid_post"
@@ -68,6 +69,34 @@ def test_measured_ablations_equal_steering_ablate_on_every_architecture(model_di
         checked += 1
     assert checked >= 2
     assert result.faithfulness[-1]["score"] == pytest.approx(1.0, abs=1e-4)  # every feature node kept: the full model
+
+
+def test_ablate_nodes_gives_each_top_node_its_ablated_and_a_group_what_steering_gives(model_dirs, make_sae):
+    """The app's ablate key (ablate_nodes): one node alone measures what the result's `ablated` says (another batch
+    shape: equal up to the rounding of a forward), several together what steering's ablate mode gives them."""
+    model, saes = _setup(model_dirs, make_sae, "llama")
+    target, versus = _target(model)
+    result = find_circuit(model, list(saes), [PROMPT], target, versus, settings=CircuitSettings(nodes=20, steps=2, verify=8))
+    n = path_length(model, f"blocks.{model.n_layers - 1}.hook_resid_post", 96) + model.d_model  # and the unembedding
+    verified = [node for node in result.nodes if node.ablated is not None]
+    assert len(verified) == 8
+    for node in verified:
+        got = ablate_nodes(model, list(saes), [PROMPT], target, versus, [node], full=result.full)
+        scale = max(abs(result.full), abs(result.full + node.ablated))
+        assert_close_reduction(torch.tensor(got), torch.tensor(node.ablated), n=n, scale=scale, dtype=torch.float32,
+                               what=node.key)
+    features = [node for node in result.nodes if node.feature is not None][:2]
+    specs = [resolve(SteeringSpec(f.feature, 0.0, mode="ablate", sae=f.sae, scope=f"{f.position}:{f.position + 1}"), saes)
+             for f in features]
+    together = ablate_nodes(model, list(saes), [PROMPT], target, versus, features)  # m(full) computed beside it
+    want = _metric(model, saes, target, versus, specs) - _metric(model, saes, target, versus, [])
+    assert together == pytest.approx(want, rel=1e-3, abs=1e-4)
+    before = hook_ids(model.model)
+    for bad, match in ((Node("nope", 1, 1, 0.0, 0.0), "no loaded SAE"), (Node("s0", 1, 0, 0.0, 0.0), "position 0"),
+                       (Node("s0", 10**6, 1, 0.0, 0.0), "out of range")):
+        with pytest.raises(InputError, match=match):
+            ablate_nodes(model, list(saes), [PROMPT], target, versus, [bad])
+    assert hook_ids(model.model) == before
 
 
 def test_estimates_and_edges_equal_finite_differences(model_dirs, make_sae):

@@ -128,3 +128,19 @@ def test_why_with_a_chosen_target_and_versus(snap_compare):
         await _steady(pilot)
 
     assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_circuit(snap_compare):
+    """The circuit screen at 80x24, opened from the palette on the README's example, `x` pressed on its strongest node."""
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"circuit Paris Rome")
+        await pilot.pause(0.4)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("x")
+        await _steady(pilot)
+
+    assert snap_compare(SaeTuiApp(prompt="The capital of France is"), terminal_size=(80, 24), run_before=run_before)

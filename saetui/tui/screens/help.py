@@ -14,7 +14,7 @@ from saetui.tui.actions import help_rows
 
 NOTES = [
     ("Ctrl+P", "command palette: load model ID|demo, load sae SPEC, use sae NAME, save/load preset NAME, "
-               "export analysis/generation JSON"),
+               "export analysis/generation JSON, circuit TARGET [VERSUS]"),
     ("search", "a feature number (12), words of a label (colour), or promotes WORD: features whose decoder "
                "raises WORD's logit most"),
     ("*", "after a token's index: a special token (BOS, EOS, pad); left out of summaries, search and the index"),

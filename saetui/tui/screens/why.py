@@ -224,3 +224,14 @@ class WhyScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_circuit(self) -> None:
+        """`c`: the circuit of the prediction explained here (saetui/tui/screens/circuit.py), on tokens 0..position."""
+        from saetui.tui.messages import CircuitAsked
+
+        if self.result is None:
+            self.notify("wait for the attribution: the circuit explains its target", severity="warning", timeout=3)
+            return
+        r = self.result
+        self.app.post_message(CircuitAsked(self.prompt, r.target.id, None if r.versus is None else r.versus.id,
+                                           upto=r.position, chat=self.chat))

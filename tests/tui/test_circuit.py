@@ -1,0 +1,259 @@
+"""The circuit screen (saetui/tui/screens/circuit.py) on the bundled demo, against Session.circuit called directly with
+the same arguments: the grid holds exactly the result's nodes, the selected node's edges are the result's, `x`
+measures what the library measures, bad input is one line on the screen, Esc closes at any time, and it fits
+60x20, 80x24 and 120x40. The conftest checks that no hook is left on the model after each test."""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import pytest
+import torch
+
+from saetui.errors import InputError
+from saetui.settings import CircuitSettings
+from saetui.tui.app import SaeTuiApp
+from saetui.tui.screens import circuit as circuit_screen
+from saetui.tui.screens.circuit import CircuitScreen, circuit_tokens
+from saetui.tui.snapshot import settle
+from saetui.tui.widgets.circuit_grid import CircuitGrid, node_item
+from saetui.tui.widgets.circuit_parts import edge_end
+from tests.tolerance import assert_close_reduction, path_length
+
+PROMPT = "The capital of France is"
+# smaller than the app's defaults (CircuitSettings()): the same code, a few seconds on a CPU
+FAST = CircuitSettings(nodes=20, steps=2, verify=6, edges_per_node=4)
+
+
+async def _open(pilot, target=" Paris", versus=" Rome", settings=FAST) -> CircuitScreen:
+    app = pilot.app
+    await settle(pilot)
+    screen = CircuitScreen(app.session, app.prompt_text, target, versus, settings=settings)
+    app.push_screen(screen)
+    await settle(pilot)
+    return screen
+
+
+def _grid_text(screen: CircuitScreen) -> str:
+    return screen.query_one(CircuitGrid).render().plain
+
+
+async def test_the_grid_holds_exactly_the_result_nodes_and_the_selection_shows_each_with_its_edges():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot)
+        want = app.session.circuit(PROMPT, " Paris", " Rome", settings=FAST)
+        cells = screen.cells
+        assert cells is not None and screen.error is None
+        assert cells.saes == ["demo", "demo-late"]  # hook order: blocks.1, then blocks.3
+        assert cells.tokens == want.tokens
+        got = {(cells.saes[r], c): [(n.key, n.effect, n.ablated) for n in nodes] for (r, c), nodes in cells.cells.items()}
+        expected: dict = {}
+        for n in want.nodes:  # already by |effect|: each cell keeps that order
+            expected.setdefault((n.sae, n.position), []).append((n.key, n.effect, n.ablated))
+        assert got == expected  # the same numbers: the same kernels on the same shapes
+        head = screen.query_one("#circuit-head").text()
+        assert f"{want.full:.3f}" in head and f"{want.empty:.3f}" in head and f"Spearman {want.spearman:.2f}" in head
+        for n in want.nodes:  # every node, selected, is on the grid and described with its edges
+            cells.select(next(m for m in screen.result.nodes if m.key == n.key))
+            screen._show_node()
+            await pilot.pause()
+            assert node_item(n) in _grid_text(screen), n.key
+            detail = screen.query_one("#circuit-node").text().splitlines()
+            assert f"estimate {n.effect:+.3f}" in detail[1]
+            for line, end, mine in ((detail[2], "from", "to"), (detail[3], "to", "from")):
+                edges = sorted((e for e in want.edges if e[mine] == n.key), key=lambda e: -abs(e["weight"]))
+                items = [f"{edge_end(e[end])} {e['weight']:+.3g}" for e in edges]
+                shown = [item for item in items if item in line]
+                assert shown == items[:len(shown)] and (shown or not items), (n.key, line)
+                hidden = len(items) - len(shown)
+                assert (f"+{hidden} more" in line) == (hidden > 0), (n.key, line)
+        assert any(e["to"] in {n.key for n in want.nodes} for e in want.edges)  # some node above had edges in
+
+
+async def test_arrow_keys_walk_the_strongest_cell_then_the_next_sae():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot)
+        cells = screen.cells
+        first = screen.result.nodes[0]  # the selection starts on the strongest node
+        assert cells.selected is first
+        same = [n for n in screen.result.nodes if (n.sae, n.position) == (first.sae, first.position)]
+        walked = [cells.selected.key]
+        for _ in same[1:]:
+            await pilot.press("down")
+            walked.append(cells.selected.key)
+        assert walked == [n.key for n in same]
+        await pilot.press("down")  # past the cell's last node: the next SAE's row
+        assert cells.selected.sae != first.sae and cells.selected.sae == "demo-late"
+        await pilot.press("up")
+        assert cells.selected is same[-1]
+        assert node_item(same[-1]) in _grid_text(screen)  # scrolled into view (+N more elsewhere)
+        from saetui.tui.screens.feature_detail import FeatureDetailScreen
+
+        await pilot.press("enter")  # the selected feature's detail, over the circuit
+        await settle(pilot)
+        assert isinstance(app.screen, FeatureDetailScreen)
+        assert (app.screen.sae, app.screen.feature) == (same[-1].sae, same[-1].feature)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+
+
+async def test_x_shows_the_change_the_library_measures():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot)
+        node = screen.cells.selected
+        assert node.ablated is not None  # the strongest node is one of the top `verify`, measured by find_circuit
+        await pilot.press("x")
+        await settle(pilot)
+        got = screen.measured[node.key]
+        # Session.ablate_circuit on the same result and node: the same kernels on the same shapes
+        assert got == app.session.ablate_circuit(screen.result, [node])
+        model = app.session.model
+        n = path_length(model, f"blocks.{model.n_layers - 1}.hook_resid_post", 1024) + model.d_model
+        assert_close_reduction(torch.tensor(got), torch.tensor(node.ablated), n=n, dtype=torch.float32,
+                               scale=max(abs(screen.result.full), abs(screen.result.full + node.ablated)))
+        assert f"x: {got:+.3f} now" in screen.query_one("#circuit-node").text()
+
+
+async def test_palette_circuit_with_a_bad_target_is_one_line_on_the_screen_and_esc_closes():
+    from tests.tui.test_defects import palette
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        with pytest.raises(InputError) as direct:
+            app.session.circuit(PROMPT, "Parisian-capital")
+        await palette(pilot, "circuit Parisian-capital")
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CircuitScreen) and screen.result is None
+        assert screen.error == str(direct.value) and "\n" not in screen.error
+        head = " ".join(screen.query_one("#circuit-head").text().split())
+        assert head == f"circuit failed: {direct.value}"  # wrapped to the width, nothing left out
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, CircuitScreen)
+        await palette(pilot, "circuit Paris Rome extra")  # three arguments: a toast, no screen
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, CircuitScreen)
+        assert any("TARGET [VERSUS]" in n.message for n in app._notifications)
+
+
+async def test_palette_words_take_the_space_before_them_quotes_are_exact_digits_ids():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        tok = app.session.model.tokenizer
+        assert len(tok.encode(" Paris", add_special_tokens=False)) == 1
+        assert circuit_tokens("Paris Rome", tok) == (" Paris", " Rome")
+        assert circuit_tokens("'Paris' \" Rome\"", tok) == ("Paris", " Rome")
+        assert circuit_tokens("42", tok) == (42, None)
+        with pytest.raises(InputError, match="TARGET"):
+            circuit_tokens("", tok)
+
+
+async def test_esc_while_finding_drops_the_result_and_an_error_midway_leaves_no_hook(monkeypatch):
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        gate, real, done = threading.Event(), app.session.circuit, threading.Event()
+
+        def held(*args, **kwargs):  # the circuit is found only once the test has pressed Esc
+            gate.wait(30)
+            try:
+                return real(*args, **kwargs)
+            finally:
+                done.set()
+
+        monkeypatch.setattr(app.session, "circuit", held)
+        called, call = [], app.call_from_thread
+
+        def spy(callback, *args, **kwargs):  # what the worker hands to the screen
+            called.append(getattr(callback, "__name__", repr(callback)))
+            return call(callback, *args, **kwargs)
+
+        monkeypatch.setattr(app, "call_from_thread", spy)
+        screen = CircuitScreen(app.session, PROMPT, " Paris", " Rome", settings=FAST)
+        app.push_screen(screen)
+        await pilot.pause()
+        assert app.screen is screen and screen.result is None
+        await pilot.press("escape")  # while the worker is still finding it
+        assert not isinstance(app.screen, CircuitScreen)
+        gate.set()
+        assert done.wait(60)  # a closed screen's worker is no longer the app's to wait for: the test waits
+        await pilot.pause(0.5)
+        await settle(pilot)
+        assert called == [] and screen.result is None and screen.cells is None  # what it found was dropped
+        monkeypatch.undo()
+        loaded = app.session.saes.get("demo-late")
+        original = type(loaded.sae).encode
+        calls = {"n": 0}
+
+        def failing(self, x):  # the 5th encode fails, midway through the integrated gradients
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise RuntimeError("encode blew up")
+            return original(self, x)
+
+        monkeypatch.setattr(type(loaded.sae), "encode", failing)
+        screen = await _open(pilot)
+        assert screen.error == "encode blew up" and "encode blew up" in screen.query_one("#circuit-head").text()
+        assert app.is_running
+        monkeypatch.undo()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, CircuitScreen)
+
+
+async def test_c_on_why_opens_the_circuit_of_its_prediction_on_the_tokens_up_to_it(monkeypatch):
+    from saetui.tui.screens.why import WhyScreen
+    from saetui.tui.widgets.token_table import TokenTable
+
+    monkeypatch.setattr(circuit_screen, "CircuitSettings", functools.partial(CircuitSettings, **FAST.__dict__))
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one(TokenTable).focus()
+        await pilot.press("down", "down", "down", "w")  # ' of': the prediction after "The capital of"
+        await settle(pilot)
+        why = app.screen
+        assert isinstance(why, WhyScreen) and why.result is not None
+        await pilot.press("c")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CircuitScreen) and screen.error is None, getattr(screen, "error", None)
+        assert screen.result.prompts == ["The capital of"] and screen.result.target_id == why.result.target.id
+        want = app.session.circuit("The capital of", why.result.target.id, settings=FAST)
+        assert [(n.key, n.effect) for n in screen.result.nodes] == [(n.key, n.effect) for n in want.nodes]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is why
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
+async def test_the_screen_fits_the_terminal_and_the_selection_stays_in_view(size):
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=size) as pilot:
+        screen = await _open(pilot)
+        width, height = size
+        for keys in ([], ["down"] * 8, ["left"], ["down"] * 20):
+            await pilot.press(*keys)
+            await pilot.pause()
+            grid = screen.query_one(CircuitGrid)
+            lines = grid.render().plain.splitlines()
+            assert len(lines) <= grid.content_size.height and all(len(line) <= grid.content_size.width for line in lines)
+            assert node_item(screen.cells.selected) in "\n".join(lines)
+            for part in ("#circuit-head", "#circuit-node", "#circuit-curve"):
+                widget = screen.query_one(part)
+                assert all(len(line) <= widget.content_size.width for line in widget.text().splitlines()), part
+                assert widget.region.bottom <= height and widget.region.right <= width, part
+        curve = screen.query_one("#circuit-curve").text().splitlines()
+        assert "k nodes" in curve[-1] or curve[-1].lstrip().startswith("k")
+        assert [int(k) for k in curve[-1].split()[-len(screen.result.faithfulness):]] == \
+            [p["nodes"] for p in screen.result.faithfulness]
