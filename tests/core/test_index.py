@@ -449,8 +449,10 @@ def test_running_out_of_memory_halves_the_documents_per_forward_and_loses_nothin
         return original(self, batch, *args, **kwargs)
 
     monkeypatch.setattr(ActivationCollector, "run", small_memory)
-    with pytest.warns(UserWarning, match="out of CPU memory with 8 documents per forward: going on with 4"):
+    with pytest.warns(UserWarning, match="out of CPU memory") as caught:
         halved = build_index(gemma2, loaded, TEXTS, tmp_path / "halved", settings=settings, progress=False)
+    assert [str(w.message) for w in caught] == [f"out of CPU memory with {n} documents per forward: going on with {n // 2}"
+                                                for n in (8, 4)]  # one line per halving
     assert sizes[:3] == [8, 4, 2] and set(sizes[3:]) <= {1, 2}  # halved for good, not retried at 8 every batch
     for name in ("tokens", "doc_start"):
         assert torch.equal(getattr(whole, name), getattr(halved, name)), name

@@ -98,6 +98,7 @@ async def test_2x_without_a_feature_index_says_to_type_raw_coefficients(monkeypa
         assert any("no known max activation (no feature index): sweep raw coefficients" in n for n in notes(app))
 
 
+@pytest.mark.filterwarnings("ignore:prompt cut to its first")  # the library's warning; the app says it on screen
 async def test_an_over_long_prompt_is_analyzed_cut_and_says_so():
     app = SaeTuiApp(prompt=LONG)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -109,6 +110,7 @@ async def test_an_over_long_prompt_is_analyzed_cut_and_says_so():
         assert said in app.query_one(StatusBar).note  # on the status line too, not replaced by the analysis
 
 
+@pytest.mark.filterwarnings("ignore:prompt cut to its first")  # the library's warning; the app says it on screen
 async def test_generating_from_an_over_long_prompt_is_refused_in_one_line():
     app = SaeTuiApp(prompt=LONG)
     async with app.run_test(size=(80, 24)) as pilot:
