@@ -53,38 +53,52 @@ def p95(values: list[float]) -> float:
 
 
 async def key_latencies(app, pilot, keys: int, side: list[float] | None = None) -> list[float]:
-    """Seconds from a key event to the screen repainted after the table moved its cursor, for `keys` up/down presses.
+    """Seconds from a key event to the first screen update that shows the table's cursor moved, for `keys` up/down
+    presses.
 
-    With `side` given, also appends the seconds until the side list shows the new token's features,
-    repainted (it follows the cursor one frame later, so a held arrow key only fills it where it rests).
-    The key is injected like a terminal's (simulate_key) rather than with pilot.press, which waits
-    for the message queue to drain and never does while text streams in.
+    With `side` given, also appends the seconds until the first update that shows the side list filled with the new
+    token's features (it follows the cursor one frame later, so a held arrow key only fills it where it rests).
+    Updates are timed where the app hands a rendered frame to the terminal driver (`App._display`, after the
+    compositor has rendered it), with the cursor row and the side list's rows at that moment; a frame counts for a
+    key only once it holds the key's effect. (Waiting for `call_after_refresh` instead timed whatever ran after
+    the frame too, in an order that depended on how far each app's messages bubble.) The key is injected like a
+    terminal's (simulate_key) rather than with pilot.press, which waits for the message queue to drain and never
+    does while text streams in.
     """
     table = app.query_one("#token-table")
     features = app.query_one("#token-features")
     table.focus()
     await pilot.pause()
-    out = []
+    frames: list[tuple[float, int, object]] = []  # (when, cursor row, side-list rows) of each frame displayed
+    display = app._display
 
-    async def painted() -> None:
-        done = asyncio.Event()
-        app.call_after_refresh(done.set)  # runs once the screen has been repainted
-        await done.wait()
+    def timed_display(screen, renderable) -> None:
+        display(screen, renderable)
+        if renderable is not None:
+            frames.append((time.perf_counter(), table.cursor_row, features._rows))
 
-    for i in range(keys):
-        before, rows = table.cursor_row, features._rows  # show() replaces the list: a new one means filled again
-        start = time.perf_counter()
-        app.simulate_key("down" if i % 10 < 5 else "up")
-        while table.cursor_row == before:
+    app._display = timed_display
+
+    async def first_frame(after: float, shows) -> float:
+        while True:
+            for when, row, rows in frames:
+                if when >= after and shows(row, rows):
+                    return when
             await asyncio.sleep(0.0002)
-        await painted()
-        out.append(time.perf_counter() - start)
-        if side is not None:
-            while features._rows is rows:
-                await asyncio.sleep(0.0002)
-            await painted()
-            side.append(time.perf_counter() - start)
-        await asyncio.sleep(0.01)
+
+    out = []
+    try:
+        for i in range(keys):
+            before, rows = table.cursor_row, features._rows  # show() replaces the list: a new one means filled again
+            frames.clear()
+            start = time.perf_counter()
+            app.simulate_key("down" if i % 10 < 5 else "up")
+            out.append(await first_frame(start, lambda row, _: row != before) - start)
+            if side is not None:
+                side.append(await first_frame(start, lambda _, shown: shown is not rows) - start)
+            await asyncio.sleep(0.01)
+    finally:
+        app._display = display
     return out
 
 
