@@ -4,9 +4,10 @@ lexicon: the corpus's general vocabulary (`lexicon.json`) from wordfreq + lemmin
          the shipped JSON is what the corpus generator reads, so only rebuilding it needs the extra.
 model:   a byte-level BPE tokenizer (6,144 entries: common words and every category word are single
          tokens, digits are split one per token; chat markers are special tokens, with a chat template)
-         and a ~1.9M-parameter Gemma-2 (4 layers, width 128) trained on packed documents from the
+         and a ~1.8M-parameter Gemma-2 (4 layers, width 128) trained on packed documents from the
          planted-structure corpus.
-sae:     one JumpReLU SAE per entry of `saetui.demo.SAES` (an early and the last layer's resid_post),
+sae:     one JumpReLU SAE per entry of `saetui.demo.SAES` (an early and the last layer's resid_post, of the
+         width each names),
          trained with sae-lens's JumpReLUTrainingSAE (quadratic L0 penalty around a target) on
          activations of the demo model, BOS/EOS/pad/chat-marker positions excluded, inputs scaled to
          norm sqrt(d) and the scale folded back in.
@@ -273,8 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         hooks = [s.hook_name for s in SAES]
         acts = collect_sae_inputs(MODEL_DIR, hooks, 4000, SAE_SEED + args.seed)
         for demo_sae in SAES:
-            train_sae(out=demo_sae.sae_dir, layer=demo_sae.layer, steps=args.sae_steps, seed=args.seed,
-                      acts=acts[demo_sae.hook_name])
+            train_sae(out=demo_sae.sae_dir, layer=demo_sae.layer, width=demo_sae.width, steps=args.sae_steps,
+                      seed=args.seed, acts=acts[demo_sae.hook_name])
             print(f"sae {demo_sae.name} done at {time.time() - start:.0f}s", flush=True)
     if args.what in ("index", "all"):
         for demo_sae in SAES:
