@@ -1,6 +1,7 @@
 """The demo corpus's sentence grammar: `Writer` builds sentences from composable phrases over the category
 words (saetui.demo.words) and the general vocabulary (lexicon.json), into a `Document` that keeps every
-category word's character span. saetui.demo.corpus chooses what kind of text each document is."""
+category word's character span (number phrases, in words and digits, come from saetui.demo.numbers's
+NumberPhrases). saetui.demo.corpus chooses what kind of text each document is."""
 
 from __future__ import annotations
 
