@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 LEXICON_FILE = Path(__file__).parent / "lexicon.json"
@@ -29,7 +30,8 @@ wait walk work cry dance fall jump shout sing stop agree appear disappear happen
 whisper breathe fly float grow climb hike relax shop skate sail sneeze yawn complain cheer""".split()
 
 # Words never used as general vocabulary: they collide with a category word ("may", "march", "turkey",
-# "mark"), belong to a category in another form, or are not fit for a demo.
+# "mark"), belong to a category in another form, are a planted fact's thing or sound (the sky is blue, a cow
+# says moo: never another colour or animal), or are not fit for a demo.
 EXCLUDE = set("""may march turkey china chile mark august bill grace sue will rose jack rob pat
 hot cold warm cool fish duck bear fox owl bat seal orange lime gold colour color blue red green
 one ones won monday sunday
@@ -45,6 +47,8 @@ parliamentary legislative electoral democratic racial racism abusive psychiatric
 violent cancer disease crime terror invasion bullet conspiracy stupid dumb amber mild
 interested worried confused pleased relaxed anxious furious unhappy miserable glad sorry afraid mad thankful
 eager desperate asleep fond
+sky sun sea snow grass coal blood pumpkin lemon strawberry chalk mud moo woof meow quack baa roar neigh hoot
+croak squeak oink buzz howl hiss bray tweet slavery ken
 """.split())
 
 FUNCTION_WORDS = set("""a an the this that these those my your his her its our their some any many much
@@ -124,3 +128,36 @@ def write_lexicon(path: Path = LEXICON_FILE) -> Path:
 
 def load_lexicon(path: Path = LEXICON_FILE) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@dataclass
+class SamplingLexicon:
+    """The general vocabulary as the sentence writer draws from it: words with sampling weights."""
+
+    nouns: list[tuple[str, str]]
+    noun_w: list[float]
+    adjectives: list[str]
+    adj_w: list[float]
+    adverbs: list[str]
+    trans: list[tuple[str, ...]]
+    trans_w: list[float]
+    intrans: list[tuple[str, ...]]
+    intrans_w: list[float]
+
+
+_LEX: SamplingLexicon | None = None
+
+
+def sampling_lexicon() -> SamplingLexicon:
+    """lexicon.json, loaded once, as word lists with sampling weights."""
+    global _LEX
+    if _LEX is None:
+        raw = load_lexicon()
+        # Sampling weights: frequency^0.4 flattens the long tail so rarer words are still seen often.
+        nouns = [(n[0], n[1]) for n in raw["nouns"]]
+        verbs = {k: [tuple(v[:5]) for v in raw["verbs"] if v[5] == k] for k in "TI"}
+        vw = {k: [max(v[6], 1e-6) ** 0.4 for v in raw["verbs"] if v[5] == k] for k in "TI"}
+        _LEX = SamplingLexicon(nouns, [n[2] ** 0.4 for n in raw["nouns"]], [a[0] for a in raw["adjectives"]],
+                               [a[1] ** 0.4 for a in raw["adjectives"]], [a[0] for a in raw["adverbs"]],
+                               verbs["T"], vw["T"], verbs["I"], vw["I"])
+    return _LEX

@@ -5,29 +5,33 @@ mean L0, fraction of variance unexplained, the loss with the SAE's reconstructio
 point (non-special tokens) against the clean loss, and the share of features that never fire.
 BOS/EOS/pad/chat-marker positions are left out of every SAE number, as in training.
 
-On sentences typed by hand (`typed_sentences.txt`, never used in training), per category: the feature
-chosen on held-out corpus text as the category's best detector, the share of the category's words it
-fires on, and the share of other tokens it fires on. Also the planted capitals (plain and in chat format).
+Per category: the feature chosen on held-out corpus text as the category's best detector, the share of the
+category's words it fires on and the share of other tokens it fires on, side by side on held-out corpus
+text (frames the model trained on), on sentences typed by hand (`typed_sentences.txt`) and on hand-written
+sentences in frames the corpus never writes (`heldout_frames.txt`, issue 27); the number detector also on
+numbers written in digits. Also the planted facts (capitals, colours of things, animal sounds), completed in
+plain text and answered in chat format.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from saetui.demo import SAES
-from saetui.demo.corpus import WORDS, Document, generate_corpus
+from saetui.demo.corpus import Document, generate_corpus, mark_categories
 from saetui.demo.train import HELDOUT_SEED
 from saetui.models.hooks import HookSet
 
 TYPED_SENTENCES = Path(__file__).parent / "typed_sentences.txt"
+#: Hand-written sentences in frames no training document uses (issue 27).
+HELDOUT_FRAMES = Path(__file__).parent / "heldout_frames.txt"
 #: The categories whose detectors are measured on typed sentences (pronouns and names are left out:
 #: "I"/"you" and names are not what a category feature is for).
-DETECTED = ("color", "animal", "country", "capital", "number", "emotion", "weather", "food", "day", "month")
+DETECTED = ("color", "animal", "country", "capital", "city", "number", "emotion", "weather", "food", "day", "month")
 
 
 def heldout_texts(n_docs: int) -> list[str]:
@@ -35,16 +39,15 @@ def heldout_texts(n_docs: int) -> list[str]:
 
 
 def typed_sentences(path: Path = TYPED_SENTENCES) -> list[Document]:
-    """The hand-written sentences, each word of a category marked by looking it up in WORDS."""
-    category_of = {w.lower(): cat for cat, words in WORDS.items() for w in words}
-    docs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        spans = [(m.start(), m.end(), category_of[m.group().lower()]) for m in re.finditer(r"[A-Za-z]+", line)
-                 if m.group().lower() in category_of]
-        docs.append(Document(line, spans))
-    return docs
+    """The hand-written sentences of a file (one a line; `#` comments and `[kind]` headers skipped), each
+    category word marked by `mark_categories` (WORDS, multi-word names, numbers in digits)."""
+    return [Document(line, mark_categories(line)) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith(("#", "["))]
+
+
+def heldout_frame_sentences() -> list[Document]:
+    """The hand-written sentences in frames no training document uses (`heldout_frames.txt`)."""
+    return typed_sentences(HELDOUT_FRAMES)
 
 
 def token_latents(model: Any, loaded: Any, docs: list[Document]) -> tuple[torch.Tensor, list[str | None], list[int]]:
@@ -98,17 +101,57 @@ def choose_detectors(lats: torch.Tensor, cats: list[str | None], words: list[int
     return chosen
 
 
-def typed_detection(model: Any, loaded: Any, heldout_docs: int = 300) -> dict[str, dict[str, float]]:
-    """Detectors chosen on held-out corpus text, measured on the typed sentences."""
-    held = generate_corpus(heldout_docs, seed=HELDOUT_SEED)
-    chosen = choose_detectors(*token_latents(model, loaded, held))
-    lats, cats, words = token_latents(model, loaded, typed_sentences())
-    out = {}
+#: The texts each category's detector is measured on: held-out corpus documents (frames the model trained on,
+#: where the detector is chosen), the typed sentences, and the hand-written sentences in frames no training
+#: document uses.
+TEXT_SETS = ("in-frame", "typed", "held-out frames")
+
+
+def _digits_apart(docs: list[Document]) -> list[Document]:
+    """The same documents with numbers written in digits marked "digits" instead of "number"."""
+    return [Document(d.text, [(s, e, "digits" if c == "number" and d.text[s].isdigit() else c) for s, e, c in d.spans])
+            for d in docs]
+
+
+def detection(model: Any, loaded: Any, heldout_docs: int = 300) -> dict[str, dict[str, Any]]:
+    """Per category: the detector chosen on held-out corpus text and, on each of TEXT_SETS, the share of the
+    category's words it fires on, the share of other tokens it fires on and the number of words
+    ({"feature", SET: (recall, other, n_words)}); for "number" also "digits": the same on numbers in digits."""
+    texts = {"in-frame": generate_corpus(heldout_docs, seed=HELDOUT_SEED),
+             "typed": typed_sentences(), "held-out frames": heldout_frame_sentences()}
+    latents = {k: token_latents(model, loaded, docs) for k, docs in texts.items()}
+    chosen = choose_detectors(*latents["in-frame"])
+    out: dict[str, dict[str, Any]] = {}
     for cat, f in chosen.items():
-        recall, other = detector_scores(lats, cats, words, cat)
-        out[cat] = {"feature": f, "recall": float(recall[f]), "other": float(other[f]),
-                    "words": sum(1 for w in set(zip(words, cats)) if w[1] == cat)}
+        out[cat] = {"feature": f}
+        for k, (lats, cats, words) in latents.items():
+            recall, other = detector_scores(lats, cats, words, cat)
+            out[cat][k] = (float(recall[f]), float(other[f]), len({w for w, c in zip(words, cats) if c == cat}))
+    f = chosen["number"]
+    out["number"]["digits"] = {}
+    for k, docs in texts.items():
+        lats, cats, words = latents[k]
+        digit_cats = [c for d in _digits_apart(docs) for c in _token_cats(model, d)]
+        recall, _ = detector_scores(lats, digit_cats, words, "digits")
+        out["number"]["digits"][k] = (float(recall[f]), len({w for w, c in zip(words, digit_cats) if c == "digits"}))
     return out
+
+
+def _token_cats(model: Any, doc: Document) -> list[str | None]:
+    """The category of each non-special token of `doc`, as token_latents assigns them."""
+    enc = model.tokenizer(doc.text, return_offsets_mapping=True, add_special_tokens=True)
+    out = []
+    for tok, (s, e) in zip(enc["input_ids"], enc["offset_mapping"]):
+        if model.is_special(tok):
+            continue
+        hit = [c for ws, we, c in doc.spans if s < we and e > ws]
+        out.append(hit[0] if hit else None)
+    return out
+
+
+def passes(scores: tuple[float, float, int]) -> bool:
+    """A detector passes on a text: it fires on >= 80% of the category's words and <= 10% of other tokens."""
+    return scores[0] >= 0.8 and scores[1] <= 0.1
 
 
 def measure(n_docs: int = 400, batch_size: int = 32, sae_dir: Path | None = None, sae: str | None = None) -> dict[str, Any]:
@@ -174,25 +217,44 @@ def _measure(model: Any, loaded: Any, texts: list[str], batch_size: int = 32) ->
     }
 
 
-def capitals(model: Any, saes: Any, chat: bool = False) -> tuple[int, int]:
-    """(right, total) greedy completions of the planted capital facts, plain or as a chat question."""
-    from saetui.demo.corpus import CAPITALS, capital_prompts
+def _answers(model: Any, saes: Any, cases: list[tuple[str, str, str]], chat: bool) -> int:
+    """How many of (plain prompt, chat question, answer) the model gets right greedily: plain, the next words
+    start with the answer; in chat, the reply (at most 8 tokens) contains it."""
     from saetui.steering.generate import SteeringEngine
 
     engine = SteeringEngine(model, saes)
     right = 0
-    for (prompt, answer), country in zip(capital_prompts(), CAPITALS):
+    for prompt, question, answer in cases:
         if chat:
-            text = model.tokenizer.apply_chat_template([{"role": "user", "content": f"What is the capital of {country}?"}],
+            text = model.tokenizer.apply_chat_template([{"role": "user", "content": question}],
                                                        add_generation_prompt=True, tokenize=False)
             ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
             with torch.inference_mode():
                 out = model.model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False)
-            right += answer.strip() in model.tokenizer.decode(out[0, len(ids):])
+            right += answer.strip().lower() in model.tokenizer.decode(out[0, len(ids):]).lower()
         else:
             (res,) = engine.run(prompt, [[]], max_new_tokens=3)
             right += res.text.startswith(answer)
-    return right, len(CAPITALS)
+    return right
+
+
+def capitals(model: Any, saes: Any, chat: bool = False) -> tuple[int, int]:
+    """(right, total) greedy completions of the planted capital facts, plain or as a chat question."""
+    from saetui.demo.corpus import CAPITALS, capital_prompts
+
+    cases = [(prompt, f"What is the capital of {country}?", answer) for (prompt, answer), country in zip(capital_prompts(), CAPITALS)]
+    return _answers(model, saes, cases, chat), len(cases)
+
+
+def facts(model: Any, saes: Any) -> dict[str, tuple[int, int, int]]:
+    """Per planted fact kind (capitals, colours of things, animal sounds): (right in plain text, right in
+    chat, total)."""
+    from saetui.demo.corpus import CAPITALS, capital_prompts, colour_prompts, sound_prompts
+
+    kinds = {"capitals": [(p, f"What is the capital of {c}?", a) for (p, a), c in zip(capital_prompts(), CAPITALS)],
+             "colours of things": colour_prompts(), "animal sounds": sound_prompts()}
+    return {k: (_answers(model, saes, cases, False), _answers(model, saes, cases, True), len(cases))
+            for k, cases in kinds.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -212,17 +274,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SAE {r['name']} ({r['d_sae']} features at {r['hook']}): mean L0 {r['sae_mean_l0']:.1f}, FVU {r['sae_fvu']:.3f}, "
               f"dead features {r['dead_fraction']:.1%}; loss with it spliced in {r['spliced_loss']:.4f} vs clean "
               f"{r['model_loss']:.4f} ({r['ce_increase_fraction']:+.2%})")
-    right, total = capitals(model, saes)
-    chat_right, _ = capitals(model, saes, chat=True)
-    print(f"capitals: {right}/{total} completed; {chat_right}/{total} answered in chat format")
-    n_typed = len(typed_sentences())
+    for kind, (plain, chat, total) in facts(model, saes).items():
+        print(f"{kind}: {plain}/{total} completed in plain text; {chat}/{total} answered in chat format")
+    print(f"category detectors: chosen on {300} held-out corpus documents; a category passes (*) with one feature on "
+          f">= 80% of its words and <= 10% of other tokens")
+    n_frames = len(heldout_frame_sentences())
+    best: dict[str, list[str]] = {k: [] for k in TEXT_SETS}
     for demo_sae in SAES:
-        res = typed_detection(model, saes.get(demo_sae.name))
-        good = [c for c, r in res.items() if r["recall"] >= 0.8 and r["other"] <= 0.1]
-        print(f"typed sentences ({n_typed}), SAE {demo_sae.name}: {len(good)}/{len(res)} categories have one feature on "
-              f">= 80% of their words and <= 10% of other tokens")
+        res = detection(model, saes.get(demo_sae.name))
+        good = {k: [c for c, r in res.items() if passes(r[k])] for k in TEXT_SETS}
+        for k in TEXT_SETS:
+            best[k] = sorted(set(best[k]) | set(good[k]), key=DETECTED.index)
+        print(f"SAE {demo_sae.name}: " + ", ".join(f"{k} {len(good[k])}/{len(res)}" for k in TEXT_SETS))
+        print(f"  {'category':8s} {'feature':>7s}  " + "  ".join(f"{k + ' (words)':>22s}" for k in TEXT_SETS))
         for cat, r in res.items():
-            print(f"  {cat:8s} feature {r['feature']:5d}: {r['recall']:6.1%} of {r['words']:2d} words, {r['other']:5.1%} of other tokens")
+            cells = [f"{r[k][0]:6.1%} {r[k][1]:5.1%} ({r[k][2]:3d}){'*' if passes(r[k]) else ' '}" for k in TEXT_SETS]
+            print(f"  {cat:8s} {r['feature']:7d}  " + "  ".join(f"{c:>22s}" for c in cells))
+        digits = res["number"]["digits"]
+        print("  number feature on numbers in digits: " + ", ".join(f"{k} {r:.1%} of {n}" for k, (r, n) in digits.items()))
+    print(f"best of the two SAEs: " + "; ".join(f"{k} {len(v)}/{len(DETECTED)}" for k, v in best.items()))
+    print(f"  held-out frames ({n_frames} hand-written sentences): {', '.join(best['held-out frames'])}")
     return 0
 
 

@@ -2,10 +2,12 @@
 
 lexicon: the corpus's general vocabulary (`lexicon.json`) from wordfreq + lemminflect (the `train` extra);
          the shipped JSON is what the corpus generator reads, so only rebuilding it needs the extra.
-model:   a byte-level BPE tokenizer (4,096 entries: common words are single tokens; chat markers are
-         special tokens, with a chat template) and a ~1.6M-parameter Gemma-2 (4 layers, width 128)
-         trained on packed documents from the planted-structure corpus.
-sae:     one JumpReLU SAE per entry of `saetui.demo.SAES` (an early and the last layer's resid_post),
+model:   a byte-level BPE tokenizer (6,144 entries: common words and every category word are single
+         tokens, digits are split one per token; chat markers are special tokens, with a chat template)
+         and a ~1.8M-parameter Gemma-2 (4 layers, width 128) trained on packed documents from the
+         planted-structure corpus.
+sae:     one JumpReLU SAE per entry of `saetui.demo.SAES` (an early and the last layer's resid_post, of the
+         width each names),
          trained with sae-lens's JumpReLUTrainingSAE (quadratic L0 penalty around a target) on
          activations of the demo model, BOS/EOS/pad/chat-marker positions excluded, inputs scaled to
          norm sqrt(d) and the scale folded back in.
@@ -27,7 +29,7 @@ from saetui.demo import DEMO_NAME, MODEL_DIR, SAES, DemoSAE
 from saetui.demo.corpus import CHAT_TOKENS, generate_corpus
 
 SEQ_LEN = 128
-VOCAB = 4096
+VOCAB = 6144
 # Corpus seeds: training text, SAE training text, held-out text for reports and tests.
 MODEL_SEED, SAE_SEED, HELDOUT_SEED = 0, 1, 2
 
@@ -42,20 +44,27 @@ CHAT_TEMPLATE = (
 
 
 def build_demo_tokenizer(texts: list[str], vocab_size: int = VOCAB) -> Any:
-    """Byte-level BPE that prepends <bos>: <pad>=0, <bos>=1, <eos>=2, then the chat markers, all special."""
+    """Byte-level BPE that prepends <bos>: <pad>=0, <bos>=1, <eos>=2, then the chat markers, all special.
+
+    Digits are single tokens, as in Gemma's tokenizer (any number typed is made of known pieces). Every
+    category word is one token in each of its forms (" cat", "Cat" at the start of a text, " Cat"): the
+    category words are added to the training texts often enough that BPE merges them whole."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    from saetui.demo.corpus import WORDS
     from saetui.models.synthetic import BOS_ID
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=["<pad>", "<bos>", "<eos>", *CHAT_TOKENS],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer)
+    forms = sorted({f for ws in WORDS.values() for w in ws for f in (w, " " + w, w[0].upper() + w[1:], " " + w[0].upper() + w[1:])})
+    tok.train_from_iterator(texts + ["\n".join(forms)] * 50, trainer)
     tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", BOS_ID)])
     out = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
                                   additional_special_tokens=list(CHAT_TOKENS))
@@ -92,7 +101,7 @@ def _lr(step: int, steps: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_model(out: Path = MODEL_DIR, *, steps: int = 650, batch_size: int = 32, n_docs: int = 30000,
+def train_model(out: Path = MODEL_DIR, *, steps: int = 1200, batch_size: int = 32, n_docs: int = 80000,
                 tokenizer_docs: int = 20000, seed: int = 0, log: Callable[[str], None] = print) -> Path:
     """Tokenizer + model, saved to `out` (config.json, model.safetensors, tokenizer files)."""
     from transformers import AutoModelForCausalLM, GenerationConfig
@@ -216,7 +225,7 @@ def build_demo_index(demo_sae: DemoSAE = SAES[0], n_docs: int = 1200, log: Calla
     from collections import Counter
 
     from saetui.demo import load_demo
-    from saetui.demo.corpus import WORDS
+    from saetui.demo.corpus import token_category
     from saetui.sae.index import IndexSettings, build_index
     from saetui.sae.search import save_labels
 
@@ -228,13 +237,12 @@ def build_demo_index(demo_sae: DemoSAE = SAES[0], n_docs: int = 1200, log: Calla
 
         shutil.rmtree(demo_sae.index_dir)
     index = build_index(model, loaded, texts, demo_sae.index_dir, settings=IndexSettings(top_k=20, batch_size=32), progress=False)
-    category_of = {w.lower(): cat for cat, words in WORDS.items() for w in words}
     labels = {}
     for f in range(loaded.d_sae):
         words = [model.token_texts([window[at]])[0].strip().lower() for _, window, at in index.examples(f)]
         if len(words) < 10:
             continue
-        cat, n = Counter(category_of.get(w) for w in words).most_common(1)[0]
+        cat, n = Counter(token_category(w) for w in words).most_common(1)[0]
         if cat is None or n < 0.8 * len(words):
             continue
         word, m = Counter(words).most_common(1)[0]
@@ -247,7 +255,7 @@ def build_demo_index(demo_sae: DemoSAE = SAES[0], n_docs: int = 1200, log: Calla
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the bundled demo model and SAEs (CPU).")
     parser.add_argument("what", choices=["lexicon", "model", "sae", "index", "all"])
-    parser.add_argument("--model-steps", type=int, default=650)
+    parser.add_argument("--model-steps", type=int, default=1200)
     parser.add_argument("--sae-steps", type=int, default=2500)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: the same weights whatever the core count, and no spinning on a shared one)")
@@ -266,8 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         hooks = [s.hook_name for s in SAES]
         acts = collect_sae_inputs(MODEL_DIR, hooks, 4000, SAE_SEED + args.seed)
         for demo_sae in SAES:
-            train_sae(out=demo_sae.sae_dir, layer=demo_sae.layer, steps=args.sae_steps, seed=args.seed,
-                      acts=acts[demo_sae.hook_name])
+            train_sae(out=demo_sae.sae_dir, layer=demo_sae.layer, width=demo_sae.width, steps=args.sae_steps,
+                      seed=args.seed, acts=acts[demo_sae.hook_name])
             print(f"sae {demo_sae.name} done at {time.time() - start:.0f}s", flush=True)
     if args.what in ("index", "all"):
         for demo_sae in SAES:

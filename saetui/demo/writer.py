@@ -1,6 +1,7 @@
 """The demo corpus's sentence grammar: `Writer` builds sentences from composable phrases over the category
 words (saetui.demo.words) and the general vocabulary (lexicon.json), into a `Document` that keeps every
-category word's character span. saetui.demo.corpus chooses what kind of text each document is."""
+category word's character span (number phrases, in words and digits, come from saetui.demo.numbers's
+NumberPhrases). saetui.demo.corpus chooses what kind of text each document is."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from saetui.demo.words import CONJUNCTIONS, FRONTS, NUMBERS, PEOPLE, PLACES, PREPS, SUBJ_PRONOUNS, THINGS, WORDS
+from saetui.demo.lexicon import sampling_lexicon
+from saetui.demo.numbers import NumberPhrases
+from saetui.demo.words import (ANIMALS, CONJUNCTIONS, FOODS_COUNT, FOODS_MASS, FRONTS, NUMBERS, PEOPLE, PLACES, PREPS,
+                               SUBJ_PRONOUNS, THE_COUNTRIES, THINGS, WORDS)
 
 
 @dataclass
@@ -31,52 +35,31 @@ class Document:
         return None
 
 
-@dataclass
-class _Lex:
-    nouns: list[tuple[str, str]]
-    noun_w: list[float]
-    adjectives: list[str]
-    adj_w: list[float]
-    adverbs: list[str]
-    trans: list[tuple[str, ...]]
-    trans_w: list[float]
-    intrans: list[tuple[str, ...]]
-    intrans_w: list[float]
-
-
-_LEX: _Lex | None = None
-
-
-def _lex() -> _Lex:
-    global _LEX
-    if _LEX is None:
-        from saetui.demo.lexicon import load_lexicon
-
-        raw = load_lexicon()
-        # Sampling weights: frequency^0.4 flattens the long tail so rarer words are still seen often.
-        nouns = [(n[0], n[1]) for n in raw["nouns"]]
-        verbs = {k: [tuple(v[:5]) for v in raw["verbs"] if v[5] == k] for k in "TI"}
-        vw = {k: [max(v[6], 1e-6) ** 0.4 for v in raw["verbs"] if v[5] == k] for k in "TI"}
-        _LEX = _Lex(nouns, [n[2] ** 0.4 for n in raw["nouns"]], [a[0] for a in raw["adjectives"]],
-                    [a[1] ** 0.4 for a in raw["adjectives"]], [a[0] for a in raw["adverbs"]],
-                    verbs["T"], vw["T"], verbs["I"], vw["I"])
-    return _LEX
-
-
 Piece = tuple[str, "str | None"]
+_FOOD_PLURAL = [pl for _, pl in FOODS_COUNT] + FOODS_MASS
 
 
-class Writer:
+class Writer(NumberPhrases):
     """Builds sentences from composable phrases; every category word keeps its category span."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.doc = Document()
-        self.lex = _lex()
+        self.plural = False  # whether the last np_animal was plural
+        self.lex = sampling_lexicon()
 
     # ---------------------------------------------------------------- words
     def pick(self, category: str) -> str:
+        """A word of the category as most frames use it: an animal in the singular, a food as a plural or a
+        mass noun ("apples", "rice")."""
+        if category == "animal":
+            return self.rng.choice(ANIMALS)[0]
+        if category == "food":
+            return self.rng.choice(_FOOD_PLURAL)
         return self.rng.choice(WORDS[category])
+
+    def place_name(self) -> Piece:
+        return self.c(self.rng.choices(("country", "capital", "city"), weights=(5, 1.5, 5))[0])
 
     def c(self, category: str, word: str | None = None) -> Piece:
         return (word if word is not None else self.pick(category), category)
@@ -132,12 +115,19 @@ class Writer:
         return [(self.det(False, thing), None), (thing, None)]
 
     def np_animal(self) -> list[Piece]:
+        """An animal noun phrase; `self.plural` says whether it is plural."""
         r = self.rng.random()
-        animal = self.pick("animal")
+        animal, plural = self.rng.choice(ANIMALS)
+        self.plural = r < 0.3
+        if r < 0.2:
+            return [(self.one_of("the", "some", "many", "our", "those", "wild"), None), self.c("animal", plural)]
+        if r < 0.3:
+            return [self.num(2, 30, digits=0.4), self.c("animal", plural)]
+        r = (r - 0.3) / 0.7
         if r < 0.3:
             return [(self.one_of("a", "the", "my", "our", "their", "that"), None), self.c("color"), self.c("animal", animal)]
         if r < 0.45:
-            return [(self.one_of("a", "the", "one"), None), self.c("emotion"), self.c("animal", animal)]
+            return [(self.one_of("a", "the"), None), self.c("emotion"), self.c("animal", animal)]
         if r < 0.55:
             adj = self.adj()
             return [("an" if adj[0] in "aeiou" else self.one_of("a", "the"), None), (adj, None), self.c("animal", animal)]
@@ -148,10 +138,16 @@ class Writer:
 
     def np_food(self) -> list[Piece]:
         r = self.rng.random()
+        if r < 0.15:
+            sg, _ = self.rng.choice([f for f in FOODS_COUNT if f[0]])
+            det = "an" if sg[0] in "aeiou" else self.one_of("a", "one", "the", "my")
+            return [(det, "number" if det == "one" else None), self.c("food", sg)]
+        if r < 0.22:
+            return [self.num(2, 12, digits=0.4), self.c("food", self.rng.choice(FOODS_COUNT)[1])]
         if r < 0.5:
             return [self.c("food")]
         if r < 0.75:
-            return [(self.one_of("some", "the", "fresh", "more", "no", "warm", "my", "our"), None), self.c("food")]
+            return [(self.one_of("some", "the", "fresh", "more", "no", "cheap", "my", "our"), None), self.c("food")]
         return [(self.one_of("a bowl of", "a plate of", "a box of", "a bag of", "lots of", "a little"), None), self.c("food")]
 
     def np_person(self) -> tuple[list[Piece], str]:
@@ -178,11 +174,8 @@ class Writer:
         return [(self.one_of("the", "my", "his", "her", "our"), None), (sg, None)]
 
     def place(self) -> list[Piece]:
-        r = self.rng.random()
-        if r < 0.3:
-            return [self.c("country")]
-        if r < 0.5:
-            return [self.c("capital")]
+        if self.rng.random() < 0.55:
+            return [self.place_name()]
         return [("the", None), (self.rng.choice(PLACES), None)]
 
     def time_phrase(self) -> list[Piece]:
@@ -193,11 +186,17 @@ class Writer:
             return [(self.one_of("in", "in", "in early", "in late", "last", "next", "every", "until", "since"), None), self.c("month")]
         if r < 0.55:
             return [("on a", None), self.c("weather"), (self.one_of("day", "morning", "afternoon", "evening", "night"), None)]
-        if r < 0.65:
-            return [(self.one_of("at", "around", "before", "after"), None), self.c("number", self.one_of(*NUMBERS[1:13])),
+        if r < 0.6:
+            return [(self.one_of("at", "around", "before", "after"), None), self.num(1, 12, digits=0.3),
                     (self.one_of("o'clock", "in the morning", "in the evening"), None)]
-        if r < 0.72:
-            return [("for", None), self.c("number", self.one_of(*NUMBERS[2:21])), (self.one_of("minutes", "hours", "days", "weeks", "years"), None)]
+        if r < 0.65:
+            return [(self.one_of("at", "around", "before", "after", "by"), None), self.time_of_day()]
+        if r < 0.7:
+            return [("for", None), self.num(2, 90, digits=0.6), (self.one_of("minutes", "hours", "days", "weeks", "years"), None)]
+        if r < 0.76:
+            return [(self.one_of("on", "on", "by", "until", "since"), None)] + self.date()
+        if r < 0.8:
+            return [(self.one_of("in", "in", "since", "before", "after"), None), self.year()]
         return [(self.one_of("yesterday", "today", "tomorrow", "in the morning", "at night", "last week", "this year",
                              "after school", "after lunch", "every day", "later that day", "in the summer",
                              "in the winter", "last night", "this morning", "at the weekend", "for a long time"), None)]
@@ -290,14 +289,14 @@ class Writer:
                     ("from", None), self.c(self.one_of("country", "capital"))]
         if r < 0.84 and animate:
             r2 = self.rng.random()
-            n = self.c("number", self.one_of(*NUMBERS[2:21]))
+            n = self.num(2, 40, digits=0.5)
             if r2 < 0.4:
                 return [(w(V("have", "has", "had", "having", "had"), V("buy", "buys", "bought", "buying", "bought"),
                            V("see", "sees", "saw", "seeing", "seen"), V("need", "needs", "needed", "needing", "needed")), None),
                         n, (self.noun(True), None)]
             if r2 < 0.7:
                 return [(V("count", "counts", "counted", "counting", "counted"), None), ("to", None), n]
-            return [(self.be(agr, tense), None), n, ("years old", None)]
+            return [(self.be(agr, tense), None), self.num(2, 90, digits=0.5), ("years old", None)]
         if r < 0.9 and animate:
             v = self.verb(self.rng.random() < 0.6)
             obj = self.np_general()[0] if v in self.lex.trans else self.adjunct()
@@ -321,7 +320,7 @@ class Writer:
             out = subj + self.vp(agr, tense)
         elif r < 0.68:
             subj = self.np_animal()
-            out = subj + self.vp("3", tense, animate=self.rng.random() < 0.6)
+            out = subj + self.vp("p" if self.plural else "3", tense, animate=self.rng.random() < 0.6)
         elif r < 0.78:
             subj, plural = self.np_general()
             out = subj + self.vp("p" if plural else "3", tense, animate=False)
@@ -330,7 +329,7 @@ class Writer:
             if self.rng.random() < 0.5:
                 out += self.time_phrase()
         elif r < 0.89:
-            out = [(self.one_of("the weather", "the day", "the morning", "the night", "the afternoon", "the sky"), None),
+            out = [(self.one_of("the weather", "the day", "the morning", "the night", "the afternoon"), None),
                    (self.be("3", tense), None), self.c("weather")]
         elif r < 0.94:
             subj = self.np_thing()
@@ -440,6 +439,16 @@ class Writer:
                 [self.c("number"), ("is", None), (w("more than", "less than", "not"), None), self.c("number"), (".", None)]
         return [(w("the", "my", "this"), None), (self.noun(), None), (self.one_of("is", "was", "looks", "seems"), None), (self.adj(), None), (".", None)]
 
+    def emit_inline(self, pieces: list[Piece], capitalize: bool = False) -> None:
+        """Append words inside a sentence that is being written: spaced, "the" before the United States."""
+        for i, (word, cat) in enumerate(pieces):
+            if word in THE_COUNTRIES and (i == 0 or pieces[i - 1][0].lower() != "the"):
+                self.doc.add("The " if capitalize and i == 0 else "the ")
+                capitalize = False
+            if i > 0:
+                self.doc.add(" ")
+            self.doc.add(word[0].upper() + word[1:] if capitalize and i == 0 else word, cat)
+
     def emit(self, pieces: list[Piece], quote: bool = False) -> None:
         """Append a sentence: words spaced, punctuation attached, first letter capitalised."""
         text_parts: list[Piece] = []
@@ -451,12 +460,20 @@ class Writer:
                 continue
             text_parts.append((word, cat))
         first = True
+        text_parts = [p for i, p in enumerate(text_parts)
+                      for p in ([("the", None), p] if p[0] in THE_COUNTRIES and (i == 0 or text_parts[i - 1][0].lower() != "the") else [p])]
         for word, cat in text_parts:
             if word in ".!?," or word.startswith(","):
                 piece = word if word in ".!?," else word
                 self.doc.add(piece if word in ".!?," else ",", None)
                 if word.startswith(",") and len(word) > 1:
                     self.doc.add(" " + word[1:].strip(), None)
+                continue
+            if cat == "number" and word[0] in "$£":  # the currency sign is not the number
+                self.doc.add(" " if self.doc.text and not self.doc.text.endswith((" ", "\n", "\"")) else "")
+                self.doc.add(word[0])
+                self.doc.add(word[1:], cat)
+                first = False
                 continue
             if first:
                 word = word[0].upper() + word[1:]
@@ -483,7 +500,9 @@ class Writer:
             else:
                 category = slot.rstrip("0123456789")
                 word = self.pick(category)
-            if i == 0 and not self.doc.text.strip() or self.doc.text.endswith((". ", "\" ", "\n")):
+            if word in THE_COUNTRIES and not self.doc.text.lower().endswith("the "):
+                self.doc.add("The " if i == 0 and not self.doc.text.strip() or self.doc.text.endswith((". ", "\" ", "\n")) else "the ")
+            if i == 0 and not self.doc.text.strip() or self.doc.text.endswith((". ", "? ", "! ", "\" ", "\n")):
                 word = word[0].upper() + word[1:]
             self.doc.add(word, category)
             rest = rest[j + 1 :]

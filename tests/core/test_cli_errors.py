@@ -114,7 +114,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("attribute-position-negative-out-of-range", [*ATTR, "--position=-4"], "position -4 out of range"),
     ("attribute-target-empty", [*ATTR, "--target", ""], "--target is empty"),
     ("attribute-versus-empty", [*ATTR, "--versus", ""], "--versus is empty"),
-    ("attribute-target-several-tokens", [*ATTR, "--target", " London"], "target ' London' is 4 tokens"),
+    ("attribute-target-several-tokens", [*ATTR, "--target", " Kathmandu"], "target ' Kathmandu' is 6 tokens"),
     ("attribute-versus-several-tokens", [*ATTR, "--versus", "xyzzy"], "versus 'xyzzy' is"),
     ("attribute-target-unicode-digit", [*ATTR, "--target", "²"], "target '²' is 2 tokens"),
     ("attribute-target-id-out-of-range", [*ATTR, "--target", "99999"], "target id 99999 out of range"),
@@ -137,7 +137,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("circuit-nodes-zero", ["circuit", *P, "--target", "5", "--nodes", "0"], "--nodes: must be a positive"),
     ("circuit-steps-negative", ["circuit", *P, "--target", "5", "--steps", "-1"], "--steps: must be a whole number >= 0"),
     ("circuit-versus-is-target", ["circuit", *P, "--target", "5", "--versus", "5"], "--versus is --target itself"),
-    ("circuit-target-several-tokens", ["circuit", *P, "--target", " London"], "target ' London' is 4 tokens"),
+    ("circuit-target-several-tokens", ["circuit", *P, "--target", " Kathmandu"], "target ' Kathmandu' is 6 tokens"),
     ("circuit-prompts-of-other-lengths", ["circuit", *P, "--prompts", "{corpus}", "--target", "5"],
      "the prompts of a circuit must have the same number of tokens"),
     # index

@@ -132,7 +132,7 @@ def test_compiled_equals_eager_for_chat_prompts_and_template_scopes(make_sae):
 
     model, saes = load_demo()
     chat = render_chat(model.tokenizer, [{"role": "user", "content": "What colour is the sky?"}])
-    f = 40
+    f = 205  # a demo feature whose steering on the template tokens changes the reply (the last assert)
     rows = [[], [SteeringSpec(f, 6.0, sae="demo", scope="generated")],
             [SteeringSpec(f, 6.0, sae="demo", scope="generated+template")], [SteeringSpec(f, 4.0, sae="demo-late", scope="template")]]
     eager = SteeringEngine(model, saes, compile=False)

@@ -12,7 +12,8 @@ import torch
 
 from saetui.demo import SAES, load_demo
 from saetui.demo.corpus import CATEGORIES, WORDS, generate_corpus
-from saetui.demo.report import DETECTED, capitals, choose_detectors, detector_scores, token_latents, typed_sentences
+from saetui.demo.report import (DETECTED, HELDOUT_FRAMES, capitals, detection, heldout_frame_sentences, passes,
+                                token_latents, typed_sentences)
 from saetui.demo.train import HELDOUT_SEED
 from saetui.sae.effects import logit_effects
 from saetui.steering.generate import SteeringEngine
@@ -63,6 +64,43 @@ def test_typed_sentences_are_hand_written_and_cover_the_categories():
     assert not [d.text for d in docs if d.text in corpus]
 
 
+def _framed(text: str, spans: list) -> str:
+    """The text with each category word replaced by its category: the frame the words stand in."""
+    out, last = "", 0
+    for s, e, c in spans:
+        out, last = out + text[last:s] + "{" + c + "}", e
+    return (out + text[last:]).lower()
+
+
+def _frame_tokens(text: str) -> list[str]:
+    return re.findall(r"\{\w+\}|[\w']+|[^\w\s]", text)
+
+
+def test_heldout_frames_are_hand_written_in_frames_the_corpus_never_writes():
+    """At least 60 sentences in three kinds of frame, every category with at least 8 words (numbers with at
+    least 8 in digits), and no frame from training: neither a sentence's frame nor the three words (or marks)
+    on each side of any of its category words, with category words as their categories, occur in the corpus."""
+    docs = heldout_frame_sentences()
+    assert len(docs) >= 60
+    kinds = re.findall(r"^\[(\w+)\]$", HELDOUT_FRAMES.read_text(encoding="utf-8"), flags=re.M)
+    assert kinds == ["narrative", "dialogue", "notes"]
+    counts = Counter(c for d in docs for _, _, c in d.spans)
+    assert all(counts[c] >= 8 for c in DETECTED), counts
+    assert sum(d.text[s].isdigit() for d in docs for s, _, c in d.spans if c == "number") >= 8
+    corpus = [_framed(d.text, d.spans) for d in generate_corpus(3000, seed=0)]  # the training seed
+    joined = "\n".join(corpus)
+    assert not [d.text for d in docs if _framed(d.text, d.spans) in joined]
+    windows = set()
+    for doc in corpus:
+        toks = _frame_tokens(doc)
+        windows.update(tuple(toks[i : i + 7]) for i in range(len(toks) - 6))
+    seen = []
+    for d in docs:
+        toks = _frame_tokens(_framed(d.text, d.spans))
+        seen += [d.text for i, t in enumerate(toks) if t.startswith("{") and tuple(toks[i - 3 : i + 4]) in windows]
+    assert not seen, seen
+
+
 def test_typed_words_are_single_tokens(demo):
     """The tokenizer covers ordinary English: the words of typed sentences, tokenized where they stand
     (sentence-initial ones without a space before them), are single tokens, not bytes."""
@@ -79,23 +117,60 @@ def test_typed_words_are_single_tokens(demo):
     assert len(model.tokenizer) >= 3000
 
 
-def test_one_feature_per_category_on_typed_sentences(demo, heldout):
+def test_digits_and_category_words_are_single_tokens(demo):
+    """Issue 27: every number typed is made of known pieces (one token per digit, as in Gemma's tokenizer),
+    and every one-word category word is one token after a space, capitalised or not, and at a text's start."""
+    model, _ = demo
+    tok = model.tokenizer
+    ids = tok("It cost 1,250 in 2019.", add_special_tokens=False)["input_ids"]
+    assert [t.lstrip("Ġ") for t in tok.convert_ids_to_tokens(ids)][2:-1] == ["", "1", ",", "2", "5", "0", "in", "", "2", "0", "1", "9"]
+    split = [f for ws in WORDS.values() for w in ws if " " not in w
+             for f in (w, " " + w, " " + w[0].upper() + w[1:]) if len(tok(f, add_special_tokens=False)["input_ids"]) != 1]
+    assert not split, split
+
+
+@pytest.fixture(scope="module")
+def detectors(demo):
+    """Per SAE: report.detection (each category's detector chosen on held-out corpus text, measured on
+    in-frame text, the typed sentences and the hand-written held-out frames)."""
+    model, saes = demo
+    return {s.name: detection(model, saes.get(s.name)) for s in SAES}
+
+
+def test_one_feature_per_category_on_typed_sentences(detectors):
     """For at least 6 categories, the feature chosen on held-out corpus text fires on >= 80% of the
     category's words in the typed sentences and on <= 10% of their other tokens."""
-    model, saes = demo
-    chosen = choose_detectors(*heldout[EARLY])
-    lats, cats, words = token_latents(model, saes.get(EARLY), typed_sentences())
-    results = {}
-    for cat, f in chosen.items():
-        recall, other = detector_scores(lats, cats, words, cat)
-        results[cat] = (f, round(float(recall[f]), 3), round(float(other[f]), 3))
-    good = [c for c, (_, recall, other) in results.items() if recall >= 0.8 and other <= 0.1]
-    assert len(good) >= 6, results
+    good = [c for c, r in detectors[EARLY].items() if passes(r["typed"])]
+    assert len(good) >= 6, {c: (r["feature"], r["typed"]) for c, r in detectors[EARLY].items()}
+
+
+def test_one_feature_per_category_in_frames_never_trained_on(detectors):
+    """Issue 27's measure: on the hand-written sentences in frames the corpus never writes, at least 6
+    categories, country among them, have one feature (chosen on held-out corpus text, the better of the two
+    SAEs) on >= 80% of their words and <= 10% of other tokens (9 of 11 with the shipped demo)."""
+    good = {c for res in detectors.values() for c, r in res.items() if passes(r["held-out frames"])}
+    table = {name: {c: (r["feature"], r["held-out frames"]) for c, r in res.items()} for name, res in detectors.items()}
+    assert len(good) >= 6 and "country" in good, table
+
+
+@pytest.mark.xfail(strict=True, reason="issue 27 not met for numbers: the best number feature fires on 78% of the "
+                                       "held-out frames' numbers (88% of those in digits, few of the number words)")
+def test_one_number_feature_in_frames_never_trained_on(detectors):
+    """Issue 27: one feature on >= 80% of the numbers of the held-out frames, words and digits, and on >= 80%
+    of those written in digits, with <= 10% of other tokens."""
+    assert any(passes(res["number"]["held-out frames"]) and res["number"]["digits"]["held-out frames"][0] >= 0.8
+               for res in detectors.values()), {name: res["number"] for name, res in detectors.items()}
 
 
 def test_model_completes_the_capital_facts(demo):
     right, total = capitals(*demo)
-    assert right / total >= 0.9
+    assert right == total == 24
+
+
+def test_chat_answers_the_capital_questions(demo):
+    """Asked in chat format what plain text completes, the model answers at least 20 of the 24 capitals."""
+    right, total = capitals(*demo, chat=True)
+    assert right >= 20 and total == 24, right
 
 
 def test_chat_template_works_offline(demo):
@@ -109,10 +184,9 @@ def test_chat_template_works_offline(demo):
     assert ids[0] == model.tokenizer.bos_token_id and sum(model.is_special(i) for i in ids) == 4
     end = model.tokenizer.convert_tokens_to_ids("<|end|>")
     assert end in model.model.generation_config.eos_token_id
-    # The format is learned (a reply, closed by <|end|>); the content is weak: this small model copies the
-    # country from a chat question badly (the report counts 1/24 chat capitals right) and may answer a
-    # colour question with a day. So only the shape of the replies is checked.
-    for question, shape in [("What is the capital of France?", r"The capital of [A-Z][a-z]+ is [A-Z][a-z]+\.|[A-Z][a-z]+\."),
+    # The format is learned (a reply, closed by <|end|>); what the replies say is tested on the planted facts
+    # (test_chat_answers_the_capital_questions), so here only the shape of the replies is checked.
+    for question, shape in [("What is the capital of France?", r"(The capital of [A-Z][a-z]+ is |It is )?[A-Z][a-z]+\.|[A-Z][a-z]+ is the capital of [A-Z][a-z]+\."),
                             ("How do you feel today?", r"[A-Z][\w ,']*[a-z]\."),
                             ("What colour is the car?", r"[A-Z][\w ,']*[a-z]\.")]:
         prompt = model.tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True)

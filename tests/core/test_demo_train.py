@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 from safetensors.torch import load_file
 
@@ -24,6 +26,28 @@ def test_corpus_is_seeded_and_keeps_categories():
             assert doc.text[start:end].strip() and cat in CATEGORIES
             seen.add(cat)
     assert seen == set(CATEGORIES)
+
+
+def test_corpus_writes_category_words_in_many_frames_and_numbers_in_digits():
+    """Every category word, in any frame: country and city names (100 of each with the capitals), numbers in
+    words and in digits (dates, times, prices), and the generator's spans are what mark_categories finds."""
+    import re
+
+    from saetui.demo.corpus import CAPITALS, CITIES, COUNTRIES, mark_categories
+
+    assert len(COUNTRIES) == 100 and len(CITIES) + len(CAPITALS) == 100
+    docs = generate_corpus(3000, seed=0)
+    text = "\n".join(d.text for d in docs)
+    numbers = [d.text[s:e] for d in docs for s, e, c in d.spans if c == "number"]
+    digits = [n for n in numbers if n[0].isdigit()]
+    assert 0.3 <= len(digits) / len(numbers) <= 0.8
+    assert any(":" in n for n in digits) and any("." in n for n in digits) and re.search(r"[$£]\d", text)
+    seen = Counter(d.text[s:e] for d in docs for s, e, c in d.spans if c in ("country", "city"))
+    assert sum(n >= 3 for n in seen.values()) >= 170  # nearly every country and city name
+    # every category word keeps its category: the generator marks what mark_categories finds in its text
+    for doc in docs:
+        found = {(s, e, c) for s, e, c in mark_categories(doc.text) if c != "pronoun"}
+        assert found == {(s, e, c) for s, e, c in doc.spans if c != "pronoun"}, doc.text
 
 
 def test_corpus_has_chat_turns_in_the_template_format():
