@@ -161,6 +161,9 @@ def demo_category(session: Session, feature: int) -> str | None:
     return label.split(":")[0].split()[0] if label else None
 
 
+@pytest.mark.xfail(strict=True, reason="issue 27: the retrained demo's early SAE has no clean animal detector (the demo "
+                   "report: 73% of animal words in held-out frames); the contrast's animal-side top feature fires on 95% "
+                   "of animals in a new frame but on a third of the other tokens")
 def test_demo_color_versus_animal_sentences():
     from saetui.demo.corpus import WORDS
 
@@ -170,9 +173,30 @@ def test_demo_color_versus_animal_sentences():
     b = [f"Look at the {w}." for w in WORDS["animal"]]
     features = session.contrast(a, b, 10, pool="max").sae("demo").features
     assert demo_category(session, features[0].feature) == "color", features[:3]
-    assert demo_category(session, features[-1].feature) == "animal", features[-3:]
     assert features[0].label.startswith("color") and features[0].freq_a > 0.5 > features[0].freq_b
     assert features[-1].diff < 0 < features[0].diff
+    # The animal side's top feature may be unlabelled (the index labels a feature only when 80% of its top examples
+    # share a category): checked instead as a detector in a frame the contrast never saw, the demo report's rule.
+    for feature, category in ((features[0].feature, "color"), (features[-1].feature, "animal")):
+        on_words, on_others = _fires_in_a_new_frame(session, feature, category)
+        assert on_words >= 0.8 and on_others <= 0.1, (feature, category, on_words, on_others)
+
+
+def _fires_in_a_new_frame(session: Session, feature: int, category: str) -> tuple[float, float]:
+    """(share of the category's words, share of the other non-special tokens) that demo `feature` fires on, in
+    "Yesterday I saw the WORD near the house." (every category word is one token in the demo's tokenizer)."""
+    from saetui.demo.corpus import WORDS
+
+    hits = others = n_others = 0
+    for word in WORDS[category]:
+        result = session.analyze(f"Yesterday I saw the {word} near the house.", 1)
+        acts = session.feature_activations("demo", feature)
+        (at,) = [t.index for t in result.tokens if t.text.strip() == word]
+        hits += acts[at] > 0
+        rest = [i for i, t in enumerate(result.tokens) if i != at and not t.special]
+        others += sum(acts[i] > 0 for i in rest)
+        n_others += len(rest)
+    return hits / len(WORDS[category]), others / n_others
 
 
 # ---------------------------------------------------------------------- neighbours
