@@ -8,13 +8,13 @@ from saetui.tui.snapshot import snapshot
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
 PROMPT = "The capital of France is Paris. Anna has a"
-COLOR = "demo-late/195"  # the demo's most color-promoting feature (tests/demo_facts.py derives it from the weights)
+COLOR = "demo-late/416"  # the demo's most color-promoting feature (tests/demo_facts.py derives it from the weights)
 
 SHOTS = {
     "tokens-80x24.svg": dict(size="80x24"),
     "tokens.svg": dict(size="120x40", keys=["down", "down", "down", "down"]),
     "search.svg": dict(size="120x40", keys=["f3", *"promotes Paris"]),
-    "steering.svg": dict(size="120x40", features=[f"{COLOR}:14"], generate=True),
+    "steering.svg": dict(size="120x40", features=[f"{COLOR}:6"], generate=True),
     "detail.svg": dict(size="120x40", keys=["f2", "tab", "down", "enter"]),
     "sweep.svg": dict(size="120x40", features=[f"{COLOR}:14"], keys=["f4", "ctrl+w"]),
     # the default sweep, 0,1x,2x,4x: each row titled with its coefficient in both units and its KL from the baseline
