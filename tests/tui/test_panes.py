@@ -292,9 +292,19 @@ async def test_shift_arrows_select_a_span_and_list_its_features_from_every_sae()
         features = app.query_one("#token-features", FeatureList)
         assert [(r.sae, r.feature) for r in features.rows_shown] == span_rows(app, app.session.span(PROMPT, 1, 4, pool="max"))
         assert "Span 1–3" in str(features.border_title)
+
+        def marked() -> list[int]:
+            return [row for row in range(table.row_count) if TokenTable.SPAN_STYLE in str(table.get_row_at(row)[0].style)]
+
+        assert marked() == [1, 2, 3]  # the span's rows are marked in the table
+        await pilot.press("shift+up")
+        assert marked() == [1, 2] and table.span == (1, 3)
+        app.tokens._repaint()  # a repaint (labels, the SAE shown) keeps the marks of the span still selected
+        assert marked() == [1, 2]
         await pilot.press("down")  # a plain arrow ends the span: back to the token's own features
         await settle(pilot)
-        assert table.span is None and [(r.sae, r.feature) for r in features.rows_shown] == token_side_rows(app, 4)
+        assert table.span is None and [(r.sae, r.feature) for r in features.rows_shown] == token_side_rows(app, 3)
+        assert marked() == []
 
 
 async def test_a_span_in_chat_mode_is_over_the_rendered_conversation():

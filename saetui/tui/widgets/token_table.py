@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from rich.text import Text
 from rich.cells import cell_len
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from saetui.models.token_text import byte_text
@@ -42,6 +43,7 @@ class TokenTable(FittedSubtitle, RowTable):
         self._width = 0
         self._anchor: int | None = None      # where a span selection (shift+arrows) started
         self._extend_to: list[int] = []      # rows shift+arrows are moving to, not yet highlighted
+        self._marked: set[int] = set()       # rows whose index cell shows them in the span
 
     @property
     def span(self) -> tuple[int, int] | None:
@@ -61,6 +63,7 @@ class TokenTable(FittedSubtitle, RowTable):
         row = max(0, min(self.row_count - 1, self.cursor_row + step))
         self._extend_to.append(row)
         self.move_cursor(row=row)
+        self._mark_span()
         self.post_message(SpanChanged(self.span))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -71,7 +74,25 @@ class TokenTable(FittedSubtitle, RowTable):
             self._extend_to.remove(event.cursor_row)
         elif self._anchor is not None:
             self._anchor, self._extend_to = None, []
+            self._mark_span()
             self.post_message(SpanChanged(None))
+
+    SPAN_STYLE = "reverse"  # the index cells of a span's rows: the rows the side list pools over
+
+    def _mark_span(self) -> None:
+        """Show the span in the table: its rows' index cells in SPAN_STYLE (only the cells whose state changed are
+        rewritten, so a held shift+arrow repaints two rows)."""
+        lo, hi = self.span or (0, 0)
+        want = set(range(lo, hi))
+        for row in want ^ self._marked:
+            if row < self.row_count:
+                self.update_cell_at(Coordinate(row, 0), self._index_cell(row, row in want))
+        self._marked = want
+
+    def _index_cell(self, row: int, in_span: bool) -> Text:
+        tok = self._shown[0].tokens[row] if self._shown is not None else None
+        special = tok is not None and tok.special
+        return Text(f"{row}{'*' if special else ''}", style=self.SPAN_STYLE if in_span else "")
 
     def on_mount(self) -> None:
         self.add_columns("#", "token", "top features")
@@ -83,7 +104,7 @@ class TokenTable(FittedSubtitle, RowTable):
         dense (the tokens pane's rule): dense ones are dimmed, and with `dense_last` listed after the others
         (the last column has room for a few: they then give their place to the features that say something)."""
         if self._shown is not None and self._shown[0].prompt != result.prompt:
-            self._anchor, self._extend_to = None, []
+            self._anchor, self._extend_to, self._marked = None, [], set()
         self._shown = (result, sae, heat, tokenizer, dense, dense_last)
         self._width = self.content_size.width
         row = self.cursor_row
@@ -98,7 +119,7 @@ class TokenTable(FittedSubtitle, RowTable):
             if heat and top > 0:
                 level = min(len(_HEAT) - 1, int(len(_HEAT) * heat[tok.index] / top)) if heat[tok.index] > 0 else 0
                 text.stylize(f"on {_HEAT[level]}")
-            label = Text(f"{tok.index}{'*' if tok.special else ''}")
+            label = self._index_cell(tok.index, tok.index in self._marked)
             marks = [(f, a, dense is not None and dense(f)) for f, a in feats]
             if dense_last:
                 marks.sort(key=lambda m: m[2])  # stable: each group stays ordered by activation
