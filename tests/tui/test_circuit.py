@@ -85,17 +85,30 @@ async def test_arrow_keys_walk_the_strongest_cell_then_the_next_sae():
             await pilot.press("down")
             walked.append(cells.selected.key)
         assert walked == [n.key for n in same]
-        await pilot.press("down")  # past the cell's last node: the next SAE's row
-        assert cells.selected.sae != first.sae and cells.selected.sae == "demo-late"
-        await pilot.press("up")
-        assert cells.selected is same[-1]
-        assert node_item(same[-1]) in _grid_text(screen)  # scrolled into view (+N more elsewhere)
+        order = list(cells.saes)  # rows, early to late
+        row = order.index(first.sae)
+        await pilot.press("down")  # past the cell's last node: the next SAE's row, if there is one
+        if row + 1 < len(order):
+            assert cells.selected.sae == order[row + 1]
+            await pilot.press("up")
+            assert cells.selected is same[-1]
+        else:  # the strongest node is in the last SAE: down stays, up past the cell's first node goes a row up
+            assert cells.selected is same[-1]
+            await pilot.press(*["up"] * len(same))
+            assert cells.selected.sae == order[row - 1]
+            above = cells.selected
+            await pilot.press("down")
+            assert cells.selected.sae == first.sae
+            await pilot.press("up")
+            assert cells.selected is above
+        chosen = cells.selected
+        assert node_item(chosen) in _grid_text(screen)  # scrolled into view (+N more elsewhere)
         from saetui.tui.screens.feature_detail import FeatureDetailScreen
 
         await pilot.press("enter")  # the selected feature's detail, over the circuit
         await settle(pilot)
         assert isinstance(app.screen, FeatureDetailScreen)
-        assert (app.screen.sae, app.screen.feature) == (same[-1].sae, same[-1].feature)
+        assert (app.screen.sae, app.screen.feature) == (chosen.sae, chosen.feature)
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is screen
