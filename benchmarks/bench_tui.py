@@ -148,6 +148,7 @@ class _Bound:
                 table.add_rows(table_rows)
                 self.query_one(Side).add_columns("feature", "act", "about")
                 self._texts, self._dirty = [Text(), Text()], False
+                self._columns = [self.query_one("#gen-a", Static), self.query_one("#gen-b", Static)]
                 self.set_interval(1 / GenerationColumn.REFRESH_HZ, self._flush)
                 self._pending = False
 
@@ -171,8 +172,8 @@ class _Bound:
             def _flush(self) -> None:
                 if self._dirty:
                     self._dirty = False
-                    self.query_one("#gen-a", Static).update(self._texts[0].copy())
-                    self.query_one("#gen-b", Static).update(self._texts[1].copy())
+                    for column, text in zip(self._columns, self._texts):  # held, not queried: it may tick at exit
+                        column.update(text.copy())
 
             def start_streaming(self) -> threading.Event:
                 stop = threading.Event()
