@@ -65,10 +65,14 @@ def _shared_demo(request, monkeypatch):
 def token_side_rows(app, index: int) -> list[tuple[str, int]]:
     """(sae, feature) as the side list shows token `index`: every SAE's features, the displayed SAE first, the
     dense unlabelled ones (Session.dense_features) moved after the others, each group in its own order."""
-    session, result = app.session, app.analysis
-    ordered = sorted(result.saes, key=lambda s: s.name != app.sae_name)
-    rows = [(s.name, f) for s in ordered for f, _ in s.per_token[index]]
-    dense = {s.name: session.dense_features(s.name) or frozenset() for s in result.saes}
+    ordered = sorted(app.analysis.saes, key=lambda s: s.name != app.sae_name)
+    return dense_last(app, [(s.name, f) for s in ordered for f, _ in s.per_token[index]])
+
+
+def dense_last(app, rows: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """`rows` with the dense unlabelled features (Session.dense_features) after the others, each group in its order."""
+    session = app.session
+    dense = {sae: session.dense_features(sae) or frozenset() for sae, _ in rows}
 
     def is_dense(key: tuple[str, int]) -> bool:
         return key[1] in dense[key[0]] and not session.labels.get(key, "")

@@ -14,7 +14,7 @@ from saetui.tui.snapshot import settle
 from saetui.tui.widgets.feature_list import FeatureList
 from saetui.tui.widgets.token_table import TokenTable, token_label
 from tests.demo_facts import color_feature
-from tests.tui.conftest import token_side_rows
+from tests.tui.conftest import dense_last, token_side_rows
 
 PROMPT = "The capital of France is Paris. Anna has a"
 COLOR_SAE, COLOR = color_feature()  # the demo's most color-promoting feature (late SAE)
@@ -25,9 +25,9 @@ def notes(app) -> list[str]:
 
 
 def span_rows(app, span) -> list[tuple[str, int]]:
-    """(sae, feature) as the side list should show a span: the displayed SAE's features first."""
+    """(sae, feature) as the side list should show a span: the displayed SAE's features first, dense ones last."""
     ordered = sorted(span.saes, key=lambda s: s.name != app.sae_name)
-    return [(s.name, f.feature) for s in ordered for f in s.features]
+    return dense_last(app, [(s.name, f.feature) for s in ordered for f in s.features])
 
 
 def features_in_row(table: TokenTable, row: int) -> int:
@@ -640,3 +640,63 @@ async def test_home_end_and_page_keys_move_through_every_list():
                 app.query_one("#prompt").focus()
                 await pilot.press("tab")
                 assert app.focused.id == first, (size, tab, app.focused)
+
+
+async def test_the_side_list_starts_at_its_top_for_a_new_token_and_d_during_a_span_keeps_the_span():
+    """Walk of issue 23: after End in the side list, the next token's list showed its end (its top features out
+    of sight); `d` during a span ended the span and the span's list ignored the dense rule."""
+    for size in ((60, 20), (80, 24), (120, 40)):
+        app = SaeTuiApp(prompt=PROMPT)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            side = app.query_one("#token-features", FeatureList)
+            side.focus()
+            await pilot.press("end")
+            assert side.cursor_row == side.row_count - 1 > 0
+            table = app.query_one(TokenTable)
+            table.focus()
+            await pilot.press("down")
+            await settle(pilot)
+            assert side.cursor_row == 0 and side.scroll_y == 0, size
+            await pilot.press("shift+down", "shift+down")
+            await settle(pilot)
+            span = table.span
+            want = span_rows(app, app.session.span(PROMPT, *span, pool="max"))
+            assert [(r.sae, r.feature) for r in side.rows_shown] == want and "dense at the end" in str(side.border_subtitle)
+            await pilot.press("d")
+            await settle(pilot)
+            assert table.span == span and "dense dimmed" in str(side.border_subtitle)
+            natural = sorted(app.session.span(PROMPT, *span, pool="max").saes, key=lambda s: s.name != app.sae_name)
+            assert [(r.sae, r.feature) for r in side.rows_shown] == [(s.name, f.feature) for s in natural for f in s.features]
+            await pilot.press("down")  # the span ends: the table is refilled in place order
+            await settle(pilot)
+            row = table.cursor_row
+            first = str(table.get_row_at(row)[2]).split(":")[0]
+            assert first == str(app.analysis.sae(app.sae_name).per_token[row][0][0])
+
+
+async def test_a_newline_tokens_side_list_title_is_escaped_once():
+    app = SaeTuiApp(prompt="Tom went home.\nAnna stayed.")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.query_one(TokenTable)
+        (row,) = [t.index for t in app.analysis.tokens if "\n" in t.text]
+        table.move_cursor(row=row)
+        await settle(pilot)
+        title = str(app.query_one("#token-features").border_title)
+        assert title.startswith("Features of '\\n'"), title  # the token's label (backslash, n), not its repr
+
+
+async def test_the_spec_table_shows_its_rows_at_every_size():
+    """At 60x20 the spec table's one row went to a sideways scrollbar; at 120x40 five specs needed scrolling while
+    the generated text had twenty empty rows. It grows with its rows now, up to 8 in sight (one at 60x20)."""
+    specs = tuple(SteeringSpec(f, 2.0, "add", COLOR_SAE) for f in range(5))
+    for size, rows in (((60, 20), 1), ((80, 24), 3), ((120, 40), 5)):
+        app = SaeTuiApp(prompt=PROMPT)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            app.draft = Draft(specs)
+            await pilot.press("f4")
+            await settle(pilot)
+            table = app.query_one("#specs")
+            assert table.scrollable_content_region.height - 1 >= rows, (size, table.scrollable_content_region)  # - header

@@ -182,3 +182,13 @@ async def test_a_on_a_feature_added_from_a_list_turns_it_only_if_the_measurement
         await pilot.press("a")
         await pilot.pause()
         assert app.draft.specs[0].coefficient == start > 0 and "unchanged" in notes(app)[-1]
+
+
+async def test_a_token_typed_in_quotes_as_the_list_shows_it_is_its_text(size):
+    """The picker lists tokens as `' Rome'`; typed that way (quotes and all) it is the token ' Rome', not 3 tokens."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=size) as pilot:
+        screen = await open_why(pilot)
+        await pilot.press("v", *"' Rome'", "enter")
+        await settle(pilot)
+        check_shown(screen, direct(app, versus=" Rome"))

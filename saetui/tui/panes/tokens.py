@@ -40,6 +40,8 @@ class TokensPane(Pane):
         self.dense_in_place = False  # `d`: dense features keep their place in the side list
         self._dense: dict[str, frozenset[int] | None] = {}  # SAE name -> its dense features (None: no index)
         self._said_no_index: set[str] = set()
+        self._span_result: Any = None  # the span's features last shown (`d` shows them again)
+        self._table_stale = False  # `d` changed the dense order during a span: the table is refilled when it ends
 
     def compose(self) -> ComposeResult:
         # Titles are set here, not in on_mount: mounted after the first frame (app._mount_panes), the pane's
@@ -161,7 +163,11 @@ class TokensPane(Pane):
     def _span_changed(self, message: SpanChanged) -> None:
         message.stop()
         if message.span is None:
-            self._show_token(self.query_one(TokenTable).cursor_row)
+            if self._table_stale:  # `d` was pressed during the span
+                self._table_stale = False
+                self._repaint()
+            else:
+                self._show_token(self.query_one(TokenTable).cursor_row)
         elif self.analysis is not None and self._analyzed is not None:
             self._span_worker(*self._analyzed, *message.span)
 
@@ -175,13 +181,16 @@ class TokensPane(Pane):
         if self.query_one(TokenTable).span != (result.start, result.end) or self.analysis is None \
                 or self.analysis.prompt != result.prompt:
             return  # the selection moved on since
+        self._span_result = result
         ordered = sorted(result.saes, key=lambda s: s.name != self.sae_name)
-        rows = [FeatureRow(s.name, f.feature, f"{f.value:.2f}", f.label) for s in ordered for f in s.features]
+        rows, note = self._dense_last([FeatureRow(s.name, f.feature, f"{f.value:.2f}", f.label,
+                                                  dim=self._is_dense(s.name, f.feature))
+                                       for s in ordered for f in s.features])
         features = self.query_one("#token-features", FeatureList)
         features.show(rows, tagged=len(result.saes) > 1)
         text = "".join(result.tokens)
         features.border_title = escape(f"Span {result.start}–{result.end - 1} {text!r} (max)")
-        features.border_subtitle = ""
+        features.border_subtitle = note
         self.query_one("#token-info", TextBox).show(
             f"{result.counted} of {result.end - result.start} tokens counted (special tokens left out)")
 
@@ -193,17 +202,14 @@ class TokensPane(Pane):
             return
         labels = self.session.labels
         ordered = sorted(result.saes, key=lambda s: s.name != self.sae_name)
-        rows = [FeatureRow(s.name, f, f"{a:.2f}", labels.get((s.name, f), ""), dim=self._is_dense(s.name, f))
-                for s in ordered for f, a in s.per_token[index]]
-        moved = sum(r.dim for r in rows)
-        if not self.dense_in_place:  # a stable sort: each group keeps its order (SAE shown first, then by activation)
-            rows.sort(key=lambda r: r.dim)
+        rows, note = self._dense_last([FeatureRow(s.name, f, f"{a:.2f}", labels.get((s.name, f), ""),
+                                                  dim=self._is_dense(s.name, f))
+                                       for s in ordered for f, a in s.per_token[index]])
         features = self.query_one("#token-features", FeatureList)
         features.show(rows, tagged=len(result.saes) > 1)
         tok = result.tokens[index]
-        features.border_title = escape(f"Features of {token_label(tok, self._tokenizer)!r}")
-        # below the list, where a long token in the title cannot push it out of sight at 80 columns
-        features.border_subtitle = f"{moved} dense {'dimmed' if self.dense_in_place else 'at the end'} (d)" if moved else ""
+        features.border_title = escape(f"Features of '{token_label(tok, self._tokenizer)}'")  # the label is escaped already
+        features.border_subtitle = note  # below the list: a long token in the title cannot push it out of sight
         self.query_one("#token-info", TextBox).show(self._info_text(result, index))
 
     # ------------------------------------------------------------------ dense features
@@ -221,6 +227,14 @@ class TokensPane(Pane):
                 self.notify(f"SAE {s.name} has no feature index: its dense features (firing on most text) cannot be "
                             "told apart and stay in place (saetui index builds one)", timeout=8)
 
+    def _dense_last(self, rows: list[FeatureRow]) -> tuple[list[FeatureRow], str]:
+        """The side list's rows with the dense ones after the others (a stable sort: each group keeps its order),
+        unless `d` keeps them in place; and the note for the list's lower border."""
+        moved = sum(r.dim for r in rows)
+        if not self.dense_in_place:
+            rows = sorted(rows, key=lambda r: r.dim)
+        return rows, (f"{moved} dense {'dimmed' if self.dense_in_place else 'at the end'} (d)" if moved else "")
+
     def _is_dense(self, sae: str, feature: int) -> bool:
         """Dense and unlabelled: a label someone gave says what the feature means, so it keeps its place."""
         dense = self._dense.get(sae)
@@ -230,7 +244,12 @@ class TokensPane(Pane):
     def _dense_toggled(self, message: DenseToggle) -> None:
         message.stop()
         self.dense_in_place = not self.dense_in_place
-        self._repaint()  # the table's top features and, without a span, the side list
+        if self.query_one(TokenTable).span is None:
+            self._repaint()  # the table's top features and the side list
+        else:  # refilling the table would end the span: its list now, the table once the span ends
+            self._table_stale = True
+            if self._span_result is not None:
+                self._show_span(self._span_result)
 
     def _info_text(self, result: Any, index: int) -> str:
         """Two lines: the displayed SAE's reconstruction of this token, the model's next-token guesses."""

@@ -92,6 +92,8 @@ class PickTokenScreen(ModalScreen["Pick | None"]):
 
     def _choose(self, typed: str) -> None:
         """The typed token if there is one (a leading space is part of it), else the highlighted prediction."""
+        if len(typed) > 2 and typed[0] == typed[-1] and typed[0] in "'\"":
+            typed = typed[1:-1]  # typed as the list shows tokens (`' Rome'`): the quotes are not part of the token
         if typed:  # digits are an id, as for the CLI's --target; anything else is checked by the why? worker
             self.dismiss(Pick(token_ref(typed, self.what)))
             return

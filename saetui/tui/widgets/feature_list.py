@@ -50,9 +50,10 @@ class FeatureList(RowTable):
         Once laid out, the columns get explicit widths that add up to the widget's width (the about column
         takes what the others leave), so refilling for another token keeps the table's virtual width: a
         changed virtual size would cost a layout pass and a repaint of the whole screen on every cursor move."""
+        same = [(r.sae, r.feature) for r in rows] == [(r.sae, r.feature) for r in self._rows]
         self._rows, self._tagged = list(rows), tagged
         self._width = self.content_size.width
-        row = self.cursor_row
+        row = self.cursor_row if same else 0  # the same list again (labels, widths) keeps its place; a new one starts at its top
         names = [f"{r.sae}/{r.feature}" if tagged else str(r.feature) for r in rows]
         widths = self._column_widths(names, rows)
         if widths is None or widths != self._widths:
@@ -71,6 +72,8 @@ class FeatureList(RowTable):
             self.add_row(*cells, key=f"{r.sae}/{r.feature}")
         if self.row_count:
             self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)
+        if not same:
+            self.scroll_home(animate=False)
 
     def _column_widths(self, names: list[str], rows: list[FeatureRow]) -> tuple[int, int, int] | None:
         """(feature, value, about) content widths filling the widget; None before it is laid out."""

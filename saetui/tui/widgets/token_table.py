@@ -108,7 +108,8 @@ class TokenTable(FittedSubtitle, RowTable):
         self._shown = (result, sae, heat, tokenizer, dense, dense_last)
         self._width = self.content_size.width
         row = self.cursor_row
-        self.clear()
+        self.clear(columns=True)  # auto widths only ever widen: a chat's long template tokens must not keep the room
+        self.add_columns("#", "token", "top features")
         res = result.sae(sae)
         top = max(heat) if heat else 0.0
         labels = [token_label(tok, tokenizer) for tok in result.tokens]
