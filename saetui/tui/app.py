@@ -319,6 +319,8 @@ class SaeTuiApp(LoadingApp, App[None]):
             turns, which = self.steer.keep_reply(row)
         except SaetuiError as exc:
             self.notify(str(exc), severity="warning")
+            # what the user types next is text (a new turn, or the prompt of a new chat), not keys of the pane
+            self.query_one("#prompt").focus()
             return
         self.chat = [*self.chat, *turns]
         self.query_one("#prompt", TextArea).text = ""

@@ -174,3 +174,4 @@ async def test_keeping_a_chat_reply_that_leaves_no_room_is_refused():
         assert refusal == (f"reply not kept: the chat would use {used} the model's {context}-token context, too little "
                            f"for another turn (Ctrl+T twice starts a new chat)")
         assert app.chat == [] and app.query_one("#prompt").text == turn  # nothing kept, the turn still there
+        assert app.focused is app.query_one("#prompt")  # what is typed next goes to the prompt, not to the specs' keys
