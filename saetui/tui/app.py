@@ -8,6 +8,8 @@
 - Keys, footer, F1 help and palette all come from one registry (saetui/tui/actions.py).
 - What loads when, and what the last session restores, is saetui/tui/lifecycle.py; the app runs its jobs in
   one load worker after the first frame, and never waits for a worker to quit.
+- The first frame is the prompt box, the tab headers, the status bar and the footer: the panes (and the session
+  and screens they import) are imported and mounted in `on_ready`, before the load starts (`_mount_panes`).
 """
 
 from __future__ import annotations
