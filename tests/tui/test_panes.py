@@ -700,3 +700,24 @@ async def test_the_spec_table_shows_its_rows_at_every_size():
             await settle(pilot)
             table = app.query_one("#specs")
             assert table.scrollable_content_region.height - 1 >= rows, (size, table.scrollable_content_region)  # - header
+
+
+async def test_the_highlighted_features_whole_label_shows_under_the_side_list_while_it_has_the_focus():
+    """Walk of issue 23: the side list's about column is 5 characters at 80x24 and absent at 60x20; the box under
+    the list gives the highlighted feature's whole label while the list has the focus."""
+    for size in ((60, 20), (80, 24), (120, 40)):
+        app = SaeTuiApp(prompt=PROMPT)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            side = app.query_one("#token-features", FeatureList)
+            info = app.query_one("#token-info")
+            labelled = next(i for i, r in enumerate(side.rows_shown) if r.about)
+            assert "about" not in str(info.render())  # the token table has the focus
+            side.focus()
+            side.move_cursor(row=labelled)
+            await settle(pilot)
+            row = side.rows_shown[labelled]
+            assert f"about {row.sae}/{row.feature}: {row.about}" in str(info.render()).replace("\n", " "), size
+            app.query_one(TokenTable).focus()
+            await settle(pilot)
+            assert "about" not in str(info.render())

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.markup import escape
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
@@ -42,6 +42,7 @@ class TokensPane(Pane):
         self._said_no_index: set[str] = set()
         self._span_result: Any = None  # the span's features last shown (`d` shows them again)
         self._table_stale = False  # `d` changed the dense order during a span: the table is refilled when it ends
+        self._info_base = ""  # the token's (or span's) lines in the box under the side list
 
     def compose(self) -> ComposeResult:
         # Titles are set here, not in on_mount: mounted after the first frame (app._mount_panes), the pane's
@@ -191,8 +192,8 @@ class TokensPane(Pane):
         text = "".join(result.tokens)
         features.border_title = escape(f"Span {result.start}–{result.end - 1} {text!r} (max)")
         features.border_subtitle = note
-        self.query_one("#token-info", TextBox).show(
-            f"{result.counted} of {result.end - result.start} tokens counted (special tokens left out)")
+        self._info_base = f"{result.counted} of {result.end - result.start} tokens counted (special tokens left out)"
+        self._show_info()
 
     def _show_token(self, index: int) -> None:
         """The highlighted token's features from every loaded SAE (the displayed one first), its
@@ -210,7 +211,8 @@ class TokensPane(Pane):
         tok = result.tokens[index]
         features.border_title = escape(f"Features of '{token_label(tok, self._tokenizer)}'")  # the label is escaped already
         features.border_subtitle = note  # below the list: a long token in the title cannot push it out of sight
-        self.query_one("#token-info", TextBox).show(self._info_text(result, index))
+        self._info_base = self._info_text(result, index)
+        self._show_info()
 
     # ------------------------------------------------------------------ dense features
     def _learn_dense(self) -> None:
@@ -250,6 +252,34 @@ class TokensPane(Pane):
             self._table_stale = True
             if self._span_result is not None:
                 self._show_span(self._span_result)
+
+    # ------------------------------------------------------------------ the box under the side list
+    def _show_info(self) -> None:
+        """The token's (or span's) info, under the highlighted feature's whole label while the side list has the
+        focus: its `about` column has a few characters at 80 columns and none at 60."""
+        about = self._about_line()
+        self.query_one("#token-info", TextBox).show(f"{about}\n{self._info_base}" if about else self._info_base)
+
+    def _about_line(self) -> str:
+        side = self.query_one("#token-features", FeatureList)
+        rows = side.rows_shown
+        if not side.has_focus or not 0 <= side.cursor_row < len(rows) or not rows[side.cursor_row].about:
+            return ""
+        row = rows[side.cursor_row]
+        return f"[b]about[/b] {escape(f'{row.sae}/{row.feature}')}: {escape(row.about)}"
+
+    @on(DataTable.RowHighlighted, "#token-features")
+    def _feature_highlighted(self) -> None:
+        if self.query_one("#token-features").has_focus:
+            self._show_info()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if event.widget.id == "token-features":
+            self._show_info()
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        if event.widget.id == "token-features":
+            self._show_info()
 
     def _info_text(self, result: Any, index: int) -> str:
         """Two lines: the displayed SAE's reconstruction of this token, the model's next-token guesses."""
