@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from saetui.session import Session
 from saetui.steering.draft import Draft
 from saetui.steering.spec import SteeringSpec
@@ -168,6 +170,20 @@ async def test_footer_shows_stop_and_help_at_80_columns():
             shown = footer_keys_on_screen(app)
             assert "Stop" in shown and "Help" in shown and "Quit" in shown, (focus, shown)
 
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
+async def test_the_footers_last_cell_is_the_palette_key_not_a_clipped_key_under_it(size):
+    """The compact footer's 1-cell key margin left the docked palette key one cell short of the edge, and the
+    clipped key under it showed through (`^p palettef` at 60x20)."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        for focus in ("#prompt", "#token-table", "#token-features"):
+            app.query_one(focus).focus()
+            await pilot.pause()
+            widget, _ = app.screen.get_widget_at(size[0] - 1, size[1] - 1)
+            assert widget.has_class("-command-palette"), (focus, widget)
 
 # ---------------------------------------------------------------- 7: focus stays where the user types
 async def test_prompt_keeps_focus_and_text_while_loading_and_after():

@@ -86,6 +86,25 @@ async def test_enter_in_the_sweep_box_sweeps_and_bad_text_is_one_line_and_loses_
         assert app.query_one("#sweep").value == "0,2y"  # the text stays, to be fixed
 
 
+async def test_sweeping_a_switched_off_spec_says_so_and_sweeps_it():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE, enabled=False),))
+        app.query_one("#sweep").value = "0,7"
+        app.query_one("#max-tokens").value = "3"
+        await pilot.press("ctrl+w")
+        await settle(pilot)
+        (said,) = [n for n in notes(app) if "switched off" in n]
+        assert said.startswith(f"{SAE}/{COLOR} is switched off") and "swept anyway" in said
+        assert [[s.enabled for s in specs] for specs in app.steer.rows_specs] == [[True]] * 2  # on in both rows
+        assert not app.draft.specs[0].enabled  # the draft keeps it off: Ctrl+G does not steer with it
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
+        await pilot.press("ctrl+w")
+        await settle(pilot)
+        assert len([n for n in notes(app) if "switched off" in n]) == 1  # a switched-on spec: nothing more said
+
+
 async def test_2x_without_a_feature_index_says_to_type_raw_coefficients(monkeypatch):
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -223,8 +223,7 @@ class SteerPane(Pane):
         except ValueError:
             self.post_message(Notice(f"coefficient must be a finite number, got {event.value!r}", "error"))
             return
-        i = min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
-        self._set_draft(self.draft.set_coefficient(i, value))
+        self._set_draft(self.draft.set_coefficient(self._spec_row(), value))
         event.input.value = ""
 
     @on(Input.Submitted, "#sweep")
@@ -265,7 +264,7 @@ class SteerPane(Pane):
         known (0,1x,2x,4x), else as multiples of a vector's direction or of the raw start coefficient."""
         if not len(self.draft):
             raise InputError("no steering spec to sweep: add a feature first (a)")
-        i = min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
+        i = self._spec_row()
         spec = replace(self.draft.specs[i], enabled=True)  # the spec asked for is swept, even if switched off
         if spec.mode == "ablate":
             raise InputError("an ablated spec has no coefficient to sweep: m cycles its mode")
@@ -285,6 +284,10 @@ class SteerPane(Pane):
         held = [s for j, s in enumerate(self.draft.specs) if j != i and s.enabled]
         return held, spec, coefs
 
+    def _spec_row(self) -> int:
+        """The highlighted spec's row (the table's cursor, kept inside the draft); the draft must not be empty."""
+        return min(max(self.query_one(SpecTable).cursor_row, 0), len(self.draft) - 1)
+
     def _max_of(self, spec: Any) -> float | None:
         return self.session.max_activation(spec.sae, spec.feature) if spec.kind == "feature" else None
 
@@ -295,6 +298,10 @@ class SteerPane(Pane):
         if sweep:
             held, spec, coefs = self.sweep_plan()
             plan: dict[str, Any] = {"specs": [spec], "sweep": coefs, "held": held}
+            if not self.draft.specs[self._spec_row()].enabled:
+                # swept anyway (the spec asked for), but a switched-off spec steering every row must not surprise
+                self.post_message(Notice(f"{spec.target} is switched off in the specs: swept anyway, on in every "
+                                         f"row (space switches it on for Ctrl+G)", "information"))
         else:
             plan = {"specs": self.draft.enabled(), "compare": True}
         rows = plan_rows(**plan)  # the Session plans the same rows from the same plan
