@@ -702,6 +702,26 @@ async def test_the_spec_table_shows_its_rows_at_every_size():
             assert table.scrollable_content_region.height - 1 >= rows, (size, table.scrollable_content_region)  # - header
 
 
+async def test_a_spec_added_from_another_tab_is_in_sight_when_the_steer_tab_opens():
+    """Walk of issue 23 at 60x20: `a` in why? (or in a feature list) adds a spec and highlights its row while the
+    steer tab is hidden; the table, one row high there, still showed the first spec, so Ctrl+W swept a spec out of
+    sight. The highlighted row is scrolled into view when the table shows."""
+    for size in ((60, 20), (80, 24), (120, 40)):
+        app = SaeTuiApp(prompt=PROMPT)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            app.draft = Draft(tuple(SteeringSpec(f, 2.0, "add", COLOR_SAE) for f in range(10, 19)))
+            await pilot.pause()
+            app.steer.add_feature(COLOR_SAE, COLOR)  # as the why? screen's `a` does, from the tokens tab
+            await settle(pilot)
+            await pilot.press("f4")
+            await settle(pilot)
+            table = app.query_one("#specs")
+            in_sight = table.scrollable_content_region.height - 1  # rows under the header
+            assert table.cursor_row == 9, size
+            assert table.scroll_y <= table.cursor_row < table.scroll_y + in_sight, (size, table.scroll_y, in_sight)
+
+
 async def test_the_highlighted_features_whole_label_shows_under_the_side_list_while_it_has_the_focus():
     """Walk of issue 23: the side list's about column is 5 characters at 80x24 and absent at 60x20; the box under
     the list gives the highlighted feature's whole label while the list has the focus."""

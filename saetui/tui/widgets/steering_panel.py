@@ -36,6 +36,13 @@ class SpecTable(RowTable):
     def on_mount(self) -> None:
         self.add_columns("on", "feature", "mode", "coef", "step", "scope", "label")
 
+    def on_show(self) -> None:
+        """A row highlighted while the steer tab was hidden (`a` in why? or a feature list adds a spec there) could
+        not be scrolled to: a hidden table has no height. Scroll it into view now, or Ctrl+W sweeps a spec out of
+        sight (at 60x20 one row shows)."""
+        if self.row_count:
+            self.call_after_refresh(self.move_cursor, row=self.cursor_row)
+
     def show(self, specs: list[Any], labels: dict, steps: list[float]) -> None:
         row = self.cursor_row
         self.clear()
