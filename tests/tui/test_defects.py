@@ -284,7 +284,7 @@ async def test_long_labels_end_with_an_ellipsis_inside_the_list():
         about = features.get_row_at(0)[2]
         assert str(about).endswith("…") and str(about)[:-1] in label
         assert str(features.get_row_at(1)[2]) == "short"
-        assert features.virtual_size.width <= features.content_size.width  # nothing cut at the edge
+        assert features.virtual_size.width <= features.scrollable_content_region.width  # nothing cut at the edge
 
 
 # ---------------------------------------------------------------- 11: byte-level tokens are readable

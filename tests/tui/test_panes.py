@@ -722,6 +722,22 @@ async def test_a_spec_added_from_another_tab_is_in_sight_when_the_steer_tab_open
             assert table.scroll_y <= table.cursor_row < table.scroll_y + in_sight, (size, table.scroll_y, in_sight)
 
 
+async def test_the_side_lists_columns_end_before_its_scrollbar():
+    """Walk of issue 23: the side list sized its columns to its width with the vertical scrollbar's two cells in it
+    (content_size counts them), so the about column ran under the scrollbar and its ellipsis was hidden: 'numbe'
+    for 'number words' at 80x24. (At 60x20 the feature and act columns alone are two cells wider than the list: see
+    the walk's report.)"""
+    for size in ((80, 24), (120, 40)):
+        app = SaeTuiApp(prompt=PROMPT)
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot)
+            side = app.query_one("#token-features", FeatureList)
+            assert side.show_vertical_scrollbar, size  # the case that went wrong: more rows than fit
+            assert side.virtual_size.width <= side.scrollable_content_region.width, (size, side.virtual_size)
+            cut = [str(side.get_row_at(i)[2]) for i, r in enumerate(side.rows_shown) if len(r.about) > side._widths[2]]
+            assert all(c.endswith("…") for c in cut) and (cut or size != (80, 24)), (size, cut)  # labels cut at 80
+
+
 async def test_the_highlighted_features_whole_label_shows_under_the_side_list_while_it_has_the_focus():
     """Walk of issue 23: the side list's about column is 5 characters at 80x24 and absent at 60x20; the box under
     the list gives the highlighted feature's whole label while the list has the focus."""

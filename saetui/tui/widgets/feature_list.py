@@ -77,7 +77,7 @@ class FeatureList(RowTable):
 
     def _column_widths(self, names: list[str], rows: list[FeatureRow]) -> tuple[int, int, int] | None:
         """(feature, value, about) content widths filling the widget; None before it is laid out."""
-        width = self.content_size.width  # without the vertical scrollbar if one shows now
+        width = self.scrollable_content_region.width  # without the vertical scrollbar if one shows now (content_size counts its cells)
         if width <= 0:
             return None  # not laid out yet: shown again on the first resize
         overflows = len(rows) + int(self.show_header) > self.content_size.height
