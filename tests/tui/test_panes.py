@@ -4,6 +4,9 @@ registry driving keys and palette, and the first-screen hint."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from rich.text import Text
 
 from saetui.settings import AppSettings
@@ -13,6 +16,7 @@ from saetui.tui.app import HINT, SaeTuiApp
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.feature_list import FeatureList
 from saetui.tui.widgets.token_table import TokenTable, token_label
+from saetui.demo import SAES
 from tests.demo_facts import color_feature
 from tests.tui.conftest import dense_last, token_side_rows
 
@@ -454,6 +458,26 @@ async def test_chat_mode_renders_user_turns_and_continues_with_the_kept_reply():
         assert app.chat is None and not any(t.template for t in app.analysis.tokens)
 
 
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
+async def test_the_token_table_never_scrolls_sideways_in_chat_mode(size):
+    """Walk of issue 23: at 60x20 in chat mode the `<|assistant|>` token and the `top features` header were wider
+    than the table: it scrolled sideways (`top featur`) and a horizontal scrollbar took one of its rows."""
+    app = SaeTuiApp(prompt="What is the capital of France?")
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        table = app.query_one(TokenTable)
+        assert any(t.template for t in app.analysis.tokens)
+        assert not table.show_horizontal_scrollbar, (size, table.virtual_size, table.content_size)
+        assert table.virtual_size.width <= table.content_size.width, (size, table.virtual_size, table.content_size)
+        labels = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        whole = [token_label(t, app.session.model.tokenizer) for t in app.analysis.tokens]
+        assert all(a == b or (a.endswith("…") and b.startswith(a[:-1])) for a, b in zip(labels, whole)), labels
+        first = str(table.get_row_at(0)[2]).split()[0]
+        assert re.fullmatch(r"\d+:\d+\.\d", first), first  # a whole f:act item in the last column
+
+
 async def test_a_burst_of_60_keys_at_30_per_second_lands_on_its_token_with_that_tokens_side_list():
     """Keys injected as a terminal sends them (not pilot.press, which waits for each to be handled), 33 ms
     apart like a held key's repeat: none is lost, and the side list ends on the features of the token the
@@ -736,6 +760,26 @@ async def test_the_side_lists_columns_end_before_its_scrollbar():
             assert side.virtual_size.width <= side.scrollable_content_region.width, (size, side.virtual_size)
             cut = [str(side.get_row_at(i)[2]) for i, r in enumerate(side.rows_shown) if len(r.about) > side._widths[2]]
             assert all(c.endswith("…") for c in cut) and (cut or size != (80, 24)), (size, cut)  # labels cut at 80
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
+async def test_every_side_list_row_on_screen_shows_its_feature_and_value_whole(size):
+    """Walk of issue 23: at 60x20 `demo-late/721` and its act, padded, were two cells wider than the list, and
+    3.37 read as 3.3. Where they do not fit padded, the cells lose their padding and keep one blank between."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        app.query_one("#token-table").focus()
+        await pilot.press("s")  # the late SAE shown: its features (the longer tags) head the list
+        await settle(pilot)
+        side = app.query_one("#token-features", FeatureList)
+        tagged = [f"{r.sae}/{r.feature}" for r in side.rows_shown]
+        assert tagged[0].startswith(f"{SAES[1].name}/"), tagged
+        in_sight = side.scrollable_content_region.height - 1
+        assert in_sight >= 2, size
+        for y, (name, row) in enumerate(zip(tagged[:in_sight], side.rows_shown), start=1):
+            line = side.render_line(y).text[: side.scrollable_content_region.width]  # the scrollbar covers the rest
+            assert re.search(rf"(^|\s){re.escape(name)}\s+{re.escape(row.value)}(\s|$)", line), (size, line, name)
 
 
 async def test_the_highlighted_features_whole_label_shows_under_the_side_list_while_it_has_the_focus():

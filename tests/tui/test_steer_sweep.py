@@ -130,17 +130,26 @@ async def test_an_over_long_prompt_is_analyzed_cut_and_says_so():
 
 
 @pytest.mark.filterwarnings("ignore:prompt cut to its first")  # the library's warning; the app says it on screen
-async def test_generating_from_an_over_long_prompt_is_refused_in_one_line():
-    app = SaeTuiApp(prompt=LONG)
+async def test_generating_from_an_over_long_prompt_is_refused_in_one_line_and_the_last_generation_stays():
+    app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
+        app.query_one("#max-tokens").value = "4"
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        before = [list(ids) for ids in app.steer.generated]
+        shown = [str(c.query_one(".gen-text").render()) for c in app.query("GenerationColumn")]
+        assert all(before) and all(shown)
+        app.query_one("#prompt").text = LONG
         await pilot.press("ctrl+g")
         await settle(pilot)
         context, n = app.session.model.context_length, n_tokens(app, LONG)
-        assert any(f"the prompt has {n} tokens and the model's context is {context}: no room to generate" in note
-                   for note in notes(app))
-        assert app.steer.generated == [[], []]
+        (refused,) = [note for note in notes(app) if "no room to generate" in note]
+        assert f"the prompt has {n} tokens and the model's context is {context}: no room to generate" in refused
+        assert "\n" not in refused
+        assert app.steer.generated == before  # the walk saw the refusal blank both rows
+        assert [str(c.query_one(".gen-text").render()) for c in app.query("GenerationColumn")] == shown
 
 
 async def test_a_generation_capped_by_the_context_says_so():

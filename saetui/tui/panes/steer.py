@@ -19,7 +19,7 @@ from textual.widgets import Input, Label
 
 from saetui import state
 from saetui.errors import InputError, SaetuiError
-from saetui.generation import mean_kl, plan_rows, row_title
+from saetui.generation import mean_kl, row_title
 from saetui.inputs import SweepValue, parse_sweep
 from saetui.settings import AppSettings, GenerationSettings, SteeringSettings
 from saetui.steering.draft import Draft, coefficient_step
@@ -304,7 +304,10 @@ class SteerPane(Pane):
                                          f"row (space switches it on for Ctrl+G)", "information"))
         else:
             plan = {"specs": self.draft.enabled(), "compare": True}
-        rows = plan_rows(**plan)  # the Session plans the same rows from the same plan
+        # Checked here, before the rows are cleared: a refusal (a prompt that fills the context, a spec that no
+        # longer fits what is loaded) is one line and the last generation stays on screen.
+        steer_run = self.session.steer(prompt, **plan, chat=chat, **settings)
+        rows = steer_run.rows
         self.rows = rows
         titles = [row_title(row, self._max_of) for row in rows]  # a sweep's: the coefficient in both units
         self._stop.set()  # a generation still running ends at its next token
@@ -314,7 +317,7 @@ class SteerPane(Pane):
         self._run += 1
         self._prompt, self._chat, self.done = prompt, chat, False
         await self.query_one(GenerationView).set_rows(titles)
-        self._generate_worker(prompt, plan, settings, self._stop, self._run, chat)
+        self._generate_worker(steer_run, self._stop, self._run)
 
     def reply(self, row: int) -> str:
         """The text of a generated row, without special tokens (e.g. the end-of-turn marker)."""
@@ -364,9 +367,7 @@ class SteerPane(Pane):
         self._stop.set()
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
-    def _generate_worker(self, prompt: str, plan: dict[str, Any], settings: dict[str, Any],
-                         stop: threading.Event, run: int, chat: Any) -> None:
-        steer_run = self.session.steer(prompt, **plan, chat=chat, **settings)
+    def _generate_worker(self, steer_run: Any, stop: threading.Event, run: int) -> None:
         note = steer_run.room.note("max") if steer_run.room is not None else None
         if note:  # the context leaves fewer new tokens than asked: said, not silently short
             self.post_message(Notice(note, "warning"))

@@ -34,7 +34,7 @@ class FeatureList(RowTable):
         self._rows: list[FeatureRow] = []
         self._tagged = False
         self._width = 0
-        self._widths: tuple[int, int, int] | None = None  # the columns' content widths, once laid out
+        self._widths: tuple[int, int, int, int] | None = None  # the columns' content widths and padding, once laid out
         self._value_title = value_title
 
     def on_mount(self) -> None:
@@ -58,6 +58,8 @@ class FeatureList(RowTable):
         widths = self._column_widths(names, rows)
         if widths is None or widths != self._widths:
             self.clear(columns=True)  # auto widths only ever widen: start again, so shorter names give room back
+            if widths is not None:
+                self.cell_padding = widths[3]
             for title, width in zip(("feature", self._value_title, "about"), widths or (None, None, None)):
                 self.add_column(title, width=width)
             self._widths = widths
@@ -75,8 +77,11 @@ class FeatureList(RowTable):
         if not same:
             self.scroll_home(animate=False)
 
-    def _column_widths(self, names: list[str], rows: list[FeatureRow]) -> tuple[int, int, int] | None:
-        """(feature, value, about) content widths filling the widget; None before it is laid out."""
+    def _column_widths(self, names: list[str], rows: list[FeatureRow]) -> tuple[int, int, int, int] | None:
+        """(feature, value, about) content widths filling the widget, and the cell padding; None before it is
+        laid out. Where padded cells would not leave the feature and its value whole (`demo-late/721` and
+        `3.37` in the 20 cells of the side list at 60x20), the padding goes and the columns keep one blank
+        cell between them instead: a number cut at the edge would read as another number."""
         width = self.scrollable_content_region.width  # without the vertical scrollbar if one shows now (content_size counts its cells)
         if width <= 0:
             return None  # not laid out yet: shown again on the first resize
@@ -87,7 +92,9 @@ class FeatureList(RowTable):
         # (rows that no longer overflow drop the bar: the wider content then comes back through on_resize)
         name_w = max([len("feature")] + [len(n) for n in names])
         value_w = max([len(self._value_title)] + [cell_len(r.value) for r in rows])
-        return name_w, value_w, max(1, width - (name_w + 2) - (value_w + 2) - 2)  # a cell is padded on both sides
+        if (name_w + 2) + (value_w + 2) <= width:  # a cell is padded on both sides
+            return name_w, value_w, max(1, width - (name_w + 2) - (value_w + 2) - 2), 1
+        return name_w + 1, value_w + 1, max(1, width - (name_w + 1) - (value_w + 1)), 0
 
     def on_resize(self) -> None:
         if self._rows and self.content_size.width != self._width:

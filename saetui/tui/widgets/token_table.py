@@ -31,6 +31,11 @@ def token_label(tok: Any, tokenizer: Any = None) -> str:
     return shown or "·"
 
 
+def _index_width(tokens: list[Any]) -> int:
+    """The `#` column's content width: the widest index as shown (`12`, `0*` for a special token), or the header."""
+    return max([len("#")] + [len(str(t.index)) + int(bool(t.special)) for t in tokens])
+
+
 class TokenTable(FittedSubtitle, RowTable):
     """Rows: index (`*` marks special tokens), token, its top features as `f:act`, as many as the width
     allows; with a heat line, the chosen feature's activation first, as a number and a colour."""
@@ -108,15 +113,18 @@ class TokenTable(FittedSubtitle, RowTable):
         self._shown = (result, sae, heat, tokenizer, dense, dense_last)
         self._width = self.content_size.width
         row = self.cursor_row
-        self.clear(columns=True)  # auto widths only ever widen: a chat's long template tokens must not keep the room
-        self.add_columns("#", "token", "top features")
         res = result.sae(sae)
         top = max(heat) if heat else 0.0
         labels = [token_label(tok, tokenizer) for tok in result.tokens]
         fit = self.features_that_fit(result, sae, labels, heat is not None)
+        header, room = self._narrow(result, sae, labels, fit, heat is not None)
+        self.clear(columns=True)  # auto widths only ever widen: a chat's long template tokens must not keep the room
+        self.add_columns("#", "token", header)
         for tok, text_label, feats in zip(result.tokens, labels, res.per_token):
             template = getattr(tok, "template", False)  # a chat template's own token (turn markers, role names)
             text = Text(text_label, style="dim italic" if tok.special else ("dim" if template else ""))
+            if room is not None and cell_len(text_label) > room:
+                text.truncate(room, overflow="ellipsis")
             if heat and top > 0:
                 level = min(len(_HEAT) - 1, int(len(_HEAT) * heat[tok.index] / top)) if heat[tok.index] > 0 else 0
                 text.stylize(f"on {_HEAT[level]}")
@@ -133,15 +141,40 @@ class TokenTable(FittedSubtitle, RowTable):
 
     def features_that_fit(self, result: Any, sae: str, labels: list[str], heat: bool) -> int:
         """How many `f:act` items the last column has room for (at least 1; 3 at 80 columns)."""
-        width = self.content_size.width
+        width = self._table_width(len(result.tokens))
         if width <= 0:
             return 3
-        index_w = max(len(f"{len(result.tokens) - 1}*"), 1)
+        index_w = _index_width(result.tokens)
         token_w = max([len("token")] + [cell_len(label) for label in labels])
-        room = width - (index_w + 2) - (token_w + 2) - 2 - (10 if heat else 0)
+        room = width - (index_w + 2) - (token_w + 2) - 2 - (10 if heat else 0)  # every cell padded on both sides
         items = [len(f"{f}:{a:.1f}") for feats in result.sae(sae).per_token for f, a in feats]
         item = max(items, default=7) + 2  # and two spaces between items
         return max(1, (room + 2) // item)
+
+    def _table_width(self, rows: int) -> int:
+        """The cells the columns may take: the width without the vertical scrollbar, also one that `rows` rows
+        are about to bring (content_size counts its cells); 0 before the table is laid out."""
+        width = self.scrollable_content_region.width
+        if width > 0 and rows + int(self.show_header) > self.content_size.height and not self.show_vertical_scrollbar:
+            width -= self.styles.scrollbar_size_vertical
+        return width
+
+    def _narrow(self, result: Any, sae: str, labels: list[str], fit: int, heat: bool) -> tuple[str, int | None]:
+        """The last column's header and the room for a token label (None: as long as it is): where the three
+        columns would be wider than the table (a chat's `<|assistant|>` at 60x20), the header is `top` and
+        labels longer than the room left end with `…`, so the table never scrolls sideways (a horizontal
+        scrollbar would also take one of its few rows)."""
+        width = self._table_width(len(result.tokens))
+        if width <= 0:
+            return "top features", None
+        index_w = _index_width(result.tokens)
+        token_w = max([len("token")] + [cell_len(label) for label in labels])
+        items = [len(f"{f}:{a:.1f}") for feats in result.sae(sae).per_token for f, a in feats[:fit]]
+        shown_w = (max(items, default=0) + 2) * fit - 2 + (10 if heat else 0)  # two spaces between items
+        if (index_w + 2) + (token_w + 2) + (max(len("top features"), shown_w) + 2) <= width:
+            return "top features", None
+        room = width - (index_w + 2) - 2 - (max(len("top"), shown_w) + 2)
+        return "top", max(room, len("token"))
 
     def on_resize(self) -> None:
         self.refit_subtitle()
