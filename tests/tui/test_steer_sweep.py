@@ -86,9 +86,10 @@ async def test_enter_in_the_sweep_box_sweeps_and_bad_text_is_one_line_and_loses_
         assert app.query_one("#sweep").value == "0,2y"  # the text stays, to be fixed
 
 
-async def test_sweeping_a_switched_off_spec_says_so_and_sweeps_it():
+@pytest.mark.parametrize("size", SIZES)
+async def test_sweeping_a_switched_off_spec_says_so_and_sweeps_it(size):
     app = SaeTuiApp(prompt=PROMPT)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
         app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE, enabled=False),))
         app.query_one("#sweep").value = "0,7"
@@ -130,9 +131,10 @@ async def test_an_over_long_prompt_is_analyzed_cut_and_says_so():
 
 
 @pytest.mark.filterwarnings("ignore:prompt cut to its first")  # the library's warning; the app says it on screen
-async def test_generating_from_an_over_long_prompt_is_refused_in_one_line_and_the_last_generation_stays():
+@pytest.mark.parametrize("size", SIZES)
+async def test_generating_from_an_over_long_prompt_is_refused_in_one_line_and_the_last_generation_stays(size):
     app = SaeTuiApp(prompt=PROMPT)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
         app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
         app.query_one("#max-tokens").value = "4"
