@@ -28,7 +28,7 @@ from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs, TextArea
+from textual.widgets import Footer, Static, TextArea
 
 from saetui.errors import SaetuiError
 from saetui.settings import AppSettings
@@ -38,6 +38,7 @@ from saetui.tui.actions import bindings
 from saetui.tui.commands import SaetuiCommands
 from saetui.tui.lifecycle import DEFAULT_PROMPT, Lifecycle, LoadingApp
 from saetui.tui.widgets.download_panel import DownloadPanel
+from saetui.tui.widgets.pane_tabs import PaneSlot, TabbedPanes
 from saetui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:  # imported after the first frame (see `_mount_panes`): not needed to draw it
@@ -97,10 +98,9 @@ class SaeTuiApp(LoadingApp, App[None]):
         with Vertical(id="main"):
             yield TextArea(self.lifecycle.prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
             yield DownloadPanel(id="download")
-            with TabbedContent(id="tabs", initial="tokens"):  # the panes go in after the first frame
-                yield TabPane("Tokens F2", id="tokens")
-                yield TabPane("Search F3", id="search")
-                yield TabPane("Steer F4", id="steer")
+            # the panes go in after the first frame; F2/F3/F4 switch them (the headers never take the focus)
+            yield TabbedPanes([("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")],
+                              initial="tokens", id="tabs")
             yield StatusBar("loading…", id="status")
             yield Footer(compact=True)
         yield Static(f"terminal too small: saetui needs at least {MIN_WIDTH}x{MIN_HEIGHT}", id="too-small")
@@ -113,11 +113,11 @@ class SaeTuiApp(LoadingApp, App[None]):
         from saetui.tui.panes.tokens import TokensPane
 
         app = SaeTuiApp
-        await self.query_one("#tokens", TabPane).mount(
+        await self.query_one("#tokens", PaneSlot).mount(
             TokensPane(self.session, id="tokens-pane").data_bind(app.analysis, app.sae_name, app.labels_rev))
-        await self.query_one("#search", TabPane).mount(
+        await self.query_one("#search", PaneSlot).mount(
             SearchPane(self.session, id="search-pane").data_bind(app.sae_name, app.labels_rev))
-        await self.query_one("#steer", TabPane).mount(
+        await self.query_one("#steer", PaneSlot).mount(
             SteerPane(self.session, id="steering").data_bind(app.draft, app.labels_rev, app.sae_name))
         self.steer.restore_boxes(self.lifecycle.saved_boxes)
 
@@ -155,8 +155,6 @@ class SaeTuiApp(LoadingApp, App[None]):
         prompt.border_subtitle = HINT
         prompt.move_cursor(prompt.document.end)  # typing continues the restored text
         prompt.focus()
-        # F2/F3/F4 switch tabs: Tab goes from the prompt straight to the pane's list, not via the tab headers
-        self.query_one("#tabs").query_one(Tabs).can_focus = False
         self._check_size()
         if self.lifecycle.restore_note:
             self.notify(self.lifecycle.restore_note, severity="warning", timeout=8)
@@ -218,7 +216,7 @@ class SaeTuiApp(LoadingApp, App[None]):
 
     def on_feature_chosen(self, message: msg.FeatureChosen) -> None:
         def back(_: None) -> None:
-            if self.query_one(TabbedContent).active == "search":
+            if self.query_one(TabbedPanes).active == "search":
                 self.search.focus_box()  # back to refining the search, not to the list's keys
 
         from saetui.tui.screens.feature_detail import FeatureDetailScreen
@@ -355,7 +353,7 @@ class SaeTuiApp(LoadingApp, App[None]):
 
     def action_show_tab(self, tab: str) -> None:
         """Switch tab and focus its main widget, so the keys that follow go there."""
-        self.query_one(TabbedContent).active = tab
+        self.query_one(TabbedPanes).active = tab
         target = self.query_one({"tokens": "#token-table", "search": "#search-input", "steer": "#specs"}[tab])
         target.focus()
         self.call_after_refresh(target.focus)  # the tab switch may move focus once more; the target wins
