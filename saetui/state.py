@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from saetui.errors import InputError, SaetuiError
 from saetui.files import set_aside, write_json_atomic
-from saetui.inputs import check_name
 from saetui.paths import config_dir
-from saetui.settings import AppSettings
-from saetui.steering.spec import Spec, spec_from_dict
+
+if TYPE_CHECKING:  # the spec model and the settings are imported when a saved spec or history is read (the app's
+    # first frame reads the saved session: a first start has none)
+    from saetui.steering.spec import Spec
 
 SESSION_FILE = "session.json"
 
@@ -39,6 +40,8 @@ def read_json_or_set_aside(path: Path) -> tuple[Any | None, str | None]:
 def spec_from_saved(data: Any) -> Any:
     """A spec (SteeringSpec or VectorSpec) from saved JSON, read strictly (saetui.steering.spec.spec_from_dict),
     or None when it is not one."""
+    from saetui.steering.spec import spec_from_dict
+
     try:
         return spec_from_dict(data)
     except (SaetuiError, TypeError, ValueError, OverflowError):
@@ -63,6 +66,8 @@ def _check_session(data: Any) -> tuple[dict[str, Any], list[str]]:
     history = data.get("history")
     field("history", isinstance(history, list) and all(isinstance(p, str) for p in history))
     if "history" in kept:
+        from saetui.settings import AppSettings
+
         kept["history"] = kept["history"][-AppSettings.history:]
     field("shown_sae", isinstance(data.get("shown_sae"), str))
     boxes = data.get("boxes")
@@ -104,6 +109,8 @@ def load_session() -> tuple[dict[str, Any] | None, str | None]:
 
 
 def _preset_path(name: str) -> Path:
+    from saetui.inputs import check_name
+
     return config_dir(create=False) / "presets" / f"{check_name(name, 'preset')}.json"
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from saetui.steering.spec import MAX_COEFFICIENT, MODES, Spec
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the spec model is imported where a spec is edited: the app's first frame holds an empty Draft
+    from saetui.steering.spec import Spec
 
 SCOPES = ("all", "prompt", "generated")
 
@@ -57,6 +60,8 @@ class Draft:
         return self._with(i, replace(self.specs[i], enabled=not self.specs[i].enabled))
 
     def set_coefficient(self, i: int, value: float) -> Draft:
+        from saetui.steering.spec import MAX_COEFFICIENT
+
         value = max(-MAX_COEFFICIENT, min(MAX_COEFFICIENT, float(value)))
         return self._with(i, self.specs[i].with_coefficient(round(value, 4)))
 
@@ -65,6 +70,8 @@ class Draft:
 
     def cycle_mode(self, i: int) -> Draft:
         """add -> clamp -> ablate -> add; a steering vector only adds, so it stays as it is."""
+        from saetui.steering.spec import MODES
+
         spec = self.specs[i]
         if spec.kind == "vector":
             return self

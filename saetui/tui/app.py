@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import events
@@ -31,9 +32,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static, TextArea
 
 from saetui.errors import SaetuiError
-from saetui.settings import AppSettings
 from saetui.steering.draft import Draft
-from saetui.tui import messages as msg
 from saetui.tui.actions import bindings
 from saetui.tui.commands import SaetuiCommands
 from saetui.tui.lifecycle import DEFAULT_PROMPT, Lifecycle, LoadingApp
@@ -43,11 +42,13 @@ from saetui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:  # imported after the first frame (see `_mount_panes`): not needed to draw it
     from saetui.session import Session
+    from saetui.tui import messages as msg
     from saetui.tui.panes.search import SearchPane
     from saetui.tui.panes.steer import SteerPane
     from saetui.tui.panes.tokens import TokensPane
 
 MIN_WIDTH, MIN_HEIGHT = 40, 12
+PANES_CSS = Path(__file__).with_name("panes.tcss")  # read in `_mount_panes`; CSS_PATH holds the first frame's
 HINT = "type a prompt, F5 analyzes · F1 keys · Ctrl+P commands"
 
 
@@ -112,6 +113,8 @@ class SaeTuiApp(LoadingApp, App[None]):
         from saetui.tui.panes.steer import SteerPane
         from saetui.tui.panes.tokens import TokensPane
 
+        # their rules and the screens', parsed now rather than before the first frame (user CSS, as saetui.tcss)
+        self.stylesheet.add_source(PANES_CSS.read_text(encoding="utf-8"), read_from=(str(PANES_CSS), ""))
         app = SaeTuiApp
         await self.query_one("#tokens", PaneSlot).mount(
             TokensPane(self.session, id="tokens-pane").data_bind(app.analysis, app.sae_name, app.labels_rev))
@@ -178,6 +181,8 @@ class SaeTuiApp(LoadingApp, App[None]):
     def status(self, note: str = "") -> None:
         """The status bar: `note` (what just happened) and the session's model, SAEs, device, latency. A new note goes
         after AppSettings.status_note_s (a later one restarts the count)."""
+        from saetui.settings import AppSettings  # after the first frame (issue 28): the status bar starts as "loading…"
+
         status = self.session.status()
         bar = self.query_one(StatusBar)
         renewed = bool(note) and note != bar.note

@@ -17,20 +17,20 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from textual import work
 from textual.worker import Worker, WorkerState
 
 from saetui import state
 from saetui.errors import InputError, SaetuiError, one_line
-from saetui.settings import AppSettings
 from saetui.steering.draft import Draft
 from saetui.tui import heap
-from saetui.tui import messages as msg
-from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.widgets.download_panel import DownloadPanel, ProgressRelay
 from saetui.tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:  # the messages, the settings and the error screen are imported after the first frame (issue 28)
+    from saetui.tui import messages as msg
 
 DEFAULT_PROMPT = "The capital of France is Paris. Anna has a red cat."
 
@@ -147,6 +147,8 @@ class Lifecycle:
         """The session as the next start restores it (OSError when it cannot be written)."""
         if not self.persist:
             return
+        from saetui.settings import AppSettings
+
         model, saes = self.good
         # What the last session left waits for the model to load; quitting before that keeps it.
         specs = self.saved_specs if self.saved_specs else [s.to_dict() for s in draft.specs]
@@ -161,7 +163,7 @@ class PromptHistory:
     """The prompts analyzed, oldest first, and where Ctrl+Up/Ctrl+Down are in them."""
 
     def __init__(self, items: list[str]) -> None:
-        self.items = items[-AppSettings.history:]
+        self.items = list(items)  # the saved ones, already cut to AppSettings.history (state.load_session)
         self.pos = len(self.items)
 
     def add(self, prompt: str) -> None:
@@ -183,6 +185,8 @@ class LoadingApp:
 
     def start_loading(self) -> None:
         """The first frame is on screen: the first load, or, for a session loaded already (a snapshot's), show it."""
+        from saetui.tui import messages as msg
+
         job = self.lifecycle.start(self.session.ready)
         if job is not None:
             self._run(job)
@@ -216,6 +220,8 @@ class LoadingApp:
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load_worker(self, job: LoadJob, stop: threading.Event) -> None:
         # Hub downloads (only what the HF cache lacks) report to the download panel; Ctrl+S sets `stop`
+        from saetui.tui import messages as msg
+
         if job.sae is not None:
             loaded = self.session.load_sae(job.sae, progress=ProgressRelay(self), cancel=stop)
         else:
@@ -253,6 +259,8 @@ class LoadingApp:
         hint = ("\n\nCtrl+P, then 'load model demo' opens the bundled demo." if model is None
                 else f"\n\n{model.name} stays loaded.")
         self.clear_notifications()  # nothing covers the modal's text
+        from saetui.tui.screens.error import ErrorScreen
+
         self.push_screen(ErrorScreen("Could not load the model or SAE", message + hint))
 
     def on_loaded(self, message: msg.Loaded) -> None:

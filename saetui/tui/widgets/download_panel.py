@@ -8,14 +8,14 @@ chunks come.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.markup import escape
 from textual.widgets import Static
 
-from saetui.hub_progress import Progress, human_bytes, human_time
-from saetui.tui.messages import DownloadProgress
+if TYPE_CHECKING:
+    from saetui.hub_progress import Progress
 
 BAR_WIDTH = 24
 
@@ -31,6 +31,8 @@ def bar(done: int, total: int | None, width: int = BAR_WIDTH) -> str:
 def describe(p: Progress) -> str:
     """Two lines that fit 80 columns: which file of which model or SAE, then its bytes, the rate, the ETA and
     how far the whole download is."""
+    from saetui.hub_progress import human_bytes, human_time  # imported when a download reports (not at start)
+
     if p.event == "plan":
         return (f"{escape(p.what)}: {p.n_files} file{'s' * (p.n_files != 1)} to fetch from {escape(p.host)}\n"
                 f"{bar(0, p.all_total)} 0/{human_bytes(p.all_total)}")
@@ -44,6 +46,8 @@ def describe(p: Progress) -> str:
 
 def human_pair(done: int, total: int | None) -> str:
     """`10.5/38.4 MB`, or `900.0 kB/38.4 MB` when the units differ."""
+    from saetui.hub_progress import human_bytes
+
     a, b = human_bytes(done), human_bytes(total)
     unit = b.rpartition(" ")[2]
     return f"{a.rpartition(' ')[0]}/{b}" if a.endswith(" " + unit) and unit != "B" else f"{a}/{b}"
@@ -74,4 +78,6 @@ class ProgressRelay:
         self.app = app
 
     def __call__(self, p: Progress) -> None:
+        from saetui.tui.messages import DownloadProgress
+
         self.app.post_message(DownloadProgress(p))
