@@ -130,6 +130,9 @@ class PaneSlot(Widget):
 
     DEFAULT_CSS = "PaneSlot { height: auto; }"
 
+    def render(self) -> str:
+        return ""  # empty until its pane is in (a bare Widget draws its name: TabPane's first frame showed "TabPane#tokens")
+
 
 class TabbedPanes(Widget):
     """Tab headers over a ContentSwitcher of PaneSlots; `active` is the id of the slot shown."""
