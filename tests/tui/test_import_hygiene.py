@@ -32,10 +32,14 @@ from saetui.tui.app import SaeTuiApp
 seen = {}
 mount_panes = SaeTuiApp._mount_panes
 
+def css_files(app):
+    return {"css:" + path.rsplit("/", 1)[-1] for path, _ in app.stylesheet.source if path.endswith(".tcss")}
+
 async def recording(self):
-    seen["at first frame"] = set(sys.modules)  # on_ready: the first frame is on screen, the panes not yet in
+    # on_ready: the first frame is on screen, the panes not yet in
+    seen["at first frame"] = set(sys.modules) | css_files(self)
     await mount_panes(self)
-    seen["panes in"] = set(sys.modules)
+    seen["panes in"] = set(sys.modules) | css_files(self)
 
 SaeTuiApp._mount_panes = recording
 
@@ -46,14 +50,16 @@ async def main():
             await asyncio.sleep(0.01)
         assert app.query_one("#token-table") is not None and app.query_one("#specs") is not None
 asyncio.run(main())
-for name in ("saetui.session", "saetui.tui.panes.tokens", "saetui.tui.panes.steer", "saetui.hub", "torch"):
+for name in ("saetui.session", "saetui.tui.panes.tokens", "saetui.tui.panes.steer", "saetui.hub", "torch",
+             "saetui.tui.messages", "saetui.settings", "saetui.steering.spec", "saetui.hub_progress",
+             "saetui.tui.screens.error", "textual.widgets._tabs", "css:saetui.tcss", "css:panes.tcss"):
     print(name, name in seen["at first frame"], name in seen["panes in"])
 """
 
 
 def test_first_frame_is_drawn_before_the_panes_and_the_session_are_imported():
     """The first frame needs Textual and the prompt box only (issue 28): the panes and the session are imported and
-    mounted after it, torch later still, in the load worker."""
+    mounted after it (their CSS parsed then too), torch later still, in the load worker."""
     out = subprocess.run([sys.executable, "-c", FIRST_FRAME], check=True, capture_output=True, text=True).stdout
     where = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
     assert where["saetui.session"] == ["False", "True"]
@@ -61,3 +67,13 @@ def test_first_frame_is_drawn_before_the_panes_and_the_session_are_imported():
     assert where["saetui.tui.panes.steer"] == ["False", "True"]
     assert where["saetui.hub"][0] == "False"
     assert where["torch"][0] == "False"
+    # ... nor what only the panes, the load and its messages use (a first start has no saved session to read)
+    assert where["saetui.tui.messages"] == ["False", "True"]
+    assert where["saetui.settings"] == ["False", "True"]
+    assert where["saetui.steering.spec"] == ["False", "True"]
+    assert where["saetui.hub_progress"][0] == "False"
+    assert where["saetui.tui.screens.error"][0] == "False"
+    assert where["textual.widgets._tabs"][0] == "False"  # the tab headers are one widget (widgets/pane_tabs.py)
+    # the panes' and screens' CSS is parsed when they go in; the first frame's is there from the start
+    assert where["css:saetui.tcss"] == ["True", "True"]
+    assert where["css:panes.tcss"] == ["False", "True"]

@@ -87,3 +87,68 @@ async def test_the_status_bar_says_when_the_decode_step_compiles_and_when_it_is_
         assert "decode" not in shown["eager"] and "decode" not in shown["uncompiled"]
         assert "decode compiling" in shown["compiling"] and "decode compiled" in shown["compiled"]
         assert shown["compiled"].startswith("done") and bar.note == "done"  # the note is kept for a refresh
+
+
+class _Headers(App):
+    """Three empty panes under tab headers: Textual's TabbedContent, or ours (`ours`)."""
+
+    TITLE = "headers"
+
+    def __init__(self, ours: bool) -> None:
+        super().__init__()
+        self.ours = ours
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Static, TabbedContent, TabPane
+
+        from saetui.tui.widgets.pane_tabs import TabbedPanes
+
+        yield Static("above")
+        if self.ours:
+            yield TabbedPanes([("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")], "tokens")
+        else:
+            with TabbedContent(initial="tokens"):
+                for pane, title in (("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")):
+                    yield TabPane(title, id=pane)
+
+    async def on_mount(self) -> None:
+        from textual.widgets import Static, Tabs
+
+        for tabs in self.query(Tabs):
+            tabs.can_focus = False  # as the app had it: F2/F3/F4 switch panes
+        for pane in ("tokens", "search", "steer"):  # the panes go in later, as the app's
+            await self.query_one(f"#{pane}").mount(Static(f"the {pane} pane"))
+
+    @property
+    def shown(self) -> str:
+        from textual.widgets import ContentSwitcher
+
+        return self.query_one(ContentSwitcher).current
+
+
+async def test_the_tab_headers_draw_and_click_as_textuals_tabbed_content():
+    """PaneTabs stands in for Textual's Tabs on the first frame (issue 28): the same cells and colours, a click on a
+    label or on the bar under it shows its pane, the underline ends under the active label, hovering lights a label."""
+    import re
+
+    def shot(app: App) -> str:  # the SVG, less the id each export makes up
+        return re.sub(r"terminal-\d+-", "terminal-", app.export_screenshot())
+
+    screens = {}
+    for ours in (False, True):
+        app = _Headers(ours)
+        async with app.run_test(size=(60, 6)) as pilot:
+            await pilot.pause()
+            shots = [shot(app)]
+            for offset, pane in (((14, 1), "search"), ((25, 2), "steer"), ((3, 1), "tokens")):  # a label, the bar
+                await pilot.click(offset=offset)
+                await pilot.wait_for_animation()
+                await pilot.pause()
+                assert app.shown == pane, (ours, offset)
+                shots.append(shot(app))
+            await pilot.hover(offset=(14, 1))
+            await pilot.pause()
+            shots.append(shot(app))
+        screens[ours] = shots
+    assert len(set(screens[True])) == 4  # each step changed the screen (back on tokens: as at the start)
+    assert screens[True] == screens[False]
