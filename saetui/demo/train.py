@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         acts = collect_sae_inputs(MODEL_DIR, hooks, 4000, SAE_SEED + args.seed)
         for demo_sae in SAES:
             train_sae(out=demo_sae.sae_dir, layer=demo_sae.layer, width=demo_sae.width, steps=args.sae_steps,
-                      seed=args.seed, acts=acts[demo_sae.hook_name])
+                      seed=args.seed + demo_sae.seed, acts=acts[demo_sae.hook_name])
             print(f"sae {demo_sae.name} done at {time.time() - start:.0f}s", flush=True)
     if args.what in ("index", "all"):
         for demo_sae in SAES:
