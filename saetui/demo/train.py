@@ -220,12 +220,15 @@ def build_demo_index(demo_sae: DemoSAE = SAES[0], n_docs: int = 1200, log: Calla
     """One demo SAE's feature index over held-out text, with labels from the planted categories.
 
     A feature is labelled when at least 80% of its top-20 examples fire on words of one category:
-    "color words" or, when one word dominates the same way, "color: red".
+    "color words" or, when one word dominates the same way, "color: red"; a dense one (firing on more than
+    saetui.sae.evals.DENSE of the tokens) never is: its top examples are the tail of a feature that fires on most
+    text, and its label would then show on nearly every token ("number words" on ' France').
     """
     from collections import Counter
 
     from saetui.demo import load_demo
     from saetui.demo.corpus import token_category
+    from saetui.sae.evals import DENSE
     from saetui.sae.index import IndexSettings, build_index
     from saetui.sae.search import save_labels
 
@@ -238,7 +241,10 @@ def build_demo_index(demo_sae: DemoSAE = SAES[0], n_docs: int = 1200, log: Calla
         shutil.rmtree(demo_sae.index_dir)
     index = build_index(model, loaded, texts, demo_sae.index_dir, settings=IndexSettings(top_k=20, batch_size=32), progress=False)
     labels = {}
+    rates = index.counts.double() / max(1, index.n_tokens)
     for f in range(loaded.d_sae):
+        if rates[f] > DENSE:
+            continue
         words = [model.token_texts([window[at]])[0].strip().lower() for _, window, at in index.examples(f)]
         if len(words) < 10:
             continue
