@@ -508,3 +508,21 @@ async def test_a_status_note_goes_after_a_while_and_a_newer_one_restarts_the_cou
         await pilot.pause(0.4)
         assert bar.note == "" and "a newer note" not in str(bar.render())
         assert app.session.status()["model"] in str(bar.render())
+
+
+async def test_a_widget_focused_in_a_hidden_pane_shows_its_pane():
+    """As Textual's TabbedContent did (the tab headers are saetui's own since issue 28): the focus never sits in a
+    pane the user cannot see (a benchmark focusing the token table while the steer pane showed waited forever for
+    a frame)."""
+    from saetui.tui.widgets.pane_tabs import PaneTabs, TabbedPanes
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("f4")
+        assert app.query_one(TabbedPanes).active == "steer"
+        for widget, pane in (("#token-table", "tokens"), ("#sweep", "steer"), ("#search-input", "search")):
+            app.query_one(widget).focus()
+            await pilot.pause()
+            assert app.query_one(TabbedPanes).active == pane and app.query_one(PaneTabs).active == pane, widget
+            assert app.query_one(widget).region.area > 0, widget  # on screen

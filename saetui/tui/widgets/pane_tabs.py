@@ -164,3 +164,10 @@ class TabbedPanes(Widget):
     def on_pane_tabs_clicked(self, message: PaneTabs.Clicked) -> None:
         message.stop()
         self.active = message.pane
+
+    def _on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """A widget of a hidden pane focused from code shows its pane, as TabbedContent does (TabPane.Focused):
+        the focus is never on something the user cannot see."""
+        slot = next((node for node in event.widget.ancestors_with_self if isinstance(node, PaneSlot)), None)
+        if slot is not None and slot.id is not None and slot.id != self.active:
+            self.active = slot.id
