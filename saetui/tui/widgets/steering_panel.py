@@ -167,7 +167,9 @@ class GenerationView(Container):
 
     @property
     def columns(self) -> list[GenerationColumn]:
-        return list(self.query(GenerationColumn))
+        # The direct children, not a query: read for every streamed piece (400/s), a query over the columns' whole
+        # subtree cost ~90 us each, ~4% of the event loop while streaming.
+        return [child for child in self.children if isinstance(child, GenerationColumn)]
 
     async def set_rows(self, titles: list[str]) -> None:
         """One column a row, titled; two rows sit side by side, more are stacked."""
