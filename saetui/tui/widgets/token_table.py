@@ -116,8 +116,7 @@ class TokenTable(FittedSubtitle, RowTable):
         res = result.sae(sae)
         top = max(heat) if heat else 0.0
         labels = [token_label(tok, tokenizer) for tok in result.tokens]
-        fit = self.features_that_fit(result, sae, labels, heat is not None)
-        header, room = self._narrow(result, sae, labels, fit, heat is not None)
+        fit, header, room = self._layout(result, sae, labels, heat is not None)
         self.clear(columns=True)  # auto widths only ever widen: a chat's long template tokens must not keep the room
         self.add_columns("#", "token", header)
         for tok, text_label, feats in zip(result.tokens, labels, res.per_token):
@@ -139,17 +138,25 @@ class TokenTable(FittedSubtitle, RowTable):
         if self.row_count:
             self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)
 
-    def features_that_fit(self, result: Any, sae: str, labels: list[str], heat: bool) -> int:
-        """How many `f:act` items the last column has room for (at least 1; 3 at 80 columns)."""
+    def _layout(self, result: Any, sae: str, labels: list[str], heat: bool) -> tuple[int, str, int | None]:
+        """(how many `f:act` items the last column has room for, at least 1 and 3 at 80 columns; its header; the
+        room for a token label, None: as long as it is). Where the three columns would be wider than the table (a
+        chat's `<|assistant|>` at 60x20), the header is `top` and labels longer than the room left end with `…`,
+        so the table never scrolls sideways (a horizontal scrollbar would also take one of its few rows)."""
         width = self._table_width(len(result.tokens))
         if width <= 0:
-            return 3
+            return 3, "top features", None
         index_w = _index_width(result.tokens)
         token_w = max([len("token")] + [cell_len(label) for label in labels])
-        room = width - (index_w + 2) - (token_w + 2) - 2 - (10 if heat else 0)  # every cell padded on both sides
-        items = [len(f"{f}:{a:.1f}") for feats in result.sae(sae).per_token for f, a in feats]
-        item = max(items, default=7) + 2  # and two spaces between items
-        return max(1, (room + 2) // item)
+        heat_w = 10 if heat else 0
+        per_token = result.sae(sae).per_token
+        room = width - (index_w + 2) - (token_w + 2) - 2 - heat_w  # every cell padded on both sides
+        item = max((len(f"{f}:{a:.1f}") for feats in per_token for f, a in feats), default=7) + 2  # two spaces between
+        fit = max(1, (room + 2) // item)
+        shown_w = (max((len(f"{f}:{a:.1f}") for feats in per_token for f, a in feats[:fit]), default=0) + 2) * fit - 2 + heat_w
+        if (index_w + 2) + (token_w + 2) + (max(len("top features"), shown_w) + 2) <= width:
+            return fit, "top features", None
+        return fit, "top", max(width - (index_w + 2) - 2 - (max(len("top"), shown_w) + 2), len("token"))
 
     def _table_width(self, rows: int) -> int:
         """The cells the columns may take: the width without the vertical scrollbar, also one that `rows` rows
@@ -158,23 +165,6 @@ class TokenTable(FittedSubtitle, RowTable):
         if width > 0 and rows + int(self.show_header) > self.content_size.height and not self.show_vertical_scrollbar:
             width -= self.styles.scrollbar_size_vertical
         return width
-
-    def _narrow(self, result: Any, sae: str, labels: list[str], fit: int, heat: bool) -> tuple[str, int | None]:
-        """The last column's header and the room for a token label (None: as long as it is): where the three
-        columns would be wider than the table (a chat's `<|assistant|>` at 60x20), the header is `top` and
-        labels longer than the room left end with `…`, so the table never scrolls sideways (a horizontal
-        scrollbar would also take one of its few rows)."""
-        width = self._table_width(len(result.tokens))
-        if width <= 0:
-            return "top features", None
-        index_w = _index_width(result.tokens)
-        token_w = max([len("token")] + [cell_len(label) for label in labels])
-        items = [len(f"{f}:{a:.1f}") for feats in result.sae(sae).per_token for f, a in feats[:fit]]
-        shown_w = (max(items, default=0) + 2) * fit - 2 + (10 if heat else 0)  # two spaces between items
-        if (index_w + 2) + (token_w + 2) + (max(len("top features"), shown_w) + 2) <= width:
-            return "top features", None
-        room = width - (index_w + 2) - 2 - (max(len("top"), shown_w) + 2)
-        return "top", max(room, len("token"))
 
     def on_resize(self) -> None:
         self.refit_subtitle()
