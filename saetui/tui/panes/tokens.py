@@ -148,6 +148,7 @@ class TokensPane(Pane):
 
     @on(DataTable.RowHighlighted, "#token-table")
     def _token_moved(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()  # nothing above handles it: bubbling on through the six containers would cost a message each
         # The side list follows after the table has repainted its cursor: filling it costs a 15-20 ms
         # repaint, and while an arrow key is held only the row the cursor rests on is worth showing.
         if not self._token_pending:
@@ -269,7 +270,8 @@ class TokensPane(Pane):
         return f"[b]about[/b] {escape(f'{row.sae}/{row.feature}')}: {escape(row.about)}"
 
     @on(DataTable.RowHighlighted, "#token-features")
-    def _feature_highlighted(self) -> None:
+    def _feature_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()  # as the token table's: every refill of the list posts one
         if self.query_one("#token-features").has_focus:
             self._show_info()
 
