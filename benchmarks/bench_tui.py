@@ -18,8 +18,8 @@
 from __future__ import annotations
 
 import argparse
-import random
 import asyncio
+import random
 import statistics
 import subprocess
 import sys

@@ -82,13 +82,9 @@ class FeatureList(RowTable):
         laid out. Where padded cells would not leave the feature and its value whole (`demo-late/721` and
         `3.37` in the 20 cells of the side list at 60x20), the padding goes and the columns keep one blank
         cell between them instead: a number cut at the edge would read as another number."""
-        width = self.scrollable_content_region.width  # without the vertical scrollbar if one shows now (content_size counts its cells)
+        width = self.width_for_rows(len(rows))
         if width <= 0:
             return None  # not laid out yet: shown again on the first resize
-        overflows = len(rows) + int(self.show_header) > self.content_size.height
-        bar = self.styles.scrollbar_size_vertical
-        if overflows and not self.show_vertical_scrollbar:
-            width -= bar  # the rows will bring one: leave it room, or a horizontal bar shows up too
         # (rows that no longer overflow drop the bar: the wider content then comes back through on_resize)
         name_w = max([len("feature")] + [len(n) for n in names])
         value_w = max([len(self._value_title)] + [cell_len(r.value) for r in rows])

@@ -20,3 +20,12 @@ class RowTable(DataTable):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("cursor_type", "row")
         super().__init__(*args, **kwargs)
+
+    def width_for_rows(self, rows: int) -> int:
+        """The cells the columns may take once `rows` rows are in: the width without the vertical scrollbar, also
+        one those rows are about to bring (content_size counts its cells; left no room, a horizontal bar would show
+        up too); 0 before the table is laid out."""
+        width = self.scrollable_content_region.width
+        if width > 0 and rows + int(self.show_header) > self.content_size.height and not self.show_vertical_scrollbar:
+            width -= self.styles.scrollbar_size_vertical
+        return width

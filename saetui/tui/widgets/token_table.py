@@ -143,28 +143,20 @@ class TokenTable(FittedSubtitle, RowTable):
         room for a token label, None: as long as it is). Where the three columns would be wider than the table (a
         chat's `<|assistant|>` at 60x20), the header is `top` and labels longer than the room left end with `…`,
         so the table never scrolls sideways (a horizontal scrollbar would also take one of its few rows)."""
-        width = self._table_width(len(result.tokens))
+        width = self.width_for_rows(len(result.tokens))
         if width <= 0:
             return 3, "top features", None
         index_w = _index_width(result.tokens)
         token_w = max([len("token")] + [cell_len(label) for label in labels])
         heat_w = 10 if heat else 0
-        per_token = result.sae(sae).per_token
+        items = [[len(f"{f}:{a:.1f}") for f, a in feats] for feats in result.sae(sae).per_token]  # each `f:act`'s width
         room = width - (index_w + 2) - (token_w + 2) - 2 - heat_w  # every cell padded on both sides
-        item = max((len(f"{f}:{a:.1f}") for feats in per_token for f, a in feats), default=7) + 2  # two spaces between
+        item = max((w for row in items for w in row), default=7) + 2  # two spaces between
         fit = max(1, (room + 2) // item)
-        shown_w = (max((len(f"{f}:{a:.1f}") for feats in per_token for f, a in feats[:fit]), default=0) + 2) * fit - 2 + heat_w
+        shown_w = (max((w for row in items for w in row[:fit]), default=0) + 2) * fit - 2 + heat_w
         if (index_w + 2) + (token_w + 2) + (max(len("top features"), shown_w) + 2) <= width:
             return fit, "top features", None
         return fit, "top", max(width - (index_w + 2) - 2 - (max(len("top"), shown_w) + 2), len("token"))
-
-    def _table_width(self, rows: int) -> int:
-        """The cells the columns may take: the width without the vertical scrollbar, also one that `rows` rows
-        are about to bring (content_size counts its cells); 0 before the table is laid out."""
-        width = self.scrollable_content_region.width
-        if width > 0 and rows + int(self.show_header) > self.content_size.height and not self.show_vertical_scrollbar:
-            width -= self.styles.scrollbar_size_vertical
-        return width
 
     def on_resize(self) -> None:
         self.refit_subtitle()
