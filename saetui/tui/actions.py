@@ -118,10 +118,8 @@ ACTIONS: list[Action] = [
     Action("open", "enter", "Open", "open the feature's detail", scope="circuit", show=False),
     Action("close", "escape,q", "Close", "close (a circuit still being found is dropped)", scope="circuit"),
     # every list with a row cursor (saetui/tui/widgets/row_table.py); PageUp/PageDown are DataTable's own
-    # Up/Down are DataTable's own keys, bound again here with priority: the app then runs them as the key arrives
-    # instead of after the key has bubbled from the table up to the app through every pane (~0.3 ms a key).
-    Action("cursor_up", "up", "Up", "previous row", scope="rows", show=False, priority=True),
-    Action("cursor_down", "down", "Down", "next row", scope="rows", show=False, priority=True),
+    # (Up/Down stay DataTable's own, not priority bindings: a priority key runs as it arrives and overtakes the keys
+    # typed before it that are still bubbling up to the app, e.g. Home, Down, Down sent at once ended on row 0)
     Action("scroll_top", "home", "First", "first row (PageUp/PageDown: a page)", scope="rows", show=False),
     Action("scroll_bottom", "end", "Last", "last row", scope="rows", show=False),
     # token picker (why?: t / v)

@@ -509,33 +509,33 @@ async def test_a_burst_of_60_keys_at_30_per_second_lands_on_its_token_with_that_
             assert repr(token_label(result.tokens[row], app.session.model.tokenizer)) in str(side.border_title)
 
 
-async def test_up_and_down_move_every_list_without_the_key_bubbling_through_the_panes(monkeypatch):
-    """Up/Down in a list are run by the app as the key arrives (priority bindings), not after the key has bubbled
-    from the list up through every pane to the app: no container above the focused list sees the key, and the
-    token table's and side list's highlights stop at the tokens pane. Each hop is a message on the event loop
-    before the frame that shows the cursor."""
+async def test_keys_sent_at_once_to_a_list_act_in_the_order_they_were_typed(monkeypatch):
+    """A burst that mixes Home/End with arrows (typed ahead, or pasted by tmux send-keys) lands where the keys say
+    in order: every key of a list takes the same path (the focused widget, then the app's bindings), so none overtakes
+    another (Up/Down bound with priority ran at once while Home was still on its way: Home Down Down Down ended on
+    row 0). The token table's and the side list's highlights stop at the tokens pane (nothing above handles them)."""
+    import asyncio
+
     from textual.screen import Screen
 
-    from saetui.tui.panes.tokens import TokensPane
-
     seen: list[str] = []
-    # Textual looks handlers up on the class: spies there, undone after the test
-    monkeypatch.setattr(TokensPane, "on_key", lambda self, event: seen.append(f"pane {event.key}"), raising=False)
-    monkeypatch.setattr(Screen, "on_data_table_row_highlighted", lambda self, event: seen.append(f"screen {event.data_table.id}"),
+    # Textual looks handlers up on the class: a spy there, undone after the test
+    monkeypatch.setattr(Screen, "on_data_table_row_highlighted", lambda self, event: seen.append(event.data_table.id),
                         raising=False)
     app = SaeTuiApp(prompt=PROMPT)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         for lst in (app.query_one(TokenTable), app.query_one("#token-features", FeatureList)):
             lst.focus()
             await pilot.pause()
-            before = lst.cursor_row
-            await pilot.press("down", "down", "up")
-            await settle(pilot)
-            assert lst.cursor_row == before + 1, (lst.id, lst.cursor_row, before)
-        await pilot.press("s")  # a key the table does not bind with priority does reach the pane: the spy works
-        await settle(pilot)
-    assert seen == ["pane s"], seen
+            for keys, want in ((["end", "up", "up", "home", "down", "down", "down"], 3),
+                               (["home", "down", "down", "end", "up"], lst.row_count - 2)):
+                for key in keys:  # as a terminal sends them: not waiting for each to be handled
+                    app.simulate_key(key)
+                await asyncio.sleep(0)
+                await settle(pilot)
+                assert lst.cursor_row == want, (lst.id, keys, lst.cursor_row, want)
+    assert seen == [], seen
 
 
 async def test_dense_features_go_after_the_others_dimmed_and_d_shows_them_in_place():
