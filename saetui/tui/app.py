@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.app import App, ComposeResult
-from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.timer import Timer
@@ -37,7 +36,7 @@ from saetui.tui.actions import bindings
 from saetui.tui.commands import SaetuiCommands
 from saetui.tui.lifecycle import DEFAULT_PROMPT, Lifecycle, LoadingApp
 from saetui.tui.widgets.download_panel import DownloadPanel
-from saetui.tui.widgets.pane_tabs import PaneSlot, TabbedPanes
+from saetui.tui.widgets.pane_tabs import PaneSwitcher, PaneTabs
 from saetui.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:  # imported after the first frame (see `_mount_panes`): not needed to draw it
@@ -96,14 +95,17 @@ class SaeTuiApp(LoadingApp, App[None]):
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        with Vertical(id="main"):
-            yield TextArea(self.lifecycle.prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
-            yield DownloadPanel(id="download")
-            # the panes go in after the first frame; F2/F3/F4 switch them (the headers never take the focus)
-            yield TabbedPanes([("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")],
-                              initial="tokens", id="tabs")
-            yield StatusBar("loading…", id="status")
-            yield Footer(compact=True)
+        # Straight on the screen, no container around them: every level above the token table costs each key (a
+        # hop of its bubble, a widget the compositor asks for lines; issue 28). saetui.tcss hides them all when the
+        # terminal is too small (the screen's class -too-small), and shows the notice instead.
+        yield TextArea(self.lifecycle.prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
+        yield DownloadPanel(id="download")
+        # the panes go in after the first frame; F2/F3/F4 switch them (the headers never take the focus)
+        panes = PaneSwitcher(initial="tokens", id="panes")
+        yield PaneTabs([("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")], panes)
+        yield panes
+        yield StatusBar("loading…", id="status")
+        yield Footer(compact=True)
         yield Static(f"terminal too small: saetui needs at least {MIN_WIDTH}x{MIN_HEIGHT}", id="too-small")
 
     async def _mount_panes(self) -> None:
@@ -116,12 +118,10 @@ class SaeTuiApp(LoadingApp, App[None]):
         # their rules and the screens', parsed now rather than before the first frame (user CSS, as saetui.tcss)
         self.stylesheet.add_source(PANES_CSS.read_text(encoding="utf-8"), read_from=(str(PANES_CSS), ""))
         app = SaeTuiApp
-        await self.query_one("#tokens", PaneSlot).mount(
-            TokensPane(self.session, id="tokens-pane").data_bind(app.analysis, app.sae_name, app.labels_rev))
-        await self.query_one("#search", PaneSlot).mount(
-            SearchPane(self.session, id="search-pane").data_bind(app.sae_name, app.labels_rev))
-        await self.query_one("#steer", PaneSlot).mount(
-            SteerPane(self.session, id="steering").data_bind(app.draft, app.labels_rev, app.sae_name))
+        await self.query_one(PaneSwitcher).add_panes(
+            TokensPane(self.session, id="tokens").data_bind(app.analysis, app.sae_name, app.labels_rev),
+            SearchPane(self.session, id="search").data_bind(app.sae_name, app.labels_rev),
+            SteerPane(self.session, id="steer").data_bind(app.draft, app.labels_rev, app.sae_name))
         self.steer.restore_boxes(self.lifecycle.saved_boxes)
 
     @property
@@ -135,15 +135,15 @@ class SaeTuiApp(LoadingApp, App[None]):
 
     @property
     def tokens(self) -> TokensPane:
-        return self.query_one("#tokens-pane")  # type: ignore[return-value]
+        return self.query_one("#tokens")  # type: ignore[return-value]
 
     @property
     def search(self) -> SearchPane:
-        return self.query_one("#search-pane")  # type: ignore[return-value]
+        return self.query_one("#search")  # type: ignore[return-value]
 
     @property
     def steer(self) -> SteerPane:
-        return self.query_one("#steering")  # type: ignore[return-value]
+        return self.query_one("#steer")  # type: ignore[return-value]
 
     @property
     def prompt_text(self) -> str:
@@ -175,8 +175,7 @@ class SaeTuiApp(LoadingApp, App[None]):
     def _check_size(self, size: Size | None = None) -> None:
         size = size or self.size
         small = size.width < MIN_WIDTH or size.height < MIN_HEIGHT
-        self.query_one("#main").display = not small
-        self.query_one("#too-small").display = small
+        self.screen_stack[0].set_class(small, "-too-small")  # the app's own screen, under any modal open
 
     def status(self, note: str = "") -> None:
         """The status bar: `note` (what just happened) and the session's model, SAEs, device, latency. A new note goes
@@ -221,7 +220,7 @@ class SaeTuiApp(LoadingApp, App[None]):
 
     def on_feature_chosen(self, message: msg.FeatureChosen) -> None:
         def back(_: None) -> None:
-            if self.query_one(TabbedPanes).active == "search":
+            if self.query_one(PaneSwitcher).current == "search":
                 self.search.focus_box()  # back to refining the search, not to the list's keys
 
         from saetui.tui.screens.feature_detail import FeatureDetailScreen
@@ -358,7 +357,7 @@ class SaeTuiApp(LoadingApp, App[None]):
 
     def action_show_tab(self, tab: str) -> None:
         """Switch tab and focus its main widget, so the keys that follow go there."""
-        self.query_one(TabbedPanes).active = tab
+        self.query_one(PaneSwitcher).current = tab
         target = self.query_one({"tokens": "#token-table", "search": "#search-input", "steer": "#specs"}[tab])
         target.focus()
         self.call_after_refresh(target.focus)  # the tab switch may move focus once more; the target wins

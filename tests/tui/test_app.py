@@ -231,7 +231,7 @@ async def test_terminal_too_small_shows_a_notice():
     app = make_app()
     async with app.run_test(size=(30, 10)) as pilot:
         await settle(pilot)
-        assert app.query_one("#too-small").display and not app.query_one("#main").display
+        assert app.query_one("#too-small").display and not app.query_one("#prompt").display
 
 
 async def test_help_lists_every_binding():
@@ -514,15 +514,15 @@ async def test_a_widget_focused_in_a_hidden_pane_shows_its_pane():
     """As Textual's TabbedContent did (the tab headers are saetui's own since issue 28): the focus never sits in a
     pane the user cannot see (a benchmark focusing the token table while the steer pane showed waited forever for
     a frame)."""
-    from saetui.tui.widgets.pane_tabs import PaneTabs, TabbedPanes
+    from saetui.tui.widgets.pane_tabs import PaneSwitcher, PaneTabs
 
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         await pilot.press("f4")
-        assert app.query_one(TabbedPanes).active == "steer"
+        assert app.query_one(PaneSwitcher).current == "steer"
         for widget, pane in (("#token-table", "tokens"), ("#sweep", "steer"), ("#search-input", "search")):
             app.query_one(widget).focus()
             await pilot.pause()
-            assert app.query_one(TabbedPanes).active == pane and app.query_one(PaneTabs).active == pane, widget
+            assert app.query_one(PaneSwitcher).current == pane and app.query_one(PaneTabs).active == pane, widget
             assert app.query_one(widget).region.area > 0, widget  # on screen

@@ -113,12 +113,18 @@ async def test_resize_shows_and_hides_the_too_small_notice_at_once():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
+        from saetui.hub_progress import Progress
+
+        app.query_one("#download").show_progress(Progress("file", "model org/model", "model.safetensors", 1, 1,
+                                                          done=1_000, total=2_000, cache="/tmp/hub"))
         await pilot.resize_terminal(30, 10)
         await pilot.pause()
-        assert app.query_one("#too-small").display and not app.query_one("#main").display
+        shown = [w.id or type(w).__name__ for w in app.screen.children if w.display]
+        assert shown == ["too-small"], shown  # the notice alone: the download panel's own showing too is undone
         await pilot.resize_terminal(80, 24)
         await pilot.pause()
-        assert not app.query_one("#too-small").display and app.query_one("#main").display
+        assert not app.query_one("#too-small").display and app.query_one("#prompt").display
+        assert app.query_one("#download").display and app.query_one("#panes").display
 
 
 # ---------------------------------------------------------------- 4: generated text scrolls and follows

@@ -101,11 +101,13 @@ class _Headers(App):
     def compose(self) -> ComposeResult:
         from textual.widgets import Static, TabbedContent, TabPane
 
-        from saetui.tui.widgets.pane_tabs import TabbedPanes
+        from saetui.tui.widgets.pane_tabs import PaneSwitcher, PaneTabs
 
         yield Static("above")
         if self.ours:
-            yield TabbedPanes([("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")], "tokens")
+            switcher = PaneSwitcher(initial="tokens")
+            yield PaneTabs([("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")], switcher)
+            yield switcher
         else:
             with TabbedContent(initial="tokens"):
                 for pane, title in (("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")):
@@ -116,7 +118,12 @@ class _Headers(App):
 
         for tabs in self.query(Tabs):
             tabs.can_focus = False  # as the app had it: F2/F3/F4 switch panes
-        for pane in ("tokens", "search", "steer"):  # the panes go in later, as the app's
+        from saetui.tui.widgets.pane_tabs import PaneSwitcher
+
+        panes = ("tokens", "search", "steer")  # the panes go in later, as the app's
+        if self.ours:
+            await self.query_one(PaneSwitcher).add_panes(*(Static(f"the {pane} pane", id=pane) for pane in panes))
+        for pane in () if self.ours else panes:
             await self.query_one(f"#{pane}").mount(Static(f"the {pane} pane"))
 
     @property

@@ -14,7 +14,7 @@ from typing import Any
 from rich.markup import escape
 from textual import events, on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
@@ -49,11 +49,10 @@ class TokensPane(Pane):
         # on_mount may run before the widgets nested in its containers are in.
         table, features = TokenTable(id="token-table"), FeatureList(id="token-features")
         table.border_title, features.border_title = "Tokens", "Features of token"
-        with Horizontal():
-            yield table
-            with Vertical(id="token-side"):
-                yield features
-                yield TextBox(id="token-info", sticky=True)
+        yield table  # straight in the pane, laid out side by side (panes.tcss): a container less for every key to cross
+        with Vertical(id="token-side"):
+            yield features
+            yield TextBox(id="token-info", sticky=True)
 
     # ------------------------------------------------------------------ workers
     def analyze(self, prompt: str, chat: Any = False) -> None:

@@ -56,17 +56,20 @@ def human_pair(done: int, total: int | None) -> str:
 class DownloadPanel(Static):
     """Hidden until a download reports; `finish()` hides it again."""
 
+    # Shown by a class, not by `display`: an inline style would outrank the rule that hides the whole screen when
+    # the terminal is too small (saetui.tcss).
+    DEFAULT_CSS = "DownloadPanel { display: none; } DownloadPanel.-active { display: block; }"
+
     def on_mount(self) -> None:
         self.border_title = "Download"
-        self.display = False
 
     def show_progress(self, p: Progress) -> None:
         self.update(describe(p))
         self.border_subtitle = escape(f"Ctrl+S stops · into {p.cache}")
-        self.display = True
+        self.add_class("-active")
 
     def finish(self) -> None:
-        self.display = False
+        self.remove_class("-active")
 
 
 class ProgressRelay:

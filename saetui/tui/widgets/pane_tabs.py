@@ -1,4 +1,4 @@
-"""TabbedPanes: the three panes under one row of tab headers, drawn by one widget (PaneTabs).
+"""The three panes under one row of tab headers: PaneTabs draws the headers, PaneSwitcher shows one pane.
 
 Textual's TabbedContent draws its headers with a Tabs widget of ~8 nested widgets (a scroll container, a bar, a
 row, one widget per tab, the underline), composed level by level: on the first frame that was ~13 of the ~36 ms
@@ -13,8 +13,6 @@ from __future__ import annotations
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.app import ComposeResult
-from textual.message import Message
 from textual.reactive import reactive
 from textual.renderables.bar import Bar
 from textual.strip import Strip
@@ -22,8 +20,43 @@ from textual.widget import Widget
 from textual.widgets import ContentSwitcher
 
 
+class PaneSwitcher(ContentSwitcher):
+    """The panes, one shown at a time (`current`: the shown pane's id), under the PaneTabs that name them.
+
+    The panes are mounted straight into it, after the first frame (app._mount_panes), with no wrapper between it and
+    them or around it and its headers (as TabbedContent has, and the PaneSlots and TabbedPanes that were here): a key
+    for the token table bubbles through every container above the table before the table's own bindings run, and
+    Textual's compositor asks every container over a changed row for its lines, so each level cost every key a
+    little (issue 28)."""
+
+    ALLOW_MAXIMIZE = True  # maximizing a pane's widget maximizes the pane, as TabbedContent's panes do
+
+    def __init__(self, *, initial: str, id: str | None = None) -> None:
+        """`initial`: the id of the pane shown first."""
+        super().__init__(id=id, initial=initial)
+        self.initial = initial
+
+    async def add_panes(self, *panes: Widget) -> None:
+        """Mount the panes (their ids are the headers' pane ids), only the current one shown."""
+        for pane in panes:
+            pane.display = pane.id == self.current
+        await self.mount_all(panes)
+
+    def watch_current(self, old: str | None, new: str | None) -> None:
+        if self.children:  # before the panes are in, only the headers move
+            super().watch_current(old, new)
+
+    def _on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """A widget of a hidden pane focused from code shows its pane, as TabbedContent does (TabPane.Focused):
+        the focus is never on something the user cannot see."""
+        pane = next((node for node in event.widget.ancestors_with_self if node.parent is self), None)
+        if pane is not None and pane.id is not None and pane.id != self.current:
+            self.current = pane.id
+
+
 class PaneTabs(Widget, can_focus=False):
-    """One row of tab labels and the underline bar beneath them; `active` is the id of the pane shown."""
+    """One row of tab labels and the underline bar beneath them, for a PaneSwitcher: `active` follows the switcher's
+    `current` (the id of the pane shown), and a click on a label shows its pane."""
 
     # The looks of textual.widgets.Tab and its Underline (textual/widgets/_tabs.py), as component classes.
     DEFAULT_CSS = """
@@ -49,17 +82,11 @@ class PaneTabs(Widget, can_focus=False):
     highlight_end: reactive[float] = reactive(0.0)
     hover: reactive[int] = reactive(-1)  # the label under the mouse, -1: none
 
-    class Clicked(Message):
-        """A tab header was clicked: show `pane`."""
-
-        def __init__(self, pane: str) -> None:
-            super().__init__()
-            self.pane = pane
-
-    def __init__(self, tabs: list[tuple[str, str]], active: str, *, id: str | None = None) -> None:
-        """`tabs`: (pane id, label) in order; `active`: the pane shown first."""
+    def __init__(self, tabs: list[tuple[str, str]], switcher: PaneSwitcher, *, id: str | None = None) -> None:
+        """`tabs`: (pane id, label) in order; `switcher`: the panes they name (composed after the headers)."""
         super().__init__(id=id)
-        self.tabs = tabs
+        self.tabs, self.switcher = tabs, switcher
+        active = switcher.initial
         self.set_reactive(PaneTabs.active, active)
         start, end = self._span(active)
         self.set_reactive(PaneTabs.highlight_start, float(start))
@@ -99,6 +126,12 @@ class PaneTabs(Widget, can_focus=False):
             return Strip(segments).apply_style(Style.from_color(bgcolor=self.rich_style.bgcolor)).crop(0, width)
         return Strip.blank(width, self.rich_style)
 
+    def on_mount(self) -> None:
+        self.watch(self.switcher, "current", self._follow, init=False)
+
+    def _follow(self, current: str | None) -> None:
+        self.active = current or ""
+
     def watch_active(self, active: str) -> None:
         """The underline slides to the new label in 0.3 s, as Tabs' does."""
         start, end = self._span(active)
@@ -116,58 +149,10 @@ class PaneTabs(Widget, can_focus=False):
         i = self._tab_at(event.x)
         if i >= 0:
             event.stop()
-            self.post_message(self.Clicked(self.tabs[i][0]))
+            self.switcher.current = self.tabs[i][0]  # shown, not focused: the keys stay where they were
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
         self.hover = self._tab_at(event.x) if event.y == 0 else -1
 
     def on_leave(self, _: events.Leave) -> None:
         self.hover = -1
-
-
-class PaneSlot(Widget):
-    """Where one pane goes (mounted after the first frame)."""
-
-    DEFAULT_CSS = "PaneSlot { height: auto; }"
-
-    def render(self) -> str:
-        return ""  # empty until its pane is in (a bare Widget draws its name: TabPane's first frame showed "TabPane#tokens")
-
-
-class TabbedPanes(Widget):
-    """Tab headers over a ContentSwitcher of PaneSlots; `active` is the id of the slot shown."""
-
-    ALLOW_MAXIMIZE = True
-    DEFAULT_CSS = """
-    TabbedPanes { height: auto; }
-    TabbedPanes > PaneTabs { dock: top; }
-    """
-
-    active: reactive[str] = reactive("", init=False)
-
-    def __init__(self, tabs: list[tuple[str, str]], initial: str, *, id: str | None = None) -> None:
-        """`tabs`: (slot id, label) in order; `initial`: the slot shown first."""
-        super().__init__(id=id)
-        self._tabs, self._initial = tabs, initial
-        self.set_reactive(TabbedPanes.active, initial)
-
-    def compose(self) -> ComposeResult:
-        yield PaneTabs(self._tabs, self._initial)
-        with ContentSwitcher(initial=self._initial):
-            for slot, _label in self._tabs:
-                yield PaneSlot(id=slot)
-
-    def watch_active(self, active: str) -> None:
-        self.query_one(PaneTabs).active = active
-        self.query_one(ContentSwitcher).current = active
-
-    def on_pane_tabs_clicked(self, message: PaneTabs.Clicked) -> None:
-        message.stop()
-        self.active = message.pane
-
-    def _on_descendant_focus(self, event: events.DescendantFocus) -> None:
-        """A widget of a hidden pane focused from code shows its pane, as TabbedContent does (TabPane.Focused):
-        the focus is never on something the user cannot see."""
-        slot = next((node for node in event.widget.ancestors_with_self if isinstance(node, PaneSlot)), None)
-        if slot is not None and slot.id is not None and slot.id != self.active:
-            self.active = slot.id
