@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.app import App, ComposeResult
+from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.timer import Timer
@@ -95,17 +96,22 @@ class SaeTuiApp(LoadingApp, App[None]):
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        # Straight on the screen, no container around them: every level above the token table costs each key (a
-        # hop of its bubble, a widget the compositor asks for lines; issue 28). saetui.tcss hides them all when the
-        # terminal is too small (the screen's class -too-small), and shows the notice instead.
-        yield TextArea(self.lifecycle.prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
-        yield DownloadPanel(id="download")
-        # the panes go in after the first frame; F2/F3/F4 switch them (the headers never take the focus)
+        # The panes straight on the screen, no container around them: every level above the token table costs each
+        # key (a hop of its bubble). The rest is in two containers: Textual's compositor renders every widget whose
+        # container spans a changed row, at every frame, so the prompt's TextArea (~0.15 ms: it reapplies its
+        # theme's CSS at each render), the footer and the tab headers cost each cursor move a frame's worth (issue
+        # 28). saetui.tcss hides them all when the terminal is too small (the screen's class -too-small), and
+        # shows the notice instead.
         panes = PaneSwitcher(initial="tokens", id="panes")
-        yield PaneTabs([("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")], panes)
+        with Vertical(id="top"):
+            yield TextArea(self.lifecycle.prompt, id="prompt", soft_wrap=True, show_line_numbers=False)
+            yield DownloadPanel(id="download")
+            # the panes go in after the first frame; F2/F3/F4 switch them (the headers never take the focus)
+            yield PaneTabs([("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")], panes)
         yield panes
-        yield StatusBar("loading…", id="status")
-        yield Footer(compact=True)
+        with Vertical(id="bottom"):
+            yield StatusBar("loading…", id="status")
+            yield Footer(compact=True)
         yield Static(f"terminal too small: saetui needs at least {MIN_WIDTH}x{MIN_HEIGHT}", id="too-small")
 
     async def _mount_panes(self) -> None:

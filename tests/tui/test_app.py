@@ -231,7 +231,8 @@ async def test_terminal_too_small_shows_a_notice():
     app = make_app()
     async with app.run_test(size=(30, 10)) as pilot:
         await settle(pilot)
-        assert app.query_one("#too-small").display and not app.query_one("#prompt").display
+        shown = [w.id or type(w).__name__ for w in app.screen.children if w.display]
+        assert shown == ["too-small"], shown
 
 
 async def test_help_lists_every_binding():
