@@ -123,8 +123,9 @@ class _Headers(App):
         panes = ("tokens", "search", "steer")  # the panes go in later, as the app's
         if self.ours:
             await self.query_one(PaneSwitcher).add_panes(*(Static(f"the {pane} pane", id=pane) for pane in panes))
-        for pane in () if self.ours else panes:
-            await self.query_one(f"#{pane}").mount(Static(f"the {pane} pane"))
+        else:
+            for pane in panes:
+                await self.query_one(f"#{pane}").mount(Static(f"the {pane} pane"))
 
     @property
     def shown(self) -> str:

@@ -36,18 +36,11 @@ class SpecTable(RowTable):
     def on_mount(self) -> None:
         self.add_columns("on", "feature", "mode", "coef", "step", "scope", "label")
 
-    def on_show(self) -> None:
-        """A row highlighted while the steer tab was hidden (`a` in why? or a feature list adds a spec there) could
-        not be scrolled to: a hidden table has no height. Scroll it into view now, or Ctrl+W sweeps a spec out of
-        sight (at 60x20 one row shows)."""
-        self._cursor_in_sight()
-
     def on_resize(self) -> None:
-        """The table shrinks after it shows at 60x20 (the pane's -short class comes with the pane's first size):
-        the highlighted row is brought back in sight at the new height."""
-        self._cursor_in_sight()
-
-    def _cursor_in_sight(self) -> None:
+        """The highlighted row in sight at the table's new height. A row highlighted while the steer tab was hidden
+        (`a` in why? or a feature list adds a spec there) could not be scrolled to: a hidden table has no height, and
+        it gets one (a Resize) when it shows; at 60x20 it shrinks again when the pane's -short class comes with the
+        pane's first size. Without this, Ctrl+W sweeps a spec out of sight (at 60x20 one row shows)."""
         if self.row_count:
             self.call_after_refresh(self.move_cursor, row=self.cursor_row)
 
