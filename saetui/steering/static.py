@@ -8,8 +8,10 @@ steering choice are tensors), and on CUDA captured in a CUDA graph and replayed.
 
 First steer without a long wait (CUDA): the first generation for a batch shape runs on an uncompiled decoder
 (streaming at once), and the compiled step for that shape is built in a background thread on a decoder of
-its own, started once the first token is out; later generations use it once it is ready (`compile_status`
-says which). Decoders are kept per model, batch shape and layout (the hook points and table sizes,
+its own, started when that generation ends: tracing holds the GIL, and a forward gives it away in every
+torch op, so tokens streamed during a compile wait for it (it runs with a short switch interval,
+`_switch_often`, for generations that do overlap it). Later generations use the compiled step once it is
+ready (`compile_status` says which). Decoders are kept per model, batch shape and layout (the hook points and table sizes,
 saetui.steering.hooks.Layout): a new spec, coefficient, scope or feature of a loaded SAE is copied into
 their tensors and needs no new compile.
 """
@@ -100,18 +102,11 @@ class Decoder:
         self._ids = torch.zeros(n, 1, dtype=torch.long, device=self.device)  # the step's inputs, at fixed addresses
         self._pos = torch.zeros(n, 1, dtype=torch.long, device=self.device)
         self.compiled = compile
-        self._fn = _fresh_function(_step_impl, f"saetui_step_{id(self):x}")
-        if compile:
-            from saetui.models.hf_compat import thread_safe_compile_state
-
-            thread_safe_compile_state()  # other threads may run forwards while this step compiles
-            kw: dict[str, Any] = {"backend": BACKEND} if BACKEND else {}
-            if self.device.type == "cuda" and GRAPHS == "inductor" and not BACKEND:
-                kw["mode"] = "reduce-overhead"  # inductor records and replays the CUDA graph itself
-                self._static_addresses()
-            self._fn = torch.compile(self._fn, fullgraph=False, dynamic=False, **kw)
-        # our own CUDA graph capture: of the uncompiled step, or of a compiled one without inductor's graphs
-        self.graphs = self.device.type == "cuda" and GRAPHS != "off" and (not compile or "mode" not in kw)
+        self._fn = _fresh_function(_step_impl, f"saetui_step_{id(self):x}")  # torch.compile'd by `warm`
+        # inductor records and replays the CUDA graph itself (mode="reduce-overhead"), else our own capture:
+        # of the uncompiled step, or of a compiled one
+        self._inductor_graphs = compile and self.device.type == "cuda" and GRAPHS == "inductor" and not BACKEND
+        self.graphs = self.device.type == "cuda" and GRAPHS != "off" and not self._inductor_graphs
         self.graph_error: str | None = None
         self._graph: Any = None
         self._out: torch.Tensor | None = None
@@ -217,12 +212,27 @@ class Decoder:
         _notice_once("compile", f"compiled decoding failed ({self.failed}); generating with the uncompiled step "
                                 "(pass --no-compile to skip the attempt)")
 
+    def _compile(self) -> None:
+        """Wrap the step in torch.compile. Here and not in __init__: the first call of torch.compile imports
+        dynamo and the backend (0.4-1.3 s on a CPU), which a background build must not add to the first token."""
+        import torch
+
+        from saetui.models.hf_compat import thread_safe_compile_state
+
+        thread_safe_compile_state()  # other threads may run forwards while this step compiles
+        kw: dict[str, Any] = {"backend": BACKEND} if BACKEND else {}
+        if self._inductor_graphs:
+            kw["mode"] = "reduce-overhead"
+            self._static_addresses()
+        self._fn = torch.compile(self._fn, fullgraph=False, dynamic=False, **kw)
+
     def warm(self) -> None:
         """Compile the step now (prefill a dummy prompt, then run the compiled step once), quietly."""
         import torch
 
         try:
             with _quiet_compiler(), torch.inference_mode():
+                self._compile()
                 ids = torch.zeros(self.n, 1, dtype=torch.long, device=self.device)
                 self.prefill(ids)
                 self._ids.zero_()
@@ -260,25 +270,19 @@ def _quiet_compiler() -> Iterator[None]:
 
 
 class StaticRunner:
-    """A Decoder used by one generation (held busy until it ends). `after_first` runs once the first token is
-    out (or the generation ends first): a background compile started then does not slow the first token."""
+    """A Decoder used by one generation (held busy until it ends). `after_end` runs when the generation ends
+    (holding the caller's lock): a background compile started then does not stall this generation's tokens."""
 
-    def __init__(self, decoder: Decoder, pool: _Pool, after_first: Any = None) -> None:
+    def __init__(self, decoder: Decoder, pool: _Pool, after_end: Any = None) -> None:
         self.decoder = decoder
         self.device = decoder.device
         self._pool = pool
-        self._after_first = after_first
-
-    def _started(self) -> None:
-        if self._after_first is not None:
-            start, self._after_first = self._after_first, None
-            start()
+        self._after_end = after_end
 
     def prefill(self, ids: torch.Tensor) -> torch.Tensor:
         return self.decoder.prefill(ids)
 
     def step(self, tokens: torch.Tensor, pos: int) -> torch.Tensor:
-        self._started()
         logits = self.decoder.step(tokens, pos)
         if self.decoder.graph_error is not None and not self.decoder.compiled:
             self._pool.plain_graphs = False
@@ -286,7 +290,9 @@ class StaticRunner:
 
     def close(self) -> None:
         self.decoder.busy = False
-        self._started()
+        if self._after_end is not None:
+            start, self._after_end = self._after_end, None
+            start()
 
 
 # ---------------------------------------------------------------------- which decoder a generation gets
@@ -361,7 +367,7 @@ def static_runner(model: ModelWithHooks, rows: Sequence[Sequence[Any]], loaded_s
     max_len = cache_length_for(model, needed)
     want = layout_for(rows, loaded_saes)
     pool = _pool(model)
-    after_first = None
+    after_end = None
     with pool.lock:
         decoder = pool.find(n, max_len, want, True) if compile is not False else None
         usable = decoder is not None and decoder.ready and not decoder.busy and decoder.failed is None
@@ -370,9 +376,9 @@ def static_runner(model: ModelWithHooks, rows: Sequence[Sequence[Any]], loaded_s
             pool.add(decoder)
         elif not usable:
             if compile is None and decoder is None and (n, max_len) not in pool.building:
-                # the twin is copied here, under the caller's lock; the compile runs in the background once this
-                # generation's first token is out (tracing holds the GIL much of the time)
-                after_first = _build_in_background(pool, Decoder(model, n, max_len, want, compile=True))
+                # made and compiled once this generation ends (tracing holds the GIL most of the time: tokens
+                # streamed meanwhile would wait for it)
+                after_end = _build_in_background(pool, (n, max_len), lambda: Decoder(model, n, max_len, want, compile=True))
             decoder = pool.find(n, max_len, want, False)
             if decoder is None or decoder.busy:
                 decoder = Decoder(model, n, max_len, want, compile=False)
@@ -386,28 +392,68 @@ def static_runner(model: ModelWithHooks, rows: Sequence[Sequence[Any]], loaded_s
         decoder.load(rows, prompt_len, template)
     except BaseException:
         decoder.busy = False
-        if after_first is not None:
-            after_first()
+        if after_end is not None:
+            after_end()
         raise
-    return StaticRunner(decoder, pool, after_first)
+    return StaticRunner(decoder, pool, after_end)
 
 
-def _build_in_background(pool: _Pool, decoder: Decoder) -> Any:
-    """A function that compiles `decoder`'s step in a thread; it serves the next generations of its shape
-    once ready. The shape counts as building from now on (no second build is started)."""
-    key = (decoder.n, decoder.max_len)
+def _build_in_background(pool: _Pool, key: tuple[int, int], make: Any) -> Any:
+    """A function that makes a compiled decoder (`make()`, under the caller's lock: it copies the model's
+    module tree) and compiles its step in a thread; the decoder serves the next generations of its shape
+    (`key`: rows, cache length) once ready. The shape counts as building from now on (no second build)."""
     pool.building.add(key)
 
-    def build() -> None:
+    def build(decoder: Decoder) -> None:
         try:
-            decoder.warm()
+            with _switch_often():
+                decoder.warm()
             with pool.lock:
                 pool.add(decoder)
         finally:
             with pool.lock:
                 pool.building.discard(key)
 
-    return threading.Thread(target=build, name="saetui-compile", daemon=True).start
+    def start() -> None:
+        try:
+            decoder = make()
+        except Exception as exc:  # noqa: BLE001 - e.g. no memory for a second static cache: stay uncompiled
+            with pool.lock:
+                pool.building.discard(key)
+            _notice_once("compile", f"no compiled decoding ({type(exc).__name__}: {_first(exc)}); generating with the uncompiled step")
+            return
+        threading.Thread(target=build, args=(decoder,), name="saetui-compile", daemon=True).start()
+
+    return start
+
+
+#: while a step compiles in the background, the GIL changes hands after this many seconds (Python's default:
+#: 5 ms). A thread running a forward releases the GIL in every torch op and then waits for the compiling
+#: thread to give it back: at 5 ms a wait, a 26-layer uncompiled step (~2,000 ops) took >1 s a token.
+_COMPILE_SWITCH_INTERVAL = 1e-5
+_switch_lock = threading.Lock()
+_switch_users = 0
+_switch_saved = 0.005
+
+
+@contextlib.contextmanager
+def _switch_often() -> Iterator[None]:
+    """sys.setswitchinterval(_COMPILE_SWITCH_INTERVAL) while any background compile runs (restored after the last)."""
+    import sys
+
+    global _switch_users, _switch_saved
+    with _switch_lock:
+        if _switch_users == 0:
+            _switch_saved = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_saved, _COMPILE_SWITCH_INTERVAL))
+        _switch_users += 1
+    try:
+        yield
+    finally:
+        with _switch_lock:
+            _switch_users -= 1
+            if _switch_users == 0:
+                sys.setswitchinterval(_switch_saved)
 
 
 def compile_status(model: ModelWithHooks) -> str:

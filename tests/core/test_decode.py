@@ -205,6 +205,34 @@ def test_a_compiled_step_built_in_the_background_takes_over_once_ready(model_dir
     static.forget(model)
 
 
+def test_the_background_compile_starts_when_the_first_generation_ends(model_dirs, make_sae, monkeypatch):
+    """Tracing holds the GIL: a compile running while tokens stream stalls them (each torch op of a forward
+    gives the GIL away and waits to get it back). So the first steer streams uncompiled from its first token
+    to its last, with torch.compile not even called (its first call imports dynamo), and the build starts at
+    its end, with the GIL changing hands often while it runs."""
+    import sys
+
+    model, saes = _setup(model_dirs, make_sae, "llama")
+    events: list[tuple] = []
+    real_compile, real_warm = torch.compile, static.Decoder.warm
+    monkeypatch.setattr(torch, "compile", lambda *a, **k: events.append(("torch.compile",)) or real_compile(*a, **k))
+    monkeypatch.setattr(static.Decoder, "warm", lambda self: events.append(("warm", sys.getswitchinterval())) or real_warm(self))
+    before = sys.getswitchinterval()
+    rows = [[resolve(s, saes) for s in row] for row in ROWS[:2]]
+    ids = model.tokenize(PROMPT).input_ids[0].tolist()
+    runner = static.static_runner(model, rows, list(saes), len(ids) + 8, compile=None, prompt_len=len(ids), template=None)
+    assert static.compile_status(model) == "compiling"
+    for _ in decode.decode(runner, ids, 2, GenerationSettings(max_new_tokens=8), [0, 0], set(), model.tokenizer):
+        events.append(("piece",))
+    assert static.wait_compiled(model, timeout=600)
+    kinds = [e[0] for e in events]
+    assert kinds == ["piece"] * 16 + ["warm", "torch.compile"], kinds
+    assert events[16][1] == pytest.approx(static._COMPILE_SWITCH_INTERVAL) and events[16][1] < before  # (Python keeps it in µs)
+    assert sys.getswitchinterval() == before
+    assert static.compile_status(model) == "compiled"
+    static.forget(model)
+
+
 def test_compile_failure_falls_back_with_one_notice(model_dirs, make_sae, monkeypatch):
     from saetui.files import take_notices
 
