@@ -10,8 +10,9 @@ middle layer's hook_resid_post, calibrated to L0 ~ 64). Greedy decoding of 64 ne
     ours, 2 rows    baseline + steered in one batch vs the two generated one after the other (target >= 1.6x)
     static          with --compile: the decoding core's static decoder (saetui.steering.static): a static KV
                     cache, the model's own step (captured in a CUDA graph on CUDA), then the same with a
-                    torch.compile'd step; also the first steer as the app makes it (compile=None: first token,
-                    and when the background compile is done) and the memory-bandwidth bound (weights read once
+                    torch.compile'd step; also the first steer as the app makes it on CUDA (compile=None, on any
+                    device: first token, its rate, a second steer's rate while the step compiles in the background,
+                    and when that compile is done) and the memory-bandwidth bound (weights read once
                     per token at the device-to-device copy rate measured here)
     naive replace   HF generate with a hook replacing x by decode(edit(encode(x))) (report)
     sae-lens        HookedSAETransformer.generate with the same additive hook (report)
@@ -48,6 +49,74 @@ def bandwidth_bound(model, device: str) -> float | None:
         times.append(timed(lambda: out.copy_(buf), device))  # noqa: B023 - used at once
     rate = 2 * buf.numel() / statistics.median(times)
     return rate / weights
+
+
+def where_the_step_goes(model, device: str, prompt_ids: list[int], settings, tokenizer) -> None:
+    """Print where a token's time goes on the compiled batch-1 decoder: one step as it runs (a CUDA graph
+    replayed, where captured), the kernels of its compiled step (count and GPU time, from torch.profiler;
+    off CUDA the ops and their CPU time) and the decode loop around the step alone (a runner whose step
+    returns fixed logits: argmax, log-probs, text, per token). Never stops the benchmark."""
+    from saetui.steering import decode, static
+
+    try:
+        decoder = next(d for d in reversed(static._pool(model).decoders) if d.compiled and d.n == 1 and d.ready and not d.failed)
+    except StopIteration:
+        print("  step profile: no compiled batch-1 decoder")
+        return
+    try:
+        with torch.inference_mode():
+            ids = torch.tensor([prompt_ids], device=decoder.device)
+            logits = decoder.prefill(ids)
+            tok, pos = logits.argmax(-1), len(prompt_ids)
+            step = statistics.median(timed(lambda: decoder.step(tok, pos), device) for _ in range(20))
+            from torch.profiler import ProfilerActivity, profile
+
+            cuda = device.startswith("cuda")
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+            decoder._fn(decoder, decoder._ids, decoder._pos)  # the compiled step itself, outside any graph
+            with profile(activities=acts) as prof:
+                for _ in range(5):
+                    decoder._fn(decoder, decoder._ids, decoder._pos)
+                if cuda:
+                    torch.cuda.synchronize()
+        from collections import Counter
+
+        from torch.autograd import DeviceType
+
+        if cuda:  # every kernel (FunctionEvent.time_range: the same field in every torch of the range)
+            items = [(e.name, e.time_range.elapsed_us()) for e in prof.events() if e.device_type == DeviceType.CUDA]
+        else:  # aten ops not called by another aten op
+            items = [(e.name, e.time_range.elapsed_us()) for e in prof.events() if e.name.startswith("aten::")
+                     and not (e.cpu_parent is not None and e.cpu_parent.name.startswith("aten::"))]
+        spent, calls = Counter(), Counter()
+        for name, us in items:
+            spent[name] += us
+            calls[name] += 1
+        count, total = len(items) / 5, sum(spent.values()) / 5 / 1000
+        top = ", ".join(f"{name[:40]} x{calls[name] // 5} {us / 5 / 1000:.3f} ms" for name, us in spent.most_common(5))
+        what = "kernels" if cuda else "aten ops"
+        print(f"  step profile (batch 1): {step * 1000:.2f} ms a step as decoded (cuda_graph: "
+              f"{'captured' if decoder._graph is not None else decoder.graph_error or 'off'}); the compiled step's "
+              f"{count:.0f} {what} take {total:.2f} ms (top: {top})")
+
+        class Fixed:  # the decode loop around a step that costs nothing
+            device = decoder.device
+
+            def prefill(self, _ids):
+                return logits
+
+            def step(self, _tok, _pos):
+                return logits
+
+            def close(self):
+                pass
+
+        n = settings.max_new_tokens
+        loop = statistics.median(timed(lambda: sum(1 for _ in decode.decode(Fixed(), prompt_ids, 1, settings, [0], set(), tokenizer)), device)
+                                 for _ in range(5))
+        print(f"  decode loop alone: {loop / n * 1000:.3f} ms a token (vocab {logits.shape[-1]}; argmax, log-probs, text)")
+    except Exception as exc:  # noqa: BLE001 - a profile that fails must not hide the rows above
+        print(f"  step profile failed: {type(exc).__name__}: {exc}")
 
 
 def main() -> None:
@@ -109,17 +178,24 @@ def main() -> None:
                                       prompt_len=len(prompt_ids), template=None)
         return sum(1 for _ in decode.decode(runner, prompt_ids, len(rows), settings, [0] * len(rows), set(), model.tokenizer))
 
-    if args.compile:  # the first steer as the app makes it, before anything is compiled or captured
-        auto = SteeringEngine(model, analyzer.saes, compile=None if args.device.startswith("cuda") else True)
+    if args.compile:  # the first steer as the app makes it on CUDA, before anything is compiled or captured
+        def timeline():
+            """Seconds from now to each token of one steer on the static path with compile=None."""
+            t0 = time.perf_counter()
+            resolved = [[resolve(s, analyzer.saes) for s in add]]
+            runner = static.static_runner(model, resolved, list(analyzer.saes), len(prompt_ids) + NEW_TOKENS, compile=None,
+                                          prompt_len=len(prompt_ids), template=None)
+            return [time.perf_counter() - t0 for _ in decode.decode(runner, prompt_ids, 1, settings, [0], set(), model.tokenizer)]
+
         start = time.perf_counter()
-        stream = auto.stream(prompt, [add], max_new_tokens=NEW_TOKENS)
-        next(stream)
-        first = time.perf_counter() - start
-        for _ in stream:
-            pass
+        first = timeline()  # uncompiled; the compile starts when it ends
+        during = timeline() if static.compile_status(model) == "compiling" else []
         static.wait_compiled(model)
         ready = time.perf_counter() - start
-        print(f"  first steer: first token {first:.2f} s after the model was loaded, compiled step ready {ready:.1f} s "
+        overlap = (f"a second steer during the compile {len(during) / during[-1]:.1f} tokens/s" if during
+                   else "the compile was done before a second steer")
+        print(f"  first steer: first token {first[0]:.2f} s after the model was loaded, {len(first)} tokens in {first[-1]:.2f} s "
+              f"({len(first) / first[-1]:.1f} tokens/s); {overlap}; compiled step ready {ready:.1f} s "
               f"({static.compile_status(model)})")
 
     methods = {
@@ -184,6 +260,7 @@ def main() -> None:
             print(f"  {label} greedy tokens identical to eager: {got == eager_ids} (rows agree for {agree} tokens)")
         for d in static.describe(model):
             print(f"  decoder: {d}")
+        where_the_step_goes(model, args.device, prompt_ids, settings, model.tokenizer)
     if args.device.startswith("cuda"):
         print(" ", peak_memory(args.device))
 

@@ -60,7 +60,7 @@ grep -m1 '^device=' "$LOGS/analysis.log" || true
 echo "-- analyze (128 tokens): ours vs (a) full HF forward + encode and (b) the truncated-forward lower bound"
 grep -A5 '^batch 1x128' "$LOGS/analysis.log" | grep -E 'ours  |\(a\)|\(b\)|faster' || true
 echo "-- steered decode, batch 1, greedy $NEW tokens (tokens/s; x plain eager model.generate; share of the bandwidth bound)"
-grep -E 'first steer|plain HF generate|ours, add|ours, clamp|batched|then steered|bandwidth bound|identical|decoder:' "$LOGS/steering.log" || true
+grep -E 'first steer|plain HF generate|ours, add|ours, clamp|batched|then steered|bandwidth bound|identical|decoder:|step profile|decode loop alone' "$LOGS/steering.log" || true
 echo "-- static and compiled decoding vs the eager loop (the demo: two SAEs, every scope form, clamp, chat)"
 grep -E 'equal=' "$LOGS/equal.log" | awk '{print "  " $0}' || true
 echo "-- feature circuit (every layer's SAE)"
