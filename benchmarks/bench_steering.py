@@ -24,6 +24,7 @@ middle layer's hook_resid_post, calibrated to L0 ~ 64). Greedy decoding of 64 ne
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -111,10 +112,12 @@ def where_the_step_goes(model, device: str, prompt_ids: list[int], settings, tok
             def close(self):
                 pass
 
-        n = settings.max_new_tokens
-        loop = statistics.median(timed(lambda: sum(1 for _ in decode.decode(Fixed(), prompt_ids, 1, settings, [0], set(), tokenizer)), device)
+        n = 1000  # long enough to show a cost that grows with the reply's length
+        long = dataclasses.replace(settings, max_new_tokens=n)
+        loop = statistics.median(timed(lambda: sum(1 for _ in decode.decode(Fixed(), prompt_ids, 1, long, [0], set(), tokenizer)), device)
                                  for _ in range(5))
-        print(f"  decode loop alone: {loop / n * 1000:.3f} ms a token (vocab {logits.shape[-1]}; argmax, log-probs, text)")
+        print(f"  decode loop alone: {loop / n * 1000:.3f} ms a token over {n} tokens (vocab {logits.shape[-1]}; "
+              "argmax, log-probs, text)")
     except Exception as exc:  # noqa: BLE001 - a profile that fails must not hide the rows above
         print(f"  step profile failed: {type(exc).__name__}: {exc}")
 

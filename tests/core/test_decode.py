@@ -9,6 +9,8 @@ scopes and SAEs change.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -261,6 +263,58 @@ def test_static_decoding_is_the_default_on_cuda_only(gemma2):
     assert SteeringEngine(gemma2, SAEManager(gemma2), compile=True).static(GenerationSettings())
     assert not SteeringEngine(gemma2, SAEManager(gemma2), compile=True).static(GenerationSettings(use_cache=False))
     assert not SteeringEngine(gemma2, SAEManager(gemma2), compile=False).static(GenerationSettings())
+
+
+def _sentencepiece_like():
+    """A Gemma/Llama-style tokenizer (Metaspace words, byte-fallback tokens, their decoder), vocabulary only."""
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<bos>": 1, "<eos>": 2, **{f"<0x{b:02X}>": 3 + b for b in range(256)}}
+    for word in ["▁the", "▁cat", "▁sat", "▁", "s", ",", ".", "▁(", ")", "▁é", "é", "▁日本", "'"]:
+        vocab[word] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], byte_fallback=True))
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+
+
+@pytest.mark.parametrize("which", ["byte-level BPE", "sentencepiece-like", "demo"])
+def test_streamed_pieces_add_up_to_the_decoded_text(which):
+    """The pieces the loop streams, from a window of the last tokens, join to what decoding the whole gives:
+    words, special tokens (skipped), characters split over byte tokens (nothing until whole)."""
+    import random
+
+    from saetui.models.synthetic import build_tokenizer
+
+    if which == "byte-level BPE":
+        tok = build_tokenizer()
+    elif which == "sentencepiece-like":
+        tok = _sentencepiece_like()
+    else:
+        from transformers import AutoTokenizer
+
+        import saetui.demo
+
+        tok = AutoTokenizer.from_pretrained(Path(saetui.demo.__file__).parent / "assets" / "model")
+    # characters as their UTF-8 bytes, where the vocabulary has byte tokens (whole characters only: the
+    # byte-fallback decoder turns a whole run of byte tokens into U+FFFD when one of them is invalid)
+    bytes_of = {b: tok.convert_tokens_to_ids(f"<0x{b:02X}>") for b in range(256)} if which == "sentencepiece-like" else {}
+    words = [i for i in range(len(tok)) if i not in tok.all_special_ids and i not in bytes_of.values()]
+    rng = random.Random(0)
+    for _ in range(60):
+        ids: list[int] = []
+        for _ in range(rng.randint(1, 40)):
+            roll = rng.random()
+            if roll < 0.1:
+                ids.append(rng.choice(tok.all_special_ids))
+            elif roll < 0.25 and bytes_of:
+                ids += [bytes_of[b] for b in rng.choice(["é", "日", "😀", "a"]).encode()]
+            else:
+                ids.append(rng.choice(words))
+        ids.append(rng.choice(words[:50] if not bytes_of else [tok.convert_tokens_to_ids("▁cat")]))
+        tail = decode._TextTail(tok)
+        assert "".join(tail.add(i) for i in ids) == tok.decode(ids, skip_special_tokens=True), ids
 
 
 def test_scope_rules():
