@@ -53,12 +53,16 @@ async def _render(prompt: str, features: list[str], generate: bool, size: tuple[
 
 
 async def settle(pilot) -> None:
-    """Wait until every worker finished (failed ones included) and its messages were handled."""
-    from textual.worker import WorkerFailed
+    """Wait until the app is up (its panes mounted and its first load started), every worker finished (failed
+    ones included) and its messages were handled."""
+    from textual.worker import WorkerFailed, WorkerState
 
+    while getattr(pilot.app, "panes_in", 0) is None and pilot.app.is_running:  # before on_ready: no worker yet
+        await pilot.pause(0.01)
     quiet = 0
-    while quiet < 2:  # two rounds in a row with no worker running: messages they posted are handled
-        busy = any(w.is_running for w in pilot.app.workers)
+    while quiet < 2:  # two rounds in a row with no worker started or running: messages they posted are handled
+        # (a worker a handler has just made is PENDING until the loop starts it: it counts as busy)
+        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers)
         try:
             await pilot.app.workers.wait_for_complete()
         except WorkerFailed:
