@@ -29,7 +29,7 @@ from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widgets import Footer, Static, TextArea
+from textual.widgets import Footer, Static
 
 from saetui.errors import SaetuiError
 from saetui.steering.draft import Draft
@@ -39,6 +39,7 @@ from saetui.tui.lifecycle import DEFAULT_PROMPT, Lifecycle, LoadingApp
 from saetui.tui.widgets.download_panel import DownloadPanel
 from saetui.tui.widgets.pane_tabs import PaneSwitcher, PaneTabs
 from saetui.tui.widgets.status_bar import StatusBar
+from saetui.tui.widgets.text_input import TextArea
 
 if TYPE_CHECKING:  # imported after the first frame (see `_mount_panes`): not needed to draw it
     from saetui.session import Session

@@ -77,3 +77,22 @@ def test_first_frame_is_drawn_before_the_panes_and_the_session_are_imported():
     # the panes' and screens' CSS is parsed when they go in; the first frame's is there from the start
     assert where["css:saetui.tcss"] == ["True", "True"]
     assert where["css:panes.tcss"] == ["False", "True"]
+
+
+def test_every_text_box_is_one_whose_editing_keys_run_in_order():
+    """saetui.tui.widgets.text_input's Input and TextArea, not Textual's (whose backspace can run after the
+    characters typed after it): no other module of the app imports Textual's."""
+    import ast
+    from pathlib import Path
+
+    import saetui.tui
+
+    root = Path(saetui.tui.__file__).parent
+    wrong = []
+    for path in root.rglob("*.py"):
+        if path.name == "text_input.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("textual.widgets"):
+                wrong += [f"{path.relative_to(root)}: {a.name}" for a in node.names if a.name in ("Input", "TextArea", "MaskedInput")]
+    assert not wrong

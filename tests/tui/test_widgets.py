@@ -160,3 +160,36 @@ async def test_the_tab_headers_draw_and_click_as_textuals_tabbed_content():
         screens[ours] = shots
     assert len(set(screens[True])) == 4  # each step changed the screen (back on tokens: as at the start)
     assert screens[True] == screens[False]
+
+
+async def test_editing_keys_that_arrive_in_one_burst_apply_in_order_with_typed_characters():
+    """Keys read at once (a slow SSH link) reach the box before the first has bubbled up to the app, where
+    Textual runs bindings: backspace ran after the characters typed after it (Textual #6605). Posted here
+    without waiting between them, as a terminal read delivers them."""
+    from textual import events
+
+    from saetui.tui.widgets.text_input import Input, TextArea
+
+    class Boxes(App):
+        def compose(self) -> ComposeResult:
+            yield Input("64", id="one", select_on_focus=False)
+            yield TextArea("The cat", id="many")
+
+    def burst(app: App, keys: list[str]) -> None:
+        for key in keys:
+            app.post_message(events.Key(key, key if len(key) == 1 else {"backspace": "\x7f"}.get(key)))
+
+    app = Boxes()
+    async with app.run_test() as pilot:
+        one, many = app.query_one("#one", Input), app.query_one("#many", TextArea)
+        one.focus()
+        await pilot.pause()
+        burst(app, ["backspace", "backspace", "3", "0", "left", "left", "1", "end", "5"])
+        await pilot.pause(0.2)
+        assert one.value == "1305"
+        many.focus()
+        many.move_cursor(many.document.end)
+        await pilot.pause()
+        burst(app, ["backspace", "backspace", "r", "t", "home", "A", "ctrl+e", "s"])
+        await pilot.pause(0.2)
+        assert many.text == "AThe crts"

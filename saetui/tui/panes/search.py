@@ -12,7 +12,8 @@ from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.reactive import reactive
-from textual.widgets import Input
+
+from saetui.tui.widgets.text_input import Input
 
 from saetui.errors import SaetuiError
 from saetui.settings import AppSettings, ContrastSettings

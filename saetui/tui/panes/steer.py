@@ -15,7 +15,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.widgets import Input, Label
+from textual.widgets import Label
+
+from saetui.tui.widgets.text_input import Input
 
 from saetui import state
 from saetui.errors import InputError, SaetuiError

@@ -16,7 +16,9 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Static
+
+from saetui.tui.widgets.text_input import Input
 from textual.worker import Worker, WorkerState
 
 from saetui.settings import AppSettings

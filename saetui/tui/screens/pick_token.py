@@ -15,7 +15,9 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import OptionList, Static
+
+from saetui.tui.widgets.text_input import Input
 from textual.widgets.option_list import Option
 
 from saetui.inputs import token_ref
