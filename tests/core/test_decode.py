@@ -317,6 +317,17 @@ def test_streamed_pieces_add_up_to_the_decoded_text(which):
         assert "".join(tail.add(i) for i in ids) == tok.decode(ids, skip_special_tokens=True), ids
 
 
+def test_static_cache_lengths_double_so_a_growing_chat_meets_few_shapes():
+    """Each cache length is a compile of its own: 256, 512, 1024... (a reply growing to 2,048 positions meets
+    4 lengths), never past the model's context, never short of what is needed."""
+    from types import SimpleNamespace
+
+    free, short = SimpleNamespace(context_length=None), SimpleNamespace(context_length=1000)
+    assert [static.cache_length_for(free, n) for n in (1, 256, 257, 700, 2048, 2049)] == [256, 256, 512, 1024, 2048, 4096]
+    assert len({static.cache_length_for(free, n) for n in range(1, 2049)}) == 4
+    assert [static.cache_length_for(short, n) for n in (200, 600, 1000, 1200)] == [256, 1000, 1000, 1200]
+
+
 def test_scope_rules():
     assert covers("all", 5, 3) == [True] * 5
     assert covers("prompt", 5, 3) == [True, True, True, False, False]
