@@ -24,8 +24,9 @@ class _KeysInOrder:
 
     async def _on_key(self, event: events.Key) -> None:
         widget = self  # an Input or a TextArea (the mixin comes first in their bases)
-        bindings = widget._bindings.copy()
-        if widget.app._keymap:  # as Screen._binding_chain applies the app's keymap
+        bindings = widget._bindings
+        if widget.app._keymap:  # as Screen._binding_chain applies the app's keymap (to a copy)
+            bindings = bindings.copy()
             bindings.apply_keymap(widget.app._keymap)
         for binding in bindings.key_to_bindings.get(event.key, ()):
             if not binding.priority and await widget.app.run_action(binding.action, widget):
