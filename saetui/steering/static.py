@@ -11,7 +11,8 @@ First steer without a long wait (CUDA): the first generation for a batch shape r
 its own, started when that generation ends: tracing holds the GIL, and a forward gives it away in every
 torch op, so tokens streamed during a compile wait for it (it runs with a short switch interval,
 `_switch_often`, for generations that do overlap it). Later generations use the compiled step once it is
-ready (`compile_status` says which). Decoders are kept per model, batch shape and layout (the hook points and table sizes,
+ready (`compile_status` says which). Every compile, in the background or asked for, runs in one thread that
+lives as long as the process (`_Compiler`). Decoders are kept per model, batch shape and layout (the hook points and table sizes,
 saetui.steering.hooks.Layout): a new spec, coefficient, scope or feature of a loaded SAE is copied into
 their tensors and needs no new compile.
 """
@@ -22,11 +23,13 @@ import contextlib
 import copy
 import logging
 import os
+import queue
 import threading
 import types
 import warnings
 import weakref
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from saetui.models.hooks import HookSet
 from saetui.steering.hooks import Layout, SteeringTables, build_tables, layout_for
@@ -231,7 +234,8 @@ class Decoder:
         self._fn = torch.compile(self._fn, fullgraph=False, dynamic=False, **kw)
 
     def warm(self) -> None:
-        """Compile the step now (prefill a dummy prompt, then run the compiled step once), quietly."""
+        """Compile the step now (prefill a dummy prompt, then run the compiled step once), quietly. Run it in
+        the compile thread (`_compiler().submit(decoder.warm)`)."""
         import torch
 
         try:
@@ -395,7 +399,7 @@ def static_runner(model: ModelWithHooks, rows: Sequence[Sequence[Any]], loaded_s
         decoder.busy = True
     try:
         if decoder.compiled and not decoder.ready:
-            decoder.warm()
+            _compiler().submit(decoder.warm).result()
         decoder.load(rows, prompt_len, template)
     except BaseException:
         decoder.busy = False
@@ -407,7 +411,7 @@ def static_runner(model: ModelWithHooks, rows: Sequence[Sequence[Any]], loaded_s
 
 def _build_in_background(pool: _Pool, key: tuple[int, int], make: Any) -> Any:
     """A function that makes a compiled decoder (`make()`, under the caller's lock: it copies the model's
-    module tree) and compiles its step in a thread; the decoder serves the next generations of its shape
+    module tree) and compiles its step in the compile thread (_Compiler); the decoder serves the next generations of its shape
     (`key`: rows, cache length) once ready. The shape counts as building from now on (no second build)."""
     pool.building.add(key)
 
@@ -429,9 +433,46 @@ def _build_in_background(pool: _Pool, key: tuple[int, int], make: Any) -> Any:
                 pool.building.discard(key)
             _notice_once("compile", f"no compiled decoding ({type(exc).__name__}: {_first(exc)}); generating with the uncompiled step")
             return
-        threading.Thread(target=build, args=(decoder,), name="saetui-compile", daemon=True).start()
+        _compiler().submit(lambda: build(decoder))
 
     return start
+
+
+class _Compiler:
+    """The one thread every step is compiled in, alive for the whole process (a daemon: quitting never waits
+    for a compile). On torch 2.11 without a GPU, the first thread to enter dynamo's fake-tensor mode sets a
+    CUDA device guard that another thread's entry crashes on once the first thread has ended (a segfault in
+    FakeTensorMode.__enter__, `torch._C._ensureCUDADeviceGuardSet`; torch 2.13 does not): so no compile runs in
+    a short-lived thread, a generation's worker or a build's own. Compiles run one at a time, in order."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[], Any], Future]] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="saetui-compile", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job, done = self._jobs.get()
+            try:
+                done.set_result(job())
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on it
+                done.set_exception(exc)
+
+    def submit(self, job: Callable[[], Any]) -> Future:
+        done: Future = Future()
+        self._jobs.put((job, done))
+        return done
+
+
+_COMPILER: _Compiler | None = None
+
+
+def _compiler() -> _Compiler:
+    global _COMPILER
+    with _POOL_LOCK:
+        if _COMPILER is None:
+            _COMPILER = _Compiler()
+        return _COMPILER
 
 
 #: while a step compiles in the background, the GIL changes hands after this many seconds (Python's default:

@@ -213,12 +213,15 @@ def test_the_background_compile_starts_when_the_first_generation_ends(model_dirs
     to its last, with torch.compile not even called (its first call imports dynamo), and the build starts at
     its end, with the GIL changing hands often while it runs."""
     import sys
+    import threading
 
     model, saes = _setup(model_dirs, make_sae, "llama")
     events: list[tuple] = []
     real_compile, real_warm = torch.compile, static.Decoder.warm
     monkeypatch.setattr(torch, "compile", lambda *a, **k: events.append(("torch.compile",)) or real_compile(*a, **k))
-    monkeypatch.setattr(static.Decoder, "warm", lambda self: events.append(("warm", sys.getswitchinterval())) or real_warm(self))
+    threads = []
+    monkeypatch.setattr(static.Decoder, "warm", lambda self: events.append(("warm", sys.getswitchinterval()))
+                        or threads.append(threading.current_thread()) or real_warm(self))
     before = sys.getswitchinterval()
     rows = [[resolve(s, saes) for s in row] for row in ROWS[:2]]
     ids = model.tokenize(PROMPT).input_ids[0].tolist()
@@ -232,6 +235,11 @@ def test_the_background_compile_starts_when_the_first_generation_ends(model_dirs
     assert events[16][1] == pytest.approx(static._COMPILE_SWITCH_INTERVAL) and events[16][1] < before  # (Python keeps it in µs)
     assert sys.getswitchinterval() == before
     assert static.compile_status(model) == "compiled"
+    # a compile asked for now (another batch shape) runs in the same thread, which stays: on torch 2.11 without
+    # a GPU, a compile in a second thread after the first one has ended crashed the process (static._Compiler)
+    _static(model, saes, ROWS, compile=True, max_new_tokens=4)
+    assert len(threads) == 2 and threads[0] is threads[1] and threads[0].is_alive() and threads[0].daemon
+    assert threads[0] is not threading.current_thread()
     static.forget(model)
 
 
