@@ -174,21 +174,22 @@ def main() -> None:
     prompt_ids = ids[0].tolist()
     settings = GenerationSettings(max_new_tokens=NEW_TOKENS)
 
-    def on_static(rows, compile):
-        """The decoding core on a static decoder (compile False: the model's step; True: compiled), every token."""
+    def static_pieces(rows, compile):
+        """The decoding core's pieces on a static decoder (compile False: the model's step; True: compiled; None: as
+        the app on CUDA, uncompiled until a background compile is ready); the decoder is chosen and loaded now."""
         resolved = [[resolve(s, analyzer.saes) for s in row] for row in rows]
         runner = static.static_runner(model, resolved, list(analyzer.saes), len(prompt_ids) + NEW_TOKENS, compile=compile,
                                       prompt_len=len(prompt_ids), template=None)
-        return sum(1 for _ in decode.decode(runner, prompt_ids, len(rows), settings, [0] * len(rows), set(), model.tokenizer))
+        return decode.decode(runner, prompt_ids, len(rows), settings, [0] * len(rows), set(), model.tokenizer)
+
+    def on_static(rows, compile):
+        return sum(1 for _ in static_pieces(rows, compile))
 
     if args.compile:  # the first steer as the app makes it on CUDA, before anything is compiled or captured
         def timeline():
             """Seconds from now to each token of one steer on the static path with compile=None."""
             t0 = time.perf_counter()
-            resolved = [[resolve(s, analyzer.saes) for s in add]]
-            runner = static.static_runner(model, resolved, list(analyzer.saes), len(prompt_ids) + NEW_TOKENS, compile=None,
-                                          prompt_len=len(prompt_ids), template=None)
-            return [time.perf_counter() - t0 for _ in decode.decode(runner, prompt_ids, 1, settings, [0], set(), model.tokenizer)]
+            return [time.perf_counter() - t0 for _ in static_pieces([add], None)]
 
         start = time.perf_counter()
         first = timeline()  # uncompiled; the compile starts when it ends
