@@ -479,29 +479,20 @@ def _compiler() -> _Compiler:
 #: 5 ms). A thread running a forward releases the GIL in every torch op and then waits for the compiling
 #: thread to give it back: at 5 ms a wait, a 26-layer uncompiled step (~2,000 ops) took >1 s a token.
 _COMPILE_SWITCH_INTERVAL = 1e-5
-_switch_lock = threading.Lock()
-_switch_users = 0
-_switch_saved = 0.005
 
 
 @contextlib.contextmanager
 def _switch_often() -> Iterator[None]:
-    """sys.setswitchinterval(_COMPILE_SWITCH_INTERVAL) while any background compile runs (restored after the last)."""
+    """sys.setswitchinterval(_COMPILE_SWITCH_INTERVAL) while a background compile runs, restored after (builds
+    run one at a time, in the compile thread)."""
     import sys
 
-    global _switch_users, _switch_saved
-    with _switch_lock:
-        if _switch_users == 0:
-            _switch_saved = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_saved, _COMPILE_SWITCH_INTERVAL))
-        _switch_users += 1
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(min(saved, _COMPILE_SWITCH_INTERVAL))
     try:
         yield
     finally:
-        with _switch_lock:
-            _switch_users -= 1
-            if _switch_users == 0:
-                sys.setswitchinterval(_switch_saved)
+        sys.setswitchinterval(saved)
 
 
 def compile_status(model: ModelWithHooks) -> str:
