@@ -281,13 +281,22 @@ class SaeTuiApp(LoadingApp, App[None]):
         self.action_next_sae()
 
     # ------------------------------------------------------------------ actions (keys: saetui/tui/actions.py)
+    def _after_typed(self, job: Any) -> None:
+        """Run `job` once the focused widget has handled the keys already sent to it. F5 and Ctrl+G are priority
+        bindings: the app runs them as their key arrives, before the keys typed just ahead of them (in the same read,
+        over a slow link) have reached the prompt or a settings box, which would be read without them."""
+        (self.focused or self).call_later(job)
+
     def action_analyze(self) -> None:
         if self.ready_or_say():
-            self.tokens.analyze(self.prompt_text, self._chat_arg())
+            self._after_typed(lambda: self.tokens.analyze(self.prompt_text, self._chat_arg()))
 
     async def action_generate(self, sweep: bool = False) -> None:
-        if not self.ready_or_say():
-            return
+        if self.ready_or_say():
+            self._after_typed(lambda: self.generate_now(sweep))
+
+    async def generate_now(self, sweep: bool = False) -> None:
+        """Generate (or sweep) from the prompt and boxes as they are now, and show the steer tab."""
         try:
             await self.steer.generate(self.prompt_text, sweep=sweep, chat=self._chat_arg())
         except SaetuiError as exc:

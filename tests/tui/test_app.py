@@ -61,6 +61,30 @@ async def test_loads_and_analyzes_the_prompt():
         assert "saetui-demo" in str(app.query_one("#status").render())
 
 
+async def test_f5_and_ctrl_g_typed_right_after_text_use_that_text():
+    """Keys read at once: F5 and Ctrl+G are priority bindings, run by the app as they arrive, while the characters
+    before them still wait in the prompt's (or a settings box's) queue. They analyze and generate what was typed."""
+    from textual import events
+
+    def burst(app, keys):
+        for key in keys:
+            app.post_message(events.Key(key, key if len(key) == 1 else None))
+
+    app = SaeTuiApp(prompt="Anna has a red")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        prompt = app.query_one("#prompt")
+        prompt.focus()
+        prompt.move_cursor(prompt.document.end)
+        await pilot.pause()
+        burst(app, [*" cat", "f5"])
+        await settle(pilot)
+        assert app.analysis.prompt == "Anna has a red cat"
+        burst(app, [*" sat", "ctrl+g"])
+        await settle(pilot)
+        assert app.steer._prompt == "Anna has a red cat sat" and app.steer.done
+
+
 async def test_moving_through_tokens_shows_their_features():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:

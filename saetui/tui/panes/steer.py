@@ -230,9 +230,11 @@ class SteerPane(Pane):
 
     @on(Input.Submitted, "#sweep")
     async def _sweep_typed(self, event: Input.Submitted) -> None:
-        """Enter in the sweep box sweeps, as Ctrl+W (run_action is a coroutine: not awaited, Enter did nothing)."""
+        """Enter in the sweep box sweeps, as Ctrl+W (the box's text is complete: Enter comes after it in the box's
+        own queue, so no wait for typed keys as the Ctrl+W action has)."""
         event.stop()
-        await self.app.run_action("sweep")
+        if self.app.ready_or_say():
+            await self.app.generate_now(sweep=True)
         self.app.call_after_refresh(event.input.focus)  # stay in the box, to change the coefficients and sweep again
 
     # ------------------------------------------------------------------ the boxes, as a restart restores them
