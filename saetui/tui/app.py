@@ -282,10 +282,11 @@ class SaeTuiApp(LoadingApp, App[None]):
 
     # ------------------------------------------------------------------ actions (keys: saetui/tui/actions.py)
     def _after_typed(self, job: Any) -> None:
-        """Run `job` once the focused widget has handled the keys already sent to it. F5 and Ctrl+G are priority
-        bindings: the app runs them as their key arrives, before the keys typed just ahead of them (in the same read,
+        """Run `job` once the focused widget has handled the keys already sent to it. F5, Ctrl+G and Ctrl+Q are
+        priority bindings: the app runs them as their key arrives, before the keys typed just ahead of them (in the same read,
         over a slow link) have reached the prompt or a settings box, which would be read without them."""
-        (self.focused or self).call_later(job)
+        if not (self.focused or self).call_later(job):  # the focused widget is closing: its queue will not run
+            self.call_later(job)
 
     def action_analyze(self) -> None:
         if self.ready_or_say():
@@ -392,6 +393,9 @@ class SaeTuiApp(LoadingApp, App[None]):
 
     async def action_quit(self) -> None:
         self.steer.stop()  # a running generation ends at its next token
+        self._after_typed(self._save_and_exit)  # the prompt saved with the keys typed just before Ctrl+Q
+
+    def _save_and_exit(self) -> None:
         self.save_session()
         self.exit()
 

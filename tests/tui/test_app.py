@@ -62,8 +62,9 @@ async def test_loads_and_analyzes_the_prompt():
 
 
 async def test_f5_and_ctrl_g_typed_right_after_text_use_that_text():
-    """Keys read at once: F5 and Ctrl+G are priority bindings, run by the app as they arrive, while the characters
-    before them still wait in the prompt's (or a settings box's) queue. They analyze and generate what was typed."""
+    """Keys read at once: F5, Ctrl+G and Ctrl+Q are priority bindings, run by the app as they arrive, while the
+    characters before them still wait in the prompt's (or a settings box's) queue. They analyze, generate and save
+    what was typed."""
     from textual import events
 
     def burst(app, keys):
@@ -83,6 +84,15 @@ async def test_f5_and_ctrl_g_typed_right_after_text_use_that_text():
         burst(app, [*" sat", "ctrl+g"])
         await settle(pilot)
         assert app.steer._prompt == "Anna has a red cat sat" and app.steer.done
+        prompt.focus()  # the steer tab took it
+        prompt.move_cursor(prompt.document.end)
+        await pilot.pause()
+        burst(app, [*" down", "ctrl+q"])  # quit saves the prompt as typed
+        await pilot.pause()
+    from saetui import state
+
+    saved, _ = state.load_session()
+    assert saved is not None and saved["prompt"] == "Anna has a red cat sat down"
 
 
 async def test_moving_through_tokens_shows_their_features():
