@@ -54,7 +54,7 @@ async def _render(prompt: str, features: list[str], generate: bool, size: tuple[
 
 async def settle(pilot) -> None:
     """Wait until the app is up (its panes mounted and its first load started), every worker finished (failed
-    ones included) and its messages were handled."""
+    ones included), its messages were handled, and the screen stopped changing (for at most ~100 frames: an animation never stops)."""
     from textual.worker import WorkerFailed, WorkerState
 
     while getattr(pilot.app, "panes_in", 0) is None and pilot.app.is_running:  # before on_ready: no worker yet
@@ -69,6 +69,16 @@ async def settle(pilot) -> None:
             pass  # the app shows the failure; the caller looks at what it shows
         await pilot.pause()
         quiet = 0 if busy else quiet + 1
+    # Widgets finish some work frames after the message that asked for it: a DataTable widens its columns when idle,
+    # and a new width can resize and refill it. A picture taken (or a modal pushed) before then shows the table with
+    # its columns as wide as their headers. Two pictures a pause apart that agree: the screen is done.
+    shot = pilot.app.export_screenshot()
+    for _ in range(100):
+        await pilot.pause()
+        again = pilot.app.export_screenshot()
+        if again == shot:
+            return
+        shot = again
 
 
 def snapshot(prompt: str, out: str | Path, *, features: list[str] | None = None, generate: bool = False,

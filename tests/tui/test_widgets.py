@@ -193,3 +193,33 @@ async def test_editing_keys_that_arrive_in_one_burst_apply_in_order_with_typed_c
         burst(app, ["backspace", "backspace", "r", "t", "home", "A", "ctrl+e", "s"])
         await pilot.pause(0.2)
         assert many.text == "AThe crts"
+
+
+async def test_settle_waits_until_the_screen_stops_changing():
+    """Widgets finish work frames after the message that asked for it (a DataTable widens its columns when idle, a
+    new width refills it): a snapshot taken, or a modal pushed, before then shows a half-drawn table. A widget that
+    changes once after each refresh, 20 times, is drawn at its last step when `settle` returns."""
+    from textual.widgets import Static
+
+    from saetui.tui.snapshot import settle
+
+    class Steps(Static):
+        step = 0
+
+        def on_mount(self) -> None:
+            self.call_after_refresh(self.next_step)
+
+        def next_step(self) -> None:
+            self.step += 1
+            self.update(f"step{self.step}x")
+            if self.step < 20:
+                self.call_after_refresh(self.next_step)
+
+    class StepsApp(App):
+        def compose(self) -> ComposeResult:
+            yield Steps("step0x")
+
+    app = StepsApp()
+    async with app.run_test(size=(20, 3)) as pilot:
+        await settle(pilot)
+        assert "step20x" in app.export_screenshot()
