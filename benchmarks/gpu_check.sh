@@ -7,7 +7,8 @@
 #   bash benchmarks/gpu_check.sh             # on a CUDA machine, from the repository root
 #   bash benchmarks/gpu_check.sh --dry-run   # (or SAETUI_GPU_CHECK_CPU=1) the same commands, tiny preset, on CPU
 #
-# Logs go to ${OUT:-/tmp}/gpu_check/*.log.
+# Logs go to ${OUT:-/tmp}/gpu_check/*.log. On a box without a package registry, carry what it lacks as wheels:
+# benchmarks/gpu_wheels.sh fetches them and says how to install them there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
