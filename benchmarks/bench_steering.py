@@ -19,6 +19,7 @@ middle layer's hook_resid_post, calibrated to L0 ~ 64). Greedy decoding of 64 ne
 
     python benchmarks/bench_steering.py [--preset tiny|small|gemma-2-2b] [--rounds 7] [--device cuda]
                                         [--dtype bfloat16] [--compile] [--new-tokens 64]
+                                        [--only-compiled | --first-steer-only]
 """
 
 from __future__ import annotations
@@ -122,6 +123,18 @@ def where_the_step_goes(model, device: str, prompt_ids: list[int], settings, tok
         print(f"  step profile failed: {type(exc).__name__}: {exc}")
 
 
+def compiler_caches() -> str:
+    """Inductor's FX graph cache hits and misses so far in this process (its on-disk cache outlives the process:
+    a restarted app's compile loads the graphs a first run compiled). torch's own counters: report only."""
+    try:
+        from torch._dynamo.utils import counters
+
+        found = counters["inductor"]
+        return f"inductor graph cache: {found['fxgraph_cache_hit']} hit, {found['fxgraph_cache_miss']} missed"
+    except Exception:  # noqa: BLE001 - a counter moved in another torch: the line goes on without it
+        return "inductor graph cache: unknown"
+
+
 def main() -> None:
     from saetui.steering import decode, static
     from saetui.steering.generate import GenerationSettings, SteeringEngine
@@ -134,7 +147,12 @@ def main() -> None:
     parser.add_argument("--no-sae-lens", action="store_true")
     parser.add_argument("--compile", action="store_true", help="add rows for the compiled static-cache path")
     parser.add_argument("--only-compiled", action="store_true", help="with --compile: plain HF, eager and compiled rows only")
+    parser.add_argument("--first-steer-only", action="store_true",
+                        help="with --compile: the first steer's line alone (run again in a new process: a restarted "
+                             "app's compile, on the compiler's on-disk caches)")
     args = parser.parse_args()
+    if args.first_steer_only and not args.compile:
+        parser.error("--first-steer-only goes with --compile")
     NEW_TOKENS = args.new_tokens
 
     model, analyzer, loaded, _, _, layer, hook = build(args.preset, args.device, args.dtype)
@@ -200,7 +218,9 @@ def main() -> None:
                    else "the compile was done before a second steer")
         print(f"  first steer: first token {first[0]:.2f} s after the model was loaded, {len(first)} tokens in {first[-1]:.2f} s "
               f"({len(first) / first[-1]:.1f} tokens/s); {overlap}; compiled step ready {ready:.1f} s "
-              f"({static.compile_status(model)})")
+              f"({static.compile_status(model)}; {compiler_caches()})")
+        if args.first_steer_only:
+            return
 
     methods = {
         "plain HF generate": lambda: hf_generate(),

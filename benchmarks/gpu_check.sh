@@ -50,6 +50,8 @@ run() {  # name, command...: run it and keep its log; a failure prints the log's
 
 run analysis "$PY" benchmarks/bench_analysis.py "${DEV[@]}" --rounds $((ROUNDS * 2)) --no-sae-lens
 run steering "$PY" benchmarks/bench_steering.py "${DEV[@]}" --rounds "$ROUNDS" --new-tokens "$NEW" --compile --only-compiled --no-sae-lens
+# the same first steer in a new process: a restarted app's compile, on the caches the run above left on disk
+run restart "$PY" benchmarks/bench_steering.py "${DEV[@]}" --new-tokens "$NEW" --compile --first-steer-only --no-sae-lens
 run equal "$PY" benchmarks/check_decode_equal.py --device "$DEVICE" --new-tokens "$((NEW < 24 ? NEW : 24))"
 run circuit "$PY" benchmarks/bench_circuit.py "${DEV[@]}" --rounds "$INDEX_ROUNDS" --tokens "$((NEW < 32 ? 16 : 32))" --steps "$((NEW < 32 ? 4 : 10))"
 run index "$PY" benchmarks/bench_index.py "${DEV[@]}" --rounds "$INDEX_ROUNDS" --docs "$DOCS" --doc-tokens "$DOC_TOKENS" --batch-size "$BATCH"
@@ -62,6 +64,7 @@ echo "-- analyze (128 tokens): ours vs (a) full HF forward + encode and (b) the 
 grep -A5 '^batch 1x128' "$LOGS/analysis.log" | grep -E 'ours  |\(a\)|\(b\)|faster' || true
 echo "-- steered decode, batch 1, greedy $NEW tokens (tokens/s; x plain eager model.generate; share of the bandwidth bound)"
 grep -E 'first steer|plain HF generate|ours, add|ours, clamp|batched|then steered|bandwidth bound|identical|decoder:|step profile|decode loop alone' "$LOGS/steering.log" || true
+grep -E 'first steer' "$LOGS/restart.log" 2>/dev/null | sed 's/first steer:/first steer after a restart:/' || true
 echo "-- static and compiled decoding vs the eager loop (the demo: two SAEs, every scope form, clamp, chat)"
 grep -E 'equal=' "$LOGS/equal.log" | awk '{print "  " $0}' || true
 echo "-- feature circuit (every layer's SAE)"

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
-STEPS = ("analysis", "steering", "equal", "circuit", "index")
+STEPS = ("analysis", "steering", "restart", "equal", "circuit", "index")
 
 
 def _run(tmp_path: Path, *args: str, python: str = sys.executable) -> subprocess.CompletedProcess:
@@ -31,6 +31,7 @@ def test_the_dry_run_runs_every_step_to_the_end(tmp_path):
     summary = run.stdout.split("== gpu_check summary")[1]
     assert "plain HF generate" in summary and "ours, add, compiled" in summary and "build:" in summary
     assert "circuit:" in summary
+    assert "first steer after a restart:" in summary and "compiled step ready" in summary
     assert "equal=False" not in summary and summary.count("equal=True") == 10
 
 
