@@ -72,16 +72,21 @@ async def test_several_saes_are_tagged_and_s_switches_the_displayed_one():
         assert str(app.query_one(TokenTable).get_row_at(0)[2]).startswith(f"{want}:")
 
 
-async def test_h_in_the_token_table_heats_the_tokens_strongest_feature_and_h_again_turns_it_off():
+async def test_h_in_the_token_table_heats_the_first_feature_its_row_shows_and_h_again_turns_it_off():
+    """The first feature the row shows, not the strongest: a dense feature (listed last, dimmed) is not what the
+    row is about, and heating one shown nowhere on screen read as a wrong feature."""
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         table = app.query_one(TokenTable)
         table.focus()
-        await pilot.press("down", "down")
-        await settle(pilot)
         sae = app.sae_name
-        top = app.analysis.sae(sae).per_token[2][0][0]
+        shown_first = [int(str(table.get_row_at(r)[2]).split(":")[0]) for r in range(table.row_count)]
+        strongest = [feats[0][0] for feats in app.analysis.sae(sae).per_token]
+        row = next(r for r in range(table.row_count) if shown_first[r] != strongest[r])  # a dense strongest one
+        await pilot.press(*["down"] * row)
+        await settle(pilot)
+        top = shown_first[row]
         await pilot.press("h")
         await settle(pilot)
         assert f"heat of feature {top}" in str(table.border_title)

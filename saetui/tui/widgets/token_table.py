@@ -128,15 +128,22 @@ class TokenTable(FittedSubtitle, RowTable):
                 level = min(len(_HEAT) - 1, int(len(_HEAT) * heat[tok.index] / top)) if heat[tok.index] > 0 else 0
                 text.stylize(f"on {_HEAT[level]}")
             label = self._index_cell(tok.index, tok.index in self._marked)
-            marks = [(f, a, dense is not None and dense(f)) for f, a in feats]
-            if dense_last:
-                marks.sort(key=lambda m: m[2])  # stable: each group stays ordered by activation
+            marks = self._in_shown_order(feats, dense, dense_last)
             shown = Text("  ").join(Text(f"{f}:{a:.1f}", style="dim" if is_dense else "") for f, a, is_dense in marks[:fit])
             if heat:  # the heat as a number too, not only a colour
                 shown = Text.assemble((f"{heat[tok.index]:5.2f}", "bold"), " │ ", shown)
             self.add_row(label, text, shown, key=str(tok.index))
         if self.row_count:
             self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)
+
+    @staticmethod
+    def _in_shown_order(feats: list[tuple[int, float]], dense: Callable[[int], bool] | None,
+                        dense_last: bool) -> list[tuple[int, float, bool]]:
+        """A token's (feature, activation, dense) in the order its row shows them."""
+        marks = [(f, a, dense is not None and dense(f)) for f, a in feats]
+        if dense_last:
+            marks.sort(key=lambda m: m[2])  # stable: each group stays ordered by activation
+        return marks
 
     def _layout(self, result: Any, sae: str, labels: list[str], heat: bool) -> tuple[int, str, int | None]:
         """(how many `f:act` items the last column has room for, at least 1 and 3 at 80 columns; its header; the
@@ -173,9 +180,9 @@ class TokenTable(FittedSubtitle, RowTable):
 
         if self._shown is None or not self.row_count:
             return
-        result, sae = self._shown[0], self._shown[1]
-        features = result.sae(sae).per_token[self.cursor_row]
-        if features:
+        result, sae, _, _, dense, dense_last = self._shown
+        features = self._in_shown_order(result.sae(sae).per_token[self.cursor_row], dense, dense_last)
+        if features:  # the first the row shows (a dense feature, listed last, is not what the row is about)
             self.post_message(HeatFeature(sae, features[0][0]))
         else:
             self.notify("no feature of this SAE fires on this token: nothing to heat", timeout=3)
