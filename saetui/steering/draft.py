@@ -63,10 +63,11 @@ class Draft:
         from saetui.steering.spec import MAX_COEFFICIENT
 
         value = max(-MAX_COEFFICIENT, min(MAX_COEFFICIENT, float(value)))
-        return self._with(i, self.specs[i].with_coefficient(round(value, 4)))
+        return self._with(i, self.specs[i].with_coefficient(value))
 
     def nudge(self, i: int, steps: int, step: float) -> Draft:
-        return self.set_coefficient(i, self.specs[i].coefficient + steps * step)
+        # rounded: a few nudges leave no float drift (0.30000000000000004) in the table and saved presets
+        return self.set_coefficient(i, round(self.specs[i].coefficient + steps * step, 4))
 
     def cycle_mode(self, i: int) -> Draft:
         """add -> clamp -> ablate -> add; a steering vector only adds, so it stays as it is."""

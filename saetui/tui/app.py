@@ -297,13 +297,19 @@ class SaeTuiApp(LoadingApp, App[None]):
             self._after_typed(lambda: self.generate_now(sweep))
 
     async def generate_now(self, sweep: bool = False) -> None:
-        """Generate (or sweep) from the prompt and boxes as they are now, and show the steer tab."""
+        """Generate (or sweep) from the prompt and boxes as they are now, and show the steer tab. The focus stays
+        where it was if it is still in sight (the prompt, a box or list of the steer tab): the keys typed next go
+        on where they were meant, not to the specs, where Backspace removes one."""
         try:
             await self.steer.generate(self.prompt_text, sweep=sweep, chat=self._chat_arg())
         except SaetuiError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.action_show_tab("steer")
+        focused = self.focused
+        if focused is not None and (focused.id == "prompt" or self.steer in focused.ancestors_with_self):
+            self.query_one(PaneSwitcher).current = "steer"
+        else:
+            self.action_show_tab("steer")
 
     async def action_sweep(self) -> None:
         await self.action_generate(sweep=True)

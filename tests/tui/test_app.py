@@ -16,6 +16,7 @@ from tests.tui.conftest import token_side_rows
 from saetui.tui.screens.error import ErrorScreen
 from saetui.tui.screens.feature_detail import FeatureDetailScreen
 from saetui.tui.snapshot import settle
+from saetui.tui.widgets.status_bar import StatusBar
 from saetui.tui.widgets.steering_panel import GenerationColumn
 from saetui.demo import SAES
 from tests.demo_facts import color_feature
@@ -435,6 +436,46 @@ async def test_typed_coefficient_sets_the_spec_and_bad_text_is_refused():
         await pilot.press(*"-2.5", "enter")
         await pilot.pause()
         assert app.draft.specs[0].coefficient == -2.5
+        # beyond ±1e4: refused in words (it was set to 10000 without one); a small value is kept as typed (it was
+        # rounded to 0)
+        await pilot.press(*"50000", "enter")
+        await pilot.pause()
+        assert any("coefficient 50000" in n and "too large" in n for n in notes(app))
+        assert app.draft.specs[0].coefficient == -2.5
+        app.query_one("#coef").value = ""
+        await pilot.press(*"0.00001", "enter")
+        await pilot.pause()
+        assert app.draft.specs[0].coefficient == 0.00001
+
+
+async def test_ctrl_g_leaves_the_focus_where_it_was_and_a_removed_spec_is_said():
+    """Ctrl+G from a steer box or the prompt: the keys typed next go there (Backspace went to the specs, where it
+    removed one unseen); a removal says what went and that u brings it back."""
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        steer_with(app, (COLOR, 4.0))
+        box = app.query_one("#max-tokens")
+        box.focus()
+        box.value = "8"
+        await pilot.pause()
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        assert app.focused is box and app.steer.done
+        await pilot.press("backspace", *"6")
+        await pilot.pause()
+        assert box.value == "6" and len(app.draft.specs) == 1
+        prompt = app.query_one("#prompt")
+        prompt.focus()
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        assert app.focused is prompt
+        app.query_one("#specs").focus()
+        await pilot.press("backspace")
+        await pilot.pause()
+        assert len(app.draft.specs) == 0
+        said = app.query_one(StatusBar).note
+        assert f"removed {COLOR_SAE}/{COLOR}" in said and "u brings it back" in said
 
 
 async def test_a_failing_sae_load_shows_a_modal_and_keeps_the_loaded_one():

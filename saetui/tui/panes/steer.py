@@ -210,6 +210,8 @@ class SteerPane(Pane):
                "cycle_mode": lambda: d.cycle_mode(i), "cycle_scope": lambda: d.cycle_scope(i),
                "remove": lambda: d.remove(i)}[edit.op]()
         self._set_draft(new)
+        if edit.op == "remove":  # Backspace removes too: a key meant for a box must not drop a spec unseen
+            self.post_message(Notice(f"removed {d.specs[i].target} from the specs (u brings it back)"))
 
     @on(Input.Submitted, "#coef")
     def _coefficient_typed(self, event: Input.Submitted) -> None:
@@ -225,7 +227,13 @@ class SteerPane(Pane):
         except ValueError:
             self.post_message(Notice(f"coefficient must be a finite number, got {event.value!r}", "error"))
             return
-        self._set_draft(self.draft.set_coefficient(self._spec_row(), value))
+        row = self._spec_row()
+        try:
+            self.draft.specs[row].with_coefficient(value)  # the spec's own check: within ±MAX_COEFFICIENT
+        except InputError as exc:
+            self.post_message(Notice(str(exc), "error"))
+            return
+        self._set_draft(self.draft.set_coefficient(row, value))
         event.input.value = ""
 
     @on(Input.Submitted, "#sweep")
@@ -234,8 +242,8 @@ class SteerPane(Pane):
         own queue, so no wait for typed keys as the Ctrl+W action has)."""
         event.stop()
         if self.app.ready_or_say():
-            await self.app.generate_now(sweep=True)
-        self.app.call_after_refresh(event.input.focus)  # stay in the box, to change the coefficients and sweep again
+            await self.app.generate_now(sweep=True)  # the focus stays in the box, to change the values and sweep again
+        event.input.select_all()  # selected: the next values typed replace these
 
     # ------------------------------------------------------------------ the boxes, as a restart restores them
     BOXES = ("max-tokens", "temperature", "seed", "sweep")
