@@ -837,3 +837,20 @@ async def test_the_highlighted_features_whole_label_shows_under_the_side_list_wh
             app.query_one(TokenTable).focus()
             await settle(pilot)
             assert "about" not in str(info.render())
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24)])
+async def test_the_generation_boxes_show_a_typed_value_whole_once_left(size):
+    """temp and seed had 3 cells at 80 columns (padding) and kept the view where typing left it: 0.75 read '75'."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("f4")
+        await pilot.pause()
+        for box_id, value in (("#temperature", "0.75"), ("#seed", "1234")):
+            box = app.query_one(box_id)
+            box.focus()
+            await pilot.pause()
+            await pilot.press("ctrl+u", *value, "tab")
+            await pilot.pause()
+            assert box.value == value and box.render_line(0).text.strip() == value, (size, box_id)

@@ -38,7 +38,15 @@ class _KeysInOrder:
 
 
 class Input(_KeysInOrder, _Input):
-    """textual.widgets.Input, editing keys in order with typed characters."""
+    """textual.widgets.Input, editing keys in order with typed characters; out of focus, it shows its value from
+    the start."""
+
+    def on_blur(self) -> None:
+        # Textual keeps the view where typing left it: "0.75" in a 4-cell box read ".75" (the cursor cell after it
+        # took one). Only the view moves: the cursor stays, so typing after the terminal regains focus goes on
+        # where it was.
+        self.scroll_to(x=0, animate=False, immediate=True)
+        self.refresh()  # the scroll alone did not repaint the line
 
 
 class TextArea(_KeysInOrder, _TextArea):
