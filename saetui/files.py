@@ -86,8 +86,15 @@ def _fsync_dir(folder: Path) -> None:
 def atomic_write(path: str | Path, data: bytes | str | Callable[[Any], Any]) -> Path:
     """Write `data` (bytes, str as UTF-8, or a function given the open binary file) to `path` atomically.
 
-    The temporary file lives in the same folder (so os.replace is a rename) and is removed on any failure."""
-    path = Path(path)
+    The temporary file lives in the same folder (so os.replace is a rename) and is removed on any failure. Through
+    a symbolic link, the file it points to is replaced and the link stays; a device, pipe or socket at `path` is
+    refused (InputError), never replaced by a file. Returns `path` as given."""
+    given = Path(path)
+    path = Path(os.path.realpath(given))
+    if path.exists() and not path.is_file():
+        from saetui.errors import InputError
+
+        raise InputError(f"{given} is not a regular file (a device, pipe or socket): not replaced; give a file name")
     ensure_dir(path.parent)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
@@ -109,7 +116,7 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[Any], Any]) -> 
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
-    return path
+    return given
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:

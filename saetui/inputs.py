@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import stat
 import sys
@@ -237,7 +238,9 @@ def check_out_file(path: str | Path, option: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{option} {path} is a folder: give a file name, e.g. {path / 'screen.svg'}")
-    folder = path.parent
+    if path.exists() and not path.is_file():  # (through links) a device, pipe or socket: a new file would replace it
+        raise InputError(f"{option} {path} is not a regular file (a device, pipe or socket): give a file name")
+    folder = Path(os.path.realpath(path)).parent  # through a link: where the file it points to is written
     if not folder.is_dir():
         raise InputError(f"{option} {path}: folder {folder} does not exist")
     if not can_write_in(folder):

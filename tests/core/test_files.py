@@ -81,6 +81,32 @@ def test_atomic_write_cleans_up_on_any_failure(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
 
 
+def test_atomic_write_goes_through_a_link_and_never_replaces_a_device_or_pipe(tmp_path):
+    """`--out link.svg` replaced the link by a file (its target unchanged), and `--out /dev/full` made the device a
+    file: a write through a link replaces the file it points to, and a device or pipe is refused."""
+    from saetui.inputs import check_out_file
+
+    real, link = tmp_path / "real.svg", tmp_path / "link.svg"
+    real.write_text("old")
+    link.symlink_to(real)
+    assert files.atomic_write(link, "new") == link
+    assert link.is_symlink() and real.read_text() == "new" and no_temporaries(tmp_path)
+    assert check_out_file(link) == link
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        check_out_file(Path("/dev/null"))  # (only checked: a regression must not make /dev/null a file)
+    for bad in (fifo, tmp_path / "to-pipe"):
+        if bad.name == "to-pipe":
+            bad.symlink_to(fifo)
+        with pytest.raises(InputError, match="not a regular file"):
+            check_out_file(bad)
+        with pytest.raises(InputError, match="not a regular file"):
+            files.atomic_write(bad, "x")
+    assert fifo.exists() and not fifo.is_file()
+    assert no_temporaries(tmp_path)
+
+
 def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
     out = tmp_path / "out"
     with files.atomic_folder(out) as tmp:
