@@ -84,13 +84,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("saetui: interrupted", file=sys.stderr)
             return 130
-        except Exception as exc:  # a bug: one line for the user, the traceback in a log file
-            if os.environ.get("SAETUI_DEBUG", "").strip() not in ("", "0"):
-                raise
-            text = one_line(exc, "(no message)")
-            text = text if len(text) <= 300 else text[:297] + "..."
-            print(f"saetui: error: internal error: {type(exc).__name__}: {text} ({_log_traceback(exc)})", file=sys.stderr)
-            return EXIT_INTERNAL
+        except ValueError as exc:
+            if "integer string conversion" not in str(exc):  # (Python's own limit: int() of over 4,300 digits)
+                return _internal_error(exc)
+            print("saetui: error: a number in the arguments is too long (over 4300 digits)", file=sys.stderr)
+            return EXIT_USAGE
+        except Exception as exc:
+            return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    """A bug: one line for the user, the traceback in a log file (raised as it is with SAETUI_DEBUG=1)."""
+    if os.environ.get("SAETUI_DEBUG", "").strip() not in ("", "0"):
+        raise exc
+    text = one_line(exc, "(no message)")
+    text = text if len(text) <= 300 else text[:297] + "..."
+    print(f"saetui: error: internal error: {type(exc).__name__}: {text} ({_log_traceback(exc)})", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 def _log_traceback(exc: BaseException) -> str:

@@ -21,6 +21,7 @@ INDEX = ["index", "--corpus", "{corpus}"]
 SNAP = ["snapshot", *P, "--out", "{tmp}/s.svg"]
 CONTRAST = ["contrast", "--a", "The cat", "--b", "The dog"]
 ATTR = ["attribute", *P]
+HUGE = "9" * 5000
 
 CASES: list[tuple[str, list[str], str]] = [
     # the bare app's arguments
@@ -258,6 +259,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("steer-feature-spaces-quoted-exactly", ["steer", *P, "--feature", "demo/1  2:3"], "'demo/1  2:3'"),
     ("contrast-vector-name-spaces-quoted-exactly", [*CONTRAST, "--save-vector", "a  b"], "vector name 'a  b'"),
     ("analyze-span-spaces-quoted-exactly", ["analyze", *P, "--span", "1 :2"], "got '1 :2'"),
+    # numbers longer than Python reads (int() of over 4,300 digits), and an --out that is not a file
+    ("neighbours-5000-digits", ["neighbours", HUGE], "too long (over 4300 digits)"),
+    ("steer-feature-5000-digits", ["steer", *P, "--feature", f"demo/{HUGE}:1"], "too long (over 4300 digits)"),
+    ("snapshot-size-5000-digits", [*SNAP, "--size", f"{HUGE}x40"], "too long (over 4300 digits)"),
+    ("snapshot-out-a-pipe", ["snapshot", *P, "--out", "{fifo}"], "not a regular file"),
+    ("snapshot-out-a-device", ["snapshot", *P, "--out", "/dev/null"], "not a regular file"),
 ]
 
 
@@ -274,6 +281,7 @@ def places(tmp_path):
     for name, row in (("null", '{"text": null}'), ("list", '{"text": ["a", "b"]}'), ("obj", '{"text": {"a": 1}}'),
                       ("num", '{"text": 5}'), ("row", '["a cat"]')):
         (tmp_path / f"{'rows' if name == 'row' else name}.jsonl").write_text(row + "\n", encoding="utf-8")
+    os.mkfifo(tmp_path / "fifo")
     readonly = tmp_path / "readonly"
     readonly.mkdir()
     readonly.chmod(0o500)
@@ -282,7 +290,7 @@ def places(tmp_path):
     yield {"tmp": str(tmp_path), "corpus": str(corpus), "file": str(file), "readonly": unwritable,
            "labels": str(labels), "empty": str(tmp_path / "empty.txt"), "badutf8": str(tmp_path / "bad.txt"),
            **{f"{n}jsonl": str(tmp_path / f"{n}.jsonl") for n in ("null", "list", "obj", "num")},
-           "rowjsonl": str(tmp_path / "rows.jsonl")}
+           "rowjsonl": str(tmp_path / "rows.jsonl"), "fifo": str(tmp_path / "fifo")}
     readonly.chmod(0o700)
 
 
