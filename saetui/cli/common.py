@@ -102,6 +102,13 @@ def check_texts(args: argparse.Namespace) -> None:
                               steer_template=getattr(args, "steer_template", False))
 
 
+def reports() -> bool:
+    """Whether this process reports (prints progress and results): yes, except a torchrun rank other than 0. A RANK
+    that is no number was set by something else: this process reports (int() of it failed a finished build)."""
+    rank = os.environ.get("RANK", "").strip()
+    return not (rank.isascii() and rank.isdigit() and int(rank) != 0)
+
+
 def open_session(args: argparse.Namespace, *, compile: bool | None = None) -> Session:
     """A Session on the model and SAEs named by --model/--sae (the demo without --model), with their indexes.
     Downloads report on stderr; under torchrun every rank fetches (huggingface_hub's file locks let one download
@@ -109,7 +116,7 @@ def open_session(args: argparse.Namespace, *, compile: bool | None = None) -> Se
     from saetui.hub_progress import StderrProgress
     from saetui.session import Session
 
-    progress = StderrProgress() if os.environ.get("RANK", "0") == "0" else (lambda p: None)
+    progress = StderrProgress() if reports() else (lambda p: None)
     return Session.open(args.model or None, args.sae or None, device=args.device, dtype=args.dtype,
                         trust_remote_code=args.trust_remote_code, refresh=getattr(args, "refresh", False),
                         compile=compile, progress=progress)

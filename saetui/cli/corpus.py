@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -75,7 +74,7 @@ def run_index(args: argparse.Namespace) -> int:
     session = common.open_session(args)
     index = session.build_index(args.corpus, args.out, session.chosen_sae(args.sae).name, field=args.field,
                                 settings=settings, resume=args.resume)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not common.reports():
         return 0  # under torchrun, rank 0 reports
     print(json.dumps(index.summary()))
     return 0

@@ -169,6 +169,21 @@ def test_cli_builds_and_searches_an_index(capsys, gemma2_dir, sae_dir, tmp_path)
     assert "no dataset file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("rank, reports", [("1", False), ("junk", True)])
+def test_under_torchrun_rank_0_reports_and_a_rank_that_is_no_number_fails_nothing(rank, reports, capsys, gemma2_dir,
+                                                                                   sae_dir, tmp_path, monkeypatch):
+    """RANK=junk (set by something other than torchrun) made a finished build exit 1 (int('junk'))."""
+    from saetui.cli import main
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(TEXTS[:4]) + "\n")
+    monkeypatch.setenv("RANK", rank)
+    assert main(["index", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--corpus", str(corpus),
+                 "--out", str(tmp_path / "idx")]) == 0
+    out = capsys.readouterr().out
+    assert (json.loads(out)["tokens"] > 0) if reports else out == ""
+
+
 def test_the_demo_ships_an_index_with_labels():
     from saetui.session import Session
 
