@@ -265,6 +265,13 @@ def check_name(name: str, what: str) -> str:
 _ASCII_INT = re.compile(r"[+-]?[0-9]+")
 
 
+def not_blank(text: str) -> str:
+    """An option's text that must say something: "" or spaces are refused (not taken as the option left out)."""
+    if not text.strip():
+        raise InputError("is empty: give a value, or leave the option out for its default")
+    return text
+
+
 def whole_number(text: str, minimum: int, what: str, maximum: int | None = None) -> int:
     """A whole number in ASCII digits within [minimum, maximum]; `what` says what is wanted ("must be ...")."""
     if not _ASCII_INT.fullmatch(text.strip()):

@@ -56,7 +56,7 @@ def add_parsers(sub: Any) -> None:
     circ = sub.add_parser("circuit", help="the feature circuit across the SAEs behind a prediction, checked by ablation")
     common.add_model_options(circ, sae_help="as for analyze; repeat for several (nodes of every SAE, edges between consecutive ones)")
     circ.add_argument("--prompt", help="the text whose last-position prediction is explained")
-    circ.add_argument("--prompts", metavar="FILE", help="more prompts of the same token length: a .txt file (one a line), "
+    circ.add_argument("--prompts", metavar="FILE", type=common.text, help="more prompts of the same token length: a .txt file (one a line), "
                       ".jsonl (see --field) or - for stdin; the metric is averaged over them")
     circ.add_argument("--field", default="text", help="the .jsonl field holding the text (default text)")
     circ.add_argument("--target", required=True, metavar="TOKEN|ID", help="the token whose logit is explained (one token, or an id)")

@@ -13,7 +13,7 @@ from saetui.steering.spec import parse_spec
 
 def add_app_options(parser: argparse.ArgumentParser) -> None:
     """The bare `saetui` (the app): what it opens."""
-    parser.add_argument("--model", help="HF model id or local directory for the app (default: the bundled demo)")
+    parser.add_argument("--model", type=common.text, help="HF model id or local directory for the app (default: the bundled demo)")
     parser.add_argument("--sae", action="append", metavar="SPEC", help="SAE for the app; repeat for several")
     parser.add_argument("--refresh", action="store_true", help=common.REFRESH_HELP)
 
@@ -26,7 +26,7 @@ def add_parsers(sub: Any) -> None:
     snap.add_argument("--generate", action="store_true", help="also generate baseline and steered text")
     snap.add_argument("--size", default="120x40", help="WIDTHxHEIGHT (default 120x40)")
     snap.add_argument("--out", required=True, help="SVG file to write")
-    snap.add_argument("--app-model", dest="snap_model", help="model for the app (default: the demo)")
+    snap.add_argument("--app-model", dest="snap_model", type=common.text, help="model for the app (default: the demo)")
     snap.add_argument("--app-sae", dest="snap_sae", action="append", help="SAE for the app")
     common.add_chat_options(snap, system=False)
     snap.set_defaults(run=run_snapshot)

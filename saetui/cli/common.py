@@ -58,6 +58,7 @@ non_negative = checked(lambda t: inputs.whole_number(t, 0, "must be a whole numb
 seed = checked(lambda t: inputs.whole_number(t, 0, "must be a whole number from 0 to 2**64-1", 2**64 - 1), "integer")
 whole = checked(lambda t: inputs.whole_number(t, -(2**63), "must be a whole number"), "integer")  # ranges: settings
 finite_float = checked(inputs.finite_number, "number")
+text = checked(inputs.not_blank, "text")  # --model "" ran the demo, --out "" wrote to the default folder
 share = checked(lambda t: inputs.share(t), "share")
 span = checked(inputs.parse_span, "span")
 dtype = checked(inputs.normalize_dtype, "dtype")
@@ -71,7 +72,7 @@ SAE_HELP = ("RELEASE/SAE_ID, a sae-lens directory, or params.npz[@HOOK]; repeat 
 
 def add_model_options(p: argparse.ArgumentParser, sae_help: str = "as for analyze; repeat for several") -> None:
     """--model, --device, --dtype, --trust-remote-code, --refresh and --sae: what `open_session` loads."""
-    p.add_argument("--model", help="HF model id or local directory (default: the bundled demo model)")
+    p.add_argument("--model", type=text, help="HF model id or local directory (default: the bundled demo model)")
     p.add_argument("--device", type=device, help="cuda, cuda:1, mps or cpu (default: best available)")
     p.add_argument("--dtype", type=dtype, help="float32, bfloat16 or float16 (default: bf16 on CUDA, fp32 elsewhere)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow custom model code from the hub")

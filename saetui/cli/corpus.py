@@ -42,7 +42,7 @@ def add_parsers(sub: Any) -> None:
     index.add_argument("--top-k", type=common.positive, default=idx.top_k, help=f"top examples kept per feature (default {idx.top_k})")
     index.add_argument("--ctx", type=common.positive, default=idx.ctx,
                        help=f"tokens of context shown around each top example (default {idx.ctx})")
-    index.add_argument("--out", help="index folder (default: the platformdirs cache, keyed by model and SAE)")
+    index.add_argument("--out", type=common.text, help="index folder (default: the platformdirs cache, keyed by model and SAE)")
     index.add_argument("--resume", action="store_true", help="continue an interrupted build")
     index.set_defaults(run=run_index)
 

@@ -14,14 +14,14 @@ from saetui.errors import InputError
 def add_parsers(sub: Any) -> None:
     download = sub.add_parser("download", help="fetch a Hub model and registry SAEs into the HF cache for later "
                                                "starts without network (HF_HUB_OFFLINE=1), and say where they are")
-    download.add_argument("--model", help="HF model id: config, generation config, tokenizer, chat template, weights")
+    download.add_argument("--model", type=common.text, help="HF model id: config, generation config, tokenizer, chat template, weights")
     download.add_argument("--sae", action="append", metavar="SPEC", help="RELEASE/SAE_ID of the sae-lens registry; repeat")
     download.add_argument("--refresh", action="store_true", help="ask the Hub for newer files even where the cache is complete")
     common.add_json_option(download, "print one JSON object (progress stays on stderr)")
     download.set_defaults(run=run_download)
 
     saes = sub.add_parser("saes", help="list SAEs in the sae-lens registry (offline)")
-    saes.add_argument("--model", help="only SAEs for this model (HF id or short name)")
+    saes.add_argument("--model", type=common.text, help="only SAEs for this model (HF id or short name)")
     common.add_json_option(saes, "print a JSON list")
     saes.set_defaults(run=run_saes)
 

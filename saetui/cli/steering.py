@@ -28,7 +28,7 @@ def add_parsers(sub: Any) -> None:
                        help="add a saved steering vector (from `contrast --save-vector`); repeat for several")
     steer.add_argument("--scope", default="all", help="positions to steer: all, prompt, generated or START:END (default all)")
     steer.add_argument("--compare", action="store_true", help="also generate the unsteered baseline, in the same batch")
-    steer.add_argument("--sweep", metavar="C1,C2,...",
+    steer.add_argument("--sweep", metavar="C1,C2,...", type=common.text,
                        help="one variant per coefficient, each feature's coefficient set to it: raw coefficients "
                             "(as in --feature), or 2x for 2 times the feature's max activation (needs its index)")
     steer.add_argument("--max-new-tokens", type=common.whole, default=gen.max_new_tokens,

@@ -265,6 +265,14 @@ CASES: list[tuple[str, list[str], str]] = [
     ("snapshot-size-5000-digits", [*SNAP, "--size", f"{HUGE}x40"], "too long (over 4300 digits)"),
     ("snapshot-out-a-pipe", ["snapshot", *P, "--out", "{fifo}"], "not a regular file"),
     ("snapshot-out-a-device", ["snapshot", *P, "--out", "/dev/null"], "not a regular file"),
+    # an empty value is not the option left out (--model "" ran the demo, --out "" wrote to the default folder)
+    ("analyze-model-empty", ["analyze", *P, "--model", ""], "--model: is empty"),
+    ("app-model-empty", ["--model", " "], "--model: is empty"),
+    ("download-model-empty", ["download", "--model", ""], "--model: is empty"),
+    ("saes-model-empty", ["saes", "--model", ""], "--model: is empty"),
+    ("index-out-empty", [*INDEX, "--out", ""], "--out: is empty"),
+    ("steer-sweep-empty-string", [*STEER, "--sweep", ""], "--sweep: is empty"),
+    ("circuit-prompts-empty", ["circuit", *P, "--target", "5", "--prompts", ""], "--prompts: is empty"),
 ]
 
 
