@@ -52,13 +52,18 @@ class CircuitSettings:
     edges_per_node: int = 10
     held_out: float = 0.25
 
+    # each step is a batch row per SAE in the backward pass: 10^8 asked for 150 GB; past a few hundred the
+    # integral's estimate no longer moves
+    MAX_STEPS: ClassVar[int] = 1000
+
     def __post_init__(self) -> None:
         for name in ("nodes", "verify", "edges_per_node"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise InputError(f"--steps must be 0 (attribution patching) or more (integrated gradients), got {self.steps!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 0 <= self.steps <= self.MAX_STEPS:
+            raise InputError(f"--steps must be 0 (attribution patching) to {self.MAX_STEPS} (integrated gradients), "
+                             f"got {self.steps!r}")
         if isinstance(self.held_out, bool) or not isinstance(self.held_out, (int, float)) or not 0 <= self.held_out < 1:
             raise InputError(f"--held-out must be a share from 0 up to (not including) 1, got {self.held_out!r}")
 
@@ -162,6 +167,12 @@ class IndexSettings:
     ctx: int = 16
 
     CPU_BATCH_SIZE: ClassVar[int] = 16
+    # the builder holds top_k values and contexts per feature: 10^8 asked for 100 GB on the demo's 256 features
+    MAX_TOP_K: ClassVar[int] = 1000
+
+    def __post_init__(self) -> None:
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= self.MAX_TOP_K:
+            raise InputError(f"--top-k must be a whole number from 1 to {self.MAX_TOP_K}, got {self.top_k!r}")
 
 
 @dataclass

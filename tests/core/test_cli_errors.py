@@ -273,6 +273,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("index-out-empty", [*INDEX, "--out", ""], "--out: is empty"),
     ("steer-sweep-empty-string", [*STEER, "--sweep", ""], "--sweep: is empty"),
     ("circuit-prompts-empty", ["circuit", *P, "--target", "5", "--prompts", ""], "--prompts: is empty"),
+    # counts that would ask for more memory than any machine has (150 GB, 100 GB): refused before the model loads
+    ("circuit-steps-huge", ["circuit", *P, "--target", "5", "--steps", "100000000"], "--steps must be 0 (attribution patching) to 1000"),
+    ("index-top-k-huge", [*INDEX, "--top-k", "100000000"], "--top-k must be a whole number from 1 to 1000"),
 ]
 
 
