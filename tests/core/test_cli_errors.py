@@ -276,6 +276,8 @@ CASES: list[tuple[str, list[str], str]] = [
     # counts that would ask for more memory than any machine has (150 GB, 100 GB): refused before the model loads
     ("circuit-steps-huge", ["circuit", *P, "--target", "5", "--steps", "100000000"], "--steps must be 0 (attribution patching) to 1000"),
     ("index-top-k-huge", [*INDEX, "--top-k", "100000000"], "--top-k must be a whole number from 1 to 1000"),
+    # a feature number beyond every loaded SAE names each one's range (it named the first's, as if the only one)
+    ("search-number-beyond-every-sae", ["search", "1024"], "of every SAE loaded: demo has 0..255, demo-late has 0..1023"),
 ]
 
 

@@ -197,6 +197,25 @@ async def test_search_shows_scores_and_why_beside_the_label():
         assert len({r.value for r in rows}) > 1  # scores that say something
 
 
+async def test_search_hits_are_tagged_whenever_several_saes_are_loaded_and_a_number_out_of_all_names_each_range():
+    """'promotes red' finds only demo-late features: shown untagged, 349 read as demo/349."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("f3", *"promotes red")
+        await settle(pilot)
+        results = app.query_one("#search-results", FeatureList)
+        rows = results.rows_shown
+        assert len({r.sae for r in rows}) == 1 and len(app.session.sae_names) == 2  # the case: hits of one SAE
+        assert str(results.get_row_at(0)[0]) == f"{rows[0].sae}/{rows[0].feature}"
+        box = app.query_one("#search-input")
+        box.value = ""
+        await pilot.press(*"1024")
+        await settle(pilot)
+        note = str(app.query_one("#search-note").render())
+        assert all(f"{s.name} has 0..{s.d_sae - 1}" in note for s in app.session.saes)
+
+
 async def test_first_screen_hint_and_palette_from_the_registry():
     from saetui.tui.actions import palette_actions
 

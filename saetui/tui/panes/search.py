@@ -146,7 +146,8 @@ class SearchPane(Pane):
             FeatureRow(h.sae, h.feature, f"{h.score:.2f}", " · ".join(x for x in (h.label, h.why) if x))
             for h in result.hits
         ]
-        self.query_one("#search-results", FeatureList).show(rows, tagged=len({r.sae for r in rows}) > 1)
+        # tagged whenever several SAEs are loaded: hits all from demo-late read as demo's untagged
+        self.query_one("#search-results", FeatureList).show(rows, tagged=len(self.session.sae_names) > 1)
         note = problem or ("" if result is None else (result.note or f"{len(result.hits)} feature{'' if len(result.hits) == 1 else 's'} · {result.kind} search"
                                                        + (" · Enter/↓ to the list" if result.hits else "")))
         self.query_one("#search-note", TextBox).show(escape(note))
