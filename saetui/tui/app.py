@@ -367,6 +367,9 @@ class SaeTuiApp(LoadingApp, App[None]):
             hub.stop(self._download_stop)
             self.status("stopping the download…")
             return
+        if not self.steer.running:
+            self.status("nothing to stop: no generation or download is running")
+            return
         self.steer.stop()
 
     def action_next_sae(self) -> None:

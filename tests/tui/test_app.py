@@ -214,6 +214,9 @@ async def test_stop_ends_generation():
     app = SaeTuiApp(EndlessSession(), prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
+        await pilot.press("ctrl+s")  # nothing running: said, not silence
+        await pilot.pause()
+        assert "nothing to stop" in str(app.query_one("#status").render())
         await pilot.press("ctrl+g")
         await pilot.pause(0.1)
         await pilot.press("ctrl+s")

@@ -378,6 +378,13 @@ class SteerPane(Pane):
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def running(self) -> bool:
+        """A generation (or sweep) is streaming."""
+        from textual.worker import WorkerState
+
+        return any(w.group == "generate" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
+
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def _generate_worker(self, steer_run: Any, stop: threading.Event, run: int) -> None:
         note = steer_run.room.note("max") if steer_run.room is not None else None

@@ -27,4 +27,7 @@ class AskScreen(ModalScreen[str | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
-        self.dismiss(value or None)
+        if not value:  # the box stays open: an Enter on nothing closed it with no word
+            self.notify(f"{self.question}: type it first (Esc cancels)", severity="warning", timeout=4)
+            return
+        self.dismiss(value)
