@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    own_process = argv is None  # the `saetui` command (the process ends when main returns), not a caller's main([...])
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:  # the bare `saetui`, the usual start: the app, without importing every command's parser first
         return app.run_app(argparse.Namespace(model=None, sae=None, refresh=False))
@@ -83,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         except KeyboardInterrupt:
             print("saetui: interrupted", file=sys.stderr)
+            if own_process:
+                _ignore_more_interrupts()
             return 130
         except ValueError as exc:
             if "integer string conversion" not in str(exc):  # (Python's own limit: int() of over 4,300 digits)
@@ -91,6 +94,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         except Exception as exc:
             return _internal_error(exc)
+
+
+def _ignore_more_interrupts() -> None:
+    """A second Ctrl+C while the interrupted process exits would land in an exit handler (a library's temporary
+    folder being removed) and print its traceback; the first one has already been answered."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        pass
 
 
 def _internal_error(exc: Exception) -> int:

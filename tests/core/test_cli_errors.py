@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -347,6 +348,27 @@ def test_unexpected_exception_is_one_line_exit_1_with_a_log(monkeypatch, capsys,
     monkeypatch.setenv("SAETUI_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["saes"])
+
+
+def test_an_interrupted_command_says_so_once_and_ignores_a_second_ctrl_c_while_it_exits(monkeypatch, capsys):
+    """A second Ctrl+C right after the first landed in a library's exit handler (wandb's temporary folder) and
+    printed its traceback. The `saetui` process ignores it once interrupted; a caller's main([...]) is left alone."""
+    import signal
+
+    from saetui.cli import sources
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sources, "run_saes", interrupted)
+    saved = signal.getsignal(signal.SIGINT)
+    try:
+        assert main(["saes"]) == 130 and signal.getsignal(signal.SIGINT) is saved
+        monkeypatch.setattr(sys, "argv", ["saetui", "saes"])
+        assert main() == 130 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, saved)
+    assert capsys.readouterr().err == "saetui: interrupted\n" * 2
 
 
 def test_help_still_prints_and_exits_0(capsys):
