@@ -148,7 +148,7 @@ class DiscoveryMethods(SessionState):
                 errors.append(exc)
         if len(errors) == 1 and not results:
             raise errors[0]
-        if not results:  # out of every SAE: say each one's range (naming only the first read as if it were the only one)
+        if not results:  # out of every SAE: each one's range (the first's alone read as if it were the only one)
             ranges = ", ".join(f"{s.name} has 0..{s.d_sae - 1}" for s in self._require_saes())
             raise InputError(f"{str(errors[0]).split(':')[0]} of every SAE loaded: {ranges}")
         return SearchResult.merged(results, limit)

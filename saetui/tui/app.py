@@ -283,8 +283,8 @@ class SaeTuiApp(LoadingApp, App[None]):
     # ------------------------------------------------------------------ actions (keys: saetui/tui/actions.py)
     def _after_typed(self, job: Any) -> None:
         """Run `job` once the focused widget has handled the keys already sent to it. F5, Ctrl+G and Ctrl+Q are
-        priority bindings: the app runs them as their key arrives, before the keys typed just ahead of them (in the same read,
-        over a slow link) have reached the prompt or a settings box, which would be read without them."""
+        priority bindings: the app runs them as their key arrives, before the keys typed just ahead of them (in the
+        same read, over a slow link) have reached the prompt or a settings box, which would be read without them."""
         if not (self.focused or self).call_later(job):  # the focused widget is closing: its queue will not run
             self.call_later(job)
 

@@ -54,7 +54,8 @@ async def _render(prompt: str, features: list[str], generate: bool, size: tuple[
 
 async def settle(pilot) -> None:
     """Wait until the app is up (its panes mounted and its first load started), every worker finished (failed
-    ones included), its messages were handled, and the screen stopped changing (for at most ~100 frames: an animation never stops)."""
+    ones included), its messages were handled, and the screen stopped changing (for at most ~100 frames: an
+    animation never stops)."""
     from textual.worker import WorkerFailed, WorkerState
 
     while getattr(pilot.app, "panes_in", 0) is None and pilot.app.is_running:  # before on_ready: no worker yet

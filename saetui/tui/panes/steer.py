@@ -383,7 +383,8 @@ class SteerPane(Pane):
         """A generation (or sweep) is streaming."""
         from textual.worker import WorkerState
 
-        return any(w.group == "generate" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
+        busy = (WorkerState.PENDING, WorkerState.RUNNING)
+        return any(w.group == "generate" and w.state in busy for w in self.workers)
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def _generate_worker(self, steer_run: Any, stop: threading.Event, run: int) -> None:
