@@ -43,10 +43,24 @@ def check_text(text: str, what: str = "prompt") -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
+        encoding = sys.getfilesystemencoding()
+        if encoding.lower().replace("-", "") != "utf8" and _utf8_under(text, encoding):
+            # an ASCII locale (LC_ALL=C with Python's UTF-8 mode off) hands UTF-8 argv to Python as escapes
+            raise InputError(f"the {what} is UTF-8 but this terminal's locale reads {encoding}: set a UTF-8 locale "
+                             "(e.g. LC_ALL=C.UTF-8) or PYTHONUTF8=1") from None
         char = ord(text[exc.start])
         bad = f"invalid UTF-8 byte 0x{char - 0xDC00:02x}" if 0xDC80 <= char <= 0xDCFF else f"a lone surrogate U+{char:04X}"
         raise InputError(f"the {what} has {bad} at character {exc.start}: give UTF-8 text") from None
     return text
+
+
+def _utf8_under(text: str, encoding: str) -> bool:
+    """Whether the bytes behind `text` (decoded with `encoding` and surrogateescape, as argv is) are valid UTF-8."""
+    try:
+        text.encode(encoding, "surrogateescape").decode("utf-8")
+        return True
+    except (UnicodeEncodeError, UnicodeDecodeError, LookupError):
+        return False
 
 
 # ---------------------------------------------------------------------- files

@@ -463,6 +463,19 @@ def test_undecodable_argv_bytes_are_refused_in_one_line(tmp_path):
         "saetui: error: the prompt has invalid UTF-8 byte 0xff at character 3: give UTF-8 text"]
 
 
+def test_utf8_argv_under_an_ascii_locale_names_the_locale_not_the_bytes(tmp_path):
+    """LC_ALL=C with Python's UTF-8 mode off: 'café' arrived as escapes and was called invalid UTF-8."""
+    import subprocess
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "LC_ALL": "C",
+           "PYTHONUTF8": "0"}
+    proc = subprocess.run([sys.executable, "-m", "saetui.cli", "analyze", "--prompt", "café".encode()],
+                          capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == b""
+    (line,) = proc.stderr.decode("utf-8", "replace").splitlines()
+    assert "the prompt is UTF-8 but this terminal's locale reads" in line and "LC_ALL=C.UTF-8" in line
+
+
 def test_snapshot_of_an_app_error_is_an_error_not_a_picture(monkeypatch, capsys, tmp_path):
     from saetui.sae.analyzer import SAEAnalyzer
 
