@@ -52,6 +52,24 @@ async def test_the_token_table_shows_as_many_features_as_the_width_allows():
     assert counts[80] == 3 and counts[160] >= 6, counts
 
 
+async def test_a_modal_pushed_right_after_a_refill_covers_the_token_table_drawn_whole():
+    """A frame drawn between a refill and the table's next idle, then a modal (F1, Enter on a feature): the table
+    under it must show `0*` and `10`, not `0` and `1` (DataTable caches cells without their column's width)."""
+    from saetui.tui.screens.help import HelpScreen
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.query_one(TokenTable)
+        assert table.row_count > 10 and table.get_row_at(0)[0].plain == "0*"  # the demo's BOS, then 10 and more
+        table.show(*table._shown)
+        app.export_screenshot()  # the frame before the table is idle
+        app.push_screen(HelpScreen())
+        await settle(pilot)
+        shown = re.sub(r"<[^>]+>", "", app.export_screenshot()).replace("&#160;", " ")
+        assert re.search(r"│ 0\* +│", shown) and re.search(r"│ 10 +│", shown), "the # column under the modal is cut"
+
+
 async def test_several_saes_are_tagged_and_s_switches_the_displayed_one():
     app = SaeTuiApp(prompt=PROMPT)  # the demo loads two SAEs, an early and a late layer
     async with app.run_test(size=(100, 30)) as pilot:

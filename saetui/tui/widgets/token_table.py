@@ -117,8 +117,7 @@ class TokenTable(FittedSubtitle, RowTable):
         top = max(heat) if heat else 0.0
         labels = [token_label(tok, tokenizer) for tok in result.tokens]
         fit, header, room = self._layout(result, sae, labels, heat is not None)
-        self.clear(columns=True)  # auto widths only ever widen: a chat's long template tokens must not keep the room
-        self.add_columns("#", "token", header)
+        rows: list[tuple[Text, Text, Text]] = []
         for tok, text_label, feats in zip(result.tokens, labels, res.per_token):
             template = getattr(tok, "template", False)  # a chat template's own token (turn markers, role names)
             text = Text(text_label, style="dim italic" if tok.special else ("dim" if template else ""))
@@ -132,7 +131,16 @@ class TokenTable(FittedSubtitle, RowTable):
             shown = Text("  ").join(Text(f"{f}:{a:.1f}", style="dim" if is_dense else "") for f, a, is_dense in marks[:fit])
             if heat:  # the heat as a number too, not only a colour
                 shown = Text.assemble((f"{heat[tok.index]:5.2f}", "bold"), " │ ", shown)
-            self.add_row(label, text, shown, key=str(tok.index))
+            rows.append((label, text, shown))
+        # Each column as wide as its widest cell, measured here. Left to DataTable (auto width), the columns start
+        # as wide as their headers and widen when the table is next idle; cells drawn in between are cached without
+        # their width, and a modal pushed then covers a table whose `#` column stays one cell wide ("1" for "10").
+        # Cleared with the columns each time: a chat's long template tokens must not keep the room.
+        self.clear(columns=True)
+        for title, column in zip(("#", "token", header), zip(*rows) if rows else ((), (), ())):
+            self.add_column(title, width=max([cell_len(title)] + [cell.cell_len for cell in column]))
+        for tok, cells in zip(result.tokens, rows):
+            self.add_row(*cells, key=str(tok.index))
         if self.row_count:
             self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)
 
