@@ -200,7 +200,7 @@ def read_labels(value: str | Path) -> dict[int, str]:
         s = str(value).strip()
         if isinstance(value, bool) or not (isinstance(value, int) or (s.isascii() and s.isdigit())):
             raise InputError(f"{where}: feature {value!r} is not a non-negative integer")
-        return int(s)
+        return ascii_int(s)
 
     def label_text(value: object, where: str) -> str:
         if not isinstance(value, str) or not value.strip():
@@ -286,11 +286,20 @@ def not_blank(text: str) -> str:
     return text
 
 
+def ascii_int(digits: str) -> int:
+    """int() of a string already checked to be ASCII digits (a sign allowed), refusing in one line one longer than
+    Python converts (sys.get_int_max_str_digits(): 4300 by default), which int() refuses with a ValueError."""
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.strip().lstrip("+-")) > limit:
+        raise InputError(f"a number is too long (over {limit} digits): {digits.strip()[:12]}…")
+    return int(digits)
+
+
 def whole_number(text: str, minimum: int, what: str, maximum: int | None = None) -> int:
     """A whole number in ASCII digits within [minimum, maximum]; `what` says what is wanted ("must be ...")."""
     if not _ASCII_INT.fullmatch(text.strip()):
         raise InputError(f"{what}, got {text!r}")
-    value = int(text)
+    value = ascii_int(text)
     if value < minimum or (maximum is not None and value > maximum):
         raise InputError(f"{what}, got {text!r}")
     return value
@@ -322,7 +331,7 @@ def parse_size(size: str) -> tuple[int, int]:
     match = re.fullmatch(r"([0-9]+)[xX]([0-9]+)", size.strip())
     if match is None:
         raise InputError(f"--size must be WIDTHxHEIGHT, e.g. 120x40, got {size!r}")
-    width, height = int(match.group(1)), int(match.group(2))
+    width, height = ascii_int(match.group(1)), ascii_int(match.group(2))
     if not (MIN_SIZE[0] <= width <= MAX_SIZE[0] and MIN_SIZE[1] <= height <= MAX_SIZE[1]):
         raise InputError(f"--size {size}: width must be {MIN_SIZE[0]}..{MAX_SIZE[0]} and height {MIN_SIZE[1]}..{MAX_SIZE[1]}")
     return width, height
@@ -336,7 +345,7 @@ def parse_span(text: str) -> tuple[int, int]:
     match = _SPAN_RE.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
         raise InputError(f"span must be START:END in token positions (ASCII digits, END exclusive), got {text!r}")
-    start, end = int(match.group(1)), int(match.group(2))
+    start, end = ascii_int(match.group(1)), ascii_int(match.group(2))
     if start >= end:
         raise InputError(f"span {text} is empty: START must be less than END (END is exclusive)")
     return start, end
@@ -389,7 +398,7 @@ def feature_ref(text: str) -> tuple[str | None, int]:
     sae, _, number = text.strip().rpartition("/")
     if not (number.isascii() and number.isdigit()):
         raise InputError(f"cannot read feature {text!r}: expected [SAE/]FEATURE, FEATURE in ASCII digits")
-    return sae or None, int(number)
+    return sae or None, ascii_int(number)
 
 
 def token_ref(text: str | None, option: str) -> int | str | None:
@@ -398,7 +407,7 @@ def token_ref(text: str | None, option: str) -> int | str | None:
         return None
     if text == "":
         raise InputError(f"{option} is empty: give a token's text or its id")
-    return int(text) if text.isascii() and text.isdigit() else text
+    return ascii_int(text) if text.isascii() and text.isdigit() else text
 
 
 def target_and_versus(target: str | None, versus: str | None) -> tuple[int | str | None, int | str | None]:
@@ -426,7 +435,7 @@ def check_device_name(requested: str) -> str:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ModelLoadError(f"device {requested!r} requested but CUDA is not available")
-        if match.group(1) is not None and int(match.group(1)) >= torch.cuda.device_count():
+        if match.group(1) is not None and ascii_int(match.group(1)) >= torch.cuda.device_count():
             raise ModelLoadError(f"device {requested!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
                                  f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
     if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):

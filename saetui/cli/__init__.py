@@ -87,11 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             if own_process:
                 _ignore_more_interrupts()
             return 130
-        except ValueError as exc:
-            if "integer string conversion" not in str(exc):  # (Python's own limit: int() of over 4,300 digits)
-                return _internal_error(exc)
-            print("saetui: error: a number in the arguments is too long (over 4300 digits)", file=sys.stderr)
-            return EXIT_USAGE
         except Exception as exc:
             return _internal_error(exc)
 

@@ -107,7 +107,7 @@ def reports() -> bool:
     """Whether this process reports (prints progress and results): yes, except a torchrun rank other than 0. A RANK
     that is no number was set by something else: this process reports (int() of it failed a finished build)."""
     rank = os.environ.get("RANK", "").strip()
-    return not (rank.isascii() and rank.isdigit() and int(rank) != 0)
+    return not (rank.isascii() and rank.isdigit() and rank.strip("0"))  # digits, not all zeros (of any length)
 
 
 def open_session(args: argparse.Namespace, *, compile: bool | None = None) -> Session:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from saetui.errors import InputError, SAELoadError, SaetuiError, first_line
+from saetui.inputs import ascii_int
 from saetui.sae.kinds import SAEKind, kind_of
 from saetui.sae.pretrained import check_registry_spec, model_key
 
@@ -95,7 +96,8 @@ class SAEManager:
             raise SaetuiError(f"several SAEs are loaded, name one of: {names}")
         text = str(key)
         for loaded in self._saes.values():
-            if text in (loaded.name, loaded.hook_name, loaded.spec) or (text.isdigit() and int(text) == loaded.layer):
+            by_layer = text.isascii() and text.isdigit() and ascii_int(text) == loaded.layer  # int('²') raises
+            if text in (loaded.name, loaded.hook_name, loaded.spec) or by_layer:
                 return loaded
         names = ", ".join(f"{s.name} ({s.hook_name})" for s in self._saes.values()) or "none loaded"
         raise SaetuiError(f"no loaded SAE named {text!r}; loaded: {names}")

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
+from saetui.inputs import ascii_int
 from saetui.settings import SearchSettings
 
 if TYPE_CHECKING:
@@ -91,7 +92,8 @@ def load_labels(index_dir: str | Path) -> dict[int, str]:
         return {}
     labels = {}
     for k, v in data.items():
-        if isinstance(k, str) and k.isascii() and k.isdigit() and isinstance(v, str) and v.strip():
+        # a key of 19 digits and more names no feature of any SAE (and int() refuses over 4300)
+        if isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 19 and isinstance(v, str) and v.strip():
             labels[int(k)] = v
     return labels
 
@@ -263,7 +265,7 @@ def search_features(model: ModelWithHooks, loaded: LoadedSAE, query: str, *, lab
     if q.isdigit():
         if not q.isascii():
             raise InputError(f"feature number {q!r} must be written in ASCII digits")
-        f = loaded.check_feature(int(q))
+        f = loaded.check_feature(ascii_int(q))
         why = "feature number"
         if index is not None:
             top = float(index.top_vals[f, 0].clamp(min=0))

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
 from saetui.errors import InputError, SaetuiError
-from saetui.inputs import check_name
+from saetui.inputs import ascii_int, check_name
 
 if TYPE_CHECKING:
     import torch
@@ -232,7 +232,7 @@ def parse_spec(text: str, kind: str, *, scope: str = "all") -> Spec:
         raise InputError(f"cannot read feature spec {text!r}: expected [SAE/]FEATURE:COEF[:MODE], "
                          "FEATURE in ASCII digits")
     mode = parts[2] if len(parts) == 3 else "add"
-    return SteeringSpec(int(parts[0]), _coefficient(parts[1], text), mode, sae or None, scope)
+    return SteeringSpec(ascii_int(parts[0]), _coefficient(parts[1], text), mode, sae or None, scope)
 
 
 def _coefficient(word: str, text: str) -> float:
@@ -253,7 +253,7 @@ def check_scope(scope: Any) -> str:
         match = _SCOPE_RE.fullmatch(part) if isinstance(part, str) else None
         if match is None:
             raise InputError(f"scope must be {SCOPE_HELP}, got {scope!r}")
-        if match.group(1) and match.group(2) and int(match.group(1)) >= int(match.group(2)):
+        if match.group(1) and match.group(2) and ascii_int(match.group(1)) >= ascii_int(match.group(2)):
             raise InputError(f"scope {part} is empty: START must be less than END (END is exclusive)")
     return scope
 

@@ -63,6 +63,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("steer-invalid-utf8", ["steer", "--prompt", "\udcff", "--feature", "5:1"], "invalid UTF-8 byte 0xff"),
     ("steer-unicode-digit-feature", ["steer", *P, "--feature", "²:4"], "ASCII digits"),
     ("steer-arabic-digit-feature", ["steer", *P, "--feature", "٣:4"], "ASCII digits"),
+    ("steer-unicode-digit-sae", ["steer", *P, "--feature", "²/5:4"], "no loaded SAE named '²'"),  # int('²') raised
     ("steer-word-feature", ["steer", *P, "--feature", "x:1"], "cannot read feature spec"),
     ("steer-negative-feature", ["steer", *P, "--feature=-5:1"], "cannot read feature spec"),
     ("steer-no-coefficient", ["steer", *P, "--feature", "5"], "cannot read feature spec"),
@@ -264,6 +265,10 @@ CASES: list[tuple[str, list[str], str]] = [
     ("neighbours-5000-digits", ["neighbours", HUGE], "too long (over 4300 digits)"),
     ("steer-feature-5000-digits", ["steer", *P, "--feature", f"demo/{HUGE}:1"], "too long (over 4300 digits)"),
     ("snapshot-size-5000-digits", [*SNAP, "--size", f"{HUGE}x40"], "too long (over 4300 digits)"),
+    ("steer-scope-5000-digits", [*STEER, "--scope", f"0:{HUGE}"], "too long (over 4300 digits)"),
+    ("steer-sae-layer-5000-digits", ["steer", *P, "--feature", f"{HUGE}/5:1"], "too long (over 4300 digits)"),
+    ("attribute-target-5000-digits", [*ATTR, "--target", HUGE], "too long (over 4300 digits)"),
+    ("analyze-span-5000-digits", ["analyze", *P, "--span", f"0:{HUGE}"], "too long (over 4300 digits)"),
     ("snapshot-out-a-pipe", ["snapshot", *P, "--out", "{fifo}"], "not a regular file"),
     ("snapshot-out-a-device", ["snapshot", *P, "--out", "/dev/null"], "not a regular file"),
     # an empty value is not the option left out (--model "" ran the demo, --out "" wrote to the default folder)

@@ -184,6 +184,17 @@ def test_under_torchrun_rank_0_reports_and_a_rank_that_is_no_number_fails_nothin
     assert (json.loads(out)["tokens"] > 0) if reports else out == ""
 
 
+@pytest.mark.parametrize("rank, reports", [("0", True), ("00", True), ("0" * 5000, True), ("0" * 4999 + "1", False),
+                                           ("2", False), ("", True), ("junk", True)],
+                         ids=["0", "00", "5000-zeros", "5000-digits-1", "2", "unset", "junk"])
+def test_which_ranks_report(rank, reports, monkeypatch):
+    """Rank 0 (however written, 5000 digits too: int() of them raised) and no torchrun report; other ranks do not."""
+    from saetui.cli.common import reports as reporting
+
+    monkeypatch.setenv("RANK", rank)
+    assert reporting() is reports
+
+
 def test_the_demo_ships_an_index_with_labels():
     from saetui.session import Session
 

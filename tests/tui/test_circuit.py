@@ -169,6 +169,8 @@ async def test_palette_words_take_the_space_before_them_quotes_are_exact_digits_
         assert circuit_tokens("42", tok) == (42, None)
         with pytest.raises(InputError, match="TARGET"):
             circuit_tokens("", tok)
+        with pytest.raises(InputError, match="too long"):
+            circuit_tokens("9" * 5000, tok)
 
 
 async def test_esc_while_finding_drops_the_result_and_an_error_midway_leaves_no_hook(monkeypatch):

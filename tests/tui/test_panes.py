@@ -232,6 +232,9 @@ async def test_search_hits_are_tagged_whenever_several_saes_are_loaded_and_a_num
         await settle(pilot)
         note = str(app.query_one("#search-note").render())
         assert all(f"{s.name} has 0..{s.d_sae - 1}" in note for s in app.session.saes)
+        box.value = "9" * 5000  # beyond what int() reads: was Python's ValueError text in a toast
+        await settle(pilot)
+        assert "too long (over 4300 digits)" in str(app.query_one("#search-note").render()) and not app._notifications
 
 
 async def test_first_screen_hint_and_palette_from_the_registry():

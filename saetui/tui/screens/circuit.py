@@ -22,6 +22,7 @@ from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from saetui.errors import InputError, one_line
+from saetui.inputs import ascii_int
 from saetui.settings import CircuitSettings
 from saetui.tui.actions import bindings
 from saetui.tui.messages import CircuitAsked, FeatureChosen, JobFailed
@@ -42,7 +43,7 @@ def circuit_tokens(text: str, tokenizer: Any) -> tuple[int | str, int | str | No
         if quoted is not None:
             args.append(quoted)
         elif word.isascii() and word.isdigit():
-            args.append(int(word))
+            args.append(ascii_int(word))
         else:
             spaced = " " + word
             args.append(spaced if len(tokenizer.encode(spaced, add_special_tokens=False)) == 1 else word)
