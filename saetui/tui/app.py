@@ -34,7 +34,7 @@ from textual.widgets import Footer, Static
 from saetui.errors import SaetuiError
 from saetui.steering.draft import Draft
 from saetui.tui.actions import bindings
-from saetui.tui.commands import SaetuiCommands
+from saetui.tui.commands import Palette, SaetuiCommands
 from saetui.tui.lifecycle import DEFAULT_PROMPT, Lifecycle, LoadingApp
 from saetui.tui.widgets.download_panel import DownloadPanel
 from saetui.tui.widgets.pane_tabs import PaneSwitcher, PaneTabs
@@ -287,6 +287,11 @@ class SaeTuiApp(LoadingApp, App[None]):
         same read, over a slow link) have reached the prompt or a settings box, which would be read without them."""
         if not (self.focused or self).call_later(job):  # the focused widget is closing: its queue will not run
             self.call_later(job)
+
+    def action_command_palette(self) -> None:
+        """Ctrl+P: Textual's palette as App.action_command_palette opens it, with saetui's box (commands.Palette)."""
+        if self.use_command_palette and not Palette.is_open(self):
+            self.push_screen(Palette(id="--command-palette"))
 
     def action_analyze(self) -> None:
         if self.ready_or_say():

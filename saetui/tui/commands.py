@@ -11,9 +11,12 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.app import ComposeResult
+from textual.command import CommandInput as _CommandInput
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 
 from saetui.tui.actions import key_text, palette_actions
+from saetui.tui.widgets.text_input import CommandInput
 
 if TYPE_CHECKING:
     from saetui.tui.app import SaeTuiApp
@@ -34,6 +37,17 @@ _WITH_ARGUMENT = [
     ("circuit ", "saetui.tui.screens.circuit:palette_circuit",
      "TARGET \\[VERSUS]: the feature circuit of the prompt's next token across the SAEs (Paris = ' Paris'; quote exact text)"),
 ]
+
+
+class Palette(CommandPalette):
+    """Textual's command palette, its box taking editing keys in order with the characters typed in the same read
+    (saetui/tui/widgets/text_input.py): `lox<backspace>ad` typed over a slow link read `loxa`."""
+
+    def compose(self) -> ComposeResult:
+        for widget in super().compose():
+            if type(widget) is _CommandInput:  # the box Textual makes, made again with the same arguments
+                widget = CommandInput(placeholder=widget.placeholder, select_on_focus=False)
+            yield widget
 
 
 class SaetuiCommands(Provider):

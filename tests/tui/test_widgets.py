@@ -195,6 +195,27 @@ async def test_editing_keys_that_arrive_in_one_burst_apply_in_order_with_typed_c
         assert many.text == "AThe crts"
 
 
+
+async def test_the_command_palette_box_takes_a_burst_of_keys_in_order_too():
+    """The palette's box is Textual's CommandInput: `lox<backspace>ad` in one read was `loxa`."""
+    from textual import events
+    from textual.command import CommandInput
+
+    from saetui.session import Session
+    from saetui.tui.app import SaeTuiApp
+    from saetui.tui.snapshot import settle
+
+    app = SaeTuiApp(Session(), prompt="The cat", restore=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        for key in ["l", "o", "x", "backspace", "a", "d"]:
+            app.post_message(events.Key(key, key if len(key) == 1 else "\x7f"))
+        await pilot.pause(0.3)
+        assert app.screen.query_one(CommandInput).value == "load"
+
+
 async def test_settle_waits_until_the_screen_stops_changing():
     """Widgets finish work frames after the message that asked for it (a DataTable widens its columns when idle, a
     new width refills it): a snapshot taken, or a modal pushed, before then shows a half-drawn table. A widget that

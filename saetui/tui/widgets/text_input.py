@@ -9,12 +9,14 @@ before the backspace ran (Textual issue #6605, open; pull request #6631 proposes
 Here the widget's own non-priority bindings run inside `_on_key`, through the app's `run_action` as the app
 would run them. Priority bindings are checked by the app before the key reaches the widget, and the focused
 widget is the first namespace of the binding chain anyway, so which action a key runs does not change, only
-when. Used for every text box saetui shows (import these in place of textual.widgets').
+when. Used for every text box saetui shows (import these in place of textual.widgets'), the command palette's
+included (saetui/tui/commands.py puts CommandInput in it).
 """
 
 from __future__ import annotations
 
 from textual import events
+from textual.command import CommandInput as _CommandInput
 from textual.widgets import Input as _Input
 from textual.widgets import TextArea as _TextArea
 
@@ -51,3 +53,7 @@ class Input(_KeysInOrder, _Input):
 
 class TextArea(_KeysInOrder, _TextArea):
     """textual.widgets.TextArea, editing keys in order with typed characters."""
+
+
+class CommandInput(_KeysInOrder, _CommandInput):
+    """textual.command.CommandInput (the command palette's box), editing keys in order with typed characters."""
