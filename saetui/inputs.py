@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 import re
 import stat
@@ -113,7 +114,10 @@ def read_texts(source: str | Path | Sequence[str], field: str = "text", what: st
     Files must be UTF-8 (invalid bytes are refused with the file and the line); a .jsonl line that is not an
     object with `field`, or whose `field` is null, a number, a list or an object, is refused naming the line."""
     if not isinstance(source, (str, Path)):
-        texts = [str(t) for t in source]
+        texts = list(source)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):  # str() read None as the text "None"
+                raise InputError(f"text {i} of the list is {type(t).__name__}, not text: {t!r:.40}")
     else:
         lines = read_input(source, what).splitlines()
         path = Path(source)
@@ -284,6 +288,26 @@ def not_blank(text: str) -> str:
     if not text.strip():
         raise InputError("is empty: give a value, or leave the option out for its default")
     return text
+
+
+def as_int(value: object) -> int | None:
+    """`value` as an int where it is a whole number of an integer type (int, numpy integers, a one-element
+    integer tensor: what np.argmax and tensor.argmax give), else None (a bool, a float, a string)."""
+    if isinstance(value, bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool"):  # they have __index__
+        return None
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def check_int(value: object, what: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """A whole number (see as_int) within [minimum, maximum], as an int; else a one-line InputError naming `what`."""
+    number = as_int(value)
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        within = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise InputError(f"{what} must be {within} (a whole number), got {value!r}")
+    return number
 
 
 def ascii_int(digits: str) -> int:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from saetui.sae.attribution import AttributionResult
     from saetui.sae.circuit import CircuitResult
     from saetui.sae.features import FeatureInfo
+    from saetui.sae.index import FeatureIndex
     from saetui.sae.manager import LoadedSAE, SAEManager
     from saetui.sae.pretrained import RegistryEntry
 
@@ -113,14 +114,16 @@ class Session(SteeringMethods, DiscoveryMethods):
             for loaded in saes:
                 self._attach_index(loaded)
 
-    def _attach_index(self, loaded: LoadedSAE) -> None:
-        """Use the SAE's feature index when one exists: labels, densities, examples, max activations."""
+    def _attach_index(self, loaded: LoadedSAE, index: FeatureIndex | None = None) -> None:
+        """Use `index`, else the SAE's feature index where the session looks for one (the cache folder, the demo's):
+        labels, densities, examples, max activations."""
         from saetui import demo
         from saetui.sae.index import default_index_dir, find_index
         from saetui.sae.search import labels_of
 
         model = self._require_model()
-        index = find_index(model, loaded, [default_index_dir(model, loaded), *demo.index_places()])
+        if index is None:
+            index = find_index(model, loaded, [default_index_dir(model, loaded), *demo.index_places()])
         if index is None:
             return
         self.indexes[loaded.name] = index
@@ -218,6 +221,7 @@ class Session(SteeringMethods, DiscoveryMethods):
         """The feature's exact activation on every token of the last analyzed prompt (one forward)."""
         from saetui.sae.analyzer import SAEAnalyzer
 
+        feature = self._require_saes().get(sae).check_feature(feature)  # -1 read feature 255's values
         if self.last is None:
             return []
         with self.lock:
@@ -279,7 +283,7 @@ class Session(SteeringMethods, DiscoveryMethods):
         from saetui.sae.features import describe
 
         loaded = self._require_saes().get(sae)
-        loaded.check_feature(feature)
+        feature = loaded.check_feature(feature)
         model = self._require_model()
         index = self.indexes.get(loaded.name)
         acts = counted = None
@@ -296,11 +300,18 @@ class Session(SteeringMethods, DiscoveryMethods):
         from saetui.sae.search import save_labels_of
 
         loaded = self._require_saes().get(sae)
+        feature = loaded.check_feature(feature)
+        if not isinstance(label, str):
+            raise InputError(f"a label is text, got {label!r} for feature {feature} (an empty one removes it)")
         index = self.indexes.get(loaded.name)
         if index is None:
             raise InputError(f"SAE {loaded.name} has no feature index: build one with `saetui index` to keep labels")
-        self.labels.set(loaded.name, feature, label)
-        return str(save_labels_of(index, self.labels.of(loaded.name)))  # where labels go is the index's own
+        labels = {f: text for f, text in self.labels.of(loaded.name).items() if f != feature}
+        if label.strip():
+            labels[feature] = label
+        where = save_labels_of(index, labels)  # where labels go is the index's own
+        self.labels.replace(loaded.name, labels)  # in memory only once saved
+        return str(where)
 
     def add_labels(self, new: dict[int, str], sae: str | None = None, index_dir: str | None = None) -> dict[str, Any]:
         """Merge labels (e.g. from `saetui.inputs.read_labels`) into an SAE's index: the one at
@@ -333,7 +344,7 @@ class Session(SteeringMethods, DiscoveryMethods):
         folder = out or default_index_dir(model, loaded)
         with self.lock:
             index = build_index(model, loaded, corpus, folder, field=field, settings=settings, resume=resume)
-            self._attach_index(loaded)
+            self._attach_index(loaded, index)  # the one just built, wherever `out` put it
         return index
 
     last_corpus: str | None = None  # the corpus file the app's health screen evaluated last

@@ -81,7 +81,7 @@ class DiscoveryMethods(SessionState):
         manager = self._require_saes()
         loaded = manager.get(sae) if sae is not None or len(manager) == 1 else list(manager)[0]
         other = manager.get(against) if against is not None else None
-        loaded.check_feature(feature)
+        feature = loaded.check_feature(feature)
         with self.lock:
             result = decoder_neighbours(loaded, feature, other, top_k)
         result.label = self.labels.get((result.sae, feature), "")

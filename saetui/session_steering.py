@@ -7,6 +7,7 @@ specs and `chat_prompt` (see `SessionState`). Kept apart so each file reads as o
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from saetui.errors import SaetuiError
@@ -28,8 +29,8 @@ class SteeringMethods(SessionState):
     def add_spec(self, feature: int, coefficient: float = SteeringSettings.coefficient, mode: str = "add", sae: str | None = None) -> SteeringSpec:
         from saetui.steering.spec import SteeringSpec
 
-        name = self._require_saes().get(sae).name
-        spec = SteeringSpec(feature, coefficient, mode, name)
+        loaded = self._require_saes().get(sae)
+        spec = SteeringSpec(loaded.check_feature(feature), coefficient, mode, loaded.name)  # a bad one is not kept
         self.specs.append(spec)
         return spec
 
@@ -71,9 +72,15 @@ class SteeringMethods(SessionState):
         prompt, if given, is its next user turn); the reply follows the template's generation prompt. In a
         chat a spec's scope `all` means the reply (see `chat_rows`); steer_template also steers the
         template's tokens in the prompt."""
-        from saetui.steering.generate import SteeringEngine
+        from saetui.steering.generate import GenerationSettings, SteeringEngine
 
         text = self.chat_prompt(prompt, chat, system, reply=True)
+        cfg = GenerationSettings(**{k: v for k, v in settings.items() if k in GenerationSettings.__dataclass_fields__})
+        wanted = cfg.max_new_tokens  # checked (the other settings, `seeds`, go to the engine)
+        room = room_to_generate(self._require_model(), text, wanted)  # a prompt that fills the context: refused
+        if room.capped:  # as `steer` caps it (its run.room says so)
+            warnings.warn(room.note(), stacklevel=2)
+            settings["max_new_tokens"] = room.tokens
         rows = [list(r.specs) for r in plan_rows(self.specs, compare=True)] if rows is None else [list(r) for r in rows]
         if is_chat(chat):
             rows = chat_rows(rows, steer_template)

@@ -11,10 +11,29 @@ Ground floor: no torch, no other part of saetui but `errors`.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from saetui.errors import InputError
+from saetui.inputs import as_int
+
+
+def _int_field(settings: Any, name: str) -> int | None:
+    """The field as an int (a numpy or tensor integer is made one in place), or None where it is no whole number."""
+    value = as_int(getattr(settings, name))
+    if value is not None:
+        object.__setattr__(settings, name, value)  # the frozen ones too
+    return value
+
+
+def _real_field(settings: Any, name: str) -> float | None:
+    """The field as a finite float (a numpy float too, made one in place), or None where it is not one."""
+    value = getattr(settings, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        return None
+    object.__setattr__(settings, name, value if isinstance(value, (int, float)) else float(value))
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -58,13 +77,15 @@ class CircuitSettings:
 
     def __post_init__(self) -> None:
         for name in ("nodes", "verify", "edges_per_node"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or not 0 <= self.steps <= self.MAX_STEPS:
+            value = _int_field(self, name)
+            if value is None or value < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
+        steps = _int_field(self, "steps")
+        if steps is None or not 0 <= steps <= self.MAX_STEPS:
             raise InputError(f"--steps must be 0 (attribution patching) to {self.MAX_STEPS} (integrated gradients), "
                              f"got {self.steps!r}")
-        if isinstance(self.held_out, bool) or not isinstance(self.held_out, (int, float)) or not 0 <= self.held_out < 1:
+        held_out = _real_field(self, "held_out")
+        if held_out is None or not 0 <= held_out < 1:
             raise InputError(f"--held-out must be a share from 0 up to (not including) 1, got {self.held_out!r}")
 
     def split(self, prompts: list[str]) -> tuple[list[str], list[str]]:
@@ -140,16 +161,20 @@ class GenerationSettings:
     use_cache: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens <= 0:
-            raise InputError(f"max new tokens must be a positive integer, got {self.max_new_tokens}")
-        if not math.isfinite(self.temperature) or self.temperature < 0:
-            raise InputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if 0 < self.temperature < MIN_TEMPERATURE:  # logits / T overflows to inf and the sampler gets NaNs
+        tokens = _int_field(self, "max_new_tokens")
+        if tokens is None or tokens <= 0:
+            raise InputError(f"max new tokens must be a positive integer, got {self.max_new_tokens!r}")
+        temperature = _real_field(self, "temperature")
+        if temperature is None or temperature < 0:
+            raise InputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
+        if 0 < temperature < MIN_TEMPERATURE:  # logits / T overflows to inf and the sampler gets NaNs
             raise InputError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {self.temperature}")
-        if not (0 < self.top_p <= 1):
-            raise InputError(f"top-p must be in (0, 1], got {self.top_p}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
-            raise InputError(f"seed must be a whole number from 0 to 2**64-1, got {self.seed}")
+        top_p = _real_field(self, "top_p")
+        if top_p is None or not 0 < top_p <= 1:
+            raise InputError(f"top-p must be in (0, 1], got {self.top_p!r}")
+        seed = _int_field(self, "seed")
+        if seed is None or not 0 <= seed < 2**64:
+            raise InputError(f"seed must be a whole number from 0 to 2**64-1, got {self.seed!r}")
 
 
 @dataclass
@@ -171,8 +196,20 @@ class IndexSettings:
     MAX_TOP_K: ClassVar[int] = 1000
 
     def __post_init__(self) -> None:
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= self.MAX_TOP_K:
+        top_k = _int_field(self, "top_k")
+        if top_k is None or not 1 <= top_k <= self.MAX_TOP_K:
             raise InputError(f"--top-k must be a whole number from 1 to {self.MAX_TOP_K}, got {self.top_k!r}")
+        n_bins, ctx = _int_field(self, "n_bins"), _int_field(self, "ctx")
+        if n_bins is None or n_bins < 1:
+            raise InputError(f"n_bins must be a positive integer, got {self.n_bins!r}")
+        if ctx is None or ctx < 0:
+            raise InputError(f"ctx (tokens of context around an example) must be 0 or more, got {self.ctx!r}")
+        lo, hi = _real_field(self, "lo"), _real_field(self, "hi")
+        if lo is None or hi is None or not 0 < lo < hi:
+            raise InputError(f"the histogram's range must be 0 < lo < hi, got lo={self.lo!r}, hi={self.hi!r}")
+        for name in ("batch_size", "max_tokens"):  # None: sized to the machine, the whole corpus
+            if getattr(self, name) is not None and ((value := _int_field(self, name)) is None or value < 1):
+                raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
 
 
 @dataclass
@@ -184,10 +221,11 @@ class EvalSettings:
     batch_size: int = 4
 
     def __post_init__(self) -> None:
-        if self.max_tokens is not None and (isinstance(self.max_tokens, bool) or self.max_tokens < 1):
-            raise InputError(f"--max-tokens must be a positive integer, got {self.max_tokens}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise InputError(f"--batch-size must be a positive integer, got {self.batch_size}")
+        if self.max_tokens is not None and ((max_tokens := _int_field(self, "max_tokens")) is None or max_tokens < 1):
+            raise InputError(f"--max-tokens must be a positive integer, got {self.max_tokens!r}")
+        batch_size = _int_field(self, "batch_size")
+        if batch_size is None or batch_size < 1:
+            raise InputError(f"--batch-size must be a positive integer, got {self.batch_size!r}")
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,12 @@ class ModelWithHooks:
                 return value
         return None
 
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the model scores: the rows of its output embedding (Gemma pads them past the tokenizer's)."""
+        weight = getattr(self.model.get_output_embeddings(), "weight", None)
+        return int(weight.shape[0]) if weight is not None else int(self.config.vocab_size)
+
     def layer_device(self, layer: int) -> torch.device:
         """Device that holds decoder layer `layer` (differs per layer under device_map="auto")."""
         return next(self.layers[layer].parameters()).device

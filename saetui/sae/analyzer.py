@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.activations.collector import ActivationCollector
 from saetui.files import finite_or_none, json_ready
+from saetui.inputs import check_int
 from saetui.settings import AnalysisSettings
 
 if TYPE_CHECKING:
@@ -152,8 +153,7 @@ class SAEAnalyzer:
         from saetui.errors import InputError
         from saetui.models.model import TokenBatch
 
-        if top_k < 1:
-            raise InputError(f"top-k must be at least 1, got {top_k}")
+        top_k, predictions = check_int(top_k, "top-k"), check_int(predictions, "predictions", 0)
         loaded = list(self.saes)
         if not loaded:
             raise InputError("no SAE loaded")

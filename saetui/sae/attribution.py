@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from saetui.errors import InputError
 from saetui.models.hooks import HookSet
 from saetui.files import json_ready
+from saetui.inputs import as_int, check_int
 from saetui.settings import AttributionSettings
 
 if TYPE_CHECKING:
@@ -149,7 +150,9 @@ def token_id(model: ModelWithHooks, token: int | str, what: str = "target") -> i
     several tokens (naming the pieces, and the one-token spelling with a leading space if there is
     one), text it cannot represent (the unknown token).
     """
-    vocab = _vocab_size(model)
+    vocab = model.vocab_size
+    if as_int(token) is not None:  # np.argmax's and tensor ids too
+        token = as_int(token)
     if isinstance(token, bool) or not isinstance(token, (int, str)):
         raise InputError(f"{what} must be a token id or a token's text, got {token!r}")
     if isinstance(token, int):
@@ -174,12 +177,6 @@ def token_id(model: ModelWithHooks, token: int | str, what: str = "target") -> i
         if len(spaced) == 1:
             hint = f"; ' {token}' (id {spaced[0]}) is one token"
     raise InputError(f"{what} {token!r} is {len(ids)} tokens ({pieces}): give one token or its id{hint}")
-
-
-def _vocab_size(model: ModelWithHooks) -> int:
-    out = model.model.get_output_embeddings()
-    weight = getattr(out, "weight", None)
-    return int(weight.shape[0]) if weight is not None else int(model.config.vocab_size)
 
 
 def check_position(position: int | None, n_tokens: int) -> int:
@@ -225,10 +222,8 @@ def attribute(
     """
     import torch
 
-    if top_k < 1:
-        raise InputError(f"top-k must be at least 1, got {top_k}")
-    if verify < 0:
-        raise InputError(f"verify must be >= 0, got {verify}")
+    top_k, verify = check_int(top_k, "top-k"), check_int(verify, "verify", 0)
+    predictions = check_int(predictions, "predictions", 0)
     saes = list(saes)
     if not saes:
         raise InputError("no SAE loaded")

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
 from saetui.files import finite_or_none, json_ready
+from saetui.inputs import check_int
 from saetui.settings import ContrastSettings
 
 if TYPE_CHECKING:
@@ -164,8 +165,7 @@ def contrast(
         raise InputError(f"pool must be mean or max, got {pool!r}")
     if by not in RANK_BY:
         raise InputError(f"rank by diff or effect, got {by!r}")
-    if top_k < 1 or batch_size < 1:
-        raise InputError("top-k and batch size must be at least 1")
+    top_k, batch_size = check_int(top_k, "top-k"), check_int(batch_size, "batch size")
     for which, prompts in (("A", a), ("B", b)):
         if not prompts:
             raise InputError(f"set {which} is empty: give at least one prompt")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
+from saetui.inputs import check_int
 from saetui.sae.index import Example
 from saetui.settings import DetailSettings
 
@@ -52,10 +53,10 @@ def describe(model: ModelWithHooks, loaded: LoadedSAE, feature: int, *, k: int =
     """
     from saetui.sae.effects import logit_effects
 
-    loaded.check_feature(feature)
+    feature, k = loaded.check_feature(feature), check_int(k, "k (examples and tokens listed)")
     effects = logit_effects(model, loaded, [feature])[0]  # (vocab,)
     examples = index.exact_examples(model, loaded, feature, k) if index is not None else []
-    up, down = effects.topk(k), (-effects).topk(k)
+    up, down = effects.topk(min(k, len(effects))), (-effects).topk(min(k, len(effects)))  # k past the vocabulary: all
     texts = model.token_texts
     density, histogram = None, []
     if index is not None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from saetui.errors import InputError, SAELoadError, SaetuiError, first_line
-from saetui.inputs import ascii_int
+from saetui.inputs import as_int, ascii_int
 from saetui.sae.kinds import SAEKind, kind_of
 from saetui.sae.pretrained import check_registry_spec, model_key
 
@@ -61,10 +61,15 @@ class LoadedSAE:
         return int(self.sae.cfg.d_sae)
 
     def check_feature(self, feature: int) -> int:
-        """`feature` if this SAE has it, else the one-line error every command gives for it."""
-        if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < self.d_sae:
-            raise InputError(f"feature {feature} out of range: SAE {self.name} has features 0..{self.d_sae - 1}")
-        return feature
+        """`feature` as an int if this SAE has it (a numpy or tensor integer too), else the one-line error every
+        command gives for it."""
+        number = as_int(feature)
+        if number is None:
+            raise InputError(f"feature must be a whole number, got {feature!r}: SAE {self.name} has features "
+                             f"0..{self.d_sae - 1}")
+        if not 0 <= number < self.d_sae:
+            raise InputError(f"feature {number} out of range: SAE {self.name} has features 0..{self.d_sae - 1}")
+        return number
 
     def neuronpedia_url(self, feature: int) -> str | None:
         """The feature's Neuronpedia page, for registry SAEs that have one."""

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from saetui.errors import InputError
+from saetui.inputs import check_int
 from saetui.settings import NeighbourSettings
 
 if TYPE_CHECKING:
@@ -76,9 +77,8 @@ def decoder_neighbours(loaded: LoadedSAE, feature: int, against: LoadedSAE | Non
     """The top_k features of `against` (default: the same SAE) by decoder cosine with `feature`."""
     import torch
 
-    loaded.check_feature(feature)
-    if top_k < 1:
-        raise InputError(f"top-k must be at least 1, got {top_k}")
+    feature = loaded.check_feature(feature)
+    top_k = check_int(top_k, "top-k")
     target = loaded if against is None else against
     d_in, d_other = int(loaded.sae.cfg.d_in), int(target.sae.cfg.d_in)
     if d_in != d_other:

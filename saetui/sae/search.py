@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
-from saetui.inputs import ascii_int
+from saetui.inputs import ascii_int, check_int
 from saetui.settings import SearchSettings
 
 if TYPE_CHECKING:
@@ -259,6 +259,7 @@ def search_features(model: ModelWithHooks, loaded: LoadedSAE, query: str, *, lab
                     limit: int = SearchSettings.limit) -> SearchResult:
     """Features matching `query`, best first (see the module docstring for kinds and scores)."""
     labels = labels or {}
+    limit = check_int(limit, "limit")
     q = query.strip()
     if not q:
         raise InputError("empty query: type a feature number, a label word or promotes WORD")

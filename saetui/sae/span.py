@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from saetui.errors import InputError
+from saetui.inputs import check_int
 from saetui.settings import AnalysisSettings
 
 if TYPE_CHECKING:
@@ -68,8 +69,7 @@ def span_features(model: ModelWithHooks, saes: SAEManager, prompt: str | ChatTok
 
     if pool not in ("max", "mean"):
         raise InputError(f"span pool must be max or mean, got {pool!r}")
-    if top_k < 1:
-        raise InputError(f"top-k must be at least 1, got {top_k}")
+    top_k = check_int(top_k, "top-k")
     if not 0 <= start < end:
         raise InputError(f"span {start}:{end} is empty: START must be less than END (END is exclusive)")
     loaded = list(saes)

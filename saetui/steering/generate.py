@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from saetui.errors import InputError
+from saetui.inputs import check_int
 from saetui.models.hf_compat import keeps_last_logits
 from saetui.steering.decode import GenerationSettings, Piece, stop_ids  # noqa: F401 - part of this module's API
 from saetui.steering.hooks import SteeringHooks
@@ -130,7 +131,7 @@ class SteeringEngine:
             raise InputError("nothing to generate: no rows")
         vectors: dict = {}  # each saved vector read once
         resolved = [[resolve_any(s, self.saes, self.model, vectors) for s in row if s.enabled] for row in rows]
-        seeds = list(seeds) if seeds is not None else [cfg.seed] * len(rows)
+        seeds = [check_int(seed, "seed", 0, 2**64 - 1) for seed in seeds] if seeds is not None else [cfg.seed] * len(rows)
         if len(seeds) != len(rows):
             raise InputError(f"{len(seeds)} seeds for {len(rows)} rows")
         ids, template = self._prompt(prompt)
@@ -183,9 +184,15 @@ class SteeringEngine:
         if not steered:
             return result
         prompt_ids, template = self._prompt(prompt)
+        vocab, context = self.model.vocab_size, self.model.context_length
+        generated = {r: [check_int(t, "token id", 0, vocab - 1) for t in token_ids[r]] for r in steered}
+        for r, ids in generated.items():  # what a generation gave: prompt and reply within the context
+            if context is not None and len(prompt_ids) + len(ids) - 1 > context:
+                raise InputError(f"row {r}: the prompt's {len(prompt_ids)} tokens and {len(ids)} generated "
+                                 f"pass the model's context of {context}")
         seqs, batch_rows = [], []
         for r in steered:
-            seq = prompt_ids + [int(t) for t in token_ids[r][:-1]]
+            seq = prompt_ids + generated[r][:-1]
             seqs += [seq, seq]
             batch_rows += [[], resolved[r]]
         width = max(len(s) for s in seqs)

@@ -13,12 +13,13 @@ resolves a vector spec against the model).
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
 from saetui.errors import InputError, SaetuiError
-from saetui.inputs import ascii_int, check_name
+from saetui.inputs import as_int, ascii_int, check_name
 
 if TYPE_CHECKING:
     import torch
@@ -42,6 +43,8 @@ def _is_number(value: Any) -> bool:
 def _check(spec: Spec) -> None:
     """What every spec must be, whatever built it (a parser, saved JSON, the app): a finite coefficient within
     ±MAX_COEFFICIENT, a scope steering can read, an on/off switch."""
+    if isinstance(spec.coefficient, numbers.Real) and not isinstance(spec.coefficient, (int, float)):
+        object.__setattr__(spec, "coefficient", float(spec.coefficient))  # np.float32 and the like, as a float
     if isinstance(spec.coefficient, bool) or not isinstance(spec.coefficient, (int, float)) or not _is_number(spec.coefficient):
         raise InputError(f"coefficient for {spec.target} must be a finite number, got {spec.coefficient!r}")
     if abs(spec.coefficient) > MAX_COEFFICIENT:
@@ -109,8 +112,10 @@ class SteeringSpec(_SpecBase):
             raise InputError(f"steering mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.unit not in UNITS:
             raise InputError(f"steering unit must be raw or max, got {self.unit!r}")
-        if not isinstance(self.feature, int) or isinstance(self.feature, bool) or self.feature < 0:
+        number = as_int(self.feature)  # np.argmax's integers too, kept as an int
+        if number is None or number < 0:
             raise InputError(f"feature must be a non-negative integer, got {self.feature!r}")
+        object.__setattr__(self, "feature", number)
         if self.sae is not None and not isinstance(self.sae, str):
             raise InputError(f"the SAE of feature {self.feature} must be a name, got {self.sae!r}")
         _check(self)

@@ -395,7 +395,7 @@ def test_works_inside_no_grad_and_inference_mode(gemma2, manager):
     (dict(versus="xyzzy plugh"), "versus 'xyzzy plugh' is"),
     (dict(target=5, versus=5), "versus is the target itself"),
     (dict(top_k=0), "top-k must be at least 1"),
-    (dict(verify=-1), "verify must be >= 0"),
+    (dict(verify=-1), "verify must be at least 0"),
     (dict(target=1.5), "token id or a token's text"),
 ])
 def test_bad_inputs_are_one_line_errors(gemma2, manager, kwargs, pattern):

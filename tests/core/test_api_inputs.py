@@ -1,0 +1,132 @@
+"""The Python API as a script calls it: a bad value is a one-line InputError that keeps nothing (no label, no
+spec, no index swapped), and the integers researchers hold (np.argmax's, a tensor's) are taken as ints. On the
+bundled demo."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from saetui.errors import InputError
+from saetui.settings import EvalSettings, GenerationSettings, IndexSettings
+from saetui.steering.spec import SteeringSpec
+
+PROMPT = "Tom has a red cat."
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from saetui.session import Session
+
+    session = Session()
+    session.load()
+    return session
+
+
+def test_a_bad_label_is_refused_and_keeps_nothing(demo):
+    """set_label(9, 5) was saved as `"9": 5` and broke every search after it; a feature out of range was saved; a
+    feature given as "3" broke every later set_label."""
+    before = dict(demo.labels.of("demo"))
+    for feature, label, says in [(9, 5, "a label is text"), (10**6, "huge", "out of range"),
+                                 ("3", "x", "must be a whole number"), (-1, "x", "out of range")]:
+        with pytest.raises(InputError, match=says):
+            demo.set_label(feature, label, "demo")
+        assert demo.labels.of("demo") == before
+    where = demo.set_label(np.int64(10), "fine", "demo")  # np.argmax's integer: a label like any
+    saved = json.loads(next(Path(where).rglob("*.json")).read_text())
+    assert demo.labels.of("demo")[10] == "fine" and all(isinstance(v, str) for v in saved.values())
+    assert demo.search("fine", "demo").hits[0].feature == 10  # search still works
+    demo.set_label(10, "", "demo")  # an empty label removes it
+    assert 10 not in demo.labels.of("demo")
+
+
+def test_feature_numbers_are_checked_where_the_api_takes_them(demo):
+    demo.analyze(PROMPT)
+    with pytest.raises(InputError, match="out of range"):
+        demo.feature_activations("demo", -1)  # read feature 255's values
+    with pytest.raises(InputError, match="whole number"):
+        demo.feature_activations("demo", 3.0)
+    assert demo.feature_activations("demo", np.int64(3)) == demo.feature_activations("demo", 3)
+    specs = list(demo.specs)
+    with pytest.raises(InputError, match="out of range"):
+        demo.add_spec(10**6, 2.0, sae="demo")  # was kept, and every later generation failed on it
+    assert demo.specs == specs
+
+
+def test_numpy_and_tensor_integers_are_ints(demo):
+    assert demo.neighbours(np.int64(3), sae="demo").feature == 3
+    assert demo.feature_info(torch.tensor(3), "demo").feature == 3
+    spec = SteeringSpec(np.int64(3), np.float32(2.5), sae="demo")
+    assert type(spec.feature) is int and type(spec.coefficient) is float and spec == SteeringSpec(3, 2.5, sae="demo")
+    cfg = GenerationSettings(max_new_tokens=np.int64(3), seed=np.uint32(1), temperature=np.float32(0.5))
+    assert (cfg.max_new_tokens, cfg.seed, cfg.temperature) == (3, 1, 0.5) and type(cfg.seed) is int
+    assert EvalSettings(batch_size=np.int64(2)).batch_size == 2
+    for bad in (True, 2.0, "3", None):
+        with pytest.raises(InputError, match="max new tokens"):
+            GenerationSettings(max_new_tokens=bad)
+
+
+def test_counts_out_of_range_are_refused_in_one_line(demo):
+    with pytest.raises(InputError, match="limit must be at least 1"):
+        demo.search("red", "demo", limit=-1)
+    with pytest.raises(InputError, match="k .* must be at least 1"):
+        demo.feature_info(3, "demo", k=-1)
+    info = demo.feature_info(3, "demo", k=10**6)  # past the vocabulary: every token, ranked
+    assert len(info.promoted) == demo.model.vocab_size
+    with pytest.raises(InputError, match="predictions must be at least 0"):
+        demo.analyze(PROMPT, predictions=-1)
+    for kwargs, says in [(dict(max_tokens=-5), "--max-tokens"), (dict(ctx=-1), "ctx"), (dict(lo=10, hi=1), "lo < hi"),
+                         (dict(batch_size=2.5), "--batch-size"), (dict(n_bins=0), "n_bins")]:
+        with pytest.raises(InputError, match=says):
+            IndexSettings(**kwargs)
+    with pytest.raises(InputError, match="seed must be from 0"):
+        list(demo.generate(PROMPT, [[]], temperature=1.0, seeds=[2**70], max_new_tokens=2))
+
+
+def test_steering_kl_checks_the_ids_it_is_given(demo):
+    spec = SteeringSpec(3, 4.0, sae="demo")
+    with pytest.raises(InputError, match="token id must be from 0"):
+        demo.steering_kl(PROMPT, [[spec]], [[10**9, 5]])
+    with pytest.raises(InputError, match="token id"):
+        demo.steering_kl(PROMPT, [[spec]], [[5.7, 5]])  # was read as 5
+    with pytest.raises(InputError, match="context"):
+        demo.steering_kl(PROMPT, [[spec]], [[5] * 600])
+    assert len(demo.steering_kl(PROMPT, [[spec]], [np.array([5, 6])])[0]) == 2
+
+
+def test_generate_never_cuts_the_prompt_and_stops_at_the_context(demo):
+    """The README: generation never cuts a prompt to fit. `generate` cut it (a warning) and ran past the context."""
+    context = demo.model.context_length
+    with pytest.raises(InputError, match="no room to generate"):
+        list(demo.generate("word " * (context + 10), [[]], max_new_tokens=5))
+    used = len(demo.model.tokenizer(PROMPT)["input_ids"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        n = sum(1 for piece in demo.generate(PROMPT, [[SteeringSpec(3, 0.0, sae="demo")]], max_new_tokens=600)
+                if piece.row == 0 and piece.token_id is not None)
+    assert n <= context - used and any("capped at" in str(w.message) for w in caught)
+
+
+def test_a_list_of_texts_holds_text_only(demo, tmp_path):
+    with pytest.raises(InputError, match="text 1 of the list is NoneType"):
+        demo.evals(["The cat sat.", None], progress=False)
+    with pytest.raises(InputError, match="is int"):
+        demo.build_index(["The cat.", 5], str(tmp_path / "idx"), "demo")
+    assert not (tmp_path / "idx").exists()
+
+
+def test_an_index_built_into_a_folder_is_the_one_used(demo, tmp_path):
+    """build_index(out=...) built it, but the session kept reading the bundled index."""
+    bundled = demo.indexes["demo"].root
+    try:
+        index = demo.build_index(["The sky is blue."] * 30, str(tmp_path / "idx"), "demo")
+        assert demo.indexes["demo"].root == index.root == tmp_path / "idx"
+        assert demo.indexes["demo"].n_tokens == index.n_tokens
+    finally:
+        demo.load()  # the module's other tests read the bundled index
+    assert demo.indexes["demo"].root == bundled
