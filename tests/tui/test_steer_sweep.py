@@ -86,6 +86,29 @@ async def test_enter_in_the_sweep_box_sweeps_and_bad_text_is_one_line_and_loses_
         assert app.query_one("#sweep").value == "0,2y"  # the text stays, to be fixed
 
 
+async def test_a_one_row_sweep_after_a_two_row_one_shows_one_row_and_compares_nothing():
+    """The steered column kept the last sweep's second row beside the new one, and the status said
+    'steered = baseline' (one row: every row equal to the first)."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
+        app.query_one("#max-tokens").value = "4"
+        sweep = app.query_one("#sweep")
+        for text in ("1,2", "3"):
+            sweep.value = text
+            await pilot.press("ctrl+w")
+            await settle(pilot)
+        shown = [c for c in app.query("GenerationColumn") if c.display]
+        assert [c.border_title.split(" · ")[0] for c in shown] == [f"{SAE}/{COLOR} 3 = ×{3 / app.session.max_activation(SAE, COLOR):.2g} max"]
+        assert "steered = baseline" not in str(app.query_one(StatusBar).render())
+        app.query_one("#sweep").value = ""
+        await pilot.press("ctrl+g")  # and a plain generation shows both columns again
+        await settle(pilot)
+        assert [c.border_title for c in app.query("GenerationColumn") if c.display][0] == "baseline"
+        assert len([c for c in app.query("GenerationColumn") if c.display]) == 2
+
+
 @pytest.mark.parametrize("size", SIZES)
 async def test_sweeping_a_switched_off_spec_says_so_and_sweeps_it(size):
     app = SaeTuiApp(prompt=PROMPT)

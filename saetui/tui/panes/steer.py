@@ -446,10 +446,11 @@ class SteerPane(Pane):
             column.flush()
         if not message.stopped and any(self.rows_specs) and message.result is not None:
             self._kl_worker(message.result, self._run)
-        same = all(ids == self.generated[0] for ids in self.generated[1:])
+        same = len(self.generated) > 1 and all(ids == self.generated[0] for ids in self.generated[1:])
+        baseline = [row.kind for row in self.rows] == ["baseline", "steered"]  # else a sweep's rows
         note = "generation stopped" if message.stopped else (
-            "generation done: every row = the first" if same and len(self.generated) > 2 else
-            "generation done: steered = baseline" if same else "generation done")
+            "generation done: steered = baseline" if same and baseline else
+            "generation done: every row = the first" if same else "generation done")
         room = getattr(message.result, "room", None)
         if room is not None and room.capped:  # the notice said it at the start; the status line keeps it
             note += f" · capped at {room.tokens} tokens by the context"

@@ -181,6 +181,7 @@ class GenerationView(Container):
         have = self.columns
         if len(have) < len(titles):
             await self.mount_all([GenerationColumn(classes="gen-sweep") for _ in titles[len(have):]])
-        for column, title in zip(self.columns, titles):
-            column.reset(title)
+        for i, column in enumerate(self.columns):  # a one-row sweep leaves the steered column out, emptied
+            column.reset(titles[i] if i < len(titles) else "")
+            column.display = i < len(titles)
         self.set_class(len(titles) > 2, "-stacked")
