@@ -71,9 +71,10 @@ class SearchResult:
         return cls(results[0].query, results[0].kind, hits, "; ".join(notes) or None)
 
 
-def load_labels(index_dir: str | Path) -> dict[int, str]:
+def load_labels(index_dir: str | Path, removals: bool = False) -> dict[int, str]:
     """The labels saved in `index_dir` ({} when none). A corrupt labels.json is set aside (timestamped, with
-    a notice naming it) and reads as {}; entries that are not `"FEATURE": "label"` are skipped."""
+    a notice naming it) and reads as {}; entries that are not `"FEATURE": "label"` are skipped, and so are
+    blank labels unless `removals` (a user's file says `"293": ""` for a shipped label they removed)."""
     from saetui.files import set_aside
 
     path = Path(index_dir) / LABELS_FILE
@@ -93,17 +94,22 @@ def load_labels(index_dir: str | Path) -> dict[int, str]:
     labels = {}
     for k, v in data.items():
         # a key of 19 digits and more names no feature of any SAE (and int() refuses over 4300)
-        if isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 19 and isinstance(v, str) and v.strip():
+        if isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 19 and isinstance(v, str) and (v.strip() or removals):
             labels[int(k)] = v
     return labels
 
 
 def labels_of(index: FeatureIndex) -> dict[int, str]:
-    """An index's labels: those shipped beside it, overridden by the user's (in its `labels_dir`)."""
+    """An index's labels: those shipped beside it, overridden by the user's (in its `labels_dir`), where a
+    blank one removes the shipped label."""
     labels = load_labels(index.root)
     labels_dir = getattr(index, "labels_dir", index.root)
     if Path(labels_dir) != Path(index.root):
-        labels.update(load_labels(labels_dir))
+        for feature, label in load_labels(labels_dir, removals=True).items():
+            if label.strip():
+                labels[feature] = label
+            else:
+                labels.pop(feature, None)
     return labels
 
 
@@ -115,8 +121,13 @@ def save_labels(index_dir: str | Path, labels: dict[int, str]) -> Path:
 
 
 def save_labels_of(index: FeatureIndex, labels: dict[int, str]) -> Path:
-    """Save the labels of an index where they belong (its `labels_dir`); returns that folder."""
+    """Save the labels of an index where they belong (its `labels_dir`); returns that folder. Where that is not
+    the index's own folder (the bundled demo's are package data), it holds what differs from the shipped
+    labels: the user's own and changed ones, and `""` for each shipped one removed (else it came back)."""
     folder = Path(getattr(index, "labels_dir", index.root))
+    if folder != Path(index.root):
+        shipped = load_labels(index.root)
+        labels = {**{f: v for f, v in labels.items() if shipped.get(f) != v}, **{f: "" for f in shipped if f not in labels}}
     save_labels(folder, labels)
     return folder
 

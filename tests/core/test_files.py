@@ -348,6 +348,26 @@ def test_demo_labels_are_saved_in_the_config_folder_not_the_package():
     assert find_index(session.model, session.saes.get("demo")) is None
 
 
+def test_a_shipped_label_removed_or_changed_stays_so_in_the_next_session():
+    """Removing a demo label wrote the user's labels without it, and the next start read the shipped one again."""
+    from saetui import demo
+    from saetui.session import Session
+
+    session = Session()
+    session.attach(*demo.load_demo())
+    shipped = dict(session.labels.of("demo"))
+    gone, changed = sorted(shipped)[:2]
+    session.set_label(gone, "", "demo")
+    session.set_label(changed, "my own words", "demo")
+    session.set_label(7 if 7 not in shipped else 8, "new one", "demo")
+    want = dict(session.labels.of("demo"))
+    again = Session()
+    again.attach(session.model, session.saes)
+    assert again.labels.of("demo") == want and gone not in want and want[changed] == "my own words"
+    saved = json.loads((config_dir() / "demo-labels" / LABELS_FILE).read_text())
+    assert len(saved) == 3  # only what differs from the shipped labels
+
+
 # ---------------------------------------------------------------------------------------------- folders
 def test_unwritable_config_and_cache_folders(tmp_path, monkeypatch):
     from saetui.paths import cache_dir
