@@ -352,6 +352,9 @@ async def test_shift_arrows_select_a_span_and_list_its_features_from_every_sae()
         assert marked() == [1, 2] and table.span == (1, 3)
         app.tokens._repaint()  # a repaint (labels, the SAE shown) keeps the marks of the span still selected
         assert marked() == [1, 2]
+        await pilot.resize_terminal(120, 36)  # a refill for the new width is no move: the span stays (it ended)
+        await settle(pilot)
+        assert table.span == (1, 3) and marked() == [1, 2] and "Span 1–2" in str(features.border_title)
         await pilot.press("down")  # a plain arrow ends the span: back to the token's own features
         await settle(pilot)
         assert table.span is None and [(r.sae, r.feature) for r in features.rows_shown] == token_side_rows(app, 3)

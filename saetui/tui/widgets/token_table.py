@@ -49,6 +49,7 @@ class TokenTable(FittedSubtitle, RowTable):
         self._anchor: int | None = None      # where a span selection (shift+arrows) started
         self._extend_to: list[int] = []      # rows shift+arrows are moving to, not yet highlighted
         self._marked: set[int] = set()       # rows whose index cell shows them in the span
+        self._span_end: int | None = None    # the row shift+arrows last moved to: the span's other end
 
     @property
     def span(self) -> tuple[int, int] | None:
@@ -67,16 +68,21 @@ class TokenTable(FittedSubtitle, RowTable):
             self._anchor = self.cursor_row
         row = max(0, min(self.row_count - 1, self.cursor_row + step))
         self._extend_to.append(row)
+        self._span_end = row
         self.move_cursor(row=row)
         self._mark_span()
         self.post_message(SpanChanged(self.span))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        """A cursor move that is not a shift+arrow ends the span."""
+        """A cursor move that is not a shift+arrow ends the span. A refill of the same prompt (a resize, the heat
+        line) is no move: it puts the cursor back on its row (clearing the table first moved it to row 0), and the
+        highlights it posts arrive with the cursor already back."""
         from saetui.tui.messages import SpanChanged
 
         if event.cursor_row in self._extend_to:
             self._extend_to.remove(event.cursor_row)
+        elif self._anchor is not None and (event.cursor_row != self.cursor_row or event.cursor_row == self._span_end):
+            return
         elif self._anchor is not None:
             self._anchor, self._extend_to = None, []
             self._mark_span()
