@@ -132,6 +132,20 @@ async def test_x_shows_the_change_the_library_measures():
         assert f"x: {got:+.3f} now" in screen.query_one("#circuit-node").text()
 
 
+
+async def test_a_label_given_in_a_nodes_detail_shows_on_the_circuit_screen_back():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open(pilot)
+        node = screen.cells.selected
+        await pilot.press("enter")  # the node's detail
+        await settle(pilot)
+        app.session.set_label(node.feature, "a fresh label", node.sae)  # as its l key does
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen and "a fresh label" in screen.query_one("#circuit-node").text()
+
+
 async def test_palette_circuit_with_a_bad_target_is_one_line_on_the_screen_and_esc_closes():
     from tests.tui.test_defects import palette
 
@@ -148,6 +162,9 @@ async def test_palette_circuit_with_a_bad_target_is_one_line_on_the_screen_and_e
         assert screen.error == str(direct.value) and "\n" not in screen.error
         head = " ".join(screen.query_one("#circuit-head").text().split())
         assert head == f"circuit failed: {direct.value}"  # wrapped to the width, nothing left out
+        app.clear_notifications()
+        await pilot.press("x", "enter")  # x said 'the circuit is still being found'; Enter said nothing
+        assert [n.message for n in app._notifications] == ["the circuit failed (above): no node to act on; Esc closes"] * 2
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, CircuitScreen)

@@ -187,9 +187,24 @@ class CircuitScreen(ModalScreen[None]):
         if self.cells is not None and self.cells.move(direction):
             self._show_node()
 
+    def on_screen_resume(self) -> None:
+        """Back from a node's detail: its label may have changed there."""
+        self.query_one(CircuitGrid).refresh()
+        self._show_node()
+
+    def _no_node(self) -> None:
+        """Say why a key that acts on the selected node has none."""
+        if self.error is not None:
+            self.notify("the circuit failed (above): no node to act on; Esc closes", severity="warning", timeout=3)
+        elif self.result is None:
+            self.notify("no node yet: the circuit is still being found", severity="warning", timeout=3)
+        else:
+            self.notify("no node selected: the circuit has none", severity="warning", timeout=3)
+
     def action_open(self) -> None:
         node = self.cells.selected if self.cells is not None else None
         if node is None:
+            self._no_node()
             return
         if node.feature is None:
             self.notify("an error node is no feature: nothing to open", severity="warning", timeout=3)
@@ -199,7 +214,7 @@ class CircuitScreen(ModalScreen[None]):
     def action_ablate(self) -> None:
         node = self.cells.selected if self.cells is not None else None
         if node is None or self.result is None:
-            self.notify("no node to ablate yet: the circuit is still being found", severity="warning", timeout=3)
+            self._no_node()
             return
         if self.measuring is not None:
             self.notify(f"still measuring {self.measuring}", severity="warning", timeout=3)
