@@ -22,7 +22,7 @@ EVALS_HELP = """Every loaded SAE's health over your corpus, in one pass (clean, 
   cosine          mean cos(x, x_hat)
   ce_loss_*       mean next-token cross-entropy over every predicted token: clean; spliced (the hook's
                   activation replaced by the SAE's reconstruction at the positions); zero (replaced by 0)
-  ce_recovered    (zero - spliced) / (zero - clean)
+  ce_recovered    (zero - spliced) / (zero - clean); null where zeroing does not raise the loss
   kl_spliced      mean KL(p_clean || p_spliced)
   dead_fraction   latents never > 0;  dense_fraction: latents > 0 on more than 10% of positions
   density_histogram  log10 firing rates in half-decade bins, and the dead count

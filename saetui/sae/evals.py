@@ -11,7 +11,8 @@ For every loaded SAE (several side by side), over a corpus streamed in batches:
     ce_loss_spliced the same with the hook's activation replaced by the SAE's reconstruction at the positions
                     (the error term dropped)
     ce_loss_zero    the same with the hook's activation replaced by 0 at the positions
-    ce_recovered    (zero - spliced) / (zero - clean)          (None when zero == clean)
+    ce_recovered    (zero - spliced) / (zero - clean)          (None unless zeroing raises the loss: no damage to
+                                                               recover, and the share would read past 100%)
     kl_spliced      mean KL(p_clean || p_spliced) over the predicted tokens
     dead_fraction   share of latents never > 0;  dense_fraction: share > 0 on more than 10% of positions
     density_histogram  log10 firing rates of the latents that fired, in fixed half-decade bins (+ the dead count)
@@ -180,7 +181,7 @@ def evaluate(model: ModelWithHooks, saes: Sequence[LoadedSAE], corpus: str | Pat
             fvu=float(s.err) / variance if variance > 0 else None,
             cosine=float(s.cos) / s.positions,
             ce_loss_clean=clean, ce_loss_spliced=spliced, ce_loss_zero=zero,
-            ce_recovered=(zero - spliced) / (zero - clean) if zero != clean else None,
+            ce_recovered=(zero - spliced) / (zero - clean) if zero > clean else None,
             kl_spliced=s.kl / predicted,
             dead_fraction=float((s.fired == 0).double().mean()),
             dense_fraction=float((rates > DENSE).double().mean()),
@@ -240,11 +241,15 @@ def _forward(model: ModelWithHooks, saes: Sequence[LoadedSAE], hooks: list[str],
         return model.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
 
 
+def recovered_text(h: SAEHealth) -> str:
+    """The loss share recovered as read aloud; where zeroing the hook does not raise the loss, why it is none."""
+    return "recovered n/a: zeroing does not raise the loss" if h.ce_recovered is None else f"{h.ce_recovered:.1%} recovered"
+
+
 def health_line(h: SAEHealth) -> str:
     """One line for a terminal: the figures a researcher reads first."""
-    rec = "n/a" if h.ce_recovered is None else f"{h.ce_recovered:.1%}"
     fvu = "n/a" if h.fvu is None else f"{h.fvu:.3f}"
     return (f"{h.name} ({h.hook}): L0 {h.l0:.1f} · FVU {fvu} · cos {h.cosine:.3f} · CE {h.ce_loss_clean:.3f} -> "
-            f"{h.ce_loss_spliced:.3f} spliced, {h.ce_loss_zero:.3f} zeroed ({rec} recovered) · KL {h.kl_spliced:.4f} · "
+            f"{h.ce_loss_spliced:.3f} spliced, {h.ce_loss_zero:.3f} zeroed ({recovered_text(h)}) · KL {h.kl_spliced:.4f} · "
             f"dead {h.dead_fraction:.1%} · dense {h.dense_fraction:.1%}")
 

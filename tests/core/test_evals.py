@@ -96,7 +96,7 @@ def _brute(model, saes, texts):
             fvu=float(((x - r) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()),
             cosine=float(F.cosine_similarity(x, r, dim=-1).mean()),
             ce_loss_clean=clean, ce_loss_spliced=spliced, ce_loss_zero=zero,
-            ce_recovered=(zero - spliced) / (zero - clean), kl_spliced=kl[s.name] / n_pred,
+            ce_recovered=(zero - spliced) / (zero - clean) if zero > clean else None, kl_spliced=kl[s.name] / n_pred,
             dead_fraction=float((~on.any(0)).double().mean()),
             dense_fraction=float((on.double().mean(0) > DENSE).double().mean()),
         )
@@ -123,12 +123,29 @@ def test_every_figure_matches_a_brute_force_computation(model_dirs, arch, kinds)
         assert h.tokens == ref["tokens"]
         for key in ("l0", "dead_fraction", "dense_fraction"):  # counts: equal, unless a latent sits on its threshold
             assert getattr(h, key) == pytest.approx(ref[key], abs=1.0 / ref["tokens"]), (h.name, key)
+        assert (h.ce_recovered is None) == (ref["ce_recovered"] is None), h.name  # None: zeroing did not raise the loss
         for key in ("fvu", "cosine", "ce_loss_clean", "ce_loss_spliced", "ce_loss_zero", "ce_recovered", "kl_spliced"):
+            if ref[key] is None:
+                continue
             assert_close_reduction(torch.tensor(getattr(h, key)), torch.tensor(ref[key]), n=path,
                                    scale=max(abs(ref[key]), 1e-3), dtype=torch.float32, what=f"{h.name} {key}")
         assert sum(h.density_histogram["counts"]) + h.density_histogram["dead"] == manager.get(h.name).d_sae
         assert h.density_histogram["dead"] / manager.get(h.name).d_sae == pytest.approx(h.dead_fraction)
         assert 0 < h.kl_spliced and h.ce_loss_zero != h.ce_loss_clean  # the splices and zeros did something
+
+
+def test_no_share_is_recovered_where_zeroing_does_not_raise_the_loss():
+    """On text far from the demo's (code-like), zeroing the last SAE's residual lowers the loss: the share read 125%
+    and more, as if the SAE did better than recovering everything. It is None, and the line says why."""
+    from saetui.sae.evals import health_line
+    from saetui.session import Session
+
+    session = Session()
+    session.load()
+    texts = ['{"k": [1, 2, 3], "v": null} # zq %d ~~ <> ;; def f(x): return x ** 2' % i for i in range(40)]
+    (h,) = session.evals(texts, saes=["demo-late"], progress=False).saes
+    assert h.ce_loss_zero < h.ce_loss_clean and h.ce_recovered is None
+    assert "recovered n/a: zeroing does not raise the loss" in health_line(h)
 
 
 def test_the_histogram_counts_every_latent_in_its_half_decade():

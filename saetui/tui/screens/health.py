@@ -21,6 +21,7 @@ from textual.widgets import Static
 from saetui.tui.widgets.text_input import Input
 from textual.worker import Worker, WorkerState
 
+from saetui.sae.evals import recovered_text
 from saetui.settings import AppSettings
 from saetui.tui.messages import JobFailed
 
@@ -43,14 +44,13 @@ def health_text(result: Any) -> str:
              + (f" ({result.cut} cut to the context)" if result.cut else "")]
     for h in result.saes:
         fvu = "n/a" if h.fvu is None else f"{h.fvu:.3f}"
-        recovered = "n/a" if h.ce_recovered is None else f"{h.ce_recovered:.1%}"
         hist = h.density_histogram
         edges = hist["edges"]
         lines += [
             "",
             f"[b]{escape(h.name)}[/b] ({escape(h.hook)})",
             f"  L0 {h.l0:.1f} · FVU {fvu} · cos {h.cosine:.3f} · KL spliced {h.kl_spliced:.4f}",
-            f"  loss {h.ce_loss_clean:.3f} clean → {h.ce_loss_spliced:.3f} spliced ({recovered} recovered) · "
+            f"  loss {h.ce_loss_clean:.3f} clean → {h.ce_loss_spliced:.3f} spliced ({recovered_text(h)}) · "
             f"{h.ce_loss_zero:.3f} zeroed",
             f"  dead {h.dead_fraction:.1%} ({hist['dead']:,} latents) · dense {h.dense_fraction:.1%} (fire on > 10% of positions)",
             f"  firing rate  1e{edges[0]:.0f} [{rate_chart(hist['counts'])}] 1",
