@@ -415,9 +415,12 @@ class SaeTuiApp(LoadingApp, App[None]):
 
     def action_history(self, step: int) -> None:
         """Ctrl+Up / Ctrl+Down: older and newer analyzed prompts."""
-        prompt = self.lifecycle.history.step(step)
-        if prompt is not None:
-            self.query_one("#prompt", TextArea).text = prompt
+        box = self.query_one("#prompt", TextArea)
+        prompt = self.lifecycle.history.step(step, box.text)
+        if prompt is None:
+            self.notify("no older analyzed prompt" if step < 0 else "no newer prompt: this is the newest", timeout=2)
+        else:
+            box.text = prompt
 
 
 

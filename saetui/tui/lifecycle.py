@@ -160,22 +160,31 @@ class Lifecycle:
 
 
 class PromptHistory:
-    """The prompts analyzed, oldest first, and where Ctrl+Up/Ctrl+Down are in them."""
+    """The prompts analyzed, oldest first, and where Ctrl+Up/Ctrl+Down are in them. As a shell's history: text
+    on screen that is not the entry stepped to (typed, or edited) is the draft, kept after the newest entry, and
+    Ctrl+Down past the newest brings it back."""
 
     def __init__(self, items: list[str]) -> None:
         self.items = list(items)  # the saved ones, already cut to AppSettings.history (state.load_session)
         self.pos = len(self.items)
+        self.draft: str | None = None  # at position len(items) when there is one
 
     def add(self, prompt: str) -> None:
         if not self.items or self.items[-1] != prompt:
             self.items.append(prompt)
         self.pos = len(self.items) - 1  # the prompt on screen; Ctrl+Up goes to the one before
+        self.draft = None  # analyzed: it is the newest entry now
 
-    def step(self, step: int) -> str | None:
-        if not self.items:
+    def step(self, step: int, shown: str) -> str | None:
+        """The text `step` entries away (-1 older, +1 newer) from `shown`, the prompt box's text; None past either
+        end (the box stays as it is)."""
+        if not (0 <= self.pos < len(self.items) and self.items[self.pos] == shown):
+            self.draft, self.pos = shown, len(self.items)  # typed or edited since: kept, to come back to
+        last = len(self.items) - (self.draft is None)
+        if not 0 <= self.pos + step <= last:
             return None
-        self.pos = max(0, min(len(self.items) - 1, self.pos + step))
-        return self.items[self.pos]
+        self.pos += step
+        return self.draft if self.pos == len(self.items) else self.items[self.pos]
 
 
 class LoadingApp:

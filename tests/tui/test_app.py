@@ -400,6 +400,16 @@ async def test_presets_and_prompt_history():
         assert app.query_one("#prompt").text == "Anna has a"
         await pilot.press("ctrl+down")
         assert app.query_one("#prompt").text == "Tom went home."
+        box = app.query_one("#prompt")
+        box.text = "my unsaved draft"  # typed, not analyzed: Ctrl+Up threw it away, and skipped the newest
+        await pilot.press("ctrl+up")
+        assert box.text == "Tom went home."
+        await pilot.press("ctrl+up", "ctrl+up")
+        assert box.text == "Anna has a" and any("no older analyzed prompt" in n for n in notes(app))
+        await pilot.press("ctrl+down", "ctrl+down")
+        assert box.text == "my unsaved draft"  # back, as a shell brings back the line being typed
+        await pilot.press("ctrl+down")
+        assert box.text == "my unsaved draft" and any("this is the newest" in n for n in notes(app))
 
 
 async def test_command_palette_exports_the_analysis(tmp_path, monkeypatch):
