@@ -204,7 +204,7 @@ def find_circuit(model: ModelWithHooks, saes: Sequence[LoadedSAE], prompts: Sequ
     t_id = token_id(model, target, "target")
     v_id = None if versus is None else token_id(model, versus, "versus")
     if v_id == t_id:
-        raise InputError("--versus is the same token as --target: the metric would be 0")
+        raise InputError(f"versus is the target's own token ({model.token_texts([t_id])[0]!r}): the metric would be 0")
     metric = _Metric(t_id, v_id)
     ids, special = _ids(model, prompts)
     held_ids = _ids(model, list(held_out), length=ids.shape[1])[0] if held_out else None

@@ -272,7 +272,8 @@ class SaeTuiApp(LoadingApp, App[None]):
 
         from saetui.tui.screens.label_edit import LabelScreen
 
-        self.push_screen(LabelScreen(feature, self.session.labels.get((sae, feature), "")), save)
+        tagged = sae if len(self.session.sae_names) > 1 else None
+        self.push_screen(LabelScreen(feature, self.session.labels.get((sae, feature), ""), tagged), save)
 
     def on_draft_changed(self, message: msg.DraftChanged) -> None:
         self.draft = message.draft

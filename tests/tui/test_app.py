@@ -536,6 +536,8 @@ async def test_l_in_the_detail_view_labels_the_feature_and_the_detail_shows_it()
         detail = app.screen
         await pilot.press("l")
         await pilot.pause()
+        # two SAEs loaded: the box names the feature's (demo/30 and demo-late/30 are two features)
+        assert f"Label for {row.sae}/{row.feature} " in str(app.screen.query_one("#label-box Static").render())
         app.screen.query_one("#label-input").value = ""
         await pilot.press(*"seen in detail", "enter")
         await settle(pilot)

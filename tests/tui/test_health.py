@@ -45,6 +45,9 @@ async def test_f8_evaluates_the_demo_on_its_held_out_text_and_a_typed_corpus(tmp
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert "no dataset file" in str(screen.query_one("#health-body").render())  # one line, the app goes on
+        box.value = "  "
+        await pilot.press("enter")  # did nothing, with the last error still shown
+        assert any(n.message == "type a .txt/.jsonl corpus path, or 'demo held-out text'" for n in app._notifications)
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HealthScreen)

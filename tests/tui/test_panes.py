@@ -70,6 +70,20 @@ async def test_a_modal_pushed_right_after_a_refill_covers_the_token_table_drawn_
         assert re.search(r"│ 0\* +│", shown) and re.search(r"│ 10 +│", shown), "the # column under the modal is cut"
 
 
+async def test_token_keys_with_no_tokens_shown_say_why():
+    """w and h on an empty token table (the model loading, or nothing analyzed) did nothing and said nothing."""
+    from saetui.session import Session
+
+    app = SaeTuiApp(Session(), prompt="", restore=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.query_one(TokenTable)
+        assert table.row_count == 0
+        table.focus()
+        await pilot.press("w", "h")
+        assert notes(app).count("no tokens yet: F5 analyzes the prompt") == 2
+
+
 async def test_several_saes_are_tagged_and_s_switches_the_displayed_one():
     app = SaeTuiApp(prompt=PROMPT)  # the demo loads two SAEs, an early and a late layer
     async with app.run_test(size=(100, 30)) as pilot:

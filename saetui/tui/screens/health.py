@@ -92,6 +92,8 @@ class HealthScreen(ModalScreen[None]):
         event.stop()
         if event.value.strip():
             self._start(event.value.strip())
+        else:  # the last result or error stays: say what the box wants
+            self.notify(f"type a .txt/.jsonl corpus path, or '{DEMO_CORPUS}'", severity="warning", timeout=3)
 
     def _start(self, corpus: str) -> None:
         self.query_one("#health-body", Static).update(f"evaluating every loaded SAE on {escape(corpus)}… "

@@ -193,6 +193,7 @@ class TokenTable(FittedSubtitle, RowTable):
         from saetui.tui.messages import HeatFeature
 
         if self._shown is None or not self.row_count:
+            self._no_rows()
             return
         result, sae, _, _, dense, dense_last = self._shown
         features = self._in_shown_order(result.sae(sae).per_token[self.cursor_row], dense, dense_last)
@@ -211,3 +212,11 @@ class TokenTable(FittedSubtitle, RowTable):
 
         if self.row_count:
             self.post_message(WhyAsked(self.cursor_row))
+        else:
+            self._no_rows()
+
+    def _no_rows(self) -> None:
+        """A key about the highlighted token with no tokens shown: say why (the model still loading, or no prompt
+        analyzed yet)."""
+        if getattr(self.app, "ready_or_say", lambda: True)():  # the app says what it is waiting for
+            self.notify("no tokens yet: F5 analyzes the prompt", severity="warning", timeout=3)
