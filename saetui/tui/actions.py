@@ -41,8 +41,13 @@ SCOPES = {
 ACTIONS: list[Action] = [
     Action("analyze", "f5,ctrl+r", "Analyze", "analyze the prompt", priority=True),
     Action("focus_prompt", "escape", "Prompt", "back to the prompt box, from any pane", show=False, palette=False),
+    # Textual binds Tab on the screen, run once the key has bubbled up from the focused widget: the keys read with it
+    # (Tab End, over a slow link) went to the widget focused before. As the key arrives, they go where Tab moved.
+    Action("focus_step(1)", "tab", "Next", "next box or list", show=False, priority=True, palette=False),
+    Action("focus_step(-1)", "shift+tab", "Previous", "previous box or list", show=False, priority=True, palette=False),
     Action("history(-1)", "ctrl+up", "Older prompt", "previous analyzed prompt", show=False, priority=True, palette=False),
-    Action("history(1)", "ctrl+down", "Newer prompt", "next analyzed prompt", show=False, priority=True, palette=False),
+    Action("history(1)", "ctrl+down", "Newer prompt", "next analyzed prompt, then the text being typed", show=False,
+           priority=True, palette=False),
     # The tab headers name their keys; the footer keeps its 80 columns for the rest.
     Action("show_tab('tokens')", "f2", "Tokens", "tokens tab: per-token features", show=False),
     Action("show_tab('search')", "f3", "Search", "search tab: features by number, label, or promotes WORD", show=False),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual import events
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.geometry import Size
@@ -288,6 +289,15 @@ class SaeTuiApp(LoadingApp, App[None]):
         same read, over a slow link) have reached the prompt or a settings box, which would be read without them."""
         if not (self.focused or self).call_later(job):  # the focused widget is closing: its queue will not run
             self.call_later(job)
+
+    def action_focus_step(self, step: int) -> None:
+        """Tab / Shift+Tab, run as the key arrives (actions.py says why); a text area taking Tab as text keeps it."""
+        if getattr(self.focused, "tab_behavior", "focus") == "indent":
+            raise SkipAction()
+        if step > 0:
+            self.screen.focus_next()
+        else:
+            self.screen.focus_previous()
 
     def action_command_palette(self) -> None:
         """Ctrl+P: Textual's palette as App.action_command_palette opens it, with saetui's box (commands.Palette)."""

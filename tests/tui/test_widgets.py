@@ -216,6 +216,31 @@ async def test_the_command_palette_box_takes_a_burst_of_keys_in_order_too():
         assert app.screen.query_one(CommandInput).value == "load"
 
 
+async def test_keys_read_with_tab_go_to_the_widget_tab_moves_to():
+    """Tab End in one read: End went to the prompt (Textual runs Tab once its key has bubbled up from the prompt),
+    and the token table stayed on its first row."""
+    from textual import events
+
+    from saetui.session import Session
+    from saetui.tui.app import SaeTuiApp
+    from saetui.tui.snapshot import settle
+
+    app = SaeTuiApp(Session(), prompt="The capital of France is", restore=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.query_one("#prompt").focus()
+        await pilot.pause()
+        table = app.query_one("#token-table")
+        for key in ("tab", "end"):
+            app.post_message(events.Key(key, "\t" if key == "tab" else None))
+        await settle(pilot)
+        assert app.focused is table and table.cursor_row == table.row_count - 1
+        for key in ("shift+tab", "tab", "tab"):  # back to the prompt, then on past the table
+            app.post_message(events.Key(key, None))
+        await settle(pilot)
+        assert app.focused is app.query_one("#token-features")
+
+
 async def test_settle_waits_until_the_screen_stops_changing():
     """Widgets finish work frames after the message that asked for it (a DataTable widens its columns when idle, a
     new width refills it): a snapshot taken, or a modal pushed, before then shows a half-drawn table. A widget that
