@@ -128,8 +128,9 @@ ACTIONS: list[Action] = [
     Action("scroll_top", "home", "First", "first row (PageUp/PageDown: a page)", scope="rows", show=False),
     Action("scroll_bottom", "end", "Last", "last row", scope="rows", show=False),
     # token picker (why?: t / v)
-    Action("move(1)", "down", "Next", "next prediction", scope="pick", show=False),
-    Action("move(-1)", "up", "Previous", "previous prediction", scope="pick", show=False),
+    # priority: run as the key arrives, before an Enter read with it submits the box (Down Enter picked the old one)
+    Action("move(1)", "down", "Next", "next prediction", scope="pick", show=False, priority=True),
+    Action("move(-1)", "up", "Previous", "previous prediction", scope="pick", show=False, priority=True),
     Action("choose", "enter", "Choose", "the token typed, or else the highlighted prediction", scope="pick"),
     Action("close", "escape", "Cancel", "keep the current choice", scope="pick"),
 ]

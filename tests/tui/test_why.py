@@ -6,6 +6,7 @@ target and versus (the same function on the same shapes, so equal)."""
 from __future__ import annotations
 
 import pytest
+from textual import events
 
 from saetui.errors import InputError
 from saetui.settings import AttributionSettings
@@ -81,8 +82,9 @@ async def test_a_target_chosen_from_the_predictions(size):
         shown = [str(picker.query_one("#pick-list").get_option_at_index(i).prompt) for i in range(len(top.predictions))]
         for line, p in zip(shown, top.predictions):
             assert repr(p.text) in line and f"{p.prob:.1%}" in line
-        await pilot.press("down", "enter")  # the second prediction
-        await settle(pilot)
+        for key, char in (("down", None), ("enter", "\r")):  # in one read: Enter submitted before Down had moved
+            app.post_message(events.Key(key, char))
+        await settle(pilot)  # the second prediction
         assert app.screen is screen
         check_shown(screen, direct(app, target=top.predictions[1].id))
 
