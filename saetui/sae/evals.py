@@ -243,13 +243,16 @@ def _forward(model: ModelWithHooks, saes: Sequence[LoadedSAE], hooks: list[str],
 
 def recovered_text(h: SAEHealth) -> str:
     """The loss share recovered as read aloud; where zeroing the hook does not raise the loss, why it is none."""
-    return "recovered n/a: zeroing does not raise the loss" if h.ce_recovered is None else f"{h.ce_recovered:.1%} recovered"
+    if h.ce_recovered is None:
+        return "recovered n/a: zeroing does not raise the loss"
+    return f"{h.ce_recovered:.1%} recovered"
 
 
 def health_line(h: SAEHealth) -> str:
     """One line for a terminal: the figures a researcher reads first."""
     fvu = "n/a" if h.fvu is None else f"{h.fvu:.3f}"
     return (f"{h.name} ({h.hook}): L0 {h.l0:.1f} · FVU {fvu} · cos {h.cosine:.3f} · CE {h.ce_loss_clean:.3f} -> "
-            f"{h.ce_loss_spliced:.3f} spliced, {h.ce_loss_zero:.3f} zeroed ({recovered_text(h)}) · KL {h.kl_spliced:.4f} · "
+            f"{h.ce_loss_spliced:.3f} spliced, {h.ce_loss_zero:.3f} zeroed ({recovered_text(h)}) · "
+            f"KL {h.kl_spliced:.4f} · "
             f"dead {h.dead_fraction:.1%} · dense {h.dense_fraction:.1%}")
 

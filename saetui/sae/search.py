@@ -94,7 +94,8 @@ def load_labels(index_dir: str | Path, removals: bool = False) -> dict[int, str]
     labels = {}
     for k, v in data.items():
         # a key of 19 digits and more names no feature of any SAE (and int() refuses over 4300)
-        if isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 19 and isinstance(v, str) and (v.strip() or removals):
+        number = isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 19
+        if number and isinstance(v, str) and (v.strip() or removals):
             labels[int(k)] = v
     return labels
 
@@ -127,7 +128,8 @@ def save_labels_of(index: FeatureIndex, labels: dict[int, str]) -> Path:
     folder = Path(getattr(index, "labels_dir", index.root))
     if folder != Path(index.root):
         shipped = load_labels(index.root)
-        labels = {**{f: v for f, v in labels.items() if shipped.get(f) != v}, **{f: "" for f in shipped if f not in labels}}
+        labels = {**{f: v for f, v in labels.items() if shipped.get(f) != v},
+                  **{f: "" for f in shipped if f not in labels}}
     save_labels(folder, labels)
     return folder
 

@@ -131,7 +131,9 @@ class SteeringEngine:
             raise InputError("nothing to generate: no rows")
         vectors: dict = {}  # each saved vector read once
         resolved = [[resolve_any(s, self.saes, self.model, vectors) for s in row if s.enabled] for row in rows]
-        seeds = [check_int(seed, "seed", 0, 2**64 - 1) for seed in seeds] if seeds is not None else [cfg.seed] * len(rows)
+        if seeds is None:
+            seeds = [cfg.seed] * len(rows)
+        seeds = [check_int(seed, "seed", 0, 2**64 - 1) for seed in seeds]
         if len(seeds) != len(rows):
             raise InputError(f"{len(seeds)} seeds for {len(rows)} rows")
         ids, template = self._prompt(prompt)

@@ -207,7 +207,8 @@ def test_held_out_prompts_get_their_own_curve_and_bad_inputs_one_line(gemma2, ma
     assert all(p["score"] is not None and abs(p["score"]) < 10 for p in held)
     with pytest.raises(InputError, match="same number of tokens"):
         find_circuit(gemma2, list(saes), ["The cat sat on", "A much longer prompt than the other one"], " the")
-    with pytest.raises(InputError, match=r"versus is the target's own token \(' the'\)"):  # no CLI flag: the app says it too
+    # no CLI flag in it: the app says it too
+    with pytest.raises(InputError, match=r"versus is the target's own token \(' the'\)"):
         find_circuit(gemma2, list(saes), ["The cat sat on"], " the", " the")
     with pytest.raises(InputError, match="steps"):
         CircuitSettings(steps=-1)

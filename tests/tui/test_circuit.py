@@ -164,7 +164,8 @@ async def test_palette_circuit_with_a_bad_target_is_one_line_on_the_screen_and_e
         assert head == f"circuit failed: {direct.value}"  # wrapped to the width, nothing left out
         app.clear_notifications()
         await pilot.press("x", "enter")  # x said 'the circuit is still being found'; Enter said nothing
-        assert [n.message for n in app._notifications] == ["the circuit failed (above): no node to act on; Esc closes"] * 2
+        said = [n.message for n in app._notifications]
+        assert said == ["the circuit failed (above): no node to act on; Esc closes"] * 2
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, CircuitScreen)

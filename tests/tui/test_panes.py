@@ -67,7 +67,8 @@ async def test_a_modal_pushed_right_after_a_refill_covers_the_token_table_drawn_
         app.push_screen(HelpScreen())
         await settle(pilot)
         shown = re.sub(r"<[^>]+>", "", app.export_screenshot()).replace("&#160;", " ")
-        assert re.search(r"│ 0\* +│", shown) and re.search(r"│ 10 +│", shown), "the # column under the modal is cut"
+        cut = "the # column under the modal is cut"
+        assert re.search(r"│ 0\* +│", shown) and re.search(r"│ 10 +│", shown), cut
 
 
 async def test_token_keys_with_no_tokens_shown_say_why():

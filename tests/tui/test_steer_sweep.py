@@ -100,7 +100,8 @@ async def test_a_one_row_sweep_after_a_two_row_one_shows_one_row_and_compares_no
             await pilot.press("ctrl+w")
             await settle(pilot)
         shown = [c for c in app.query("GenerationColumn") if c.display]
-        assert [c.border_title.split(" · ")[0] for c in shown] == [f"{SAE}/{COLOR} 3 = ×{3 / app.session.max_activation(SAE, COLOR):.2g} max"]
+        times = 3 / app.session.max_activation(SAE, COLOR)
+        assert [c.border_title.split(" · ")[0] for c in shown] == [f"{SAE}/{COLOR} 3 = ×{times:.2g} max"]
         assert "steered = baseline" not in str(app.query_one(StatusBar).render())
         app.query_one("#sweep").value = ""
         await pilot.press("ctrl+g")  # and a plain generation shows both columns again
