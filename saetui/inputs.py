@@ -36,7 +36,9 @@ STDIN = "-"  # a text input read from standard input
 # ---------------------------------------------------------------------- text
 def check_text(text: str, what: str = "prompt") -> str:
     """`text` if it is usable as a prompt (or query), else a one-line InputError: empty, too long, or
-    not text (undecodable bytes reach Python from argv or a paste as lone surrogates)."""
+    not text (undecodable bytes reach Python from argv or a paste as lone surrogates; a script's None or number)."""
+    if not isinstance(text, str):
+        raise InputError(f"the {what} must be text, got {type(text).__name__} {text!r:.40}")
     if not text.strip():
         raise InputError(f"empty {what}: type some text first")
     if len(text) > MAX_PROMPT_CHARS:

@@ -70,6 +70,7 @@ class Session(SteeringMethods, DiscoveryMethods):
 
         if model is None and dtype not in (None, "auto", "float32"):
             raise InputError(f"the bundled demo runs in float32 only; dtype {dtype} needs another model")
+        saes = [saes] if isinstance(saes, str) else saes  # one spec as a string: not its letters, one by one
         quiet_hf_output()  # a progress bar on stderr would garble the app's screen
         with hub.reporting(progress, cancel):
             targets = hub_targets(model, saes)
@@ -139,6 +140,7 @@ class Session(SteeringMethods, DiscoveryMethods):
         self._require_model()
         if self.saes is None:
             raise InputError("no model loaded yet")
+        check_text(spec, "SAE spec")
         with hub.reporting(progress, cancel):
             registry = hub_targets(None, [spec])
             if registry:
@@ -357,6 +359,7 @@ class Session(SteeringMethods, DiscoveryMethods):
 
         model = self._require_model()
         manager = self._require_saes()
+        saes = [saes] if isinstance(saes, str) else saes  # one name as a string
         chosen = [manager.get(name) for name in saes] if saes else list(manager)
         settings = EvalSettings(max_tokens=max_tokens, **({"batch_size": batch_size} if batch_size is not None else {}))
         with self.lock:

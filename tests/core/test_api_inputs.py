@@ -130,3 +130,14 @@ def test_an_index_built_into_a_folder_is_the_one_used(demo, tmp_path):
     finally:
         demo.load()  # the module's other tests read the bundled index
     assert demo.indexes["demo"].root == bundled
+
+
+def test_text_where_text_is_wanted_and_one_name_as_a_string(demo):
+    """analyze(5) and friends were AttributeErrors ('int' has no 'strip'); evals(saes="demo") read 'd', 'e', ..."""
+    for call in (lambda: demo.analyze(5), lambda: demo.search(None, "demo"), lambda: demo.search_all(5),
+                 lambda: demo.span(None, 0, 2), lambda: demo.contrast([None], ["a"]), lambda: demo.load_sae(None),
+                 lambda: list(demo.generate(5, [[]], max_new_tokens=2))):
+        with pytest.raises(InputError, match="must be text, got"):
+            call()
+    one = demo.evals(["The cat sat on the mat."], saes="demo", progress=False)
+    assert [h.name for h in one.saes] == ["demo"]
