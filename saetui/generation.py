@@ -11,12 +11,13 @@ Textual-free and torch-free at import: the model work happens in the Session the
 
 from __future__ import annotations
 
+import numbers
 import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from saetui.errors import InputError
-from saetui.inputs import SweepValue
+from saetui.inputs import SweepValue, parse_sweep
 from saetui.models.chat import Chat, is_chat
 
 if TYPE_CHECKING:
@@ -57,6 +58,24 @@ def swept(spec: Any, value: SweepValue | float) -> Any:
     return replace(spec, coefficient=float(value.value), unit=value.unit)
 
 
+def sweep_values(sweep: str | Sequence[SweepValue | float | str]) -> list[SweepValue]:
+    """A sweep's coefficients as SweepValues: text as the CLI and the app take it (`0,1x,2x`: parse_sweep), or a
+    sequence of SweepValues, numbers and such text; anything else is one InputError line."""
+    if isinstance(sweep, str):
+        return parse_sweep(sweep, "sweep")
+    values: list[SweepValue] = []
+    for c in sweep:
+        if isinstance(c, SweepValue):
+            values.append(c)
+        elif isinstance(c, str):
+            values += parse_sweep(c, "sweep")
+        elif isinstance(c, numbers.Real) and not isinstance(c, bool):
+            values.append(SweepValue(float(c)))  # the swept spec checks it (finite, within the limit)
+        else:
+            raise InputError(f"a sweep coefficient is a number, or text like 2x, got {c!r}")
+    return values
+
+
 def plan_rows(specs: Sequence[Any], *, compare: bool = False, sweep: Sequence[SweepValue | float] | None = None,
               held: Sequence[Any] = ()) -> list[Row]:
     """The rows to generate: the baseline first when `compare`; then the steered row (`held` + `specs`), or with
@@ -65,8 +84,7 @@ def plan_rows(specs: Sequence[Any], *, compare: bool = False, sweep: Sequence[Sw
     if sweep is None:
         rows.append(Row("steered", (*held, *specs)))
     else:
-        for c in sweep:
-            c = c if isinstance(c, SweepValue) else SweepValue(float(c))
+        for c in sweep_values(sweep):
             rows.append(Row("variant", (*held, *(swept(s, c) for s in specs)), c.value, c.unit, len(specs)))
     return rows
 

@@ -141,3 +141,15 @@ def test_text_where_text_is_wanted_and_one_name_as_a_string(demo):
             call()
     one = demo.evals(["The cat sat on the mat."], saes="demo", progress=False)
     assert [h.name for h in one.saes] == ["demo"]
+
+
+def test_a_sweep_as_the_cli_types_it(demo):
+    """steer(sweep="0,1x") was a ValueError (could not convert string to float): the README's own syntax."""
+    spec = SteeringSpec(3, 4.0, sae="demo")
+    typed = demo.steer(PROMPT, [spec], sweep="0,1x,8", max_new_tokens=2)
+    mixed = demo.steer(PROMPT, [spec], sweep=[0, "1x", np.float32(8)], max_new_tokens=2)
+    assert [(r.coefficient, r.unit) for r in typed.rows] == [(r.coefficient, r.unit) for r in mixed.rows]
+    assert [(r.coefficient, r.unit) for r in typed.rows] == [(0.0, "raw"), (1.0, "max"), (8.0, "raw")]
+    for bad in ("2y", [None]):
+        with pytest.raises(InputError, match="sweep"):
+            demo.steer(PROMPT, [spec], sweep=bad, max_new_tokens=2)
