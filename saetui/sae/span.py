@@ -70,7 +70,8 @@ def span_features(model: ModelWithHooks, saes: SAEManager, prompt: str | ChatTok
     if pool not in ("max", "mean"):
         raise InputError(f"span pool must be max or mean, got {pool!r}")
     top_k = check_int(top_k, "top-k")
-    if not 0 <= start < end:
+    start, end = check_int(start, "span start", 0), check_int(end, "span end", 0)  # no counting from the end
+    if not start < end:
         raise InputError(f"span {start}:{end} is empty: START must be less than END (END is exclusive)")
     loaded = list(saes)
     if not loaded:

@@ -153,3 +153,12 @@ def test_a_sweep_as_the_cli_types_it(demo):
     for bad in ("2y", [None]):
         with pytest.raises(InputError, match="sweep"):
             demo.steer(PROMPT, [spec], sweep=bad, max_new_tokens=2)
+
+
+def test_a_span_counts_from_the_start(demo):
+    """span=(-2, -1) said 'is empty: START must be less than END' (-2 < -1); (1.0, 3.0) was a TypeError."""
+    with pytest.raises(InputError, match="span start must be at least 0"):
+        demo.analyze(PROMPT, span=(-2, -1))
+    with pytest.raises(InputError, match="span start must be at least 0"):
+        demo.span(PROMPT, 1.0, 3.0)
+    assert demo.span(PROMPT, np.int64(1), 3).to_dict() == demo.span(PROMPT, 1, 3).to_dict()
