@@ -5,7 +5,7 @@ options show them (`saetui.cli.common.default`), the app's fields start from the
 differs from a command (its search list scrolls, so it asks for more hits than a terminal page), the difference
 is a named field of `AppSettings`, not a second number somewhere else.
 
-Ground floor: no torch, no other part of saetui but `errors`.
+Ground floor: no torch, no other part of saetui but `errors` and `inputs` (how a number given is read).
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ def _int_field(settings: Any, name: str) -> int | None:
 def _real_field(settings: Any, name: str) -> float | None:
     """The field as a finite float (a numpy float too, made one in place), or None where it is not one."""
     value = getattr(settings, name)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+    try:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            return None
+    except OverflowError:  # an int past what a float holds
         return None
     object.__setattr__(settings, name, value if isinstance(value, (int, float)) else float(value))
     return float(value)

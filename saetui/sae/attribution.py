@@ -151,8 +151,8 @@ def token_id(model: ModelWithHooks, token: int | str, what: str = "target") -> i
     one), text it cannot represent (the unknown token).
     """
     vocab = model.vocab_size
-    if as_int(token) is not None:  # np.argmax's and tensor ids too
-        token = as_int(token)
+    number = as_int(token)  # np.argmax's and tensor ids too
+    token = token if number is None else number
     if isinstance(token, bool) or not isinstance(token, (int, str)):
         raise InputError(f"{what} must be a token id or a token's text, got {token!r}")
     if isinstance(token, int):
@@ -183,8 +183,10 @@ def check_position(position: int | None, n_tokens: int) -> int:
     """The 0-based position I among `n_tokens` (None: the last; negative counts from the end)."""
     if position is None:
         return n_tokens - 1
-    if isinstance(position, bool) or not isinstance(position, int):
+    number = as_int(position)
+    if number is None:
         raise InputError(f"position must be a whole number, got {position!r}")
+    position = number
     if not -n_tokens <= position < n_tokens:
         raise InputError(f"position {position} out of range: the prompt has {n_tokens} tokens "
                          f"(0..{n_tokens - 1}, BOS included; negative counts from the end)")
