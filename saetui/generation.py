@@ -218,16 +218,19 @@ class SteerRun:
 
     def pieces(self, stop_event: threading.Event | None = None) -> Iterator[Piece]:
         """Every row's tokens as they are chosen (Session.generate); `outputs` fill as they come, and each row's
-        text is decoded whole at the end (pieces held back for an incomplete character included)."""
+        text is decoded whole at the end, or where the caller stops (pieces held back for an incomplete character
+        included)."""
         session = self._session
         rows = [list(r.specs) for r in self.rows]
-        for piece in session.generate(self.prompt, rows, stop_event=stop_event, **self._chat(), **self.settings):
-            out = self.outputs[piece.row]
-            out["token_ids"].append(piece.token_id)
-            out["logprobs"].append(piece.logprob)
-            yield piece
-        for out in self.outputs:
-            out["text"] = session.decode(out["token_ids"])
+        try:
+            for piece in session.generate(self.prompt, rows, stop_event=stop_event, **self._chat(), **self.settings):
+                out = self.outputs[piece.row]
+                out["token_ids"].append(piece.token_id)
+                out["logprobs"].append(piece.logprob)
+                yield piece
+        finally:  # also when the loop over the pieces breaks or raises: the text of the tokens kept
+            for out in self.outputs:
+                out["text"] = session.decode(out["token_ids"])
 
     def kl(self) -> list[list[float] | None]:
         """What steering changed, per generated token of each steered row (None for rows without specs): the

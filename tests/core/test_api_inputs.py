@@ -162,3 +162,15 @@ def test_a_span_counts_from_the_start(demo):
     with pytest.raises(InputError, match="span start must be at least 0"):
         demo.span(PROMPT, 1.0, 3.0)
     assert demo.span(PROMPT, np.int64(1), 3).to_dict() == demo.span(PROMPT, 1, 3).to_dict()
+
+
+def test_a_run_left_midway_keeps_the_text_of_its_tokens(demo):
+    """An exception in the loop over run.pieces() left token_ids filled and text '' (to_dict said so)."""
+    run = demo.steer(PROMPT, [SteeringSpec(3, 4.0, sae="demo")], compare=True, max_new_tokens=8)
+    with pytest.raises(KeyError):
+        for i, _ in enumerate(run.pieces()):
+            if i == 5:
+                raise KeyError("the caller's own bug")
+    assert any(out["token_ids"] for out in run.outputs)
+    for out in run.outputs:
+        assert out["text"] == demo.decode(out["token_ids"])
