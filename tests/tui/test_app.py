@@ -177,6 +177,37 @@ async def test_steering_keys_edit_the_specs():
         assert app.draft.specs == () and table.row_count == 0
 
 
+async def test_spec_keys_that_cannot_change_anything_say_why():
+    """From a tmux walk: + on an ablated spec changed its hidden coefficient (m then showed it changed); + at
+    the ±10,000 limit, m on a steering vector and any key on an empty table did nothing and said nothing."""
+    from saetui.steering.spec import MAX_COEFFICIENT, VectorSpec
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        steer_with(app, (COLOR, 4.0, "ablate"), (COLOR + 1, MAX_COEFFICIENT))
+        app.draft = Draft((*app.draft.specs, VectorSpec("v", 2.0)))
+        await pilot.press("f4")
+        table = app.query_one("#specs")
+        table.focus()
+        before = app.draft
+        await pilot.press("plus", "plus")
+        await pilot.pause()
+        assert app.draft == before and any("is ablated: it has no coefficient" in n for n in notes(app))
+        await pilot.press("down", "plus")
+        await pilot.pause()
+        assert app.draft == before and any("at the limit, ±10000" in n for n in notes(app))
+        await pilot.press("down", "m")
+        await pilot.pause()
+        assert app.draft == before and any("is a steering vector: it is only added" in n for n in notes(app))
+        app.draft = Draft()
+        await pilot.pause()
+        table.focus()
+        await pilot.press("space")
+        await pilot.pause()
+        assert any("no steering spec to change" in n for n in notes(app))
+
+
 async def test_u_undoes_each_change_to_the_specs_back_to_the_first_and_says_when_there_is_nothing_left():
     for size in ((60, 20), (80, 24), (120, 40)):
         app = make_app()

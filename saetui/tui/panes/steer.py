@@ -205,10 +205,21 @@ class SteerPane(Pane):
             self.undo()
             return
         if not 0 <= i < len(d):
+            self.post_message(Notice("no steering spec to change: add a feature first (a)", "warning"))
+            return
+        spec = d.specs[i]
+        if edit.op == "nudge" and spec.mode == "ablate":  # the hidden coefficient came back changed with m
+            self.post_message(Notice(f"{spec.target} is ablated: it has no coefficient (m changes its mode)", "warning"))
             return
         new = {"toggle": lambda: d.toggle(i), "nudge": lambda: d.nudge(i, edit.arg, self.steps()[i]),
                "cycle_mode": lambda: d.cycle_mode(i), "cycle_scope": lambda: d.cycle_scope(i),
                "remove": lambda: d.remove(i)}[edit.op]()
+        if new == d and edit.op == "nudge":
+            self.post_message(Notice(f"the coefficient of {spec.target} is at the limit, ±{MAX_COEFFICIENT:g}: steering "
+                                     "beyond swamps the model's activations", "warning"))
+        elif new == d and edit.op == "cycle_mode":
+            self.post_message(Notice(f"{spec.target} is a steering vector: it is only added (m changes a feature's "
+                                     "mode)", "warning"))
         self._set_draft(new)
         if edit.op == "remove":  # Backspace removes too: a key meant for a box must not drop a spec unseen
             self.post_message(Notice(f"removed {d.specs[i].target} from the specs (u brings it back)"))

@@ -56,8 +56,8 @@ class SpecTable(RowTable):
             self.move_cursor(row=min(max(row, 0), len(specs) - 1))
 
     def _edit(self, op: str, arg: int = 0) -> None:
-        if self.row_count:
-            self.post_message(self.Edit(op, self.cursor_row, arg))
+        # with no row the pane says so (a key that does nothing says why)
+        self.post_message(self.Edit(op, self.cursor_row if self.row_count else -1, arg))
 
     def action_toggle(self) -> None:
         self._edit("toggle")
