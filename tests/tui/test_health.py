@@ -27,6 +27,9 @@ async def test_f8_evaluates_the_demo_on_its_held_out_text_and_a_typed_corpus(tmp
         assert isinstance(screen, HealthScreen)
         box = screen.query_one("#health-corpus")
         assert box.value == DEMO_CORPUS
+        await pilot.press(*"x.txt")  # the default is selected: typing replaces it
+        assert box.value == "x.txt"
+        box.value = DEMO_CORPUS
         await pilot.press("enter")
         await app.workers.wait_for_complete()
         await pilot.pause()

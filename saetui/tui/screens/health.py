@@ -85,6 +85,9 @@ class HealthScreen(ModalScreen[None]):
             default = DEMO_CORPUS
         box_input.value = default or ""
         box_input.focus()
+        # selected, so a path typed replaces the default (was 'demo held-out text/tmp/c.txt'); the focus alone
+        # leaves the cursor after the value set in the same frame
+        self.call_after_refresh(box_input.select_all)
         if self.corpus:  # asked for a corpus by name (palette): run it at once
             self._start(self.corpus)
 
