@@ -277,7 +277,7 @@ def check_name(name: str, what: str) -> str:
     ascii_only = what == "vector"
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name.strip(".") == "" or (ascii_only and not name.isascii()):
         letters = "ASCII letters" if ascii_only else "letters"
-        raise InputError(f"{what} name {name!r}: use {letters}, digits, '.', '-' or '_' (at most 64)")
+        raise InputError(f"{what} name {name!r}: use {letters}, digits, '.', '-' or '_' (at most 64, not only dots)")
     return name
 
 
