@@ -141,7 +141,8 @@ def load_vector(name: str) -> SteeringVector:
     folder = vectors_dir() / name
     if not (folder / MANIFEST).is_file():
         raise InputError(f"no steering vector named {name!r}; saved: {', '.join(list_vectors()) or 'none'} "
-                         "(save one with `saetui contrast ... --save-vector NAME`)")
+                         "(save one with `saetui contrast ... --save-vector NAME`, or in the app a contrast "
+                         "then the palette's `save vector NAME`)")
     try:
         from safetensors.torch import load_file
 
