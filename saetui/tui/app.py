@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual.actions import SkipAction
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, ScreenStackError
 from textual.containers import Vertical
 from textual.geometry import Size
 from textual.reactive import reactive
+from textual.notifications import SeverityLevel
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
@@ -289,6 +290,21 @@ class SaeTuiApp(LoadingApp, App[None]):
         same read, over a slow link) have reached the prompt or a settings box, which would be read without them."""
         if not (self.focused or self).call_later(job):  # the focused widget is closing: its queue will not run
             self.call_later(job)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Textual's notify, then the whole screen repainted once the toast has gone: where it expired over a
+        generation column that had been streaming beneath it, the terminal kept its cells for good (about every
+        other time at 80x24 in tmux; the app's own picture had no toast; Textual repainted too little there)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        wait = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
+        self.set_timer(wait + 0.25, self._repaint_after_toast)
+
+    def _repaint_after_toast(self) -> None:
+        try:
+            self.screen.refresh()
+        except ScreenStackError:  # closing: no screen left to paint
+            pass
 
     def action_focus_step(self, step: int) -> None:
         """Tab / Shift+Tab, run as the key arrives (actions.py says why); a text area taking Tab as text keeps it."""

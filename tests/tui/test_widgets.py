@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from textual.app import App, ComposeResult
 
 from saetui.tui.widgets.text_box import TextBox
@@ -239,6 +241,32 @@ async def test_keys_read_with_tab_go_to_the_widget_tab_moves_to():
             app.post_message(events.Key(key, None))
         await settle(pilot)
         assert app.focused is app.query_one("#token-features")
+
+
+async def test_the_whole_screen_is_repainted_once_a_toast_has_gone():
+    """An expired toast stayed painted over a streamed generation column (80x24 in tmux, about every other time;
+    the app's own picture had none): the app repaints the whole screen after each toast's timeout."""
+    from saetui.session import Session
+    from saetui.tui.app import SaeTuiApp
+    from saetui.tui.snapshot import settle
+
+    app = SaeTuiApp(Session(), prompt="The cat", restore=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.pause(1.0)
+        whole: list[float] = []
+        refresh = app.screen.refresh
+
+        def spy(*regions, **kwargs):  # noqa: ANN002, ANN003
+            if not regions and not kwargs:
+                whole.append(asyncio.get_running_loop().time())
+            return refresh(*regions, **kwargs)
+
+        app.screen.refresh = spy
+        sent = asyncio.get_running_loop().time()
+        app.notify("a toast", timeout=0.3)
+        await pilot.pause(1.0)
+        assert not app._notifications and any(t >= sent + 0.3 for t in whole)
 
 
 async def test_settle_waits_until_the_screen_stops_changing():
