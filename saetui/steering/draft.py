@@ -42,13 +42,16 @@ class Draft:
         return next((i for i, s in enumerate(self.specs)
                      if s.kind == "feature" and s.feature == feature and s.sae == sae), None)
 
-    def index_of_vector(self, name: str) -> int | None:
-        return next((i for i, s in enumerate(self.specs) if s.kind == "vector" and s.vector == name), None)
+    def index_of_vector(self, name: str, hook: str | None = None) -> int | None:
+        """The vector `name` at `hook` (the same direction at another hook point is another spec)."""
+        return next((i for i, s in enumerate(self.specs)
+                     if s.kind == "vector" and s.vector == name and s.hook == hook), None)
 
     def add(self, spec: Spec) -> Draft:
         """The spec (a SteeringSpec, or a steering vector's VectorSpec) appended; a feature or vector already
         in the draft is not added twice (the draft is returned as is)."""
-        there = self.index_of_vector(spec.vector) if spec.kind == "vector" else self.index_of(spec.sae, spec.feature)
+        there = (self.index_of_vector(spec.vector, spec.hook) if spec.kind == "vector"
+                 else self.index_of(spec.sae, spec.feature))
         if there is not None:
             return self
         return Draft(self.specs + (spec,))

@@ -381,6 +381,16 @@ def test_vector_specs_parse_and_check():
         VectorSpec("v", 1.0, scope="middle")
 
 
+
+def test_a_vector_at_two_hook_points_is_two_specs_and_at_one_is_one():
+    """`steer vector v@7` with v@3 in steering said 'already in steering': one copy of a vector, whatever its hook."""
+    from saetui.steering.draft import Draft
+
+    draft = Draft().add(VectorSpec("v", 1.0, "3")).add(VectorSpec("v", 1.0, "7")).add(VectorSpec("v", 2.0, "3"))
+    assert [(s.vector, s.hook, s.coefficient) for s in draft.specs] == [("v", "3", 1.0), ("v", "7", 1.0)]
+    assert draft.index_of_vector("v", "7") == 1 and draft.index_of_vector("v") is None
+
+
 def test_vector_files_missing_and_damaged(gemma2):
     with pytest.raises(InputError, match="no steering vector named 'nope'; saved: none"):
         load_vector("nope")

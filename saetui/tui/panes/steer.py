@@ -163,15 +163,15 @@ class SteerPane(Pane):
         """Add a saved steering vector (e.g. a contrast's A−B direction) to the draft at coefficient 1:
         `NAME[@HOOK]`; a vector saved at several hook points is used at the displayed SAE's hook."""
         name, _, hook = text.strip().partition("@")
-        if self.draft.index_of_vector(name) is not None:
-            self.notify(f"vector {name} is already in steering (F4)")
-            return
         try:
             if not hook and self.session.ready and self.sae_name is not None:
                 hook = self.session.vector_hook(name, self.sae_name)
             spec = self.session.vector_spec(name, 1.0, hook=hook or None)
         except SaetuiError as exc:
             self.notify(str(exc), severity="error")
+            return
+        if self.draft.index_of_vector(spec.vector, spec.hook) is not None:  # at another hook it is another spec
+            self.notify(f"{spec.target} is already in steering (F4)")
             return
         self._set_draft(self.draft.add(spec))
         self.select(len(self.draft) - 1)
