@@ -135,7 +135,11 @@ def save_labels_of(index: FeatureIndex, labels: dict[int, str]) -> Path:
 
 
 def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
+    """Lower-cased words: letters and digits of any script ('kätzchen' is one word, not 'k' and 'tzchen')."""
+    return re.findall(r"[^\W_]+", text.lower())
+
+
+PREFIX = 0.9  # a query word that begins a label word (typed so far: 'bef' of 'before'), below an exact word
 
 
 class LabelIndex:
@@ -159,8 +163,11 @@ class LabelIndex:
             return {}
         best: dict[int, dict[str, tuple[float, str]]] = {}  # feature -> query word -> (similarity, label word)
         for q in qwords:
-            for w in difflib.get_close_matches(q, self.words, n=20, cutoff=0.75):
-                score = 1.0 if w == q else difflib.SequenceMatcher(None, q, w).ratio()
+            close = {w: 1.0 if w == q else difflib.SequenceMatcher(None, q, w).ratio()
+                     for w in difflib.get_close_matches(q, self.words, n=20, cutoff=0.75)}
+            if len(q) >= 3:  # search as you type: the word being typed matches the words it begins
+                close.update({w: max(close.get(w, 0.0), PREFIX) for w in self.words if w != q and w.startswith(q)})
+            for w, score in close.items():
                 for f in self.words[w]:
                     per = best.setdefault(f, {})
                     if score > per.get(q, (0.0, ""))[0]:
@@ -178,7 +185,8 @@ class LabelIndex:
     def how(details: Any) -> str:
         """E.g. "exact word 'red'; 1 of 2 label words" or "'colour' ~ 'color' 0.91; 1 of 2 label words"."""
         per, matched, n_words = details
-        parts = [f"exact word {w!r}" if score == 1.0 else f"{q!r} ~ {w!r} {score:.2f}" for q, (score, w) in per.items()]
+        parts = [f"exact word {w!r}" if score == 1.0 else f"{q!r} begins {w!r}" if score == PREFIX and w.startswith(q)
+                 else f"{q!r} ~ {w!r} {score:.2f}" for q, (score, w) in per.items()]
         return f"{', '.join(parts)}; {matched} of {n_words} label words"
 
 

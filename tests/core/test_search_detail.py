@@ -103,6 +103,23 @@ def test_label_query_scores_differ_and_say_why(demo):
     assert both.label == "pronoun: you" and both.score == pytest.approx(3.0) and one.score < both.score
 
 
+def test_a_word_being_typed_finds_the_labels_it_begins_in_any_script(demo):
+    """Search as you type: 'is-bef' found nothing until 'is-before' was whole, and 'kätz' nothing at all (words were
+    ASCII runs: 'kätzchen' read as 'k' and 'tzchen')."""
+    from saetui.sae.search import search_features
+
+    loaded = demo.saes.get("demo")
+    labels = {5: "is-before city", 6: "kätzchen words", 7: "before"}
+    for query, feature, why in [("is-bef", 5, "exact word 'is', 'bef' begins 'before'"),
+                                ("kätz", 6, "'kätz' begins 'kätzchen'"), ("kätzchen", 6, "exact word 'kätzchen'")]:
+        hit = search_features(demo.model, loaded, query, labels=labels).hits[0]
+        assert (hit.feature, why in hit.why) == (feature, True), (query, hit)
+    full = search_features(demo.model, loaded, "before", labels=labels).hits
+    typed = search_features(demo.model, loaded, "bef", labels=labels).hits
+    assert full[0].feature == typed[0].feature == 7 and typed[0].score < full[0].score  # a whole word ranks higher
+    assert not [h for h in search_features(demo.model, loaded, "be", labels=labels).hits if h.feature in labels]
+
+
 def test_a_feature_number_says_so(demo):
     feature, label = next((f, l) for (sae, f), l in sorted(demo.labels.items()) if sae == "demo")
     result = demo.search(str(feature), "demo")
