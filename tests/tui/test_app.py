@@ -177,6 +177,24 @@ async def test_steering_keys_edit_the_specs():
         assert app.draft.specs == () and table.row_count == 0
 
 
+async def test_a_label_too_long_for_the_spec_table_ends_with_an_ellipsis():
+    """At 80 columns a long label was cut at the table's edge with nothing to say so (a vector's 'A−B dire')."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        long = "a label much longer than the room the spec table leaves for it at eighty columns"
+        app.session.labels.set(COLOR_SAE, COLOR, long)
+        steer_with(app, (COLOR, 4.0))
+        await pilot.press("f4")
+        await settle(pilot)
+        table = app.query_one("#specs")
+        shown = str(table.get_row_at(0)[6])
+        assert shown.endswith("…") and long.startswith(shown[:-1]) and table.virtual_size.width <= table.size.width
+        await pilot.resize_terminal(200, 40)  # the room comes back with the width
+        await settle(pilot)
+        assert str(table.get_row_at(0)[6]) == long
+
+
 async def test_spec_keys_that_cannot_change_anything_say_why():
     """From a tmux walk: + on an ablated spec changed its hidden coefficient (m then showed it changed); + at
     the ±10,000 limit, m on a steering vector and any key on an empty table did nothing and said nothing."""

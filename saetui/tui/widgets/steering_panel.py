@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, VerticalScroll
@@ -30,13 +31,19 @@ class SpecTable(RowTable):
         row: int
         arg: int = 0
 
+    HEADERS = ("on", "feature", "mode", "coef", "step", "scope", "label")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, cursor_type="row", **kwargs)
+        self._shown: tuple[list[Any], dict, list[float]] | None = None
+        self._width = 0
 
     def on_mount(self) -> None:
-        self.add_columns("on", "feature", "mode", "coef", "step", "scope", "label")
+        self.add_columns(*self.HEADERS)
 
     def on_resize(self) -> None:
+        if self._shown is not None and self.content_size.width != self._width:
+            self.show(*self._shown)  # the labels fitted to the new width
         """The highlighted row in sight at the table's new height. A row highlighted while the steer tab was hidden
         (`a` in why? or a feature list adds a spec there) could not be scrolled to: a hidden table has no height, and
         it gets one (a Resize) when it shows; at 60x20 it shrinks again when the pane's -short class comes with the
@@ -45,13 +52,28 @@ class SpecTable(RowTable):
             self.call_after_refresh(self.move_cursor, row=self.cursor_row)
 
     def show(self, specs: list[Any], labels: dict, steps: list[float]) -> None:
+        """Fill the rows. Each column as wide as its widest cell (measured here: see TokenTable.show); where they
+        would be wider than the table, the label column gives way and its labels end with `…`."""
+        self._shown, self._width = (specs, labels, steps), self.content_size.width
         row = self.cursor_row
-        self.clear()
-        for i, (s, step) in enumerate(zip(specs, steps)):
+        rows = []
+        for s, step in zip(specs, steps):
             max_units = s.kind == "feature" and s.unit == "max"  # a vector's 1 is its whole direction, no unit shown
             coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}{'×max' if max_units else ''}"
-            self.add_row("✓" if s.enabled else " ", s.target, s.mode, coef,
-                         "" if s.mode == "ablate" else f"±{step:g}", s.scope, s.label(labels), key=str(i))
+            rows.append([Text(cell) for cell in ("✓" if s.enabled else " ", s.target, s.mode, coef,
+                                                 "" if s.mode == "ablate" else f"±{step:g}", s.scope, s.label(labels))])
+        widths = [max([cell_len(title)] + [cells[c].cell_len for cells in rows]) for c, title in enumerate(self.HEADERS)]
+        room = self.width_for_rows(len(rows))
+        over = sum(w + 2 for w in widths) - room  # every cell is padded on both sides
+        if room > 0 and over > 0:
+            widths[-1] = max(len("label"), widths[-1] - over)
+            for cells in rows:
+                cells[-1].truncate(widths[-1], overflow="ellipsis")
+        self.clear(columns=True)
+        for title, width in zip(self.HEADERS, widths):
+            self.add_column(title, width=width)
+        for i, cells in enumerate(rows):
+            self.add_row(*cells, key=str(i))
         if specs:
             self.move_cursor(row=min(max(row, 0), len(specs) - 1))
 
