@@ -10,11 +10,12 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from saetui.errors import SaetuiError
+from saetui.errors import InputError, SaetuiError
 from saetui.generation import SteerRun, chat_rows, plan_rows, room_to_generate
 from saetui.models.chat import Chat, is_chat
 from saetui.session_state import SessionState
 from saetui.settings import SteeringSettings
+from saetui.steering.spec import as_spec
 
 if TYPE_CHECKING:
     from saetui.inputs import SweepValue
@@ -81,7 +82,12 @@ class SteeringMethods(SessionState):
         if room.capped:  # as `steer` caps it (its run.room says so)
             warnings.warn(room.note(), stacklevel=2)
             settings["max_new_tokens"] = room.tokens
-        rows = [list(r.specs) for r in plan_rows(self.specs, compare=True)] if rows is None else [list(r) for r in rows]
+        if rows is None:
+            rows = [list(r.specs) for r in plan_rows(self.specs, compare=True)]
+        else:
+            rows = [[as_spec(s) for s in row] for row in rows]
+        if stop_event is not None and not callable(getattr(stop_event, "is_set", None)):
+            raise InputError(f"stop_event is a threading.Event (or has is_set()), got {stop_event!r:.60}")
         if is_chat(chat):
             rows = chat_rows(rows, steer_template)
         with self.lock:
@@ -102,7 +108,7 @@ class SteeringMethods(SessionState):
         from saetui.steering.generate import GenerationSettings
 
         GenerationSettings(**settings)  # bad numbers fail here, in one line
-        specs = list(self.specs if specs is None else specs)
+        specs = list(self.specs) if specs is None else [as_spec(s) for s in specs]
         rows = plan_rows(specs, compare=compare, sweep=sweep, held=held)
         checked: set[Any] = set()
         for spec in [s for row in rows for s in row.specs]:

@@ -218,6 +218,16 @@ def spec_from_dict(data: Any) -> Spec:
     return (VectorSpec if kind == "vector" else SteeringSpec)(**known)
 
 
+def as_spec(value: Any) -> Spec:
+    """A spec a script hands over: a SteeringSpec or VectorSpec as it is, text as the CLI's --feature reads it
+    (`demo/416:6`, parse_spec); anything else is one InputError line (it was an AttributeError deep in steering)."""
+    if isinstance(value, (SteeringSpec, VectorSpec)):
+        return value
+    if isinstance(value, str):
+        return parse_spec(value, "feature")
+    raise InputError(f"a steering spec is a SteeringSpec, a VectorSpec or text like 'demo/416:6', got {value!r:.60}")
+
+
 def parse_spec(text: str, kind: str, *, scope: str = "all") -> Spec:
     """The one parser of specs as typed: kind "feature" reads `[SAE/]FEATURE:COEF[:MODE]` (`123:4.5`,
     `12/123:40:clamp`, `layer_6/77:0:ablate`, `77:ablate`); kind "vector" reads `NAME[@HOOK]:COEF` (`formal:4`,

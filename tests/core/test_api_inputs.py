@@ -174,3 +174,19 @@ def test_a_run_left_midway_keeps_the_text_of_its_tokens(demo):
     assert any(out["token_ids"] for out in run.outputs)
     for out in run.outputs:
         assert out["text"] == demo.decode(out["token_ids"])
+
+
+def test_specs_as_text_and_objects_of_the_wrong_kind(demo):
+    """generate(rows=[["416:6"]]) and steer(specs=[None]) were AttributeErrors ('no attribute enabled'); text is
+    read as the CLI's --feature reads it."""
+    typed = [p.token_id for p in demo.generate(PROMPT, [["demo/3:4"]], max_new_tokens=4)]
+    built = [p.token_id for p in demo.generate(PROMPT, [[SteeringSpec(3, 4.0, sae="demo")]], max_new_tokens=4)]
+    assert typed == built
+    assert demo.steer(PROMPT, ["demo/3:4"], max_new_tokens=2).specs == [SteeringSpec(3, 4.0, sae="demo")]
+    for bad in ([[None]], [[3]]):
+        with pytest.raises(InputError, match="a steering spec is"):
+            list(demo.generate(PROMPT, bad, max_new_tokens=2))
+    with pytest.raises(InputError, match="a steering spec is"):
+        demo.steer(PROMPT, [None], max_new_tokens=2)
+    with pytest.raises(InputError, match="stop_event is a threading.Event"):
+        list(demo.generate(PROMPT, [[]], stop_event=True, max_new_tokens=2))
