@@ -7,8 +7,10 @@ and the why? table are RowTables; their own keys come from saetui/tui/actions.py
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+from rich.cells import cell_len
+from rich.text import Text
 from textual.widgets import DataTable
 
 from saetui.tui.actions import bindings
@@ -29,3 +31,21 @@ class RowTable(DataTable):
         if width > 0 and rows + int(self.show_header) > self.content_size.height and not self.show_vertical_scrollbar:
             width -= self.styles.scrollbar_size_vertical
         return width
+
+    @staticmethod
+    def cell_widths(titles: Sequence[str], rows: Sequence[Sequence[Text]]) -> list[int]:
+        """Each column's content width: its widest cell, or its title."""
+        return [max([cell_len(title)] + [cells[c].cell_len for cells in rows]) for c, title in enumerate(titles)]
+
+    def fill(self, titles: Sequence[str], rows: Sequence[Sequence[Text]], keys: Sequence[str],
+             widths: Sequence[int] | None = None) -> None:
+        """Replace the columns and rows, each column fixed at `widths` (default: cell_widths). Measured here, not
+        left to DataTable's auto width: auto columns start as wide as their titles and widen when the table is next
+        idle, and cells drawn in between are cached without their width; a modal pushed then covered a token
+        table whose `#` column stayed one cell wide ("1" for "10"). The columns go too, so a refill's narrower
+        cells give their room back."""
+        self.clear(columns=True)
+        for title, width in zip(titles, widths or self.cell_widths(titles, rows)):
+            self.add_column(title, width=width)
+        for key, cells in zip(keys, rows):
+            self.add_row(*cells, key=key)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container, VerticalScroll
@@ -52,8 +51,8 @@ class SpecTable(RowTable):
             self.call_after_refresh(self.move_cursor, row=self.cursor_row)
 
     def show(self, specs: list[Any], labels: dict, steps: list[float]) -> None:
-        """Fill the rows. Each column as wide as its widest cell (measured here: see TokenTable.show); where they
-        would be wider than the table, the label column gives way and its labels end with `…`."""
+        """Fill the rows. Each column as wide as its widest cell (RowTable.fill); where they would be wider than the
+        table, the label column gives way and its labels end with `…`."""
         self._shown, self._width = (specs, labels, steps), self.content_size.width
         row = self.cursor_row
         rows = []
@@ -62,18 +61,14 @@ class SpecTable(RowTable):
             coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}{'×max' if max_units else ''}"
             rows.append([Text(cell) for cell in ("✓" if s.enabled else " ", s.target, s.mode, coef,
                                                  "" if s.mode == "ablate" else f"±{step:g}", s.scope, s.label(labels))])
-        widths = [max([cell_len(title)] + [cells[c].cell_len for cells in rows]) for c, title in enumerate(self.HEADERS)]
+        widths = self.cell_widths(self.HEADERS, rows)
         room = self.width_for_rows(len(rows))
         over = sum(w + 2 for w in widths) - room  # every cell is padded on both sides
         if room > 0 and over > 0:
             widths[-1] = max(len("label"), widths[-1] - over)
             for cells in rows:
                 cells[-1].truncate(widths[-1], overflow="ellipsis")
-        self.clear(columns=True)
-        for title, width in zip(self.HEADERS, widths):
-            self.add_column(title, width=width)
-        for i, cells in enumerate(rows):
-            self.add_row(*cells, key=str(i))
+        self.fill(self.HEADERS, rows, [str(i) for i in range(len(rows))], widths)
         if specs:
             self.move_cursor(row=min(max(row, 0), len(specs) - 1))
 

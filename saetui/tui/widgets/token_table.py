@@ -138,15 +138,8 @@ class TokenTable(FittedSubtitle, RowTable):
             if heat:  # the heat as a number too, not only a colour
                 shown = Text.assemble((f"{heat[tok.index]:5.2f}", "bold"), " │ ", shown)
             rows.append((label, text, shown))
-        # Each column as wide as its widest cell, measured here. Left to DataTable (auto width), the columns start
-        # as wide as their headers and widen when the table is next idle; cells drawn in between are cached without
-        # their width, and a modal pushed then covers a table whose `#` column stays one cell wide ("1" for "10").
-        # Cleared with the columns each time: a chat's long template tokens must not keep the room.
-        self.clear(columns=True)
-        for title, column in zip(("#", "token", header), zip(*rows) if rows else ((), (), ())):
-            self.add_column(title, width=max([cell_len(title)] + [cell.cell_len for cell in column]))
-        for tok, cells in zip(result.tokens, rows):
-            self.add_row(*cells, key=str(tok.index))
+        # fixed widths (RowTable.fill says why); a chat's long template tokens do not keep their room
+        self.fill(("#", "token", header), rows, [str(tok.index) for tok in result.tokens])
         if self.row_count:
             self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)
 
