@@ -113,7 +113,7 @@ class SaeTuiApp(LoadingApp, App[None]):
             yield PaneTabs([("tokens", "Tokens F2"), ("search", "Search F3"), ("steer", "Steer F4")], panes)
         yield panes
         with Vertical(id="bottom"):
-            yield StatusBar("loading…", id="status")
+            yield StatusBar("loading…", id="status", markup=False)  # notes hold user text (paths, tokens)
             yield Footer(compact=True)
         yield Static(f"terminal too small: saetui needs at least {MIN_WIDTH}x{MIN_HEIGHT}", id="too-small")
 
@@ -292,11 +292,15 @@ class SaeTuiApp(LoadingApp, App[None]):
             self.call_later(job)
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
-               timeout: float | None = None, markup: bool = True) -> None:
-        """Textual's notify, then the whole screen repainted once the toast has gone: where it expired over a
-        generation column that had been streaming beneath it, the terminal kept its cells for good (about every
-        other time at 80x24 in tmux; the app's own picture had no toast; Textual repainted too little there)."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Textual's notify, as plain text, then the whole screen repainted once the toast has gone.
+
+        Plain: a toast says what happened in words that often hold user text (a path, a token, a label; `[/b]` in
+        one was a MarkupError that closed the app), and none of the app's uses markup; widgets' `notify` asks
+        for markup by default, so it is not taken from them. The repaint: where a toast expired over a generation
+        column that had been streaming beneath it, the terminal kept its cells for good (about every other time at
+        80x24 in tmux; the app's own picture had no toast; Textual repainted too little there)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
         wait = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
         self.set_timer(wait + 0.25, self._repaint_after_toast)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.cells import cell_len
-from rich.markup import escape
+from saetui.tui.markup import escape
 from textual.widget import Widget
 
 

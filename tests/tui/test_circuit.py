@@ -140,10 +140,10 @@ async def test_a_label_given_in_a_nodes_detail_shows_on_the_circuit_screen_back(
         node = screen.cells.selected
         await pilot.press("enter")  # the node's detail
         await settle(pilot)
-        app.session.set_label(node.feature, "a fresh label", node.sae)  # as its l key does
+        app.session.set_label(node.feature, "a [fresh [/b] label", node.sae)  # as its l key does; text, not markup
         await pilot.press("escape")
         await settle(pilot)
-        assert app.screen is screen and "a fresh label" in screen.query_one("#circuit-node").text()
+        assert app.screen is screen and "a [fresh [/b] label" in screen.query_one("#circuit-node").text()
 
 
 async def test_palette_circuit_with_a_bad_target_is_one_line_on_the_screen_and_esc_closes():

@@ -194,3 +194,40 @@ async def test_a_token_typed_in_quotes_as_the_list_shows_it_is_its_text(size):
         await pilot.press("v", *"' Rome'", "enter")
         await settle(pilot)
         check_shown(screen, direct(app, versus=" Rome"))
+
+
+async def test_labels_show_as_typed_fit_the_width_and_follow_a_label_given_in_the_detail(size):
+    """A label is text, not markup (`[/b]` once broke the cell's markup); a long one ends with `…` where the table
+    is narrow instead of running off its edge; a label given in the detail opened from a row shows on return."""
+    label = "[/b] [red]not red[/red] and a label much longer than any why? table at sixty columns has room for"
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        sae, f = ranked(direct(app))[0]
+        app.session.set_label(f.feature, label, sae)
+        screen = await open_why(pilot)
+        table = screen.query_one("#why-table")
+        cell = table.get_row_at(0)[5]
+        width = table.ordered_columns[5].width
+        others = sum(c.get_render_width(table) for c in table.ordered_columns[:5])
+        if others + len("label") + 2 <= table.scrollable_content_region.width:  # room for the label column
+            assert others + table.ordered_columns[5].get_render_width(table) <= table.scrollable_content_region.width
+        else:  # 60 columns: the five numbers' columns take it all; the label column is as narrow as its title
+            assert width == len("label")
+        if cell.cell_len < len(label):
+            assert str(cell).endswith("…") and label.startswith(str(cell)[:-1]) and cell.cell_len == width
+        else:
+            assert str(cell) == label
+        assert str(cell).startswith("[/b]")  # as typed
+        await pilot.press("enter")  # the feature's detail
+        await settle(pilot)
+        assert app.screen is not screen
+        await pilot.press("l")
+        await pilot.pause()
+        app.screen.query_one("#label-input").value = ""
+        await pilot.press(*"fresh", "enter")
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen and str(table.get_row_at(0)[5]) == "fresh"
+        assert table.cursor_row == 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
+from saetui.tui.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.reactive import reactive

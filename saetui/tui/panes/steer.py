@@ -437,7 +437,7 @@ class SteerPane(Pane):
             if not row_kl:
                 continue
             if row.kind == "variant":  # side by side, the steered column has room for the KL in its subtitle
-                column.border_title = row_title(row, self._max_of, row_kl)
+                column.set_title(row_title(row, self._max_of, row_kl))
             top = sorted((i for i in range(len(row_kl)) if row_kl[i] > 0), key=lambda i: -row_kl[i])[: self.MARKED]
             column.mark(top, "reverse")
             column.fit_subtitle([f"KL mean {mean_kl(row_kl):.2f}", f"max {max(row_kl):.2f}", "marked"],

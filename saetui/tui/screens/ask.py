@@ -20,9 +20,9 @@ class AskScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="label-box"):
-            yield Static(f"{self.question} (Enter runs, Esc cancels)")
+            yield Static(f"{self.question} (Enter runs, Esc cancels)", markup=False)
             if self.choices:
-                yield Static("existing: " + ", ".join(self.choices), id="ask-choices")
+                yield Static("existing: " + ", ".join(self.choices), id="ask-choices", markup=False)
             yield Input(id="ask-input")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -14,7 +14,7 @@ import re
 import textwrap
 from typing import Any
 
-from rich.markup import escape
+from saetui.tui.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.cells import cell_len
-from rich.markup import escape
+from saetui.tui.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -87,7 +87,7 @@ class FeatureDetailScreen(ModalScreen[None]):
             yield Static(f"[b]feature {self.feature}[/b] of {escape(self.sae)}\n\nloading…", id="detail-head")
 
     def on_mount(self) -> None:
-        self.query_one("#detail-box").border_title = f"feature {self.sae}/{self.feature}"
+        self.query_one("#detail-box").border_title = escape(f"feature {self.sae}/{self.feature}")
         self.query_one("#detail-box").border_subtitle = "a: add to steering · l: label · Esc: close"
         self._describe()
         self.watch(self.app, "labels_rev", lambda: self._describe(), init=False)  # a label saved (l): shown again

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
+from saetui.tui.markup import escape
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -48,7 +49,31 @@ def flag(f: Any) -> str:
 
 
 class WhyTable(RowTable):  # Home/End (RowTable's) beside the why? keys
+    """One row per feature; the flag beside the two numbers it compares, before the columns a 60-column screen
+    narrows. Labels are shown as typed (never read as markup) and end with `…` where the table is too narrow."""
+
     BINDINGS = bindings("why")
+    HEADERS = ("feature", "attrib", "ablation", "flag", "max act", "label")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rows: list[list[str]] = []
+        self._width = 0
+
+    def on_mount(self) -> None:
+        self.add_columns(*self.HEADERS)
+
+    def show(self, rows: list[list[str]], keep_cursor: bool = False) -> None:
+        """Fill the table with `rows` (each a list of cell texts); the cursor goes to the top unless kept."""
+        self._rows, self._width = rows, self.content_size.width
+        row = self.cursor_row if keep_cursor else 0
+        self.fill_fitted(self.HEADERS, [[Text(cell) for cell in cells] for cells in rows], [str(i) for i in range(len(rows))])
+        if rows:
+            self.move_cursor(row=min(max(row, 0), len(rows) - 1))
+
+    def on_resize(self) -> None:
+        if self._rows and self.content_size.width != self._width:
+            self.show(self._rows, keep_cursor=True)  # the labels fitted to the new width
 
     def action_open(self) -> None:
         self.screen.open_current()  # type: ignore[attr-defined]
@@ -84,8 +109,6 @@ class WhyScreen(ModalScreen[None]):
         box = self.query_one("#why-box")
         box.border_title = "why this token?"
         box.border_subtitle = "t/v target/versus · a/A push up/down · ⏎ open · Esc"
-        # the flag beside the two numbers it compares, before the columns that a 60-column screen cuts
-        self.query_one("#why-table", DataTable).add_columns("feature", "attrib", "ablation", "flag", "max act", "label")
         self.query_one("#why-table").focus()
         self.on_resize()
         self._ask(None, None)
@@ -163,15 +186,23 @@ class WhyScreen(ModalScreen[None]):
         self.result = result
         self._note("")
         self.query_one("#why-head", Static).update(self._head(result))
-        tagged = len(result.saes) > 1
         self.rows = sorted(((s.name, f) for s in result.saes for f in s.features), key=lambda r: -abs(r[1].attribution))
-        table = self.query_one("#why-table", DataTable)
-        table.clear()
+        self._fill_rows(keep_cursor=False)
+
+    def _fill_rows(self, keep_cursor: bool) -> None:
+        """The table from self.rows, with the labels as they are now."""
+        tagged = self.result is not None and len(self.result.saes) > 1
         labels = self.session.labels
-        for sae, f in self.rows:
-            ablation = "–" if f.ablation is None else f"{f.ablation:+.2f}"
-            table.add_row(f"{sae}/{f.feature}" if tagged else str(f.feature), f"{f.attribution:+.2f}", ablation,
-                          flag(f), f"{f.activation:.2f}", labels.get((sae, f.feature), ""))
+        self.query_one("#why-table", WhyTable).show([
+            [f"{sae}/{f.feature}" if tagged else str(f.feature), f"{f.attribution:+.2f}",
+             "–" if f.ablation is None else f"{f.ablation:+.2f}", flag(f), f"{f.activation:.2f}",
+             labels.get((sae, f.feature), "")]
+            for sae, f in self.rows], keep_cursor=keep_cursor)
+
+    def on_screen_resume(self) -> None:
+        """Back from a feature's detail: its label may have changed there."""
+        if self.rows:
+            self._fill_rows(keep_cursor=True)
 
     def _head(self, result: Any) -> str:
         """What is explained and its value; the tokens' probabilities; each SAE's error term; the legend."""

@@ -7,17 +7,18 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from rich.cells import cell_len
-from rich.markup import escape
-from rich.text import Text
+from textual.content import Content
 from textual.widget import Widget
 
+from saetui.tui.markup import escape
 from saetui.tui.widgets.circuit_grid import ERROR_MARK
 
 _BARS = " ▁▂▃▄▅▆▇█"
 
 
 class Lines(Widget):
-    """Lines of console markup, each cut to the width with an ellipsis: the widget's height never changes."""
+    """Lines of Textual markup (as every widget of the app's; user text in them through saetui.tui.markup.escape),
+    each cut to the width with an ellipsis: the widget's height never changes."""
 
     DEFAULT_CSS = "Lines { height: auto; }"
 
@@ -37,16 +38,10 @@ class Lines(Widget):
         """What the widget shows, as plain text (for tests)."""
         return self.render().plain
 
-    def render(self) -> Text:
+    def render(self) -> Content:
         width = max(1, self.content_size.width or self.size.width or 80)
-        out = []
-        for markup in self.make(width) if self.make is not None else self.lines:
-            line = Text.from_markup(markup)
-            line.truncate(width, overflow="ellipsis")
-            out.append(line)
-        text = Text("\n").join(out)
-        text.no_wrap = True
-        return text
+        lines = self.make(width) if self.make is not None else self.lines
+        return Content("\n").join(Content.from_markup(markup).truncate(width, ellipsis=True) for markup in lines)
 
 
 def metric_text(result: Any) -> str:
@@ -142,6 +137,6 @@ def curve_lines(curve: list[dict[str, Any]], width: int) -> list[str]:
         scores.append(f"{_score(s, col - 1):>{col}}")
         ks.append(f"{point['nodes']:>{col}}")
     more = "…" if len(points) < len(curve) else ""
-    return [f"[dim]{labels[0]:>{label_w}}[/dim][cyan]{''.join(bars)}[/cyan]{more}",
+    return [f"[dim]{labels[0]:>{label_w}}[/dim][ansi_cyan]{''.join(bars)}[/ansi_cyan]{more}",
             f"[dim]{labels[1]:>{label_w}}[/dim]{''.join(scores)}",
             f"[dim]{labels[2]:>{label_w}}[/dim]{''.join(ks)}"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App
-from textual.markup import escape
+from saetui.tui.markup import escape
 from textual.widgets import Static
 
 if TYPE_CHECKING:

@@ -70,7 +70,8 @@ class FeatureList(RowTable):
             text = Text(r.about, no_wrap=True, style="dim" if r.dim else "")
             if room is not None and cell_len(r.about) > room:
                 text.truncate(max(room, 1), overflow="ellipsis")
-            cells = (Text(name, style="dim"), Text(r.value, style="dim"), text) if r.dim else (name, r.value, text)
+            style = "dim" if r.dim else ""  # Text, not str: DataTable reads a str cell as markup (an SAE's name)
+            cells = (Text(name, style=style), Text(r.value, style=style), text)
             self.add_row(*cells, key=f"{r.sae}/{r.feature}")
         if self.row_count:
             self.move_cursor(row=min(max(row, 0), self.row_count - 1), scroll=False)

@@ -49,3 +49,16 @@ class RowTable(DataTable):
             self.add_column(title, width=width)
         for key, cells in zip(keys, rows):
             self.add_row(*cells, key=key)
+
+    def fill_fitted(self, titles: Sequence[str], rows: Sequence[Sequence[Text]], keys: Sequence[str]) -> None:
+        """`fill`, each column as wide as its widest cell; where they would be wider than the table, the last column
+        (a label) gives way and its cells end with `…` (they are truncated in place). Measured at the table's width
+        now: a table that shows labels fills again when its width changes."""
+        widths = self.cell_widths(titles, rows)
+        room = self.width_for_rows(len(rows))
+        over = sum(w + 2 for w in widths) - room  # every cell is padded on both sides
+        if room > 0 and over > 0:
+            widths[-1] = max(cell_len(titles[-1]), widths[-1] - over)
+            for cells in rows:
+                cells[-1].truncate(widths[-1], overflow="ellipsis")
+        self.fill(titles, rows, keys, widths)

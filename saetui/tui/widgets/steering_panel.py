@@ -12,6 +12,7 @@ from textual.containers import Container, VerticalScroll
 from textual.message import Message
 
 from saetui.tui.actions import bindings
+from saetui.tui.markup import escape
 from saetui.tui.subtitles import FittedSubtitle
 from saetui.tui.widgets.row_table import RowTable
 from saetui.tui.widgets.text_box import TextBox
@@ -51,8 +52,7 @@ class SpecTable(RowTable):
             self.call_after_refresh(self.move_cursor, row=self.cursor_row)
 
     def show(self, specs: list[Any], labels: dict, steps: list[float]) -> None:
-        """Fill the rows. Each column as wide as its widest cell (RowTable.fill); where they would be wider than the
-        table, the label column gives way and its labels end with `…`."""
+        """Fill the rows, the label column giving way where they would be wider than the table (RowTable.fill_fitted)."""
         self._shown, self._width = (specs, labels, steps), self.content_size.width
         row = self.cursor_row
         rows = []
@@ -61,14 +61,7 @@ class SpecTable(RowTable):
             coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}{'×max' if max_units else ''}"
             rows.append([Text(cell) for cell in ("✓" if s.enabled else " ", s.target, s.mode, coef,
                                                  "" if s.mode == "ablate" else f"±{step:g}", s.scope, s.label(labels))])
-        widths = self.cell_widths(self.HEADERS, rows)
-        room = self.width_for_rows(len(rows))
-        over = sum(w + 2 for w in widths) - room  # every cell is padded on both sides
-        if room > 0 and over > 0:
-            widths[-1] = max(len("label"), widths[-1] - over)
-            for cells in rows:
-                cells[-1].truncate(widths[-1], overflow="ellipsis")
-        self.fill(self.HEADERS, rows, [str(i) for i in range(len(rows))], widths)
+        self.fill_fitted(self.HEADERS, rows, [str(i) for i in range(len(rows))])
         if specs:
             self.move_cursor(row=min(max(row, 0), len(specs) - 1))
 
@@ -135,8 +128,12 @@ class GenerationColumn(FittedSubtitle, VerticalScroll):
     def _body(self) -> TextBox:
         return self.query_one(".gen-text", TextBox)
 
+    def set_title(self, title: str) -> None:
+        """The column's title (`generation.row_title`): it names specs (an SAE's, a vector's name), text not markup."""
+        self.border_title = escape(title)
+
     def reset(self, title: str) -> None:
-        self.border_title = title
+        self.set_title(title)
         self.fit_subtitle([], [])
         self._rich = Text()
         self._note = Text()
