@@ -379,7 +379,7 @@ class SaeTuiApp(LoadingApp, App[None]):
             self.notify("not in chat mode: Ctrl+T turns it on", severity="warning")
             return
         try:
-            turns, which = self.steer.keep_reply(row)
+            turns, which = self.steer.keep_reply(row, self._chat_arg())
         except SaetuiError as exc:
             self.notify(str(exc), severity="warning")
             # what the user types next is text (a new turn, or the prompt of a new chat), not keys of the pane

@@ -523,6 +523,43 @@ async def test_chat_mode_renders_user_turns_and_continues_with_the_kept_reply():
         assert app.chat is None and not any(t.template for t in app.analysis.tokens)
 
 
+async def test_f6_f7_without_a_reply_to_keep_say_why():
+    """Each way of having no reply to keep says which it is: none yet, kept already, a plain-text generation
+    before chat mode was turned on, a reply to another conversation. Nothing is kept by any of them."""
+    app = SaeTuiApp(prompt="What is the capital of France?")
+
+    async def refusal(key: str) -> str:
+        before = len(app._notifications)
+        chat = app.chat
+        await pilot.press(key)
+        await pilot.pause()
+        assert app.chat == chat  # nothing kept
+        (note,) = [n.message for n in list(app._notifications)[before:]]
+        return note
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one("#max-tokens").value = "4"
+        await pilot.press("ctrl+g")  # plain text, then chat mode on
+        await settle(pilot)
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        assert await refusal("f7") == "the last generation was plain text, not a chat reply: Ctrl+G generates one"
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        await pilot.press("f7")
+        await pilot.pause()
+        assert len(app.chat) == 2
+        assert await refusal("f6") == "the steered reply is kept already: type the next user turn, then Ctrl+G"
+        app.query_one("#prompt").text = "And of Spain?"
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        await pilot.press("ctrl+t", "ctrl+t")  # a new chat: the reply on screen answers the old one
+        await settle(pilot)
+        assert app.chat == []
+        assert await refusal("f6") == "the last reply answers another conversation: Ctrl+G generates one for this one"
+
+
 @pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
 async def test_the_token_table_never_scrolls_sideways_in_chat_mode(size):
     """Walk of issue 23: at 60x20 in chat mode the `<|assistant|>` token and the `top features` header were wider

@@ -48,6 +48,7 @@ class SteerPane(Pane):
         self._prompt = ""
         self._chat: Any = False
         self.done = False  # the last generation ran to its end (a chat can keep one of its replies)
+        self._kept: str | None = None  # which of its replies was kept ("baseline", "steered"), None before F6/F7
         self.kl: list[list[float] | None] = []      # per row, per generated token: KL(steered || unsteered)
         self.rows: list[Any] = []                   # the rows of the last generation (saetui.generation.Row)
 
@@ -338,7 +339,7 @@ class SteerPane(Pane):
         self.generated = [[] for _ in rows]
         self.rows_specs = [list(r.specs) for r in rows]
         self._run += 1
-        self._prompt, self._chat, self.done = prompt, chat, False
+        self._prompt, self._chat, self.done, self._kept = prompt, chat, False, None
         await self.query_one(GenerationView).set_rows(titles)
         self._generate_worker(steer_run, self._stop, self._run)
 
@@ -346,17 +347,38 @@ class SteerPane(Pane):
         """The text of a generated row, without special tokens (e.g. the end-of-turn marker)."""
         return self.session.decode(self.generated[row]).strip()
 
-    def keep_reply(self, row: int) -> tuple[list[dict[str, str]], str]:
+    def keep_reply(self, row: int, chat: Any) -> tuple[list[dict[str, str]], str]:
         """A chat's turns after keeping generated row `row` as the assistant's reply: (the user turn and the
-        reply, which row it was). InputError when there is no finished reply there, or when the conversation
+        reply, which row it was). `chat`: the conversation now, as `generate` takes it. InputError, saying why,
+        when there is no finished reply there (none yet, still streaming, stopped, kept already), when the last
+        generation answered another conversation (or none: plain text), or when the conversation
         with it would leave fewer than AppSettings.chat_room tokens of the model's context for another turn:
         refused, never kept into a chat that can no longer be continued (nor trimmed behind the user's back)."""
+        which = "baseline" if row == 0 else "steered"
         if not self.done or row >= len(self.generated) or not self.generated[row]:
-            raise InputError("generate a reply first (Ctrl+G), and let it finish")
+            raise InputError(self._no_reply(row, which))
+        if chat != self._chat:  # `chat` is the conversation now, as generate takes it
+            raise InputError("the last generation was plain text, not a chat reply: Ctrl+G generates one"
+                             if self._chat is False else
+                             "the last reply answers another conversation: Ctrl+G generates one for this one")
         turns = [{"role": "user", "content": self._prompt}, {"role": "assistant", "content": self.reply(row)}]
         self._check_chat_room([*(self._chat if isinstance(self._chat, list) else []), *turns])
-        self.done = False
-        return turns, "baseline" if row == 0 else "steered"
+        self.done, self._kept = False, which
+        return turns, which
+
+    def _no_reply(self, row: int, which: str) -> str:
+        """Why there is no reply to keep in row `row` (F6: 0, F7: 1), and what to do."""
+        if self.running:
+            return "the reply is still being generated: keep it once it has finished (Ctrl+S stops it)"
+        if self._kept is not None:
+            return f"the {self._kept} reply is kept already: type the next user turn, then Ctrl+G"
+        if not any(self.generated):
+            return "generate a reply first (Ctrl+G), and let it finish"
+        if not self.done:
+            return "the last generation was stopped before its end: Ctrl+G generates a whole reply"
+        if row >= len(self.generated):
+            return f"the last generation has no {which} reply"
+        return f"the {which} reply is empty: nothing to keep"
 
     def _check_chat_room(self, messages: list[dict[str, str]]) -> None:
         """InputError if `messages` leave fewer than AppSettings.chat_room tokens of the model's context free."""
