@@ -2,8 +2,9 @@
 
 Both sets go through the model in padded batches (prompts sorted by length, forward stopped after the
 deepest hooked layer), every loaded SAE encodes the counted tokens (BOS/pad/special excluded unless
-`include_special`), and per set and feature only running sums are kept (float64): the sum, the sum of
-squares and the number of units where the feature fires. A unit is
+`include_special`), and per set and feature only running moments are kept (float64): the mean, the sum of
+squared deviations (merged batch by batch, `_Moments` says why) and the number of units where the feature
+fires. A unit is
 
     pool="mean"   a token: the statistics are over all counted tokens of the set
     pool="max"    a prompt: its value is the feature's max over the prompt's counted tokens
@@ -17,7 +18,8 @@ and per feature, with n_A, n_B units, means m_A, m_B and variances s²_A, s²_B 
 
 Each SAE's ranking lists the top_k features with the largest positive score (more in A), then the
 top_k with the most negative (more in B), sorted by score descending: the first one separates A from B
-best, the last one B from A. The score is `diff` or, with by="effect", the effect size.
+best, the last one B from A. The score is `diff` or, with by="effect", the effect size (a feature without one is
+not ranked by it).
 
 The same pass sums the hooked activations themselves: `directions[hook]` is the mean activation over
 A's counted tokens minus the mean over B's, the contrast direction (difference of means) that SAE
@@ -94,52 +96,61 @@ class ContrastResult:
 
 
 class _Moments:
-    """Running float64 sums over units: n, sum, sum of squares, non-zero count; (d,) each."""
+    """Running float64 moments over units, merged batch by batch (Chan et al.): n, mean, M2 (the sum of squared
+    deviations), non-zero count; (d,) each.
+
+    Not sums of squares: `ss - n * mean²` cancels, and a feature equal in every unit of a set (one that fires on
+    a prefix all its prompts share) kept a remainder of rounding for a variance; its effect size came out in the
+    thousands, ranked first by `by="effect"`, where it is undefined (None). Deviations from each batch's mean
+    are exactly zero for such a feature, and so is the variance."""
 
     def __init__(self, sparse: bool = True) -> None:
         self.sparse = sparse  # values mostly zero (SAE latents), not activations
         self.n = 0
-        self.s: torch.Tensor | None = None
-        self.ss: torch.Tensor | None = None
+        self.mean: torch.Tensor | None = None
+        self.m2: torch.Tensor | None = None
         self.nz: torch.Tensor | None = None
 
     def add(self, v: torch.Tensor) -> None:
         """v: (units, d) values."""
         import torch
 
-        if v.shape[0] == 0:
+        n_b = v.shape[0]
+        if n_b == 0:
             return
-        if self.sparse and v.shape[0] >= 64:  # token latents are sparse: one pass finds the non-zeros, the sums take only those
+        if self.sparse and n_b >= 64:  # token latents are sparse: one pass finds the non-zeros, the sums take only those
             idx = v.nonzero()
             col = idx[:, 1]
             vals = v[idx[:, 0], col].double()
             d = v.shape[1]
-            s = torch.bincount(col, vals, minlength=d)
-            ss = torch.bincount(col, vals * vals, minlength=d)
             nz = torch.bincount(col, minlength=d)
+            mean = torch.bincount(col, vals, minlength=d) / n_b
+            # the non-zeros' squared deviations, and the zeros' (n_b - nz of them, each mean² away)
+            m2 = torch.bincount(col, (vals - mean[col]).square(), minlength=d) + (n_b - nz) * mean.square()
         else:
-            s = v.sum(0, dtype=torch.float64)
-            ss = v.square().sum(0, dtype=torch.float64)
+            x = v.double()
+            mean = x.mean(0)
+            m2 = (x - mean).square().sum(0)
             nz = (v != 0).sum(0)
-        if self.s is None:
-            self.s, self.ss, self.nz = s, ss, nz
+        if self.mean is None:
+            self.mean, self.m2, self.nz = mean, m2, nz
         else:
-            self.s += s
-            self.ss += ss
+            n = self.n + n_b
+            delta = mean - self.mean
+            self.mean = self.mean + delta * (n_b / n)
+            self.m2 = self.m2 + m2 + delta.square() * (self.n * n_b / n)
             self.nz += nz
-        self.n += v.shape[0]
+        self.n += n_b
 
     def stats(self, d: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(mean, variance with n - 1, frequency), float64 on the CPU."""
         import torch
 
-        if self.s is None:
+        if self.mean is None:
             zero = torch.zeros(d, dtype=torch.float64)
             return zero, zero.clone(), zero.clone()
         n = self.n
-        mean = self.s.cpu() / n
-        var = ((self.ss.cpu() - n * mean.square()) / max(n - 1, 1)).clamp_min(0)
-        return mean, var, self.nz.cpu().double() / n
+        return self.mean.cpu(), (self.m2.cpu() / max(n - 1, 1)).clamp_min(0), self.nz.cpu().double() / n
 
 
 def contrast(
@@ -175,7 +186,7 @@ def contrast(
     hooks = list(dict.fromkeys(s.hook_name for s in loaded))
     collector = ActivationCollector(model)
     feats = {s.name: (_Moments(), _Moments()) for s in loaded}
-    acts = {h: (_Moments(sparse=False), _Moments(sparse=False)) for h in hooks}  # only the sums are used
+    acts = {h: (_Moments(sparse=False), _Moments(sparse=False)) for h in hooks}  # only the means are used
     counted_tokens = [0, 0]
     for side, prompts in enumerate((a, b)):
         rows = _token_rows(model, prompts)
@@ -206,9 +217,7 @@ def contrast(
         results.append(_rank(s, *feats[s.name], top_k=top_k, by=by))
     directions = {}
     for h in hooks:
-        mean_a = acts[h][0].s.cpu() / acts[h][0].n
-        mean_b = acts[h][1].s.cpu() / acts[h][1].n
-        directions[h] = (mean_a - mean_b).float()
+        directions[h] = (acts[h][0].stats(model.d_model)[0] - acts[h][1].stats(model.d_model)[0]).float()
     return ContrastResult(pool, by, (len(a), len(b)), (counted_tokens[0], counted_tokens[1]), results, directions,
                           model=model.name)
 

@@ -123,10 +123,40 @@ def test_running_sums_sparse_and_dense_agree():
     for part in v.split([100, 120, 80]):
         sparse.add(part)
         dense.add(part)
-    for got, want in zip(sparse.stats(50), dense.stats(50)):
-        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)  # dense squares in fp32, sparse in fp64
     vd = v.double()
-    torch.testing.assert_close(sparse.stats(50)[1], vd.var(0), rtol=1e-9, atol=1e-12)
+    for moments in (sparse, dense):  # both in fp64, from deviations: as torch's two-pass variance to rounding
+        torch.testing.assert_close(moments.stats(50)[0], vd.mean(0), rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(moments.stats(50)[1], vd.var(0), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_a_value_equal_in_every_unit_has_variance_exactly_zero(sparse):
+    """A feature equal in every prompt of a set (it fires on the prefix they share): variance 0, not the rounding
+    that sums of squares left (its effect size came out in the thousands and ranked first)."""
+    from saetui.sae.contrast import _Moments
+
+    v = torch.zeros(300, 4)
+    v[:, 1] = 1.0316348  # constant, not a power of two
+    v[::3, 2] = 2.2062084  # a third of the units: not constant
+    moments = _Moments(sparse=sparse)
+    for part in v.split([100, 120, 80]):
+        moments.add(part)
+    mean, var, freq = moments.stats(4)
+    assert var[0] == 0 and var[1] == 0 and var[2] > 0
+    assert mean[1] == torch.tensor(1.0316348, dtype=torch.float32).double()
+
+
+def test_contrast_of_sets_of_one_prompt_repeated_has_no_effect_size():
+    """Every feature is constant within each set (pool="max": a prompt is a unit): diff is defined, the effect size
+    is not (None), and ranking by it ranks nothing (before: rounding left effects in the thousands, ranked first)."""
+    from saetui.session import Session
+
+    s = Session()
+    s.load()
+    a, b = ["Look at the red."] * 3, ["Look at the cat."] * 3
+    rows = [r for sae in s.contrast(a, b, top_k=5, pool="max", by="diff").saes for r in sae.features]
+    assert rows and all(r.effect is None for r in rows)
+    assert all(not sae.features for sae in s.contrast(a, b, top_k=5, pool="max", by="effect").saes)
 
 
 def test_contrast_refuses_empty_sets_and_bad_options(gemma2, two_saes):
