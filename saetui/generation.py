@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 from saetui.errors import InputError
 from saetui.inputs import SweepValue, parse_sweep
 from saetui.models.chat import Chat, is_chat
+from saetui.steering.decode import Room, room_to_generate  # noqa: F401 - the plan's API: how many tokens fit
 
 if TYPE_CHECKING:
     from saetui.models.chat import ChatTokens
@@ -145,48 +146,6 @@ def chat_rows(rows: Sequence[Sequence[Any]], steer_template: bool = False) -> li
     from saetui.steering.spec import chat_scope
 
     return [[replace(s, scope=chat_scope(s.scope, steer_template)) for s in row] for row in rows]
-
-
-@dataclass(frozen=True)
-class Room:
-    """How many new tokens a generation gets: `tokens`, at most the `wanted` ones; fewer when the prompt (`used`
-    tokens, a conversation: `chat`) and the reply must fit in the model's `context` (None: no known limit)."""
-
-    tokens: int
-    wanted: int
-    used: int = 0
-    context: int | None = None
-    chat: bool = False
-
-    @property
-    def capped(self) -> bool:
-        return self.tokens < self.wanted
-
-    def note(self, option: str = "max new tokens") -> str | None:
-        """One line saying why fewer tokens than wanted (None if not capped); `option`: how the caller names it."""
-        if not self.capped:
-            return None
-        return (f"{option} {self.wanted} capped at {self.tokens}: the {'conversation' if self.chat else 'prompt'} "
-                f"uses {self.used} of the model's {self.context}-token context")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"max_new_tokens": self.tokens, "asked": self.wanted, "prompt_tokens": self.used, "context": self.context}
-
-
-def room_to_generate(model: ModelWithHooks, text: str | ChatTokens, wanted: int) -> Room:
-    """At most `wanted` new tokens, and no more than fit in the model's context after the prompt (a text is
-    tokenized with BOS); the prompt itself is never cut to fit (the text would no longer be the one asked
-    about): one that fills the context is refused in one InputError line naming both lengths."""
-    chat = not isinstance(text, str)
-    context = model.context_length
-    n = len(text) if chat else len(model.tokenizer(text, add_special_tokens=True)["input_ids"])
-    if context is None:
-        return Room(wanted, wanted, n, None, chat)
-    what = "the conversation" if chat else "the prompt"
-    if n >= context:
-        raise InputError(f"{what} has {n} tokens and the model's context is {context}: no room to generate "
-                         f"(shorten it{', or start a new conversation' if chat else ''})")
-    return Room(min(wanted, context - n), wanted, n, context, chat)
 
 
 class SteerRun:

@@ -285,6 +285,19 @@ def check_name(name: str, what: str) -> str:
 _ASCII_INT = re.compile(r"[+-]?[0-9]+")
 
 
+def check_label(label: object, feature: int) -> str:
+    """A feature's label as a script gives it (set_label, add_labels): text that can be saved (UTF-8; an empty one
+    removes the label), else a one-line InputError naming the feature."""
+    if not isinstance(label, str):
+        raise InputError(f"a label is text, got {label!r:.40} for feature {feature} (an empty one removes it)")
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"the label of feature {feature} has a lone surrogate U+{ord(label[exc.start]):04X} at "
+                         f"character {exc.start}: give UTF-8 text") from None
+    return label
+
+
 def not_blank(text: str) -> str:
     """An option's text that must say something: "" or spaces are refused (not taken as the option left out)."""
     if not text.strip():

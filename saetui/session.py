@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
-from saetui.inputs import check_text
+from saetui.inputs import as_int, check_label, check_text
 from saetui.session_discovery import DiscoveryMethods
 from saetui.session_steering import SteeringMethods
 from saetui.settings import AnalysisSettings, AttributionSettings, CircuitSettings, DetailSettings
@@ -99,6 +99,7 @@ class Session(SteeringMethods, DiscoveryMethods):
         for again unless refresh. Local folders and the demo's SAEs are listed as they are."""
         from saetui import downloads, hub
 
+        saes = [saes] if isinstance(saes, str) else saes  # one spec as a string, not its letters
         with hub.reporting(progress, cancel):
             return downloads.download(model, saes, refresh=refresh)
 
@@ -163,6 +164,7 @@ class Session(SteeringMethods, DiscoveryMethods):
         """The SAE a one-SAE command works on (index, labels): the last of `named` (SAE specs or a demo SAE's name)
         when it is loaded by that name, else the last loaded; with none named, the first loaded (the demo's)."""
         manager = self._require_saes()
+        named = [named] if isinstance(named, str) else named  # one name as a string, not its letters
         if not named:
             return list(manager)[0]
         by_name = [s for s in manager if s.name == named[-1]]
@@ -303,8 +305,7 @@ class Session(SteeringMethods, DiscoveryMethods):
 
         loaded = self._require_saes().get(sae)
         feature = loaded.check_feature(feature)
-        if not isinstance(label, str):
-            raise InputError(f"a label is text, got {label!r} for feature {feature} (an empty one removes it)")
+        label = check_label(label, feature)
         index = self.indexes.get(loaded.name)
         if index is None:
             raise InputError(f"SAE {loaded.name} has no feature index: build one with `saetui index` to keep labels")
@@ -326,9 +327,12 @@ class Session(SteeringMethods, DiscoveryMethods):
             index = FeatureIndex.load(index_dir, self._require_model(), loaded)  # an index for this very SAE
         elif (index := self.indexes.get(loaded.name)) is None:
             raise InputError(f"SAE {loaded.name} has no feature index: build one with `saetui index` first, or give --index")
-        out_of_range = [f for f in new if not 0 <= f < loaded.d_sae]
+        if not isinstance(new, dict):
+            raise InputError(f"labels are a dict of feature -> label text, got {type(new).__name__}")
+        out_of_range = [f for f in new if as_int(f) is None or not 0 <= as_int(f) < loaded.d_sae]  # type: ignore[operator]
         if out_of_range:
-            raise InputError(f"labels for features outside 0..{loaded.d_sae - 1}: {out_of_range[:5]}")
+            raise InputError(f"labels for features outside 0..{loaded.d_sae - 1} (whole numbers): {out_of_range[:5]}")
+        new = {as_int(f): check_label(text, f) for f, text in new.items()}  # checked whole before anything is saved
         merged = {**labels_of(index), **new}
         folder = save_labels_of(index, merged)
         if index_dir is None:

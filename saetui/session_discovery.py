@@ -7,6 +7,7 @@ labels, indexes and `chat_prompt` (see `SessionState`). Kept apart so each file 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from saetui.errors import InputError
@@ -39,16 +40,23 @@ class DiscoveryMethods(SessionState):
 
         if save_vector is not None:
             check_vector_name(save_vector)
+        sets = []
         for which, prompts in (("A", a), ("B", b)):
+            if isinstance(prompts, str):
+                prompts = [prompts]  # one prompt, not its letters
+            elif not isinstance(prompts, Iterable):
+                raise InputError(f"set {which} is a list of prompts, got {type(prompts).__name__}")
+            sets.append(prompts := list(prompts))  # a generator read once
             if not prompts:
                 raise InputError(f"set {which} is empty: give at least one prompt")
             for prompt in prompts:
                 check_text(prompt)
+        a, b = sets
         if sorted(a) == sorted(b):
             zero = f" (the vector {save_vector} saved is zero)" if save_vector is not None else ""
             warnings.warn(f"sets A and B hold the same prompts: every difference is 0{zero}")
         with self.lock:
-            result = contrast(self._require_model(), self._require_saes(), list(a), list(b), top_k=top_k, pool=pool,
+            result = contrast(self._require_model(), self._require_saes(), a, b, top_k=top_k, pool=pool,
                               by=by, include_special=include_special, batch_size=batch_size)
         for sae in result.saes:
             for row in sae.features:

@@ -6,9 +6,11 @@ saetui.session_discovery."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
+from saetui.inputs import check_int
 from saetui.labels import Labels
 from saetui.models.chat import Chat, is_chat
 
@@ -55,7 +57,11 @@ class SessionState:
     # ------------------------------------------------------------------ helpers
     def decode(self, ids: Sequence[int]) -> str:
         """Generated token ids as text, special tokens (e.g. an end-of-turn marker) left out."""
-        return self._require_model().tokenizer.decode(list(ids), skip_special_tokens=True)
+        model = self._require_model()
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise InputError(f"ids is a list of token ids, got {ids!r:.60}")
+        checked = [check_int(i, "a token id", 0, model.vocab_size - 1) for i in ids]
+        return model.tokenizer.decode(checked, skip_special_tokens=True)
 
     def _require_model(self) -> ModelWithHooks:
         if self.model is None:

@@ -7,7 +7,6 @@ specs and `chat_prompt` (see `SessionState`). Kept apart so each file reads as o
 from __future__ import annotations
 
 import threading
-import warnings
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from saetui.errors import InputError, SaetuiError
@@ -15,7 +14,7 @@ from saetui.generation import SteerRun, chat_rows, plan_rows, room_to_generate
 from saetui.models.chat import Chat, is_chat
 from saetui.session_state import SessionState
 from saetui.settings import SteeringSettings
-from saetui.steering.spec import as_spec
+from saetui.steering.spec import as_rows, as_spec, as_specs, parse_spec
 
 if TYPE_CHECKING:
     from saetui.inputs import SweepValue
@@ -40,7 +39,7 @@ class SteeringMethods(SessionState):
         resolved spec, or a one-line InputError."""
         from saetui.steering.vectors import resolve_any
 
-        return resolve_any(spec, self._require_saes(), self._require_model())
+        return resolve_any(as_spec(spec), self._require_saes(), self._require_model())
 
     def spec_fits(self, spec: Any) -> bool:
         """Whether a spec (say, one restored from the last session) still applies to the loaded model and SAEs."""
@@ -58,8 +57,9 @@ class SteeringMethods(SessionState):
             loaded = self.saes.get(sae)
         except SaetuiError:
             return None
+        feature = loaded.check_feature(feature)  # a bad number is one line, not None or an IndexError
         acts = loaded.max_activations
-        return None if acts is None or not 0 <= feature < len(acts) else float(acts[feature])
+        return None if acts is None else float(acts[feature])
 
     # ------------------------------------------------------------------ generation
     def generate(self, prompt: str | None, rows: list[list[Any]] | None = None, *,
@@ -76,16 +76,8 @@ class SteeringMethods(SessionState):
         from saetui.steering.generate import GenerationSettings, SteeringEngine
 
         text = self.chat_prompt(prompt, chat, system, reply=True)
-        cfg = GenerationSettings(**{k: v for k, v in settings.items() if k in GenerationSettings.__dataclass_fields__})
-        wanted = cfg.max_new_tokens  # checked (the other settings, `seeds`, go to the engine)
-        room = room_to_generate(self._require_model(), text, wanted)  # a prompt that fills the context: refused
-        if room.capped:  # as `steer` caps it (its run.room says so)
-            warnings.warn(room.note(), stacklevel=2)
-            settings["max_new_tokens"] = room.tokens
-        if rows is None:
-            rows = [list(r.specs) for r in plan_rows(self.specs, compare=True)]
-        else:
-            rows = [[as_spec(s) for s in row] for row in rows]
+        # the engine refuses a prompt that fills the context and caps max_new_tokens at what it leaves (a warning)
+        rows = [list(r.specs) for r in plan_rows(self.specs, compare=True)] if rows is None else as_rows(rows)
         if stop_event is not None and not callable(getattr(stop_event, "is_set", None)):
             raise InputError(f"stop_event is a threading.Event (or has is_set()), got {stop_event!r:.60}")
         if is_chat(chat):
@@ -107,9 +99,9 @@ class SteeringMethods(SessionState):
         refused, never cut). Iterate `run.pieces()` to generate; see SteerRun."""
         from saetui.steering.generate import GenerationSettings
 
-        GenerationSettings(**settings)  # bad numbers fail here, in one line
-        specs = list(self.specs) if specs is None else [as_spec(s) for s in specs]
-        rows = plan_rows(specs, compare=compare, sweep=sweep, held=held)
+        GenerationSettings(**{k: v for k, v in settings.items() if k != "seeds"})  # bad numbers fail here, in one line
+        specs = list(self.specs) if specs is None else as_specs(specs)
+        rows = plan_rows(specs, compare=compare, sweep=sweep, held=as_specs(held, "held"))
         checked: set[Any] = set()
         for spec in [s for row in rows for s in row.specs]:
             if spec.enabled and spec not in checked:  # a disabled spec is kept, never applied (nor checked)
@@ -134,6 +126,7 @@ class SteeringMethods(SessionState):
         text = self.chat_prompt(prompt, chat, system, reply=True)
         with self.lock:
             engine = SteeringEngine(self._require_model(), self._require_saes())
+            rows = as_rows(rows)
             return engine.kl(text, chat_rows(rows, steer_template) if is_chat(chat) else rows, token_ids)
 
     def vectors(self) -> list[str]:
@@ -151,11 +144,13 @@ class SteeringMethods(SessionState):
 
     @staticmethod
     def check_saved(specs: Sequence[Any]) -> None:
-        """Vector specs whose vector is not saved, or has no hook point named by the spec, fail here in one line,
-        before any model loads (feature specs need the loaded SAEs: `check_spec`)."""
+        """Vector specs (or their text, `NAME[@HOOK]:COEF`) whose vector is not saved, or has no hook point named by
+        the spec, fail here in one line, before any model loads (feature specs need the loaded SAEs: `check_spec`)."""
         from saetui.steering.vectors import load_vector
 
-        for spec in specs:
+        if isinstance(specs, str):
+            specs = [specs]
+        for spec in as_specs([parse_spec(s, "vector") if isinstance(s, str) else s for s in specs or ()]):
             if spec.kind == "vector":
                 load_vector(spec.vector).pick(spec.hook)
 
@@ -164,7 +159,7 @@ class SteeringMethods(SessionState):
         beside feature specs."""
         from saetui.steering.vectors import VectorSpec, resolve_vector
 
-        spec = VectorSpec(name, float(coefficient), hook, scope)
+        spec = VectorSpec(name, coefficient, hook, scope)  # the coefficient checked as every spec's
         resolve_vector(spec, self._require_model())
         return spec
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence, Union
 
 from saetui.errors import InputError
+from saetui.inputs import as_int
 from saetui.models.hooks import HookSet
 
 if TYPE_CHECKING:
@@ -123,7 +124,9 @@ def select_positions(length: int, positions: Positions) -> list[int]:
         raise InputError(f"positions must be 'all', 'last' or a list of integers, got {positions!r}")
     out = []
     for p in positions:
-        q = int(p) + length if int(p) < 0 else int(p)
+        if as_int(p) is None:  # int() read 2.9 as 2 and -0.5 as 0 (not from the end), '1' as 1
+            raise InputError(f"positions must be 'all', 'last' or a list of integers, got the position {p!r}")
+        q = as_int(p) + length if as_int(p) < 0 else as_int(p)  # type: ignore[operator]
         if not 0 <= q < length:
             raise InputError(f"position {p} out of range for a prompt of {length} tokens")
         out.append(q)

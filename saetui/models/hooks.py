@@ -97,9 +97,19 @@ class HookSet:
         self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
 
     def remove(self) -> None:
-        """Remove every hook; safe to call twice."""
-        while self._handles:
-            self._handles.pop().remove()
+        """Remove every hook; safe to call twice. A Ctrl+C landing midway (Python delivers it on entry to a function
+        such as RemovableHandle.remove) does not leave the rest on the model, where a collector's hook would stop
+        every later forward: a handle leaves the list once removed (removing one twice does nothing), and an
+        interrupt waits until all are gone."""
+        try:
+            while self._handles:
+                self._handles[-1].remove()
+                self._handles.pop()
+        except BaseException:
+            for handle in self._handles:
+                handle.remove()
+            self._handles.clear()
+            raise
 
     def __len__(self) -> int:
         return len(self._handles)

@@ -93,17 +93,23 @@ class SAEManager:
         return len(self._saes)
 
     def get(self, key: str | int | None = None) -> LoadedSAE:
-        """An SAE by name, hook name or layer number; with one SAE loaded, `None` means that one."""
+        """An SAE by name, hook name or layer number (refused where several loaded SAEs have that hook point or layer);
+        with one SAE loaded, `None` means that one."""
         if key is None:
             if len(self._saes) == 1:
                 return next(iter(self._saes.values()))
             names = ", ".join(self._saes) or "none loaded"
             raise SaetuiError(f"several SAEs are loaded, name one of: {names}")
         text = str(key)
-        for loaded in self._saes.values():
-            by_layer = text.isascii() and text.isdigit() and ascii_int(text) == loaded.layer  # int('²') raises
-            if text in (loaded.name, loaded.hook_name, loaded.spec) or by_layer:
-                return loaded
+        named = [s for s in self._saes.values() if s.name == text]  # a name first: names are unique
+        if named:
+            return named[0]
+        layer = ascii_int(text) if text.isascii() and text.isdigit() else None  # int('²') raises
+        found = [s for s in self._saes.values() if text in (s.hook_name, s.spec) or layer == s.layer]
+        if len(found) > 1:  # two SAEs at one hook point: the first would steer or label the wrong one, unseen
+            raise SaetuiError(f"{text!r} names several loaded SAEs ({', '.join(s.name for s in found)}): name one")
+        if found:
+            return found[0]
         names = ", ".join(f"{s.name} ({s.hook_name})" for s in self._saes.values()) or "none loaded"
         raise SaetuiError(f"no loaded SAE named {text!r}; loaded: {names}")
 

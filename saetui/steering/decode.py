@@ -7,6 +7,9 @@
     StaticRunner   (saetui.steering.static) a private twin of the model on a static KV cache, its step plain,
                    compiled, or replayed as a CUDA graph. The CUDA default.
 
+Before the loop, `room_to_generate` says how many new tokens fit in the model's context after the prompt
+(never cut to fit: a prompt that fills the context is refused).
+
 Both apply the same steering tables through the same hook code, with the same scope rules
 (saetui.steering.scopes), so static and compiled decoding give the eager loop's tokens
 (tests/core/test_decode.py).
@@ -19,11 +22,13 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
+from saetui.errors import InputError
 from saetui.settings import MIN_TEMPERATURE, GenerationSettings  # noqa: F401 - defaults live in saetui.settings
 
 if TYPE_CHECKING:
     import torch
 
+    from saetui.models.chat import ChatTokens
     from saetui.models.model import ModelWithHooks
     from saetui.steering.hooks import SteeringHooks
 
@@ -200,3 +205,45 @@ class EagerRunner:
 
     def close(self) -> None:
         self._cache = None
+
+
+@dataclass(frozen=True)
+class Room:
+    """How many new tokens a generation gets: `tokens`, at most the `wanted` ones; fewer when the prompt (`used`
+    tokens, a conversation: `chat`) and the reply must fit in the model's `context` (None: no known limit)."""
+
+    tokens: int
+    wanted: int
+    used: int = 0
+    context: int | None = None
+    chat: bool = False
+
+    @property
+    def capped(self) -> bool:
+        return self.tokens < self.wanted
+
+    def note(self, option: str = "max new tokens") -> str | None:
+        """One line saying why fewer tokens than wanted (None if not capped); `option`: how the caller names it."""
+        if not self.capped:
+            return None
+        return (f"{option} {self.wanted} capped at {self.tokens}: the {'conversation' if self.chat else 'prompt'} "
+                f"uses {self.used} of the model's {self.context}-token context")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_new_tokens": self.tokens, "asked": self.wanted, "prompt_tokens": self.used, "context": self.context}
+
+
+def room_to_generate(model: ModelWithHooks, text: str | ChatTokens, wanted: int) -> Room:
+    """At most `wanted` new tokens, and no more than fit in the model's context after the prompt (a text is
+    tokenized with BOS); the prompt itself is never cut to fit (the text would no longer be the one asked
+    about): one that fills the context is refused in one InputError line naming both lengths."""
+    chat = not isinstance(text, str)
+    context = model.context_length
+    n = len(text) if chat else len(model.tokenizer(text, add_special_tokens=True)["input_ids"])
+    if context is None:
+        return Room(wanted, wanted, n, None, chat)
+    what = "the conversation" if chat else "the prompt"
+    if n >= context:
+        raise InputError(f"{what} has {n} tokens and the model's context is {context}: no room to generate "
+                         f"(shorten it{', or start a new conversation' if chat else ''})")
+    return Room(min(wanted, context - n), wanted, n, context, chat)

@@ -11,7 +11,8 @@ exception (in a hook, say) propagates to the consumer. The TUI runs it in a thre
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from saetui.errors import InputError
@@ -129,6 +130,10 @@ class SteeringEngine:
         cfg = GenerationSettings(**settings)
         if not rows:
             raise InputError("nothing to generate: no rows")
+        room = decode.room_to_generate(self.model, prompt, cfg.max_new_tokens)  # a prompt filling the context: refused
+        if room.capped:
+            warnings.warn(room.note(), stacklevel=3)
+            cfg = replace(cfg, max_new_tokens=room.tokens)
         vectors: dict = {}  # each saved vector read once
         resolved = [[resolve_any(s, self.saes, self.model, vectors) for s in row if s.enabled] for row in rows]
         if seeds is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
@@ -46,7 +47,7 @@ def _check(spec: Spec) -> None:
     if isinstance(spec.coefficient, numbers.Real) and not isinstance(spec.coefficient, (int, float)):
         object.__setattr__(spec, "coefficient", float(spec.coefficient))  # np.float32 and the like, as a float
     if isinstance(spec.coefficient, bool) or not isinstance(spec.coefficient, (int, float)) or not _is_number(spec.coefficient):
-        raise InputError(f"coefficient for {spec.target} must be a finite number, got {spec.coefficient!r}")
+        raise InputError(f"coefficient for {spec.target} must be a finite number, got {spec.coefficient!r:.40}")
     if abs(spec.coefficient) > MAX_COEFFICIENT:
         raise InputError(f"coefficient {spec.coefficient:g} for {spec.target} is too large: steering beyond "
                          f"±{MAX_COEFFICIENT:g} swamps the model's activations (try 1 to 100)")
@@ -226,6 +227,28 @@ def as_spec(value: Any) -> Spec:
     if isinstance(value, str):
         return parse_spec(value, "feature")
     raise InputError(f"a steering spec is a SteeringSpec, a VectorSpec or text like 'demo/416:6', got {value!r:.60}")
+
+
+def as_specs(values: Any, what: str = "specs") -> list[Spec]:
+    """A list of specs a script hands over, each as `as_spec` reads it; one spec (an object or its text) alone is a
+    list of one, not its letters."""
+    if isinstance(values, (str, SteeringSpec, VectorSpec)):
+        return [as_spec(values)]
+    if not isinstance(values, Iterable):
+        raise InputError(f"{what} is a list of steering specs, got {values!r:.60}")
+    return [as_spec(v) for v in values]
+
+
+def as_rows(rows: Any) -> list[list[Spec]]:
+    """Rows of specs a script hands over (`generate`, `steering_kl`): a list of rows, each a list of specs as
+    `as_spec` reads them (`[[], ["demo/416:6"]]`: baseline and one steered row); else one InputError line."""
+    if isinstance(rows, (str, SteeringSpec, VectorSpec)) or not isinstance(rows, Iterable):
+        raise InputError(f"rows is a list of rows, each a list of specs (e.g. [[], ['demo/416:6']]), got {rows!r:.60}")
+    rows = list(rows)
+    for row in rows:
+        if isinstance(row, (str, SteeringSpec, VectorSpec)) or not isinstance(row, Iterable):
+            raise InputError(f"each row is a list of specs (e.g. [[], ['demo/416:6']]), got the row {row!r:.60}")
+    return [[as_spec(s) for s in row] for row in rows]
 
 
 def parse_spec(text: str, kind: str, *, scope: str = "all") -> Spec:

@@ -190,3 +190,126 @@ def test_specs_as_text_and_objects_of_the_wrong_kind(demo):
         demo.steer(PROMPT, [None], max_new_tokens=2)
     with pytest.raises(InputError, match="stop_event is a threading.Event"):
         list(demo.generate(PROMPT, [[]], stop_event=True, max_new_tokens=2))
+
+
+def test_the_engine_itself_never_cuts_the_prompt_and_stops_at_the_context(demo):
+    """SteeringEngine (the README's Steering section) cut a long prompt with a warning and then generated past the
+    context (an IndexError in the embedding on GPT-2's 128). The one check is in the engine now."""
+    from saetui.steering.generate import SteeringEngine
+
+    engine = SteeringEngine(demo.model, demo.saes)
+    context = demo.model.context_length
+    with pytest.raises(InputError, match="no room to generate"):
+        list(engine.generate("word " * (context + 10), max_new_tokens=5))
+    text = "word " * (context - 8)
+    used = len(demo.model.tokenizer(text)["input_ids"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (out,) = engine.run(text, [[SteeringSpec(3, 0.0, sae="demo")]], max_new_tokens=40)
+    assert len(out.token_ids) <= context - used
+    assert any(f"capped at {context - used}" in str(w.message) for w in caught)
+
+
+def test_specs_as_text_wherever_specs_are_taken_and_rows_are_lists_of_lists(demo):
+    """check_spec/spec_fits/steer(held=)/steering_kl(rows=) took only objects (AttributeError on text); a string
+    where rows are wanted was read letter by letter."""
+    spec = SteeringSpec(3, 4.0, sae="demo")
+    assert demo.check_spec("demo/3:4").spec == spec and demo.spec_fits("demo/3:4")
+    assert not demo.spec_fits(None) and not demo.spec_fits("demo/999:4")
+    run = demo.steer(PROMPT, ["demo/5:2"], held=["demo/3:4"], max_new_tokens=2)
+    assert spec in run.rows[-1].specs
+    ids = [p.token_id for p in demo.generate(PROMPT, [[spec]], max_new_tokens=3) if p.token_id is not None]
+    assert demo.steering_kl(PROMPT, [["demo/3:4"]], [ids]) == demo.steering_kl(PROMPT, [[spec]], [ids])
+    for rows in ("demo/3:4", [spec], ["demo/3:4"], 5):
+        with pytest.raises(InputError, match="rows is a list of rows|each row is a list of specs"):
+            list(demo.generate(PROMPT, rows, max_new_tokens=2))
+    assert demo.steer(PROMPT, "demo/3:4", max_new_tokens=2).specs == [spec]  # one spec alone: a list of one
+
+
+def test_steer_takes_seeds_as_generate_does(demo):
+    run = demo.steer(PROMPT, ["demo/3:4"], compare=True, temperature=1.0, seeds=[1, 2], max_new_tokens=3)
+    by_steer = [p.token_id for p in run.pieces()]
+    by_generate = [p.token_id for p in demo.generate(PROMPT, [[], ["demo/3:4"]], temperature=1.0, seeds=[1, 2],
+                                                     max_new_tokens=3)]
+    assert by_steer == by_generate
+    with pytest.raises(InputError, match="seed"):
+        list(demo.steer(PROMPT, ["demo/3:4"], compare=True, seeds=[-1, 2], max_new_tokens=2).pieces())
+
+
+def test_labels_added_in_bulk_are_checked_whole_before_any_is_saved(demo):
+    """add_labels({3: 5}) was saved and broke every later search; {4.5: ...} was saved as '4.5'."""
+    before = dict(demo.labels.of("demo"))
+    for new, says in [({3: 5}, "a label is text"), ({4.5: "half"}, "whole numbers"), ({"3": "x"}, "whole numbers"),
+                      ({3: "fine", 10**6: "x"}, "outside"), ({3: "a\udce9b"}, "lone surrogate"), ([(3, "x")], "a dict")]:
+        with pytest.raises(InputError, match=says):
+            demo.add_labels(new, "demo")
+        assert demo.labels.of("demo") == before
+    demo.search("color", "demo")  # every later search still works
+
+
+def test_vector_coefficients_token_ids_and_positions_are_checked_as_everywhere(demo):
+    from saetui.activations.collector import ActivationCollector
+
+    for value in (10**400, "abc", None, "2", True, float("nan")):
+        with pytest.raises(InputError, match="must be a finite number"):
+            demo.vector_spec("v", value)
+    for feature in (3.0, "3", -1, 10**6):
+        with pytest.raises(InputError, match="feature"):
+            demo.max_activation("demo", feature)
+    assert demo.max_activation("demo", np.int64(3)) == demo.max_activation("demo", 3)
+    for ids in ([-1], [2**70], [demo.model.vocab_size], "abc"):
+        with pytest.raises(InputError, match="token id"):
+            demo.decode(ids)
+    collector = ActivationCollector(demo.model)
+    for positions in ([2.9], [-0.5], ["1"]):
+        with pytest.raises(InputError, match="list of integers"):
+            collector.collect(PROMPT, ["blocks.1.hook_resid_post"], positions=positions)
+    assert collector.collect(PROMPT, ["blocks.1.hook_resid_post"], positions=[np.int64(-1)]).positions == \
+        collector.collect(PROMPT, ["blocks.1.hook_resid_post"], positions="last").positions
+
+
+def test_one_prompt_or_name_as_a_string_is_not_read_letter_by_letter(demo):
+    one = demo.contrast("Look at the red.", "Look at the cat.", top_k=3)
+    assert one.n_prompts == (1, 1)
+    assert demo.contrast((p for p in ["Look at the red."]), ["Look at the cat."], top_k=3).n_prompts == (1, 1)
+    with pytest.raises(InputError, match="set A is a list of prompts"):
+        demo.contrast(5, ["Look at the cat."])
+    assert demo.chosen_sae("demo").name == "demo"
+
+
+def test_a_layer_or_hook_two_loaded_saes_share_names_neither(demo, tmp_path):
+    """sae('1') resolved to the first SAE at layer 1 where two are loaded there: a spec could steer the wrong one."""
+    from saetui.errors import SaetuiError
+    from saetui.session import Session
+
+    s = Session()
+    s.load()
+    second = s.saes.add(s.sae("demo").sae, name="again", spec="again")
+    assert second.layer == s.sae("demo").layer
+    for key in ("1", "blocks.1.hook_resid_post"):
+        with pytest.raises(SaetuiError, match="names several loaded SAEs"):
+            s.sae(key)
+    assert s.sae("again") is second and s.sae("demo").name == "demo" and s.sae("3").name == "demo-late"
+
+
+def test_an_interrupt_while_hooks_are_removed_leaves_none_on_the_model(demo, monkeypatch):
+    """Ctrl+C delivered on entry to RemovableHandle.remove lost that handle and every one after it: the collector's
+    hook then stopped every later forward."""
+    import torch.utils.hooks as torch_hooks
+
+    original = torch_hooks.RemovableHandle.remove
+    armed = [True]
+
+    def interrupted(self):
+        if armed[0]:
+            armed[0] = False
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(torch_hooks.RemovableHandle, "remove", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        demo.span(PROMPT, 1, 5)
+    monkeypatch.undo()
+    left = [n for n, m in demo.model.model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
+    assert left == []
+    assert demo.analyze(PROMPT).tokens
