@@ -767,6 +767,31 @@ async def test_the_token_tables_top_features_put_dense_ones_last_dimmed_and_d_sh
                 assert items == [(f, dense(f)) for f in natural[:len(items)]], (size, row)
 
 
+async def test_a_dense_feature_labelled_leaves_the_dense_group_in_the_table_too():
+    """A label says what a dense feature means, so it keeps its place (`_is_dense`): the side list showed that at
+    once, the token table's top features only after `d` twice or a restart."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        sae, table = app.sae_name, app.query_one(TokenTable)
+        dense = app.session.dense_features(sae)
+        per_token = app.analysis.sae(sae).per_token
+        row, feature = next((r, f) for r, feats in enumerate(per_token) for f, _ in feats
+                            if f in dense and not app.session.labels.get((sae, f), ""))
+
+        def shown() -> list[int]:
+            return [int(part.split(":")[0]) for part in table.get_row_at(row)[2].plain.split("  ")]
+
+        before = shown()
+        app.session.set_label(feature, "now it means something", sae)
+        app.labels_rev += 1  # as the label box does once saved
+        await settle(pilot)
+        natural = [f for f, _ in per_token[row]]
+        want = [f for f in natural if f not in dense or f == feature or app.session.labels.get((sae, f), "")]
+        want += [f for f in natural if f not in want]
+        assert shown() == want[:len(shown())] and shown() != before
+
+
 async def test_home_end_and_page_keys_move_through_every_list():
     """Home/End go to the first and last row of the token table and of the side list (DataTable scrolls sideways on
     them), PageDown/PageUp a page; Tab goes from the prompt straight to the pane's list (the tab headers are skipped:

@@ -41,7 +41,7 @@ class TokensPane(Pane):
         self._dense: dict[str, frozenset[int] | None] = {}  # SAE name -> its dense features (None: no index)
         self._said_no_index: set[str] = set()
         self._span_result: Any = None  # the span's features last shown (`d` shows them again)
-        self._table_stale = False  # `d` changed the dense order during a span: the table is refilled when it ends
+        self._table_stale = False  # `d` or a label changed the dense order during a span: the table is refilled when it ends
         self._info_base = ""  # the token's (or span's) lines in the box under the side list
 
     def compose(self) -> ComposeResult:
@@ -94,7 +94,18 @@ class TokensPane(Pane):
         self._repaint()
 
     def watch_labels_rev(self) -> None:
-        self._show_token(self.query_one(TokenTable).cursor_row)
+        """A label given or removed: the side list shows it, and a dense feature labelled leaves the dense group
+        (`_is_dense`), so the table's top features move too (during a span the table waits for its end, as `d`)."""
+        self._relist()
+
+    def _relist(self) -> None:
+        """The table and the side list again, for a change of what is dense (`d`, a label)."""
+        if self.query_one(TokenTable).span is None:
+            self._repaint()  # the table's top features and the side list
+        else:  # refilling the table would end the span: its list now, the table once the span ends
+            self._table_stale = True
+            if self._span_result is not None:
+                self._show_span(self._span_result)
 
     def toggle_heat(self, sae: str, feature: int) -> None:
         """The feature's heat line; asked again for the feature already shown, it turns off."""
@@ -246,12 +257,7 @@ class TokensPane(Pane):
     def _dense_toggled(self, message: DenseToggle) -> None:
         message.stop()
         self.dense_in_place = not self.dense_in_place
-        if self.query_one(TokenTable).span is None:
-            self._repaint()  # the table's top features and the side list
-        else:  # refilling the table would end the span: its list now, the table once the span ends
-            self._table_stale = True
-            if self._span_result is not None:
-                self._show_span(self._span_result)
+        self._relist()
 
     # ------------------------------------------------------------------ the box under the side list
     def _show_info(self) -> None:
