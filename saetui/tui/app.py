@@ -452,6 +452,7 @@ class SaeTuiApp(LoadingApp, App[None]):
             self.notify("no older analyzed prompt" if step < 0 else "no newer prompt: this is the newest", timeout=2)
         else:
             box.text = prompt
+            box.move_cursor(box.document.end)  # at the end, as a shell puts it: typing goes on from there
 
 
 

@@ -162,29 +162,38 @@ class Lifecycle:
 class PromptHistory:
     """The prompts analyzed, oldest first, and where Ctrl+Up/Ctrl+Down are in them. As a shell's history: text
     on screen that is not the entry stepped to (typed, or edited) is the draft, kept after the newest entry, and
-    Ctrl+Down past the newest brings it back."""
+    Ctrl+Down past the newest brings it back; an entry edited while a draft is kept keeps its edit in its place
+    (as readline does), so neither text is lost."""
 
     def __init__(self, items: list[str]) -> None:
         self.items = list(items)  # the saved ones, already cut to AppSettings.history (state.load_session)
         self.pos = len(self.items)
         self.draft: str | None = None  # at position len(items) when there is one
+        self.edits: dict[int, str] = {}  # entries edited since the last analysis, by position
 
     def add(self, prompt: str) -> None:
         if not self.items or self.items[-1] != prompt:
             self.items.append(prompt)
         self.pos = len(self.items) - 1  # the prompt on screen; Ctrl+Up goes to the one before
-        self.draft = None  # analyzed: it is the newest entry now
+        self.draft, self.edits = None, {}  # analyzed: it is the newest entry now
+
+    def _at(self, pos: int) -> str | None:
+        return self.draft if pos == len(self.items) else self.edits.get(pos, self.items[pos])
 
     def step(self, step: int, shown: str) -> str | None:
         """The text `step` entries away (-1 older, +1 newer) from `shown`, the prompt box's text; None past either
         end (the box stays as it is)."""
-        if not (0 <= self.pos < len(self.items) and self.items[self.pos] == shown):
-            self.draft, self.pos = shown, len(self.items)  # typed or edited since: kept, to come back to
+        entry = 0 <= self.pos < len(self.items)
+        if not (entry or self.pos == len(self.items)) or self._at(self.pos) != shown:  # typed or edited since
+            if entry and self.draft is not None:
+                self.edits[self.pos] = shown  # an entry edited: the draft stays the draft
+            else:
+                self.draft, self.pos = shown, len(self.items)  # kept, to come back to
         last = len(self.items) - (self.draft is None)
         if not 0 <= self.pos + step <= last:
             return None
         self.pos += step
-        return self.draft if self.pos == len(self.items) else self.items[self.pos]
+        return self._at(self.pos)
 
 
 class LoadingApp:

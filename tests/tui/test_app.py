@@ -459,6 +459,13 @@ async def test_presets_and_prompt_history():
         assert box.text == "my unsaved draft"  # back, as a shell brings back the line being typed
         await pilot.press("ctrl+down")
         assert box.text == "my unsaved draft" and any("this is the newest" in n for n in notes(app))
+        # a recalled prompt is typed on at its end; edited, it keeps its edit and the draft stays the draft
+        await pilot.press("ctrl+up", "X")
+        assert box.text == "Tom went home.X"
+        await pilot.press("ctrl+down")
+        assert box.text == "my unsaved draft"
+        await pilot.press("ctrl+up")
+        assert box.text == "Tom went home.X"
 
 
 async def test_command_palette_exports_the_analysis(tmp_path, monkeypatch):
