@@ -290,3 +290,23 @@ async def test_the_screen_fits_the_terminal_and_the_selection_stays_in_view(size
         assert "k nodes" in curve[-1] or curve[-1].lstrip().startswith("k")
         assert [int(k) for k in curve[-1].split()[-len(screen.result.faithfulness):]] == \
             [p["nodes"] for p in screen.result.faithfulness]
+
+
+@pytest.mark.parametrize("width", [40, 60, 80])
+def test_the_curves_counts_and_scores_stay_apart_at_any_size(width):
+    """k of 5000 and 16051 ran together (`500016051`), as did scores far off the 0..1 scale: each column keeps a
+    space before it, a count too wide is written in thousands (`16k`), a score too wide says so (`≫1`)."""
+    from textual.content import Content
+
+    from saetui.tui.widgets.circuit_parts import curve_lines
+
+    points = [(1, 0.1), (20, 0.5), (500, 43.0), (1000, -1234.5), (2000, 1.0), (5000, 1.0), (16051, 1.0)]
+    lines = [Content.from_markup(line).plain for line in curve_lines([{"nodes": k, "score": s} for k, s in points],
+                                                                      width)]
+    assert all(len(line) <= width for line in lines)
+    counts = lines[2].split()[-len(points):]
+    assert len(counts) == len(points)
+    for (k, _), text in zip(points, counts):
+        assert int(text) == k if text.isdigit() else (text.endswith("k") and int(text[:-1]) == round(k / 1000))
+    scores = lines[1].split()[-len(points):]
+    assert len(scores) == len(points) and scores[3] in ("-1234", "≪0")

@@ -116,7 +116,17 @@ def _score(score: float | None, width: int) -> str:
     text = f"{score:.2f}"
     if -1 < score < 1:  # .55, -.09: the same width as 1.00
         text = text.replace("0.", ".", 1)
-    return text if len(text) <= width else f"{score:.0f}"
+    if len(text) > width:
+        text = f"{score:.0f}"
+    return text if len(text) <= width else ("≫1" if score > 0 else "≪0")  # far off the scale: a note, not digits
+
+
+def _count(n: int, width: int) -> str:
+    """A node count in `width` cells: 5000 as `5000`, or `5k` where it would fill them (16051 at 4: `16k`)."""
+    for text in (str(n), f"{n / 1e3:.0f}k", f"{n / 1e6:.0f}M"):
+        if len(text) <= width:
+            return text
+    return "…"
 
 
 def curve_lines(curve: list[dict[str, Any]], width: int) -> list[str]:
@@ -135,7 +145,7 @@ def curve_lines(curve: list[dict[str, Any]], width: int) -> list[str]:
         level = 0 if s is None else max(0, min(8, round(s * 8)))
         bars.append(f"{_BARS[level] * (col - 1):>{col}}")
         scores.append(f"{_score(s, col - 1):>{col}}")
-        ks.append(f"{point['nodes']:>{col}}")
+        ks.append(f"{_count(point['nodes'], col - 1):>{col}}")  # a space before each: 5000 and 16051 ran together
     more = "…" if len(points) < len(curve) else ""
     return [f"[dim]{labels[0]:>{label_w}}[/dim][ansi_cyan]{''.join(bars)}[/ansi_cyan]{more}",
             f"[dim]{labels[1]:>{label_w}}[/dim]{''.join(scores)}",
