@@ -432,6 +432,29 @@ async def test_palette_contrast_lists_features_separating_two_sets_and_saves_a_v
         assert [(s.vector, s.coefficient) for s in again.draft.specs] == [("redblue", 6.0)]  # the session keeps it
 
 
+async def test_palette_contrast_reads_files_of_prompts_as_the_cli_does(tmp_path):
+    """`contrast colors.txt | The cat sat down.` contrasted the path's text (1 prompt); `a | b | c` read B as
+    `b | c`. Files are read as `saetui contrast` reads them; a bad one is one line; one `|` only."""
+    colors = tmp_path / "colors.txt"
+    colors.write_text("Anna has a red car.\nThe sky is blue.\n")
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.search.contrast_command(f"{colors} | Tom has a cat.; The dog ran home.")
+        await settle(pilot)
+        got = app.session.last_contrast  # the app's (the call below replaces it)
+        want = app.session.contrast(["Anna has a red car.", "The sky is blue."], ["Tom has a cat.", "The dog ran home."],
+                                    top_k=20)
+        assert got is not want and got.n_prompts == (2, 2) and got.to_dict() == want.to_dict()
+        for bad, says in [("a | b | c", "one |"), (f"{tmp_path / 'nope.txt'} | b", "no file at"),
+                          (f"{tmp_path} | b", "not a file of prompts"), ("- | b", "standard input")]:
+            before = len(app._notifications)
+            app.search.contrast_command(bad)
+            await settle(pilot)
+            assert any(says in n.message for n in list(app._notifications)[before:]), bad
+        assert app.is_running
+
+
 async def test_quitting_before_the_model_loads_keeps_the_saved_specs():
     import threading
 

@@ -16,6 +16,7 @@ from textual.reactive import reactive
 from saetui.tui.widgets.text_input import Input
 
 from saetui.errors import SaetuiError
+from saetui.inputs import read_prompt_sets
 from saetui.settings import AppSettings, ContrastSettings
 from saetui.tui.actions import bindings
 from saetui.tui.panes.base import Pane
@@ -72,14 +73,18 @@ class SearchPane(Pane):
 
     # ------------------------------------------------------------------ palette: contrast, save vector
     def contrast_command(self, text: str) -> None:
-        """`A1; A2 | B1; B2`: features separating the prompts before `|` from those after, shown here."""
+        """`A1; A2 | B1; B2`: features separating the prompts before `|` from those after, shown here. Each item is a
+        prompt or, as `saetui contrast` reads it, a .txt/.jsonl file of prompts (read in the worker)."""
         if not self.app.ready_or_say():
             return
-        left, bar, right = text.partition("|")
-        a = [p.strip() for p in left.split(";") if p.strip()]
-        b = [p.strip() for p in right.split(";") if p.strip()]
-        if not bar or not a or not b:
-            self.notify("contrast takes two sets: A1; A2 | B1; B2", severity="error")
+        parts = text.split("|")
+        a, b = ([p.strip() for p in part.split(";") if p.strip()] for part in (parts + [""])[:2])
+        if len(parts) != 2 or not a or not b:
+            self.notify("contrast takes two sets: A1; A2 | B1; B2 (one |; a prompt or a .txt/.jsonl file each)",
+                        severity="error")
+            return
+        if "-" in a + b:
+            self.notify("standard input ('-') is the terminal here: give a prompt or a file", severity="error")
             return
         self.app.action_show_tab("search")
         self.contrast(a, b)
@@ -103,6 +108,7 @@ class SearchPane(Pane):
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
     def _contrast_worker(self, a: list[str], b: list[str]) -> None:
+        a, b = read_prompt_sets(a, b)  # files of prompts read, as the CLI reads them
         result = self.session.contrast(a, b, top_k=ContrastSettings.top_k)
         self.app.call_from_thread(self._show_contrast, result)
 
@@ -118,7 +124,7 @@ class SearchPane(Pane):
         self.query_one("#search-results", FeatureList).show(rows, tagged=len(result.saes) > 1)
         (na, nb), (ta, tb) = result.n_prompts, result.n_tokens
         self.query_one("#search-note", TextBox).show(escape(
-            f"contrast: A {na} prompts ({ta} tokens) vs B {nb} ({tb}); mean per token, A-ish first, B-ish last · "
+            f"contrast: A {na} prompt{'s' * (na != 1)} ({ta} tokens) vs B {nb} ({tb}); mean per token, A-ish first, B-ish last · "
             "Ctrl+P 'save vector NAME' keeps A−B as a steering vector"))
 
     def focus_box(self) -> None:
