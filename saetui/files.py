@@ -92,11 +92,12 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[Any], Any]) -> 
     given = Path(path)
     path = Path(os.path.realpath(given))
     if path.exists() and not path.is_file():
-        from saetui.errors import InputError
-
         raise InputError(f"{given} is not a regular file (a device, pipe or socket): not replaced; give a file name")
     ensure_dir(path.parent)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # a read-only folder or disk
+        raise _write_error(given, exc) from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -111,12 +112,19 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[Any], Any]) -> 
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, InputError):  # a full disk: one line, the old file kept
+            raise _write_error(given, exc) from exc
         raise
     _fsync_dir(path.parent)
     return given
+
+
+def _write_error(path: Path, exc: OSError) -> FolderError:
+    """A failed write as the one line the CLI and the app show (`cannot write x.json: No space left on device`)."""
+    return FolderError(f"cannot write {path}: {exc.strerror or type(exc).__name__} (nothing of it was kept)")
 
 
 def write_json_atomic(path: str | Path, data: Any) -> Path:
@@ -129,7 +137,10 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     only after the new one is complete); on failure `tmp` is removed and `out` is untouched."""
     path = Path(path)
     ensure_dir(path.parent)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise _write_error(path, exc) from exc
     try:
         yield tmp
         old = None
@@ -140,8 +151,10 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         _fsync_dir(path.parent)
         if old is not None:
             remove_path(old)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, InputError):  # a full disk while it was filled
+            raise _write_error(path, exc) from exc
         raise
 
 

@@ -43,6 +43,13 @@ def check_text(text: str, what: str = "prompt") -> str:
         raise InputError(f"empty {what}: type some text first")
     if len(text) > MAX_PROMPT_CHARS:
         raise InputError(f"{what} is {len(text):,} characters; the limit is {MAX_PROMPT_CHARS:,}")
+    return check_utf8(text, what)
+
+
+def check_utf8(text: str, what: str, *, argv: bool = True) -> str:
+    """`text` if it can be encoded as UTF-8, else a one-line InputError naming the byte (undecodable bytes reach
+    Python from argv or a paste as lone surrogates U+DC80..U+DCFF) or, for text that did not come as bytes
+    (`argv=False`: a JSON escape in a file), the lone surrogate; and where."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -52,7 +59,8 @@ def check_text(text: str, what: str = "prompt") -> str:
             raise InputError(f"the {what} is UTF-8 but this terminal's locale reads {encoding}: set a UTF-8 locale "
                              "(e.g. LC_ALL=C.UTF-8) or PYTHONUTF8=1") from None
         char = ord(text[exc.start])
-        bad = f"invalid UTF-8 byte 0x{char - 0xDC00:02x}" if 0xDC80 <= char <= 0xDCFF else f"a lone surrogate U+{char:04X}"
+        byte = argv and 0xDC80 <= char <= 0xDCFF
+        bad = f"invalid UTF-8 byte 0x{char - 0xDC00:02x}" if byte else f"a lone surrogate U+{char:04X}"
         raise InputError(f"the {what} has {bad} at character {exc.start}: give UTF-8 text") from None
     return text
 
@@ -150,7 +158,7 @@ def _jsonl_text(line: str, field: str, where: str) -> str:
     if not isinstance(record[field], str):  # null, a number or a list is not a text: never "None"
         kind = "null" if record[field] is None else type(record[field]).__name__
         raise InputError(f"{where}: field {field!r} is {kind}, not text")
-    return record[field]
+    return check_utf8(record[field], f"text at {where}", argv=False)  # a JSON escape of half a character
 
 
 def read_prompt_set(values: Sequence[str], which: str = "A") -> list[str]:
@@ -211,7 +219,7 @@ def read_labels(value: str | Path) -> dict[int, str]:
     def label_text(value: object, where: str) -> str:
         if not isinstance(value, str) or not value.strip():
             raise InputError(f"{where}: no label")
-        return value.strip()
+        return check_utf8(value.strip(), f"label at {where}", argv=False)  # a JSON escape of half a character
 
     try:
         if path.suffix == ".csv":
@@ -290,12 +298,7 @@ def check_label(label: object, feature: int) -> str:
     removes the label), else a one-line InputError naming the feature."""
     if not isinstance(label, str):
         raise InputError(f"a label is text, got {label!r:.40} for feature {feature} (an empty one removes it)")
-    try:
-        label.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InputError(f"the label of feature {feature} has a lone surrogate U+{ord(label[exc.start]):04X} at "
-                         f"character {exc.start}: give UTF-8 text") from None
-    return label
+    return check_utf8(label, f"label of feature {feature}", argv=False)
 
 
 def not_blank(text: str) -> str:

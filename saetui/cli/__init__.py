@@ -50,7 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     own_process = argv is None  # the `saetui` command (the process ends when main returns), not a caller's main([...])
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:  # Ctrl+C at any point, also while the parser is built or transformers is imported
+        print("saetui: interrupted", file=sys.stderr)
+        if own_process:
+            _ignore_more_interrupts()
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     if not argv:  # the bare `saetui`, the usual start: the app, without importing every command's parser first
         return app.run_app(argparse.Namespace(model=None, sae=None, refresh=False))
     parser = build_parser()
@@ -82,11 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:  # `saetui ... | head`
             sys.stderr.close()
             return 0
-        except KeyboardInterrupt:
-            print("saetui: interrupted", file=sys.stderr)
-            if own_process:
-                _ignore_more_interrupts()
-            return 130
         except Exception as exc:
             return _internal_error(exc)
 

@@ -98,6 +98,9 @@ def check_texts(args: argparse.Namespace) -> None:
     for name in ("prompt", "query"):
         if isinstance(getattr(args, name, None), str):
             inputs.check_text(getattr(args, name), name)
+    for name in ("target", "versus"):  # a token: a space is one, so only its bytes are checked here
+        if isinstance(getattr(args, name, None), str):
+            inputs.check_utf8(getattr(args, name), f"--{name} token")
     inputs.check_chat_options(getattr(args, "chat", False), system=getattr(args, "system", None),
                               include_template=getattr(args, "include_template", False),
                               steer_template=getattr(args, "steer_template", False))

@@ -377,6 +377,39 @@ def test_an_interrupted_command_says_so_once_and_ignores_a_second_ctrl_c_while_i
     assert capsys.readouterr().err == "saetui: interrupted\n" * 2
 
 
+@pytest.mark.parametrize("where", ["build_parser", "quiet_hf_output"])
+def test_a_ctrl_c_in_the_first_second_is_the_same_one_line(monkeypatch, capsys, where):
+    """Ctrl+C while the parser was built or transformers imported (the first second) printed a 24-line traceback."""
+    import saetui.cli as cli
+    import saetui.models.model as model
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli if where == "build_parser" else model, where, interrupted)
+    assert main(["saes"]) == 130
+    assert capsys.readouterr().err == "saetui: interrupted\n"
+
+
+def test_half_characters_in_a_target_a_corpus_or_a_labels_file_are_one_line(tmp_path, capsys):
+    """Undecodable bytes in --target/--versus (argv's lone surrogates) and JSON escapes of half a character in a
+    corpus or labels file were internal errors (the tokenizer's TypeError, UnicodeEncodeError on saving)."""
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "a\\ud800b"}\n')
+    labels = tmp_path / "l.json"
+    labels.write_text('[{"index": 1, "description": "a\\udc80b"}]')
+    for argv, says in [
+        (["attribute", *P, "--target", "\udcff"], "the --target token has invalid UTF-8 byte 0xff at character 0"),
+        (["circuit", *P, "--target", " Paris", "--versus", "x\ud800"], "the --versus token has a lone surrogate U+D800"),
+        (["evals", "--corpus", str(corpus)], f"the text at {corpus}:1 has a lone surrogate U+D800 at character 1"),
+        (["labels", str(labels)], "has a lone surrogate U+DC80 at character 1"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, err
+    assert main(["attribute", *P, "--target", " "]) != 2 or "empty" not in capsys.readouterr().err  # a space is a token
+
+
 def test_help_still_prints_and_exits_0(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["steer", "--help"])

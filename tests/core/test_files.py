@@ -81,6 +81,40 @@ def test_atomic_write_cleans_up_on_any_failure(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
 
 
+def test_a_read_only_folder_or_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    """`saetui labels` into a read-only config folder, or an index onto a full disk, was 'internal error: OSError'
+    (exit 1). A write that fails is a FolderError (an InputError: one line, exit 2) naming the file; nothing of it
+    is kept and the old file stays."""
+    import errno
+    from types import SimpleNamespace
+
+    from saetui.cli import main
+
+    target = tmp_path / "a.json"
+    files.write_json_atomic(target, {"x": 1})
+
+    def full(fh):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(files.FolderError, match=r"cannot write .*a\.json: No space left on device"):
+        files.atomic_write(target, full)
+    assert json.loads(target.read_text()) == {"x": 1} and no_temporaries(tmp_path)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(files, "tempfile", SimpleNamespace(mkstemp=read_only, mkdtemp=read_only))  # saetui's writes only
+    with pytest.raises(files.FolderError, match="Read-only file system"):
+        files.atomic_write(target, b"new")
+    with pytest.raises(files.FolderError, match="Read-only file system"):
+        with files.atomic_folder(tmp_path / "index"):
+            pass
+    labels = tmp_path / "ok.csv"
+    labels.write_text("feature,label\n3,red things\n")
+    assert main(["labels", str(labels)]) == 2  # one line, not an internal error
+    assert json.loads(target.read_text()) == {"x": 1}
+
+
 def test_atomic_write_goes_through_a_link_and_never_replaces_a_device_or_pipe(tmp_path):
     """`--out link.svg` replaced the link by a file (its target unchanged), and `--out /dev/full` made the device a
     file: a write through a link replaces the file it points to, and a device or pipe is refused."""
