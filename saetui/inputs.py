@@ -357,7 +357,8 @@ def finite_number(text: str) -> float:
     return value
 
 
-MIN_SIZE, MAX_SIZE = (40, 10), (1000, 500)
+# the smallest terminal the app draws (below it, a 'terminal too small' notice: no picture worth a snapshot)
+MIN_SIZE, MAX_SIZE = (40, 12), (1000, 500)
 
 
 def share(text: str) -> float:

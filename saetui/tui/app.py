@@ -34,6 +34,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from saetui.errors import SaetuiError
+from saetui.inputs import MIN_SIZE
 from saetui.steering.draft import Draft
 from saetui.tui.actions import bindings
 from saetui.tui.commands import Palette, SaetuiCommands
@@ -50,7 +51,7 @@ if TYPE_CHECKING:  # imported after the first frame (see `_mount_panes`): not ne
     from saetui.tui.panes.steer import SteerPane
     from saetui.tui.panes.tokens import TokensPane
 
-MIN_WIDTH, MIN_HEIGHT = 40, 12
+MIN_WIDTH, MIN_HEIGHT = MIN_SIZE  # below it the app shows only a 'too small' notice (snapshot --size refuses it)
 PANES_CSS = Path(__file__).with_name("panes.tcss")  # read in `_mount_panes`; CSS_PATH holds the first frame's
 HINT = "type a prompt, F5 analyzes · F1 keys · Ctrl+P commands"
 

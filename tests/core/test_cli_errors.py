@@ -184,6 +184,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("snapshot-size-half", [*SNAP, "--size", "120x"], "--size must be WIDTHxHEIGHT"),
     ("snapshot-size-zero", [*SNAP, "--size", "0x0"], "width must be"),
     ("snapshot-size-tiny", [*SNAP, "--size", "10x5"], "width must be"),
+    ("snapshot-size-too-small-for-the-app", [*SNAP, "--size", "40x11"], "height 12..500"),  # a picture of "too small"
     ("snapshot-size-huge", [*SNAP, "--size", "99999x99999"], "width must be"),
     ("snapshot-size-unicode", [*SNAP, "--size", "²0x40"], "--size must be WIDTHxHEIGHT"),
     ("snapshot-out-missing-folder", ["snapshot", *P, "--out", "{tmp}/missing/s.svg"], "does not exist"),

@@ -509,3 +509,27 @@ def test_documents_per_batch_follow_the_setting_the_device_and_the_free_memory(g
     assert sizes == sorted(sizes) and sizes[0] == 1 and sizes[-1] == 512
     assert all(s & (s - 1) == 0 for s in sizes)  # powers of two
     assert estimate_docs(gemma2, 16384, 1024, 2**30) < estimate_docs(gemma2, 16384, 128, 2**30)  # longer documents, fewer
+
+
+def test_the_default_index_of_a_local_sae_is_keyed_by_where_it_is_not_how_it_was_typed(tmp_path, monkeypatch):
+    """`--sae ./saes/l6` in two folders (two SAEs) shared one index and its labels; the same SAE typed as
+    `saes/l6` or by its absolute path found none. A Hub id or registry spec is keyed as it is."""
+    from types import SimpleNamespace
+
+    from saetui.sae.index import default_index_dir
+
+    for folder in ("a", "b"):
+        (tmp_path / folder / "saes" / "l6").mkdir(parents=True)
+        (tmp_path / folder / "model").mkdir()
+
+    def where(model: str, sae: str) -> object:
+        return default_index_dir(SimpleNamespace(name=model), SimpleNamespace(spec=sae))
+
+    monkeypatch.chdir(tmp_path / "a")
+    in_a = where("./model", "./saes/l6")
+    assert where("model", "saes/l6@blocks.1.hook_resid_post") != in_a  # another hook: another SAE
+    assert where(str(tmp_path / "a" / "model"), "saes/l6") == in_a == where("./model", str(tmp_path / "a/saes/l6"))
+    hub = where("google/gemma-2-2b", "gemma-scope-2b-pt-res-canonical/layer_12/width_16k/canonical")
+    monkeypatch.chdir(tmp_path / "b")
+    assert where("./model", "./saes/l6") != in_a
+    assert where("google/gemma-2-2b", "gemma-scope-2b-pt-res-canonical/layer_12/width_16k/canonical") == hub

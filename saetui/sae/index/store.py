@@ -43,11 +43,25 @@ class Example:
 
 
 def default_index_dir(model: ModelWithHooks, loaded: LoadedSAE) -> Path:
-    """Where `saetui index` writes by default: the platformdirs cache, keyed by model and SAE."""
+    """Where `saetui index` writes by default: the platformdirs cache, keyed by model and SAE (`_place_key`)."""
     from saetui.paths import cache_dir
 
-    key = hashlib.sha256(f"{model.name}\0{loaded.spec}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{_place_key(model.name)}\0{_place_key(loaded.spec)}".encode()).hexdigest()[:16]
     return cache_dir(create=False) / "index" / key
+
+
+def _place_key(text: str) -> str:
+    """A model or SAE as the default index's key names it: a local path resolved (`./saes/l6` typed in two folders is
+    two SAEs, and `saes/l6` and its absolute path are one: keyed as typed, one SAE was given the other's index and
+    labels), a Hub id or registry spec as it is. An SAE's `@HOOK` stays part of it."""
+    path, at, hook = text.partition("@")
+    try:
+        local = Path(path).expanduser()
+        if path and local.exists():
+            return f"{local.resolve()}{at}{hook}"
+    except OSError:  # a name too long for the file system: not a path
+        pass
+    return text
 
 
 @dataclass(frozen=True)
