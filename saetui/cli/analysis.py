@@ -118,7 +118,8 @@ def format_span(span: dict[str, Any]) -> str:
     for sae in span["saes"]:
         shown = ", ".join(f"{r['feature']} ({r['value']:.2f}{'' if r['token_index'] is None else ' @ ' + str(r['token_index'])})"
                           for r in sae["features"])
-        lines.append(f"  {sae['name']}: {shown or '(none fire)'}")
+        none = "(none fire)" if span["counted"] else "(no token counted: special tokens are left out)"
+        lines.append(f"  {sae['name']}: {shown or none}")
     return "\n".join(lines)
 
 

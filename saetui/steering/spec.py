@@ -347,6 +347,9 @@ def resolve(spec: SteeringSpec, saes: SAEManager) -> ResolvedSpec:
         if loaded.max_activations is None:
             raise InputError(f"feature {spec.feature}: coefficient in max-activation units needs a feature index for SAE {loaded.name}")
         value *= float(loaded.max_activations[spec.feature])
+        if abs(value) > MAX_COEFFICIENT:  # the limit is on what is added, not on the multiple typed
+            raise InputError(f"{spec.target} at {spec.coefficient:g}x its max activation is {value:g}: steering "
+                             f"beyond ±{MAX_COEFFICIENT:g} swamps the model's activations (try 1x to 10x)")
     return ResolvedSpec(spec, loaded, value)
 
 

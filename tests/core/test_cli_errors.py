@@ -98,6 +98,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("steer-sweep-word", [*STEER, "--sweep", "1,x"], "--sweep takes numbers"),
     ("steer-sweep-empty", [*STEER, "--sweep", ","], "--sweep takes finite numbers"),
     ("steer-sweep-nan", [*STEER, "--sweep", "1,nan"], "--sweep takes finite numbers"),
+    ("steer-sweep-max-multiple-past-the-limit", [*STEER, "--sweep", "9999x"], "beyond ±10000 swamps"),  # 33,541 added
     ("steer-sweep-huge", [*STEER, "--sweep", "1,1e38"], "within"),
     ("steer-device-junk", [*STEER, "--device", "gpu"], "unknown device 'gpu'"),
     ("steer-demo-refuses-fp16", [*STEER, "--dtype", "fp16"], "demo runs in float32 only"),
@@ -409,6 +410,13 @@ def test_half_characters_in_a_target_a_corpus_or_a_labels_file_are_one_line(tmp_
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1, err
     assert main(["attribute", *P, "--target", " "]) != 2 or "empty" not in capsys.readouterr().err  # a space is a token
+
+
+def test_a_span_of_special_tokens_only_says_why_it_lists_nothing(capsys):
+    """`--span 0:1` (only <bos>) said '(none fire)', though features fire there: special tokens are left out."""
+    assert main(["analyze", "--prompt", "Tom has a red cat.", "--span", "0:1"]) == 0
+    out = capsys.readouterr().out
+    assert "(no token counted: special tokens are left out)" in out and "(none fire)" not in out
 
 
 def test_help_still_prints_and_exits_0(capsys):
