@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
+from saetui.inputs import documents_within
 from saetui.settings import EvalSettings  # noqa: F401 - defaults live in saetui.settings
 
 if TYPE_CHECKING:
@@ -141,6 +142,12 @@ def evaluate(model: ModelWithHooks, saes: Sequence[LoadedSAE], corpus: str | Pat
                 rows = [r[:limit] for r in rows]
             batch = model.batch_from_ids(rows)
             counted = (~batch.special_mask) & batch.attention_mask.bool()  # (B, T)
+            if settings.max_tokens is not None:  # the documents that reach it, not the whole batch
+                keep = documents_within(counted.sum(1).tolist(), settings.max_tokens - positions)
+                if keep < len(rows):
+                    rows = rows[:keep]
+                    batch = model.batch_from_ids(rows)
+                    counted = (~batch.special_mask) & batch.attention_mask.bool()
             with torch.inference_mode():
                 logits = _forward(model, saes, hooks, batch, counted, stats, n_groups)  # (G*B, T, V)
                 b = len(batch)

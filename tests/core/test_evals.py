@@ -203,3 +203,22 @@ def test_cli_evals_prints_the_issues_json_and_refuses_a_missing_corpus(capsys, t
     assert main(["evals", "--corpus", str(tmp_path / "none.txt")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no dataset file" in err
+
+
+def test_max_tokens_takes_the_same_documents_whatever_the_batch_size(tmp_path):
+    """--max-tokens was checked once a batch: 100 positions read 4,394 at 64 documents a batch and 200 at 1 (and an
+    index built on a GPU, whose batch follows free memory, changed with it). Evals and the index take the fewest
+    documents that reach it, at any batch size."""
+    from saetui.session import Session
+    from saetui.settings import IndexSettings
+
+    s = Session()
+    s.load()
+    corpus = [f"Tom has a red cat number {i} and Anna has a blue dog." for i in range(40)]
+    seen = {bs: s.evals(corpus, ["demo"], max_tokens=50, batch_size=bs, progress=False) for bs in (1, 7, 64)}
+    assert len({(r.documents, r.tokens) for r in seen.values()}) == 1
+    one = seen[1]
+    assert one.tokens >= 50 and one.documents < len(corpus)
+    built = {bs: s.build_index(corpus, str(tmp_path / f"i{bs}"), "demo",
+                               settings=IndexSettings(max_tokens=50, batch_size=bs)).summary()["tokens"] for bs in (1, 64)}
+    assert built[1] == built[64] and built[1] < sum(len(s.model.tokenize(t).input_ids[0]) for t in corpus)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 from saetui.activations.cache import read_dataset
 from saetui.errors import InputError
 from saetui.files import check_writable, fingerprint
+from saetui.inputs import documents_within
 from saetui.sae.index.stats import IndexBuilder
 from saetui.sae.index.store import INDEX_FILE, MANIFEST_FILE, VERSION, FeatureIndex, index_identity, restore, save
 from saetui.settings import IndexSettings
@@ -87,6 +88,8 @@ def build_index(
             if settings.max_tokens is not None and n_seen >= settings.max_tokens:
                 break
             docs = texts[b : b + bs]
+            if settings.max_tokens is not None:  # the documents that reach it, not the whole batch
+                docs = docs[:documents_within(model.tokenize(docs).lengths, settings.max_tokens - n_seen)]
             i = 0
             while i < len(docs):
                 try:
@@ -98,7 +101,7 @@ def build_index(
                 tokens.append(ids)
                 n_seen += len(ids)
                 i += piece
-            done = min(len(texts), b + bs)
+            done = min(len(texts), b + len(docs))
             bar.update(len(docs))
             bar.set_postfix(tokens=n_seen)
             batches += 1
