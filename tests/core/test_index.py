@@ -533,3 +533,23 @@ def test_the_default_index_of_a_local_sae_is_keyed_by_where_it_is_not_how_it_was
     monkeypatch.chdir(tmp_path / "b")
     assert where("./model", "./saes/l6") != in_a
     assert where("google/gemma-2-2b", "gemma-scope-2b-pt-res-canonical/layer_12/width_16k/canonical") == hub
+
+
+def test_a_damaged_index_is_skipped_with_a_notice_naming_it(tmp_path):
+    """A garbage manifest (or truncated weights) in the index folder was skipped unseen: search said 'no feature
+    index or labels' and no more. It is named, with why and what rebuilds it; another SAE's index stays quiet."""
+    from saetui import demo
+    from saetui.files import take_notices
+    from saetui.sae.index import find_index
+    from saetui.session import Session
+
+    s = Session()
+    s.load()
+    damaged = tmp_path / "idx"
+    damaged.mkdir()
+    (damaged / "manifest.json").write_text("{not json")
+    take_notices()
+    found = find_index(s.model, s.sae("demo"), [damaged, *demo.index_places()])
+    assert found is not None and found.manifest["sae"] == s.sae("demo").spec  # the shipped one, after it
+    (said,) = take_notices()
+    assert said.startswith(f"corrupt feature index at {damaged}") and "saetui index --resume" in said

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from saetui.errors import InputError
-from saetui.files import atomic_write, remove_temporaries, set_aside, write_json_atomic
+from saetui.errors import InputError, one_line
+from saetui.files import atomic_write, notice, remove_temporaries, set_aside, write_json_atomic
 from saetui.settings import IndexSettings
 
 if TYPE_CHECKING:
@@ -77,16 +77,21 @@ class IndexPlace:
 def find_index(model: ModelWithHooks, loaded: LoadedSAE,
                roots: Sequence[str | Path | IndexPlace] | None = None) -> FeatureIndex | None:
     """The first usable index for this model and SAE among `roots` (default: the one `saetui index`
-    writes by default), else None. Unusable ones are skipped. The index's `labels_dir` comes from its place."""
+    writes by default), else None. A damaged or unfinished one is skipped with a notice naming it and why, another
+    model's or SAE's quietly. The index's `labels_dir` comes from its place."""
     places = [r if isinstance(r, IndexPlace) else IndexPlace(Path(r))
               for r in (roots if roots is not None else [default_index_dir(model, loaded)])]
     for place in places:
         try:
             if not (place.root / MANIFEST_FILE).is_file():
                 continue
-            index = FeatureIndex.load(place.root, model, loaded)
-        except (InputError, OSError):
+            index = FeatureIndex.load(place.root)  # a damaged or unfinished one raises
+        except (InputError, OSError) as exc:  # said, not skipped unseen: search said 'no index or labels' and no more
+            notice(f"{one_line(exc)}; not used (`saetui index --resume` rebuilds it there; its labels are kept)")
             continue
+        want = index_identity(model, loaded)
+        if {k: index.manifest.get(k) for k in want} != want:
+            continue  # another model's or SAE's (every place is tried for every SAE: the demo's two, say)
         index.labels_dir = place.labels_dir or index.root
         return index
     return None
