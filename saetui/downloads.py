@@ -4,6 +4,7 @@ the bundled demo or its SAEs), and the report of a `saetui download` (Session.do
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 
@@ -65,6 +66,10 @@ def download(model: str | None, saes: Sequence[str] | None, *, refresh: bool = F
 
     if model is None and not saes:
         raise InputError("nothing to download: give a model (--model) and/or SAEs (--sae)")
+    if model is not None and local_source("model", model) is not None and not (Path(model) / "config.json").is_file():
+        # an empty folder or a file said 'nothing to download, offline from now on', and the load then failed
+        raise InputError(f"{model} is not a model folder (no config.json in it): give a Hub model id or a folder "
+                         "holding a model")
     targets = hub_targets(model, saes)
     stored = iter(hub.fetch(targets, refresh=refresh)) if targets else iter(())
     items: list[dict[str, Any]] = []

@@ -178,6 +178,11 @@ class ModelWithHooks:
             raise ModelLoadError(f"out of GPU memory loading {name_or_path!r}: try --dtype bfloat16 or a smaller model") from exc
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"cannot load model {name_or_path!r}: {first_line(exc)}") from exc
+        if len(tokenizer) < 0.5 * int(getattr(config, "vocab_size", 0) or 0):
+            # a folder without tokenizer files: transformers builds an empty one (5 tokens for a Gemma config), and
+            # every prompt became a single <unk>
+            raise ModelLoadError(f"cannot load model {name_or_path!r}: its tokenizer has {len(tokenizer)} tokens for "
+                                 f"a vocabulary of {config.vocab_size} (are the tokenizer files missing?)")
         if device_map is None:
             model = model.to(target)
         return cls(model, tokenizer, name=name_or_path)

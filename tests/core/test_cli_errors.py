@@ -279,6 +279,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("app-model-empty", ["--model", " "], "--model: is empty"),
     ("download-model-empty", ["download", "--model", ""], "--model: is empty"),
     ("saes-model-empty", ["saes", "--model", ""], "--model: is empty"),
+    # a path that holds no model said 'nothing to download, offline from now on' (and the load then failed)
+    ("download-model-a-file", ["download", "--model", "{file}"], "is not a model folder (no config.json in it)"),
+    ("download-model-a-folder-holding-no-model", ["download", "--model", "{tmp}"], "is not a model folder (no config.json in it)"),
     ("index-out-empty", [*INDEX, "--out", ""], "--out: is empty"),
     ("steer-sweep-empty-string", [*STEER, "--sweep", ""], "--sweep: is empty"),
     ("circuit-prompts-empty", ["circuit", *P, "--target", "5", "--prompts", ""], "--prompts: is empty"),

@@ -166,3 +166,18 @@ def test_tokens_holding_part_of_a_character_read_as_their_bytes(kind, gemma2):
     data = b"".join(bytes.fromhex(p[3:5]) if p.startswith("<0x") else p.encode()
                     for t in texts for p in re.findall(r"<0x[0-9A-F]{2}>|[^<]+|<", t))
     assert data.decode("utf-8").replace(" ", "") == text.replace(" ", "")
+
+
+def test_a_model_folder_without_its_tokenizer_is_refused_in_one_line(tmp_path):
+    """Without tokenizer files transformers builds an empty tokenizer (5 tokens for the demo's Gemma config): the
+    folder loaded and every prompt was one <unk>."""
+    import shutil
+
+    from saetui import demo
+
+    folder = tmp_path / "no-tokenizer"
+    shutil.copytree(demo.MODEL_DIR, folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+    with pytest.raises(ModelLoadError, match="tokenizer has .* tokens for a vocabulary of .* tokenizer files missing"):
+        ModelWithHooks.from_pretrained(str(folder), device="cpu")
