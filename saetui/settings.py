@@ -169,7 +169,7 @@ class GenerationSettings:
             raise InputError(f"max new tokens must be a positive integer, got {self.max_new_tokens!r}")
         temperature = _real_field(self, "temperature")
         if temperature is None or temperature < 0:
-            raise InputError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
+            raise InputError(f"temperature must be a finite number >= 0 (0 = greedy), got {self.temperature!r}")
         if 0 < temperature < MIN_TEMPERATURE:  # logits / T overflows to inf and the sampler gets NaNs
             raise InputError(f"temperature must be 0 (greedy) or at least {MIN_TEMPERATURE:g}, got {self.temperature}")
         top_p = _real_field(self, "top_p")

@@ -89,7 +89,7 @@ def load_labels(index_dir: str | Path, removals: bool = False) -> dict[int, str]
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
     except (ValueError, RecursionError) as exc:
-        set_aside(path, f"could not be read as labels ({type(exc).__name__}); starting with no labels")
+        set_aside(path, f"could not be read as labels ({type(exc).__name__}); the labels in it are not used")
         return {}
     labels = {}
     for k, v in data.items():

@@ -368,7 +368,7 @@ class SaeTuiApp(LoadingApp, App[None]):
         else:
             self.chat = None
             self.notify("chat mode off: the prompt is plain text")
-        if self.session.ready:
+        if self.session.ready and self.prompt_text.strip():  # an empty box: nothing to analyze, and no error said
             self.action_analyze()
 
     def action_focus_prompt(self) -> None:

@@ -84,7 +84,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("steer-max-new-tokens-negative", [*STEER, "--max-new-tokens", "-1"], "max new tokens must be a positive integer"),
     ("steer-max-new-tokens-word", [*STEER, "--max-new-tokens", "many"], "--max-new-tokens"),
     ("steer-temperature-tiny", [*STEER, "--temperature", "1e-300"], "temperature must be 0 (greedy) or at least"),
-    ("steer-temperature-negative", [*STEER, "--temperature", "-1"], "temperature must be >= 0"),
+    ("steer-temperature-negative", [*STEER, "--temperature", "-1"], "temperature must be a finite number >= 0"),
     ("steer-temperature-nan", [*STEER, "--temperature", "nan"], "--temperature: must be a finite number"),
     ("steer-temperature-inf", [*STEER, "--temperature", "inf"], "--temperature: must be a finite number"),
     ("steer-temperature-word", [*STEER, "--temperature", "hot"], "--temperature: must be a number"),

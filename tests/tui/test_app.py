@@ -308,10 +308,15 @@ async def test_non_numeric_settings_are_refused():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.query_one("#temperature").value = "warm"
-        await pilot.press("ctrl+g")
-        await settle(pilot)
-        assert any("must be numbers" in n for n in notes(app))
+        for box, typed, says in [("#temperature", "warm", "the temperature box needs a number, got 'warm'"),
+                                  ("#max-tokens", "12.5", "the max tokens box needs a whole number, got '12.5'"),
+                                  ("#seed", "x", "the seed box needs a whole number, got 'x'")]:
+            before = app.query_one(box).value
+            app.query_one(box).value = typed
+            await pilot.press("ctrl+g")
+            await settle(pilot)
+            assert any(says in n for n in notes(app)), notes(app)  # which box, and what it holds
+            app.query_one(box).value = before
 
 
 async def test_terminal_too_small_shows_a_notice():
@@ -673,3 +678,16 @@ async def test_a_widget_focused_in_a_hidden_pane_shows_its_pane():
             await pilot.pause()
             assert app.query_one(PaneSwitcher).current == pane and app.query_one(PaneTabs).active == pane, widget
             assert app.query_one(widget).region.area > 0, widget  # on screen
+
+
+async def test_chat_mode_toggled_on_an_empty_prompt_says_no_error():
+    """Ctrl+T with an empty prompt box analyzed it: an 'analyze failed' error toast on every press."""
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one("#prompt").text = ""
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        assert app.chat is None and not [n for n in app._notifications if n.severity == "error"]

@@ -310,3 +310,16 @@ def test_the_curves_counts_and_scores_stay_apart_at_any_size(width):
         assert int(text) == k if text.isdigit() else (text.endswith("k") and int(text[:-1]) == round(k / 1000))
     scores = lines[1].split()[-len(points):]
     assert len(scores) == len(points) and scores[3] in ("-1234", "≪0")
+
+
+def test_a_circuit_before_any_text_says_to_pick_a_later_token():
+    """`c` on <bos> said 'type it as the prompt' (it cannot be typed): the tokens before the prediction are special."""
+    from saetui.errors import InputError
+    from saetui.session import Session
+    from saetui.tui.screens.circuit import circuit_prompt
+
+    s = Session()
+    s.load()
+    with pytest.raises(InputError, match=r"tokens 0\.\.0 are special tokens only .*pick a later token"):
+        circuit_prompt(s, PROMPT, 0, False)
+    assert circuit_prompt(s, PROMPT, 2, False).strip()

@@ -271,15 +271,17 @@ class SteerPane(Pane):
 
     # ------------------------------------------------------------------ generation
     def settings(self) -> dict[str, Any]:
-        """The typed settings; InputError names the field that is not a number."""
-        try:
-            return {
-                "max_new_tokens": int(self.query_one("#max-tokens", Input).value),
-                "temperature": float(self.query_one("#temperature", Input).value),
-                "seed": int(self.query_one("#seed", Input).value),
-            }
-        except ValueError as exc:
-            raise InputError("max tokens, temperature and seed must be numbers") from exc
+        """The typed settings; InputError names the box that holds no number, and what it holds."""
+        out: dict[str, Any] = {}
+        for key, box, read, what in (("max_new_tokens", "#max-tokens", int, "a whole number"),
+                                     ("temperature", "#temperature", float, "a number"),
+                                     ("seed", "#seed", int, "a whole number")):
+            text = self.query_one(box, Input).value
+            try:
+                out[key] = read(text)
+            except ValueError:
+                raise InputError(f"the {box[1:].replace('-', ' ')} box needs {what}, got {text.strip()[:20]!r}") from None
+        return out
 
     def sweep_plan(self) -> tuple[list[Any], Any, list[SweepValue]]:
         """The highlighted spec swept over the coefficients typed in the sweep box (plain numbers: raw

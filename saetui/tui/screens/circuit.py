@@ -78,7 +78,9 @@ def circuit_prompt(session: Any, prompt: str, upto: int | None, chat: Any) -> st
     if upto >= len(ids) - 1:
         return prompt
     text = session.decode(ids[: upto + 1])
-    if not text.strip() or model.tokenize(text).input_ids[0].tolist() != ids[: upto + 1]:
+    if not text.strip():  # <bos> (and other special tokens) only: no text to find a circuit in
+        raise InputError(f"tokens 0..{upto} are special tokens only (no text before the prediction): pick a later token")
+    if model.tokenize(text).input_ids[0].tolist() != ids[: upto + 1]:
         raise InputError(f"the prompt up to token {upto} does not make the same tokens as a text of its own: "
                          "type it as the prompt, then Ctrl+P circuit TARGET")
     return text
@@ -118,7 +120,8 @@ class CircuitScreen(ModalScreen[None]):
         box = self.query_one("#circuit-box")
         box.border_title = "feature circuit"
         box.border_subtitle = "arrows: node · x: ablate · ⏎: open · Esc"
-        wanted = f"logit({self.target!r})" + ("" if self.versus is None else f" − logit({self.versus!r})")
+        # as the result names it (circuit_parts.metric_text): log p alone, a logit difference with a versus
+        wanted = f"log p({self.target!r})" if self.versus is None else f"logit({self.target!r}) − logit({self.versus!r})"
         self.query_one("#circuit-head", Lines).show([
             f"finding the circuit of {escape(wanted)}…",
             "[dim]integrated gradients, the edges, then the top nodes ablated one at a time (Esc closes)[/dim]"])
