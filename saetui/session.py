@@ -354,6 +354,7 @@ class Session(SteeringMethods, DiscoveryMethods):
         return index
 
     last_corpus: str | None = None  # the corpus file the app's health screen evaluated last
+    last_health: Any = None  # and its EvalResult (a run takes minutes on a real model: shown again on F8)
 
     def evals(self, corpus: str | list[str], saes: list[str] | None = None, *, field: str = "text",
               max_tokens: int | None = None, batch_size: int | None = None, progress: bool = True) -> Any:

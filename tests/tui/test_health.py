@@ -47,13 +47,19 @@ async def test_f8_evaluates_the_demo_on_its_held_out_text_and_a_typed_corpus(tmp
         await pilot.press("enter")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert "no dataset file" in str(screen.query_one("#health-body").render())  # one line, the app goes on
+        body = str(screen.query_one("#health-body").render())
+        assert "no dataset file" in body  # one line, the app goes on
+        assert "firing rate" in body and "the last evaluation" in body  # a wrong path took the last result away
         box.value = "  "
         await pilot.press("enter")  # did nothing, with the last error still shown
         assert any(n.message == "type a .txt/.jsonl corpus path, or 'demo held-out text'" for n in app._notifications)
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HealthScreen)
+        await pilot.press("f8")  # closing lost minutes of work on a real model: the last result shows again
+        await pilot.pause()
+        body = str(app.screen.query_one("#health-body").render())
+        assert "the last evaluation; Enter evaluates again" in body and "L0" in body
 
 
 async def test_the_detail_marks_a_dense_feature_and_leaves_a_sparse_one_unmarked():

@@ -90,6 +90,8 @@ class HealthScreen(ModalScreen[None]):
         self.call_after_refresh(box_input.select_all)
         if self.corpus:  # asked for a corpus by name (palette): run it at once
             self._start(self.corpus)
+        elif getattr(self.session, "last_health", None) is not None:  # closing F8 lost minutes of work
+            self._show(self.session.last_health, "[dim](the last evaluation; Enter evaluates again)[/dim]\n")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -117,14 +119,16 @@ class HealthScreen(ModalScreen[None]):
             self.session.last_corpus = corpus
         self.app.call_from_thread(self._show, result)
 
-    def _show(self, result: Any) -> None:
-        self.result = result
-        self.query_one("#health-body", Static).update(health_text(result))
+    def _show(self, result: Any, note: str = "") -> None:
+        self.result = self.session.last_health = result
+        self.query_one("#health-body", Static).update(note + health_text(result))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             message = " ".join(str(event.worker.error).split()) or type(event.worker.error).__name__
-            self.query_one("#health-body", Static).update(f"[red]{escape(message)}[/red]")
+            # a wrong path does not take the last result away: the error above it
+            last = "" if self.result is None else "\n\n[dim](the last evaluation)[/dim]\n" + health_text(self.result)
+            self.query_one("#health-body", Static).update(f"[red]{escape(message)}[/red]{last}")
             self.app.post_message(JobFailed("health", message))
 
     def action_close(self) -> None:
