@@ -27,6 +27,15 @@ class Parser(argparse.ArgumentParser):
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         raise UsageError(f"{sub}: {message}" if sub else message)
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """As argparse's, with leftover arguments named after the command they were given to (argparse reports
+        them from the top parser: `saetui: error: unrecognized arguments: --bogus`, no command)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            raise UsageError(f"{command + ': ' if command else ''}unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
     def exit(self, status: int = 0, message: str | None = None) -> Any:  # type: ignore[override]
         if status and message:
             raise UsageError(message.removeprefix(f"{self.prog}: error: "))

@@ -31,7 +31,8 @@ CASES: list[tuple[str, list[str], str]] = [
     ("app-model-without-value", ["--model"], "expected one argument"),
     ("app-sae-needs-model", ["--sae", "x"], "--sae needs --model"),
     ("app-unknown-command", ["bogus"], "invalid choice"),
-    ("app-stray-argument", ["saes", "extra"], "unrecognized arguments"),
+    ("app-stray-argument", ["saes", "extra"], "saes: unrecognized arguments: extra"),
+    ("analyze-unknown-option-names-the-command", ["analyze", *P, "--bogus"], "analyze: unrecognized arguments: --bogus"),
     # analyze
     ("analyze-no-prompt", ["analyze"], "required: --prompt"),
     ("analyze-blank-prompt", ["analyze", "--prompt", "   "], "empty prompt"),
