@@ -323,3 +323,21 @@ def test_a_circuit_before_any_text_says_to_pick_a_later_token():
     with pytest.raises(InputError, match=r"tokens 0\.\.0 are special tokens only .*pick a later token"):
         circuit_prompt(s, PROMPT, 0, False)
     assert circuit_prompt(s, PROMPT, 2, False).strip()
+
+
+def test_a_curve_divided_by_almost_nothing_says_so_in_the_header():
+    """full 4.533 and empty 4.601 gave scores of 43, 50, 77 drawn as full bars under `score 0..1`, with no word."""
+    from types import SimpleNamespace
+
+    from textual.content import Content
+
+    from saetui.tui.widgets.circuit_parts import header_lines
+
+    def header(scores: list[float | None]) -> str:
+        result = SimpleNamespace(spearman=0.9, prompts=["The capital of France is"], target=" Paris", versus=" Berlin",
+                                 full=4.533, empty=4.601, nodes=[], faithfulness=[{"nodes": k + 1, "score": s}
+                                                                                 for k, s in enumerate(scores)])
+        return Content.from_markup(header_lines(result, 10)[1]).plain
+
+    assert "mean little" in header([0.5, 43.0, 77.0]) and "mean little" in header([-3.0, 1.0])
+    assert "mean little" not in header([0.1, 0.6, 1.05, None])
