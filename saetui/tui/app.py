@@ -320,10 +320,10 @@ class SaeTuiApp(LoadingApp, App[None]):
         else:
             self.screen.focus_previous()
 
-    def action_command_palette(self) -> None:
+    async def action_command_palette(self) -> None:
         """Ctrl+P: Textual's palette as App.action_command_palette opens it, with saetui's box (commands.Palette)."""
         if self.use_command_palette and not Palette.is_open(self):
-            self.push_screen(Palette(id="--command-palette"))
+            await self.push_screen(Palette(id="--command-palette"))
 
     def action_analyze(self) -> None:
         if self.ready_or_say():

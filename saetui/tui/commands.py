@@ -8,12 +8,16 @@ that exist; choosing a command without its argument asks for it.
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
+from textual import on
 from textual.app import ComposeResult
 from textual.command import CommandInput as _CommandInput
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
+from textual.widgets import Input
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from saetui.tui.actions import key_text, palette_actions
 from saetui.tui.widgets.text_input import CommandInput
@@ -48,6 +52,18 @@ class Palette(CommandPalette):
             if type(widget) is _CommandInput:  # the box Textual makes, made again with the same arguments
                 widget = CommandInput(placeholder=widget.placeholder, select_on_focus=False)
             yield widget
+
+    @on(Input.Submitted)
+    async def _submit_once_searched(self, event: Input.Submitted) -> None:
+        """Enter, once the search for the text as typed has finished. Read with the text (`save preset p2` Enter
+        sent at once, or typed ahead over a slow link), it came while the search was still running and picked what
+        an earlier text had highlighted (Textual's 'Save screenshot'), or nothing."""
+        event.prevent_default()  # Textual's own handler (CommandPalette._select_or_command) runs below, after the wait
+        event.stop()
+        for worker in [w for w in self.workers if w.group == self._GATHER_COMMANDS_GROUP]:
+            with contextlib.suppress(WorkerCancelled, WorkerFailed):
+                await worker.wait()
+        self._select_or_command()
 
 
 class SaetuiCommands(Provider):

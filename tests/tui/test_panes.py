@@ -13,6 +13,7 @@ from saetui.settings import AppSettings
 from saetui.steering.draft import Draft, coefficient_step
 from saetui.steering.spec import SteeringSpec
 from saetui.tui.app import HINT, SaeTuiApp
+from saetui.tui.commands import Palette
 from saetui.tui.snapshot import settle
 from saetui.tui.widgets.feature_list import FeatureList
 from saetui.tui.widgets.token_table import TokenTable, token_label
@@ -659,6 +660,26 @@ async def test_keys_sent_at_once_to_a_list_act_in_the_order_they_were_typed(monk
                 await settle(pilot)
                 assert lst.cursor_row == want, (lst.id, keys, lst.cursor_row, want)
     assert seen == [], seen
+
+
+async def test_a_palette_command_typed_with_ctrl_p_and_enter_in_one_read_runs():
+    """`Ctrl+P`, `save preset p2`, Enter sent at once (tmux send-keys, a slow link): the keys before the palette was
+    mounted were lost and it closed with nothing run; with the box ready, Enter came before the search for the text
+    had finished and ran what was highlighted for an earlier text (Textual's 'Save screenshot')."""
+    import asyncio
+
+    from saetui.paths import config_dir
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        for key in ["ctrl+p", *"save preset p2", "enter"]:  # as a terminal sends them: not waiting for each
+            app.simulate_key(key)
+        await asyncio.sleep(0)
+        await settle(pilot)
+        assert (config_dir() / "presets" / "p2.json").is_file()
+        assert [n.message for n in app._notifications][-1].startswith("preset saved")
+        assert not isinstance(app.screen, Palette)
 
 
 async def test_dense_features_go_after_the_others_dimmed_and_d_shows_them_in_place():
