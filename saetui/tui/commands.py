@@ -16,11 +16,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.command import CommandInput as _CommandInput
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
-from textual.widgets import Input
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from saetui.tui.actions import key_text, palette_actions
-from saetui.tui.widgets.text_input import CommandInput
+from saetui.tui.widgets.text_input import CommandInput, Input  # Input.Submitted: the message, Textual's own class
 
 if TYPE_CHECKING:
     from saetui.tui.app import SaeTuiApp
