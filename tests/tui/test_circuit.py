@@ -341,3 +341,20 @@ def test_a_curve_divided_by_almost_nothing_says_so_in_the_header():
 
     assert "mean little" in header([0.5, 43.0, 77.0]) and "mean little" in header([-3.0, 1.0])
     assert "mean little" not in header([0.1, 0.6, 1.05, None])
+
+
+async def test_the_loading_line_names_tokens_by_their_text_when_given_ids(monkeypatch):
+    """From why? (`c`) the target and versus come as token ids: the loading line said `log p(1567)`."""
+    monkeypatch.setattr(CircuitScreen, "_find", lambda self: None)  # the line as it stays while the circuit is found
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        tokenizer = app.session.model.tokenizer
+        paris, rome = (tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in (" Paris", " Rome"))
+        for versus, want in ((None, "log p(' Paris')"), (rome, "logit(' Paris') − logit(' Rome')")):
+            screen = CircuitScreen(app.session, app.prompt_text, paris, versus, settings=FAST)
+            app.push_screen(screen)
+            await pilot.pause()
+            assert f"finding the circuit of {want}" in screen.query_one("#circuit-head").text()
+            await pilot.press("escape")
+            await settle(pilot)

@@ -57,10 +57,12 @@ def check_shown(screen: WhyScreen, want) -> None:
     table = screen.query_one("#why-table")
     rows = ranked(want)
     assert table.row_count == len(rows)
+    titles = [c.label.plain for c in table.ordered_columns]
     for i, (sae, f) in enumerate(rows):
-        _, attrib, ablation, _, act, _ = (str(c) for c in table.get_row_at(i))
-        assert (attrib, act) == (f"{f.attribution:+.2f}", f"{f.activation:.2f}")
-        assert ablation == ("–" if f.ablation is None else f"{f.ablation:+.2f}")
+        cells = dict(zip(titles, (str(c) for c in table.get_row_at(i))))
+        assert cells["attrib"] == f"{f.attribution:+.2f}"
+        assert cells.get("max act", f"{f.activation:.2f}") == f"{f.activation:.2f}"  # at 60 columns the label's room
+        assert cells["ablation"] == ("–" if f.ablation is None else f"{f.ablation:+.2f}")
 
 
 async def test_a_target_chosen_from_the_predictions(size):
@@ -207,13 +209,12 @@ async def test_labels_show_as_typed_fit_the_width_and_follow_a_label_given_in_th
         app.session.set_label(f.feature, label, sae)
         screen = await open_why(pilot)
         table = screen.query_one("#why-table")
-        cell = table.get_row_at(0)[5]
-        width = table.ordered_columns[5].width
-        others = sum(c.get_render_width(table) for c in table.ordered_columns[:5])
-        if others + len("label") + 2 <= table.scrollable_content_region.width:  # room for the label column
-            assert others + table.ordered_columns[5].get_render_width(table) <= table.scrollable_content_region.width
-        else:  # 60 columns: the five numbers' columns take it all; the label column is as narrow as its title
-            assert width == len("label")
+        cell = table.get_row_at(0)[-1]
+        width = table.ordered_columns[-1].width
+        # the label column on screen whole at every size (at 60 columns `max act` makes way for it)
+        assert table.ordered_columns[-1].label.plain == "label" and width >= len("label")
+        assert sum(c.get_render_width(table) for c in table.ordered_columns) <= table.scrollable_content_region.width
+        assert ("max act" in [c.label.plain for c in table.ordered_columns]) == (size[0] > 60)
         if cell.cell_len < len(label):
             assert str(cell).endswith("…") and label.startswith(str(cell)[:-1]) and cell.cell_len == width
         else:
@@ -229,5 +230,5 @@ async def test_labels_show_as_typed_fit_the_width_and_follow_a_label_given_in_th
         await settle(pilot)
         await pilot.press("escape")
         await settle(pilot)
-        assert app.screen is screen and str(table.get_row_at(0)[5]) == "fresh"
+        assert app.screen is screen and str(table.get_row_at(0)[-1]) == "fresh"
         assert table.cursor_row == 0

@@ -120,12 +120,23 @@ class CircuitScreen(ModalScreen[None]):
         box = self.query_one("#circuit-box")
         box.border_title = "feature circuit"
         box.border_subtitle = "arrows: node · x: ablate · ⏎: open · Esc"
-        # as the result names it (circuit_parts.metric_text): log p alone, a logit difference with a versus
-        wanted = f"log p({self.target!r})" if self.versus is None else f"logit({self.target!r}) − logit({self.versus!r})"
+        # as the result names it (circuit_parts.metric_text): log p alone, a logit difference with a versus; a token
+        # id (why? passes ids) by its text
+        target, versus = self._token_text(self.target), self._token_text(self.versus)
+        wanted = f"log p({target})" if self.versus is None else f"logit({target}) − logit({versus})"
         self.query_one("#circuit-head", Lines).show([
             f"finding the circuit of {escape(wanted)}…",
             "[dim]integrated gradients, the edges, then the top nodes ablated one at a time (Esc closes)[/dim]"])
         self._find()
+
+    def _token_text(self, token: int | str | None) -> str:
+        """A target or versus as the header shows it: `' Paris'` for its text or its id (`1567` was shown)."""
+        if isinstance(token, int) and self.session.model is not None:
+            try:
+                return repr(self.session.model.token_texts([token])[0])
+            except (IndexError, ValueError, TypeError):  # an id the model does not have: the circuit says so
+                return str(token)
+        return repr(token)
 
     @work(thread=True, exclusive=True, group="circuit", name="find", exit_on_error=False)
     def _find(self) -> None:

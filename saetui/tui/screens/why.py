@@ -63,11 +63,22 @@ class WhyTable(RowTable):  # Home/End (RowTable's) beside the why? keys
     def on_mount(self) -> None:
         self.add_columns(*self.HEADERS)
 
+    LABEL_ROOM = 8  # the fewest cells worth giving a label: where the others leave fewer, `max act` makes way
+
     def show(self, rows: list[list[str]], keep_cursor: bool = False) -> None:
-        """Fill the table with `rows` (each a list of cell texts); the cursor goes to the top unless kept."""
+        """Fill the table with `rows` (each a list of cell texts, in HEADERS' order); the cursor goes to the top
+        unless kept. At 60 columns the five numbers' columns took the whole width and the labels were off screen:
+        there the max activation (also in the feature's detail) gives the label its room."""
         self._rows, self._width = rows, self.content_size.width
         row = self.cursor_row if keep_cursor else 0
-        self.fill_fitted(self.HEADERS, [[Text(cell) for cell in cells] for cells in rows], [str(i) for i in range(len(rows))])
+        titles, cells = list(self.HEADERS), [[Text(cell) for cell in r] for r in rows]
+        room = self.width_for_rows(len(rows))
+        if room > 0 and sum(w + 2 for w in self.cell_widths(titles, cells)[:-1]) + self.LABEL_ROOM + 2 > room:
+            drop = titles.index("max act")
+            del titles[drop]
+            for r in cells:
+                del r[drop]
+        self.fill_fitted(titles, cells, [str(i) for i in range(len(rows))])
         if rows:
             self.move_cursor(row=min(max(row, 0), len(rows) - 1))
 
