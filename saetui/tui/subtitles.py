@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.cells import cell_len
-from saetui.tui.markup import escape
 from textual.widget import Widget
+
+from saetui.tui.markup import escape
 
 
 def fit_label(parts: Sequence[str], width: int, drop_order: Sequence[int], sep: str = " · ") -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from saetui.tui.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.reactive import reactive
 
+from saetui.tui.markup import escape
 from saetui.tui.widgets.text_input import Input
 
 from saetui.errors import SaetuiError

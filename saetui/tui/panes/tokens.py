@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from saetui.tui.markup import escape
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -19,6 +18,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from saetui.settings import AppSettings
+from saetui.tui.markup import escape
 from saetui.tui.messages import Analyzed, DenseToggle, HeatFeature, Notice, SpanChanged
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow

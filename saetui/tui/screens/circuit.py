@@ -14,7 +14,6 @@ import re
 import textwrap
 from typing import Any
 
-from saetui.tui.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -25,6 +24,7 @@ from saetui.errors import InputError, one_line
 from saetui.inputs import ascii_int
 from saetui.settings import CircuitSettings
 from saetui.tui.actions import bindings
+from saetui.tui.markup import escape
 from saetui.tui.messages import CircuitAsked, FeatureChosen, JobFailed
 from saetui.tui.widgets.circuit_grid import CircuitCells, CircuitGrid
 from saetui.tui.widgets.circuit_parts import Lines, curve_lines, header_lines, node_lines

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from rich.cells import cell_len
-from saetui.tui.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -21,6 +20,7 @@ from textual.worker import Worker, WorkerState
 from saetui.errors import one_line
 from saetui.settings import DetailSettings
 from saetui.tui.actions import bindings
+from saetui.tui.markup import escape
 from saetui.tui.messages import JobFailed, LabelFeature, SteerFeature
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
 

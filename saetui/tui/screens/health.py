@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from saetui.tui.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from saetui.tui.markup import escape
 from saetui.tui.widgets.text_input import Input
 from textual.worker import Worker, WorkerState
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from saetui.tui.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from saetui.tui.markup import escape
 from saetui.tui.widgets.text_input import Input
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from saetui.tui.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 
+from saetui.tui.markup import escape
 from saetui.tui.widgets.text_input import Input
 from textual.widgets.option_list import Option
 

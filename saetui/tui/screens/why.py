@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from saetui.tui.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -27,6 +26,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from saetui.errors import InputError, one_line
 from saetui.settings import AttributionSettings
 from saetui.tui.actions import bindings
+from saetui.tui.markup import escape
 from saetui.tui.messages import FeatureChosen, JobFailed, SteerFeature
 from saetui.tui.screens.pick_token import Pick, PickTokenScreen
 from saetui.tui.widgets.row_table import RowTable
@@ -54,6 +54,7 @@ class WhyTable(RowTable):  # Home/End (RowTable's) beside the why? keys
 
     BINDINGS = bindings("why")
     HEADERS = ("feature", "attrib", "ablation", "flag", "max act", "label")
+    LABEL_ROOM = 8  # the fewest cells worth giving a label: where the others leave fewer, `max act` makes way
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,8 +63,6 @@ class WhyTable(RowTable):  # Home/End (RowTable's) beside the why? keys
 
     def on_mount(self) -> None:
         self.add_columns(*self.HEADERS)
-
-    LABEL_ROOM = 8  # the fewest cells worth giving a label: where the others leave fewer, `max act` makes way
 
     def show(self, rows: list[list[str]], keep_cursor: bool = False) -> None:
         """Fill the table with `rows` (each a list of cell texts, in HEADERS' order); the cursor goes to the top

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from textual.app import App
-from saetui.tui.markup import escape
 from textual.widgets import Static
+
+from saetui.tui.markup import escape
 
 if TYPE_CHECKING:
     from saetui.hub_progress import Progress
