@@ -329,10 +329,11 @@ class Session(SteeringMethods, DiscoveryMethods):
             raise InputError(f"SAE {loaded.name} has no feature index: build one with `saetui index` first, or give --index")
         if not isinstance(new, dict):
             raise InputError(f"labels are a dict of feature -> label text, got {type(new).__name__}")
-        out_of_range = [f for f in new if as_int(f) is None or not 0 <= as_int(f) < loaded.d_sae]  # type: ignore[operator]
+        numbers = {f: as_int(f) for f in new}
+        out_of_range = [f for f, n in numbers.items() if n is None or not 0 <= n < loaded.d_sae]
         if out_of_range:
             raise InputError(f"labels for features outside 0..{loaded.d_sae - 1} (whole numbers): {out_of_range[:5]}")
-        new = {as_int(f): check_label(text, f) for f, text in new.items()}  # checked whole before anything is saved
+        new = {numbers[f]: check_label(text, f) for f, text in new.items()}  # checked whole before anything is saved
         merged = {**labels_of(index), **new}
         folder = save_labels_of(index, merged)
         if index_dir is None:

@@ -89,8 +89,7 @@ def find_index(model: ModelWithHooks, loaded: LoadedSAE,
         except (InputError, OSError) as exc:  # said, not skipped unseen: search said 'no index or labels' and no more
             notice(f"{one_line(exc)}; not used (`saetui index --resume` rebuilds it there; its labels are kept)")
             continue
-        want = index_identity(model, loaded)
-        if {k: index.manifest.get(k) for k in want} != want:
+        if index.other_than(model, loaded):
             continue  # another model's or SAE's (every place is tried for every SAE: the demo's two, say)
         index.labels_dir = place.labels_dir or index.root
         return index
@@ -205,13 +204,16 @@ class FeatureIndex:
         manifest, tensors = _read(root)
         if not manifest.get("complete"):
             raise InputError(f"feature index at {root} is unfinished: run `saetui index ... --resume`")
-        if model is not None and loaded is not None:
-            want = index_identity(model, loaded)
-            have = {k: manifest.get(k) for k in want}
-            if have != want:
-                diff = ", ".join(f"{k}: index has {have[k]!r}, loaded {want[k]!r}" for k in want if have[k] != want[k])
-                raise InputError(f"feature index at {root} was built for another model or SAE ({diff})")
-        return cls(root, manifest, tensors)
+        index = cls(root, manifest, tensors)
+        if model is not None and loaded is not None and (diff := index.other_than(model, loaded)):
+            raise InputError(f"feature index at {root} was built for another model or SAE ({diff})")
+        return index
+
+    def other_than(self, model: ModelWithHooks, loaded: LoadedSAE) -> str:
+        """How this index's model and SAE differ from these (`sae: index has 'a', loaded 'b'`); "" if they are its."""
+        want = index_identity(model, loaded)
+        have = {k: self.manifest.get(k) for k in want}
+        return ", ".join(f"{k}: index has {have[k]!r}, loaded {want[k]!r}" for k in want if have[k] != want[k])
 
 
 _TENSORS = ("top_vals", "top_pos", "counts", "hist", "edges", "tokens", "doc_start")
