@@ -38,6 +38,7 @@ from saetui.inputs import MIN_SIZE
 from saetui.steering.draft import Draft
 from saetui.tui.actions import bindings
 from saetui.tui.commands import Palette, SaetuiCommands
+from saetui.tui.key_order import KeyOrder
 from saetui.tui.lifecycle import DEFAULT_PROMPT, Lifecycle, LoadingApp
 from saetui.tui.widgets.download_panel import DownloadPanel
 from saetui.tui.widgets.pane_tabs import PaneSwitcher, PaneTabs
@@ -67,7 +68,7 @@ class _NoWaitExecutor(ThreadPoolExecutor):
         super().shutdown(wait=False, cancel_futures=True)
 
 
-class SaeTuiApp(LoadingApp, App[None]):
+class SaeTuiApp(KeyOrder, LoadingApp, App[None]):
     CSS_PATH = "saetui.tcss"
     TITLE = "saetui"
     COMMANDS = App.COMMANDS | {SaetuiCommands}

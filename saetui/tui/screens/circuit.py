@@ -24,6 +24,7 @@ from saetui.errors import InputError, one_line
 from saetui.inputs import ascii_int
 from saetui.settings import CircuitSettings
 from saetui.tui.actions import bindings
+from saetui.tui.key_order import InOrderKeys
 from saetui.tui.markup import escape
 from saetui.tui.messages import CircuitAsked, FeatureChosen, JobFailed
 from saetui.tui.widgets.circuit_grid import CircuitCells, CircuitGrid
@@ -86,7 +87,7 @@ def circuit_prompt(session: Any, prompt: str, upto: int | None, chat: Any) -> st
     return text
 
 
-class CircuitScreen(ModalScreen[None]):
+class CircuitScreen(InOrderKeys, ModalScreen[None]):
     BINDINGS = bindings("circuit")
     DEFAULT_CSS = """
     CircuitScreen { align: center middle; }

@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState
 from saetui.errors import one_line
 from saetui.settings import DetailSettings
 from saetui.tui.actions import bindings
+from saetui.tui.key_order import InOrderKeys
 from saetui.tui.markup import escape
 from saetui.tui.messages import JobFailed, LabelFeature, SteerFeature
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
@@ -74,7 +75,7 @@ class Flow(Static):
             self.update(pack(self.items, width, self.indent, self.sep))
 
 
-class FeatureDetailScreen(ModalScreen[None]):
+class FeatureDetailScreen(InOrderKeys, ModalScreen[None]):
     BINDINGS = bindings("detail")
 
     def __init__(self, session: Any, sae: str, feature: int) -> None:

@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from saetui.errors import InputError, one_line
 from saetui.settings import AttributionSettings
 from saetui.tui.actions import bindings
+from saetui.tui.key_order import InOrderKeys
 from saetui.tui.markup import escape
 from saetui.tui.messages import FeatureChosen, JobFailed, SteerFeature
 from saetui.tui.screens.pick_token import Pick, PickTokenScreen
@@ -98,7 +99,7 @@ class WhyTable(RowTable):  # Home/End (RowTable's) beside the why? keys
         self.screen.dismiss(None)
 
 
-class WhyScreen(ModalScreen[None]):
+class WhyScreen(InOrderKeys, ModalScreen[None]):
     BINDINGS = bindings("why")
 
     def __init__(self, session: Any, prompt: str, position: int, token: str, chat: Any = False) -> None:

@@ -14,9 +14,10 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from saetui.tui.actions import bindings
+from saetui.tui.key_order import InOrderKeys
 
 
-class RowTable(DataTable):
+class RowTable(InOrderKeys, DataTable):
     BINDINGS = bindings("rows")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -1,0 +1,79 @@
+"""Keys that open a dialog, read in one burst with the keys around them (saetui/tui/key_order.py): the keys before
+run first, the keys after go to the dialog."""
+
+from __future__ import annotations
+
+from textual import events
+
+from saetui.tui.app import SaeTuiApp
+from saetui.tui.screens.label_edit import LabelScreen
+from saetui.tui.snapshot import settle
+
+PROMPT = "The capital of France is Paris. Anna has a"
+
+
+def burst(app, keys: list[str]) -> None:
+    """Keys as one read from the terminal brings them: all in the app's queue before the first is handled."""
+    for key in keys:
+        app.post_message(events.Key(key, key if len(key) == 1 else {"enter": "\r", "space": " "}.get(key)))
+
+
+async def test_l_then_a_label_and_enter_in_one_read_saves_that_label_and_touches_nothing_else():
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        features = app.query_one("#token-features")
+        features.focus()
+        await pilot.pause()
+        assert features.row_count > 1
+        second = features._rows[1]
+        specs = list(app.draft.specs)
+        # Down first: the label is the second row's. Its letters hold `a` (add a spec), `h` (heat), `d`, `l`.
+        burst(app, ["down", "l", "ctrl+u", *"a hld label", "enter"])
+        await settle(pilot)
+        assert not isinstance(app.screen, LabelScreen) and app.screen is app.screen_stack[0]  # no detail opened
+        assert app.session.labels.get((second.sae, second.feature)) == "a hld label"
+        assert list(app.draft.specs) == specs
+        assert app.focused is features and features.cursor_row == 1
+
+
+async def test_escape_then_l_types_the_l_in_the_prompt():
+    """A key before it moved the focus: `l` is no longer the list's key, it goes where the focus went."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one("#token-features").focus()
+        await pilot.pause()
+        prompt = app.query_one("#prompt")
+        burst(app, ["escape", "end", "l", "y"])
+        await settle(pilot)
+        assert app.screen is app.screen_stack[0]
+        assert app.focused is prompt and prompt.text == PROMPT + "ly"
+
+
+async def test_t_then_a_token_and_enter_in_one_read_explain_that_token():
+    from tests.tui.test_why import PROMPT as WHY_PROMPT, open_why
+
+    app = SaeTuiApp(prompt=WHY_PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_why(pilot)
+        burst(app, ["t", *" Cairo", "enter"])
+        await settle(pilot)
+        assert app.screen is screen and screen.result is not None
+        assert screen.result.target.text == " Cairo"
+
+
+async def test_enter_then_a_in_one_read_adds_from_the_detail_it_opened_and_l_labels_there():
+    from saetui.tui.screens.feature_detail import FeatureDetailScreen
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        features = app.query_one("#token-features")
+        features.focus()
+        await pilot.pause()
+        row = features.current()
+        burst(app, ["enter", "l", "ctrl+u", *"from detail", "enter"])
+        await settle(pilot)
+        assert isinstance(app.screen, FeatureDetailScreen) and app.screen.feature == row.feature
+        assert app.session.labels.get((row.sae, row.feature)) == "from detail"
