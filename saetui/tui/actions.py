@@ -159,7 +159,9 @@ def key_text(keys: str) -> str:
         names = {"plus": "+", "equals_sign": "=", "minus": "-", "space": "Space", "enter": "Enter",
                  "escape": "Esc", "delete": "Del", "backspace": "Backspace", "down": "Down", "up": "Up",
                  "home": "Home", "end": "End", "left": "Left", "right": "Right"}
-        return "+".join(names.get(part, part.capitalize() if len(part) > 1 else part) for part in key.split("+"))
+        parts = key.split("+")  # a letter after a modifier in capitals, as keyboards print it: Ctrl+R
+        return "+".join(names.get(part, part.capitalize() if len(part) > 1 or len(parts) > 1 else part)
+                        for part in parts)
 
     return " / ".join(one(k) for k in keys.split(","))
 

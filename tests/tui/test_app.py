@@ -345,6 +345,7 @@ async def test_help_lists_every_binding():
         for action in ACTIONS:  # every key of every scope, from the registry the bindings come from
             assert " ".join(action.help.split()) in text and key_text(action.keys) in text, action
         assert "heat line" in text and "promotes WORD" in text and "special token" in text
+        assert "F5 / Ctrl+R" in text and "u / Ctrl+Z" in text and "Shift+Down" in text  # as keyboards print them
         starts = [key_text(a.keys) for a in ACTIONS] + ["Ctrl+P", "search", "*", "underline", "f:act", "dim"]
         titles = [str(t.render()) for t in app.screen.query(".help-title")]
         assert titles == [*SCOPES.values(), "more"]
