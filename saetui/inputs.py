@@ -433,7 +433,12 @@ def parse_sweep(text: str, what: str = "--sweep", limit: float = 1e4) -> list[Sw
     coefficients of a sweep, finite and within ±limit (the steering coefficient's), as SweepValue."""
     usage = f"{what} takes numbers separated by commas (raw coefficients; 2x = 2 times the max activation)"
     values = []
-    for item in (v for v in text.split(",") if v.strip()):
+    items = text.split(",")
+    while items and not items[-1].strip():  # a comma left at the end (the box while typing): nothing missing
+        items.pop()
+    if any(not item.strip() for item in items[1:]):  # `0,,1`: a number left out, not a coefficient of 0
+        raise InputError(f"{what} has an empty place between two commas (a number left out?), got {text!r}")
+    for item in (v for v in items if v.strip()):
         match = _SWEEP_RE.fullmatch(item)
         try:
             if match is None or not match.group("num"):

@@ -37,6 +37,7 @@ def session():
     ("0,4,8.5", [(0.0, "raw"), (4.0, "raw"), (8.5, "raw")]),
     ("0, 1x, 2X ,4xmax", [(0.0, "raw"), (1.0, "max"), (2.0, "max"), (4.0, "max")]),
     ("-1.5×,14", [(-1.5, "max"), (14.0, "raw")]),
+    ("0,4,", [(0.0, "raw"), (4.0, "raw")]),  # a comma at the end, as left while typing
 ])
 def test_parse_sweep_reads_raw_numbers_and_multiples_of_the_max(text, want):
     assert [(v.value, v.unit) for v in parse_sweep(text)] == want
@@ -45,6 +46,7 @@ def test_parse_sweep_reads_raw_numbers_and_multiples_of_the_max(text, want):
 @pytest.mark.parametrize("text, words", [
     ("0,x", "takes numbers separated by commas"), ("2y", "2x = 2 times the max activation"),
     ("x2", "takes numbers"), ("nan", "finite"), ("1e9x", "within ±10000"), (" , ", "finite"),
+    ("0,,1", "empty place between two commas"), ("0, ,1,", "empty place"),
 ])
 def test_parse_sweep_refuses_bad_text_in_one_line(text, words):
     with pytest.raises(InputError) as info:
