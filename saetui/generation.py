@@ -191,6 +191,35 @@ class SteerRun:
             for out in self.outputs:
                 out["text"] = session.decode(out["token_ids"])
 
+    def idle_scopes(self) -> list[str]:
+        """The scopes of enabled specs that cover none of this generation's positions (the prompt's tokens, then the
+        new ones: `--scope 1000:2000` on a short prompt, `template` outside a chat): their specs steer nothing."""
+        from saetui.steering.scopes import covers
+
+        if self.room is None:
+            return []
+        rows = [list(r.specs) for r in self.rows]
+        chat = is_chat(self.chat)
+        scopes = dict.fromkeys(s.scope for row in (chat_rows(rows, self.steer_template) if chat else rows)
+                               for s in row if s.enabled)
+        n = self.room.used
+        length = n + max(self.room.tokens - 1, 0)  # the positions the model reads: the last new token is never read
+        template = self.text.template if chat else None  # type: ignore[union-attr]
+        return [scope for scope in scopes if not any(covers(scope, length, n, template))]
+
+    def notes(self, option: str = "max new tokens") -> list[str]:
+        """What the user should hear before the tokens come, one line each: fewer new tokens than asked (the
+        context is full; `option` names the setting) and scopes that steer nothing (idle_scopes)."""
+        out = [self.room.note(option)] if self.room is not None and self.room.capped else []
+        for scope in self.idle_scopes():
+            assert self.room is not None
+            why = " (template: the tokens a chat template wrote; there are none outside a chat)" \
+                if "template" in scope.split("+") and not is_chat(self.chat) else ""
+            last = self.room.used + self.room.tokens - 2
+            out.append(f"scope {scope} covers none of positions 0..{last} that this generation reads "
+                       f"({self.room.used} prompt tokens, then {self.room.tokens} new){why}: specs with it steer nothing")
+        return [note for note in out if note]
+
     def kl(self) -> list[list[float] | None]:
         """What steering changed, per generated token of each steered row (None for rows without specs): the
         KL divergence between the steered and the unsteered next-token distributions (Session.steering_kl)."""

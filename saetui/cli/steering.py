@@ -61,13 +61,14 @@ def run_steer(args: argparse.Namespace) -> int:
     coefficients = inputs.parse_sweep(args.sweep) if args.sweep else None
     settings = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     GenerationSettings(**settings)  # bad numbers fail before the model loads
-    if "template" in args.scope.split("+") and not args.chat:
-        warnings.warn(f"--scope {args.scope} steers no template token without --chat")
+    parts = args.scope.split("+")
+    if "template" in parts and len(parts) > 1 and not args.chat:  # `template` alone: one of run.notes() below
+        warnings.warn(f"--scope {args.scope}: its template part steers nothing without --chat")
     session = common.open_session(args, compile=False if args.no_compile else None)
     run = session.steer(args.prompt, [*specs, *vectors], compare=args.compare, sweep=coefficients, chat=args.chat,
                         system=args.system, steer_template=args.steer_template, **settings)
-    if run.room is not None and run.room.capped:  # said on stderr; --json also carries it as "capped"
-        print(f"saetui: warning: {run.room.note('--max-new-tokens')}", file=sys.stderr)
+    for note in run.notes("--max-new-tokens"):  # said on stderr; --json also carries a cap as "capped"
+        print(f"saetui: warning: {note}", file=sys.stderr)
     if args.json:
         for _ in run.pieces():
             pass

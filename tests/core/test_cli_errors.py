@@ -469,9 +469,14 @@ def test_max_new_tokens_beyond_the_context_is_capped_with_one_warning(capsys):
 @pytest.mark.parametrize("argv, warning", [
     (["contrast", "--a", "The red cat", "--b", "The red cat"], "sets A and B hold the same prompts: every difference is 0"),
     (["steer", *P, "--feature", "demo-late/195:4", "--scope", "template", "--max-new-tokens", "2"],
-     "--scope template steers no template token without --chat"),
+     "scope template covers none of positions 0..3"),
+    (["steer", *P, "--feature", "demo-late/195:4", "--scope", "0:1+template", "--max-new-tokens", "2"],
+     "--scope 0:1+template: its template part steers nothing without --chat"),
+    (["steer", *P, "--feature", "demo-late/195:4", "--scope", "1000:2000", "--max-new-tokens", "2"],
+     "scope 1000:2000 covers none of positions 0..3"),
     (["analyze", *P, "--span-pool", "mean"], "--span-pool has no effect without --span"),
-], ids=["contrast-identical-sets", "steer-template-scope-without-chat", "analyze-span-pool-without-span"])
+], ids=["contrast-identical-sets", "steer-template-scope-without-chat", "steer-template-in-a-union-without-chat",
+        "steer-scope-past-the-generation", "analyze-span-pool-without-span"])
 def test_odd_but_usable_inputs_succeed_with_one_warning_line(argv, warning, capsys):
     """Issue 25: accepted, but the user hears once why the result may not be what they meant."""
     code = main(argv)

@@ -165,3 +165,26 @@ def test_cli_steer_json_says_when_the_context_capped_the_generation(capsys, sess
     assert len(data["steered"]["token_ids"]) <= context - n
     assert err == (f"saetui: warning: --max-new-tokens 64 capped at {context - n}: the prompt uses {n} of the "
                    f"model's {context}-token context\n")
+
+
+def test_a_scope_past_the_positions_a_generation_reads_is_said_and_indeed_steers_nothing(session):
+    """4 prompt tokens and 4 new: the model reads positions 0..6 (the last new token is never read). `6:` steers
+    the last read position (the last token changes, no note); `7:` and `template` outside a chat steer nothing, and
+    the run says so before its tokens, in one line each."""
+    from saetui.steering.spec import SteeringSpec
+
+    def run(scope):
+        r = session.steer("The cat sat", [SteeringSpec(195, 60.0, sae="demo-late", scope=scope)], compare=True,
+                          max_new_tokens=4)
+        list(r.pieces())
+        baseline, steered = (o["token_ids"] for o in r.outputs)
+        return r, baseline, steered
+
+    r, baseline, steered = run("6:")
+    assert r.room.used == 4 and r.notes() == [] and steered[:3] == baseline[:3] and steered != baseline
+    for scope in ("7:", "7:9", "template", "7:+template"):
+        r, baseline, steered = run(scope)
+        assert steered == baseline and r.idle_scopes() == [scope]
+        [note] = r.notes()
+        assert note.startswith(f"scope {scope} covers none of positions 0..6") and "\n" not in note
+        assert ("outside a chat" in note) == ("template" in scope)

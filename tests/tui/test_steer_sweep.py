@@ -194,6 +194,17 @@ async def test_a_generation_capped_by_the_context_says_so():
         assert all(0 < len(ids) <= context - n for ids in app.steer.generated)
 
 
+async def test_a_scope_past_the_generation_says_it_steers_nothing():
+    app = SaeTuiApp(prompt="The cat sat")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE, scope="1000:2000"),))
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        assert any(note.startswith("scope 1000:2000 covers none of positions 0..") for note in notes(app))
+        assert app.query_one(StatusBar).note.endswith("steered = baseline · scope 1000:2000 steers nothing here")
+
+
 async def test_keeping_a_chat_reply_that_leaves_no_room_is_refused():
     app = SaeTuiApp(prompt="Tell me about the cat on the mat.")
     async with app.run_test(size=(80, 24)) as pilot:

@@ -423,8 +423,7 @@ class SteerPane(Pane):
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def _generate_worker(self, steer_run: Any, stop: threading.Event, run: int) -> None:
-        note = steer_run.room.note("max") if steer_run.room is not None else None
-        if note:  # the context leaves fewer new tokens than asked: said, not silently short
+        for note in steer_run.notes("max"):  # fewer new tokens than asked, a scope with nothing to steer: said
             self.post_message(Notice(note, "warning"))
         for piece in steer_run.pieces(stop):
             self.post_message(GenerationPiece(piece.row, piece.text, piece.token_id, run))
@@ -489,4 +488,7 @@ class SteerPane(Pane):
         room = getattr(message.result, "room", None)
         if room is not None and room.capped:  # the notice said it at the start; the status line keeps it
             note += f" · capped at {room.tokens} tokens by the context"
+        idle = message.result.idle_scopes() if message.result is not None else []
+        if idle:  # likewise: why steered = baseline
+            note += f" · scope {', '.join(idle)} steers nothing here"
         self.post_message(Notice(note))
