@@ -10,6 +10,7 @@
                                   with an InputError naming the file and the line, never replaced silently
     fingerprint(texts)            the one hash of a corpus (caches and indexes both use it)
     ensure_dir(path)              create a folder or say, in one line, that it cannot be written
+    check_creatable(path)         the same check before long work, creating nothing
 
 Nothing here imports torch or the rest of saetui except `saetui.errors`.
 """
@@ -63,14 +64,27 @@ def ensure_dir(path: str | Path, what: str = "folder") -> Path:
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        existing = next((a for a in (p, *p.parents) if a.exists()), None)  # say what stands in the way
-        if existing is not None and not existing.is_dir():
-            why = f"{existing} is a file, not a folder"
-        elif existing is not None and not can_write_in(existing):
-            why = f"cannot write in {existing}"
-        else:
-            why = exc.strerror or type(exc).__name__
-        raise FolderError(f"cannot create the {what} {p}: {why}") from exc
+        raise FolderError(f"cannot create the {what} {p}: {_in_the_way(p) or exc.strerror or type(exc).__name__}") from exc
+    return p
+
+
+def _in_the_way(p: Path) -> str | None:
+    """What keeps folder `p` from being created (or written in), found without creating anything; None: nothing."""
+    existing = next((a for a in (p, *p.parents) if a.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if existing is not None and not can_write_in(existing):
+        return f"cannot write in {existing}"
+    return None
+
+
+def check_creatable(folder: str | Path, what: str = "folder") -> Path:
+    """`folder` exists and can be written in, or could be created: checked before long work without creating it,
+    so work that then fails on its input leaves no empty folder behind; else a FolderError."""
+    p = Path(folder)
+    why = _in_the_way(p)
+    if why is not None:
+        raise FolderError(f"cannot {'write to' if p.is_dir() else 'create'} the {what} {p}: {why}")
     return p
 
 

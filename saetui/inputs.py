@@ -262,13 +262,14 @@ def read_labels(value: str | Path) -> dict[int, str]:
 
 
 def check_out_dir(out: str | Path, what: str = "index folder", option: str = "--out") -> Path:
-    """A folder we can create or write into, checked before the model loads."""
-    from saetui.files import check_writable
+    """A folder we can create or write into, checked before the model loads (and not created: a run that fails on
+    its input leaves no empty folder)."""
+    from saetui.files import check_creatable
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{option} {out} is a file, not a folder")
-    return check_writable(out, what)
+    return check_creatable(out, what)
 
 
 def check_out_file(path: str | Path, option: str = "--out") -> Path:

@@ -436,6 +436,27 @@ def test_index_out_is_checked_before_any_work(gemma2, loaded, tmp_path, monkeypa
     assert ran["n"] == 0
 
 
+def test_a_build_or_a_cli_run_that_fails_before_its_first_save_leaves_no_folder(gemma2, loaded, tmp_path, monkeypatch,
+                                                                               capsys):
+    """The folder is checked before any work but made by the first save: a corpus with a bad record, or a
+    forward that fails, leaves no empty --out behind (a rerun would have taken it for a place to build in)."""
+    from saetui.activations.collector import ActivationCollector
+    from saetui.cli import main
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": 5}\n')
+    assert main(["index", "--corpus", str(bad), "--out", str(tmp_path / "new" / "idx")]) == 2
+    assert "field 'text' is int" in capsys.readouterr().err and not (tmp_path / "new").exists()
+
+    def failing(self, *args, **kwargs):
+        raise RuntimeError("a forward that fails")
+
+    monkeypatch.setattr(ActivationCollector, "run", failing)
+    with pytest.raises(RuntimeError):
+        build_index(gemma2, loaded, TEXTS, tmp_path / "idx", progress=False)
+    assert not (tmp_path / "idx").exists()
+
+
 def test_the_running_state_is_the_same_whatever_the_pieces():
     """update_pieces over a batch cut into pieces equals one update of the whole batch, and both equal
     brute force; negative latents (an SAE without a ReLU) neither count as firing nor enter the top-K."""

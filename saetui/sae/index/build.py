@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from saetui.activations.cache import read_dataset
 from saetui.errors import InputError
-from saetui.files import check_writable, fingerprint
+from saetui.files import check_creatable, fingerprint
 from saetui.inputs import documents_within
 from saetui.sae.index.stats import IndexBuilder
 from saetui.sae.index.store import INDEX_FILE, MANIFEST_FILE, VERSION, FeatureIndex, index_identity, restore, save
@@ -62,7 +62,7 @@ def build_index(
     doc_start: list[int] = []
     done = 0
     if rank == 0:
-        check_writable(out, "index folder")  # before any work, not after it
+        check_creatable(out, "index folder")  # before any work, not after it; made by the first save
     if resume and ((out / MANIFEST_FILE).exists() or (out / INDEX_FILE).exists()):
         done, tokens, doc_start = restore(out, plan, builder)
     elif (out / MANIFEST_FILE).is_file() and not resume:
