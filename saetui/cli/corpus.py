@@ -70,6 +70,11 @@ def run_index(args: argparse.Namespace) -> int:
     inputs.check_input_file(args.corpus, "dataset file", CORPUS_HINT)
     if args.out:
         inputs.check_out_dir(args.out)
+    else:  # the default place (keyed by model and SAE, known once loaded) is in the cache folder: checked now
+        from saetui.files import check_creatable
+        from saetui.paths import cache_dir
+
+        check_creatable(cache_dir(create=False) / "index", "index folder")
     settings = IndexSettings(top_k=args.top_k, batch_size=args.batch_size, max_tokens=args.max_tokens, ctx=args.ctx)
     session = common.open_session(args)
     index = session.build_index(args.corpus, args.out, session.chosen_sae(args.sae).name, field=args.field,

@@ -78,7 +78,11 @@ def run_contrast(args: argparse.Namespace) -> int:
 
     a, b = inputs.read_prompt_sets(args.a, args.b)  # bad sets and names fail before the model loads
     if args.save_vector is not None:
+        from saetui.files import check_creatable
+        from saetui.steering.vectors import vectors_dir
+
         check_name(args.save_vector, "vector")
+        check_creatable(vectors_dir(), "vectors folder")  # where it will be saved, writable
     session = common.open_session(args)
     result = session.contrast(a, b, args.top_k, pool=args.pool, by=args.by, include_special=args.include_special,
                               batch_size=args.batch_size, save_vector=args.save_vector)

@@ -563,3 +563,21 @@ def test_snapshot_chat_renders_the_prompt_as_a_user_turn(capsys, tmp_path, gemma
                  "--app-sae", str(sae_dir)])
     out, err = capsys.readouterr()
     assert code == 2 and "has no chat template" in err and not (tmp_path / "n.svg").exists()
+
+
+@pytest.mark.parametrize("argv, env, message", [
+    (["index", "--corpus", "{corpus}"], "XDG_CACHE_HOME", "cannot create the index folder /proc/saetui-no/saetui/index"),
+    (["contrast", "--a", "a cat", "--b", "a dog", "--save-vector", "v"], "XDG_CONFIG_HOME",
+     "cannot create the vectors folder /proc/saetui-no/saetui/vectors"),
+], ids=["index-default-folder", "contrast-save-vector"])
+def test_where_a_command_will_write_is_checked_before_the_model_loads(argv, env, message, places, monkeypatch, capsys):
+    from saetui.cli import common
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the folder was checked")
+
+    monkeypatch.setattr(common, "open_session", no_load)
+    monkeypatch.setenv(env, "/proc/saetui-no")
+    code = main([a.format(**places) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.splitlines() == [f"saetui: error: {message}: cannot write in /proc"], err
