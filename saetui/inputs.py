@@ -23,6 +23,7 @@ import os
 import re
 import stat
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -131,6 +132,8 @@ def read_texts(source: str | Path | Sequence[str], field: str = "text", what: st
     else:
         lines = read_input(source, what).splitlines()
         path = Path(source)
+        if field != "text" and path.suffix != ".jsonl":  # asked for, and it would silently not be used
+            warnings.warn(f"field {field!r} is not read: {source} is not .jsonl (one text a line)", stacklevel=2)
         texts = []
         for lineno, line in enumerate(lines, 1):
             if not line.strip():

@@ -98,7 +98,8 @@ def run_evals(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(json_ready(result.to_dict())))
     else:
-        print(f"{result.corpus}: {result.documents} documents, {result.tokens} positions")
+        n = result.documents
+        print(f"{result.corpus}: {n} document{'s' if n != 1 else ''}, {result.tokens} positions")
         for health in result.saes:
             print(health_line(health))
     return 0

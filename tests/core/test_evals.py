@@ -203,6 +203,12 @@ def test_cli_evals_prints_the_issues_json_and_refuses_a_missing_corpus(capsys, t
     assert main(["evals", "--corpus", str(tmp_path / "none.txt")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no dataset file" in err
+    (tmp_path / "one.txt").write_text('{"body": "ignored as a field"}\n')  # --field asked of a .txt: said, not silent
+    assert main(["evals", "--corpus", str(tmp_path / "one.txt"), "--field", "body", "--sae", "demo-late"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [f"saetui: warning: field 'body' is not read: {tmp_path / 'one.txt'} is not .jsonl "
+                                "(one text a line)"]
+    assert out.startswith(f"{tmp_path / 'one.txt'}: 1 document, ")
 
 
 def test_max_tokens_takes_the_same_documents_whatever_the_batch_size(tmp_path):
