@@ -42,6 +42,11 @@ def one_line(message: object, default: str = "") -> str:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type name), for wrapping library errors."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    """The first line of an exception's message (or its type name), for wrapping library errors. A first line
+    that heads a list (`Error(s) in loading state_dict for X:`) comes with the list's first item, and a count of
+    the lines left out: cut at its colon, it named no cause."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    if not lines[0].endswith(":") or len(lines) == 1:
+        return lines[0]
+    more = len(lines) - 2
+    return f"{lines[0]} {lines[1]}" + (f" (and {more} more line{'s' if more != 1 else ''})" if more else "")
