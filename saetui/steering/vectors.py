@@ -70,6 +70,12 @@ class SteeringVector:
         raise InputError(f"vector {self.name} has no hook point {hook!r}; it has {', '.join(hooks)}")
 
 
+def _norm(direction: torch.Tensor) -> float:
+    """A direction's L2 norm, summed in float64: finite float32 values near 1e38 overflow a float32 sum (the JSON
+    said `Infinity`, which is not JSON)."""
+    return float(direction.double().norm())
+
+
 def save_vector(name: str, directions: dict[str, torch.Tensor], *, model: str, meta: dict[str, Any] | None = None) -> Path:
     """Write `directions` (hook -> (d_model,)) as the vector `name` (replacing one of that name); returns its folder."""
     import torch
@@ -88,7 +94,7 @@ def save_vector(name: str, directions: dict[str, torch.Tensor], *, model: str, m
         raise InputError(f"vector {name} has non-finite values")
     d = int(next(iter(tensors.values())).shape[0])
     manifest = {"format": _FORMAT, "name": name, "model": model, "d_model": d, "hooks": list(tensors),
-                "norms": {h: float(v.norm()) for h, v in tensors.items()}, "meta": meta or {}}
+                "norms": {h: _norm(v) for h, v in tensors.items()}, "meta": meta or {}}
     folder = ensure_dir(vectors_dir(), "vectors folder") / name
     with atomic_folder(folder) as tmp:
         save_file(tensors, str(tmp / WEIGHTS), metadata={"name": name})
@@ -120,7 +126,7 @@ def describe_saved() -> list[dict[str, Any]]:
             warnings.warn(str(exc))
             continue
         rows.append({"name": name, "model": v.model, "d_model": v.d_model,
-                     "hooks": {h: float(d.norm()) for h, d in v.directions.items()}, "meta": v.meta})
+                     "hooks": {h: _norm(d) for h, d in v.directions.items()}, "meta": v.meta})
     return rows
 
 

@@ -514,6 +514,24 @@ def test_cli_contrast_save_vector_then_steer_with_it(capsys, tmp_path, extra_dem
     assert text.startswith("== demo (blocks.1.hook_resid_post, d_sae=256) A: 1 prompts")
 
 
+def test_a_vector_with_huge_finite_values_is_listed_with_a_finite_norm(capsys):
+    import math
+
+    import torch
+
+    from saetui.steering.vectors import save_vector
+
+    direction = torch.full((64,), 1e38)
+    assert not math.isfinite(float(direction.norm()))  # a float32 sum overflows
+    save_vector("huge", {"blocks.1.hook_resid_post": direction}, model="saetui-demo")
+
+    def not_json(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    (listed,) = json.loads(run(capsys, "vectors", "--json"), parse_constant=not_json)
+    assert listed["name"] == "huge" and math.isclose(listed["hooks"]["blocks.1.hook_resid_post"], 8e38, rel_tol=1e-6)
+
+
 def test_cli_neighbours_span_and_search_cover_every_sae(capsys, extra_demo_sae):
     data = json.loads(run(capsys, "neighbours", "3", "--top-k", "3", "--json"))
     assert data["sae"] == data["against"] == "demo" and len(data["neighbours"]) == 3
