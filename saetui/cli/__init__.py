@@ -80,7 +80,7 @@ def _main(argv: list[str]) -> int:
     quiet_hf_output()
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        for noise in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        for noise in (DeprecationWarning, FutureWarning, PendingDeprecationWarning, ResourceWarning):
             warnings.simplefilter("ignore", noise)  # library internals, not the user's business
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Awaitable
 
 from saetui.errors import InputError, one_line
 from saetui.files import atomic_write
@@ -82,6 +82,18 @@ async def settle(pilot) -> None:
         shot = again
 
 
+async def _as_interrupted(job: Awaitable[str]) -> str:
+    """`job`, where Ctrl+C stays a Ctrl+C: asyncio.run answers it by cancelling this task, and the app being torn
+    down mid-load could raise its own error instead (a widget query finding none: `internal error: NoMatches`)."""
+    try:
+        return await job
+    except Exception:
+        task = asyncio.current_task()
+        if task is not None and getattr(task, "cancelling", lambda: 0)():  # (Python 3.11+; 3.10 raises the Ctrl+C)
+            raise asyncio.CancelledError from None  # asyncio.run turns it into KeyboardInterrupt
+        raise
+
+
 def snapshot(prompt: str, out: str | Path, *, features: list[str] | None = None, generate: bool = False,
              size: str = "120x40", model: str | None = None, saes: list[str] | None = None,
              keys: list[str] | None = None, fail_on_error: bool = False, chat: bool = False,
@@ -96,8 +108,8 @@ def snapshot(prompt: str, out: str | Path, *, features: list[str] | None = None,
     width, height = parse_size(size)
     check_out_file(Path(out))
     errors: list[str] | None = [] if fail_on_error else None
-    svg = asyncio.run(_render(prompt, features or [], generate, (width, height), model, saes, keys or [], errors, chat,
-                              session))
+    svg = asyncio.run(_as_interrupted(_render(prompt, features or [], generate, (width, height), model, saes,
+                                              keys or [], errors, chat, session)))
     if errors:
         raise InputError(f"the app showed an error, no SVG written: {errors[0]}")
     return atomic_write(out, svg)
