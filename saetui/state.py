@@ -34,7 +34,7 @@ def read_json_or_set_aside(path: Path) -> tuple[Any | None, str | None]:
         return json.loads(raw.decode("utf-8")), None
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         backup = set_aside(path, f"could not be read ({type(exc).__name__})")
-        return None, f"{path.name} could not be read ({type(exc).__name__}); kept aside as {backup.name}, starting clean"
+        return None, f"{path.name} could not be read ({type(exc).__name__}); kept aside as {backup.name}"
 
 
 def spec_from_saved(data: Any) -> Any:
@@ -99,7 +99,7 @@ def load_session() -> tuple[dict[str, Any] | None, str | None]:
     path = config_dir(create=False) / SESSION_FILE
     data, note = read_json_or_set_aside(path)
     if note or not path.is_file():  # unreadable (set aside) or missing; a file holding `null` goes on below
-        return None, note
+        return None, note and f"{note}, starting clean"
     kept, bad = _check_session(data)
     if bad:
         backup = set_aside(path, f"had unusable fields ({', '.join(bad)})")
@@ -129,8 +129,8 @@ def load_preset_checked(name: str) -> tuple[list[Spec], str | None]:
     if not path.is_file():
         raise InputError(f"no preset named {name!r}; saved: {', '.join(list_presets()) or 'none'}")
     data, note = read_json_or_set_aside(path)
-    if note:
-        raise InputError(note)
+    if note:  # the specs in use are not touched
+        raise InputError(f"preset {name!r} not loaded: {note}")
     raw = data.get("specs") if isinstance(data, dict) else None
     specs = [spec_from_saved(d) for d in raw] if isinstance(raw, list) else []
     good = [s for s in specs if s is not None]

@@ -385,7 +385,7 @@ async def test_last_session_is_restored_and_a_corrupt_one_set_aside():
         await settle(pilot)
         (aside,) = config_dir().glob(state.SESSION_FILE + ".bak*")  # timestamped
         assert aside.read_text() == "{broken"
-        assert any("kept aside" in n for n in notes(clean))
+        assert any("kept aside" in n and n.endswith("starting clean") for n in notes(clean))
         assert clean.query_one("#prompt").text == SaeTuiApp.DEFAULT_PROMPT and clean.draft.specs == ()
 
 
@@ -447,7 +447,9 @@ async def test_presets_and_prompt_history():
         (state.config_dir() / "presets" / "bad.json").write_text("[1, 2")
         app.steer.load_preset("bad")
         await pilot.pause()
-        assert any("kept aside" in n for n in notes(app))
+        (said,) = [n for n in notes(app) if "kept aside" in n]
+        assert said.startswith("preset 'bad' not loaded: bad.json could not be read") and "starting clean" not in said
+        assert [(s.feature, s.mode) for s in app.draft.specs] == [(COLOR, "clamp")]  # the specs in use stay
         app.query_one("#prompt").text = "Tom went home."
         await pilot.press("f5")
         await settle(pilot)
