@@ -960,6 +960,8 @@ async def test_the_side_lists_columns_end_before_its_scrollbar():
             assert side.virtual_size.width <= side.scrollable_content_region.width, (size, side.virtual_size)
             cut = [str(side.get_row_at(i)[2]) for i, r in enumerate(side.rows_shown) if len(r.about) > side._widths[2]]
             assert all(c.endswith("…") for c in cut) and (cut or size != (80, 24)), (size, cut)  # labels cut at 80
+            header = side.render_line(0).text
+            assert re.search(r"feature\s+act\s+about", header), (size, header)  # whole: `abou` at 80x24
 
 
 @pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])

@@ -81,16 +81,17 @@ class FeatureList(RowTable):
     def _column_widths(self, names: list[str], rows: list[FeatureRow]) -> tuple[int, int, int, int] | None:
         """(feature, value, about) content widths filling the widget, and the cell padding; None before it is
         laid out. Where padded cells would not leave the feature and its value whole (`demo-late/721` and
-        `3.37` in the 20 cells of the side list at 60x20), the padding goes and the columns keep one blank
-        cell between them instead: a number cut at the edge would read as another number."""
+        `3.37` in the 20 cells of the side list at 60x20), nor the `about` title, the padding goes and the columns
+        keep one blank cell between them instead: a number cut at the edge would read as another number."""
         width = self.width_for_rows(len(rows))
         if width <= 0:
             return None  # not laid out yet: shown again on the first resize
         # (rows that no longer overflow drop the bar: the wider content then comes back through on_resize)
         name_w = max([len("feature")] + [len(n) for n in names])
         value_w = max([len(self._value_title)] + [cell_len(r.value) for r in rows])
-        if (name_w + 2) + (value_w + 2) <= width:  # a cell is padded on both sides
-            return name_w, value_w, max(1, width - (name_w + 2) - (value_w + 2) - 2), 1
+        about_w = width - (name_w + 2) - (value_w + 2) - 2  # a cell is padded on both sides
+        if about_w >= len("about"):  # (padded, `about` was cut to `abou` in the 30 cells of the side list at 80x24)
+            return name_w, value_w, about_w, 1
         return name_w + 1, value_w + 1, max(1, width - (name_w + 1) - (value_w + 1)), 0
 
     def on_resize(self) -> None:
