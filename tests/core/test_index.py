@@ -486,6 +486,34 @@ def test_the_running_state_is_the_same_whatever_the_pieces():
     assert torch.equal(lat[whole.top_pos[taken], torch.arange(64)[:, None].expand(-1, 6)[taken]], whole.top_vals[taken])
 
 
+def test_equal_activations_keep_the_earliest_positions_however_the_corpus_is_cut():
+    """A shared prefix fires alike in many documents: among equal values the earlier position is kept first, in one
+    batch, in many, in pieces, and where two ranks' lists merge (the rank with the earlier documents first); the
+    kept examples were the kernels' choice, and two torchrun ranks kept other ones than one process."""
+    from saetui.sae.index import IndexBuilder
+    from saetui.sae.index.stats import top_k_first_kept
+
+    gen = torch.Generator().manual_seed(1)
+    lat = torch.randint(0, 3, (120, 16), generator=gen).float()  # values 0, 1, 2: ties everywhere
+    pos = torch.arange(120)
+    settings = IndexSettings(top_k=5)
+    want_pos = torch.stack([  # by value, then by position
+        torch.tensor(sorted(range(120), key=lambda p: (-float(lat[p, f]), p))[:5]) for f in range(16)])
+    want_pos[lat.gather(0, want_pos.T).T == 0] = -1  # a 0 never fired: not an example
+    for cuts in ([120], [1] * 120, [7, 50, 3, 60], [64, 56]):
+        b, n = IndexBuilder(16, settings, "cpu"), 0
+        for size in cuts:
+            b.update_pieces([(lat[i : min(i + 5, n + size)], pos[i : min(i + 5, n + size)])
+                             for i in range(n, n + size, 5)])
+            n += size
+        assert torch.equal(b.top_pos, want_pos), cuts
+    ranks = [IndexBuilder(16, settings, "cpu"), IndexBuilder(16, settings, "cpu")]
+    ranks[0].update(lat[:60], pos[:60])
+    ranks[1].update(lat[60:], pos[60:])
+    _, order = top_k_first_kept(torch.cat([r.top_vals for r in ranks], dim=1), 5)  # as _merge_ranks merges them
+    assert torch.equal(torch.cat([r.top_pos for r in ranks], dim=1).gather(1, order), want_pos)
+
+
 def test_running_out_of_memory_halves_the_documents_per_forward_and_loses_nothing(gemma2, loaded, tmp_path, monkeypatch):
     settings = IndexSettings(top_k=4, batch_size=8)
     whole = build_index(gemma2, loaded, TEXTS, tmp_path / "whole", settings=settings, progress=False)

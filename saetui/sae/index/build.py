@@ -14,7 +14,7 @@ from saetui.activations.cache import read_dataset
 from saetui.errors import InputError
 from saetui.files import check_creatable, fingerprint
 from saetui.inputs import documents_within
-from saetui.sae.index.stats import IndexBuilder
+from saetui.sae.index.stats import IndexBuilder, top_k_first_kept
 from saetui.sae.index.store import INDEX_FILE, MANIFEST_FILE, VERSION, FeatureIndex, index_identity, restore, save
 from saetui.settings import IndexSettings
 
@@ -245,7 +245,7 @@ def _merge_ranks(builder: IndexBuilder, tokens: list, doc_start: list[int]) -> t
     pos = [torch.empty_like(builder.top_pos) for _ in range(world)]
     dist.all_gather(vals, builder.top_vals)
     dist.all_gather(pos, builder.top_pos)
-    best, order = torch.cat(vals, dim=1).topk(builder.s.top_k, dim=1)
+    best, order = top_k_first_kept(torch.cat(vals, dim=1), builder.s.top_k)  # ties: rank 0 (the earlier) first
     builder.top_vals, builder.top_pos = best, torch.cat(pos, dim=1).gather(1, order)
     gathered: list = [None] * world
     dist.all_gather_object(gathered, (torch.cat([t.cpu() for t in tokens]) if tokens else torch.zeros(0, dtype=torch.int32), doc_start))

@@ -12,6 +12,15 @@ if TYPE_CHECKING:
     import torch
 
 
+def top_k_first_kept(vals: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest of each row of `vals` (rows, n) and their columns, like topk, but among equal values the
+    leftmost column first (a stable sort: topk leaves the order of ties to the kernel)."""
+    import torch
+
+    best, idx = torch.sort(vals, dim=1, descending=True, stable=True)
+    return best[:, :k], idx[:, :k]
+
+
 class IndexBuilder:
     """Running per-feature statistics; `update` takes one batch of latents at a time.
 
@@ -69,8 +78,13 @@ class IndexBuilder:
         # Running top-K: sort the candidates by feature, then by value descending, in one sort of an
         # int64 key (a positive float's bits order like the float), rank each within its feature, lay
         # the K best per feature out as a (d_sae, K) block and merge that with what we had.
+        # Equal values keep the earlier corpus position first (a shared prefix fires alike in many documents):
+        # candidates by position, then a stable sort by the key, so the kept examples do not depend on how
+        # the corpus was cut into batches or ranks.
         feats, vals, pos = torch.cat(cand_feats), torch.cat(cand_vals), torch.cat(cand_pos)
-        order = (feats * 2**31 + (2**31 - 1 - vals.view(torch.int32).long())).argsort()
+        by_pos = pos.argsort(stable=True)
+        feats, vals, pos = feats[by_pos], vals[by_pos], pos[by_pos]
+        order = (feats * 2**31 + (2**31 - 1 - vals.view(torch.int32).long())).argsort(stable=True)
         f_sorted = feats[order]
         rank = torch.arange(len(order), device=feats.device) - torch.searchsorted(f_sorted, f_sorted)
         k = self.s.top_k
@@ -81,7 +95,7 @@ class IndexBuilder:
         new_pos[f_sorted, col] = pos[order]
         merged_vals = torch.cat([self.top_vals, new_vals[:, :k]], dim=1)
         merged_pos = torch.cat([self.top_pos, new_pos[:, :k]], dim=1)
-        best, idx = merged_vals.topk(k, dim=1)
+        best, idx = top_k_first_kept(merged_vals, k)  # the earlier batches' positions first among equals
         # The state changes only now, after every allocation: a batch that runs out of memory
         # part-way leaves the index as it was, so it can be retried in smaller pieces.
         self.hist.view(-1).index_add_(0, torch.cat(hist_at), torch.cat(fired_at))
