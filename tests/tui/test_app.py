@@ -609,6 +609,25 @@ async def test_l_in_the_detail_view_labels_the_feature_and_the_detail_shows_it()
         assert "seen in detail" in str(detail.query_one("#detail-head").render())
 
 
+async def test_the_detail_described_twice_at_once_is_whole():
+    """A label saved right after the detail opened (keys read in one burst) described it a second time while the
+    first description was still being mounted: the two interleaved and left a widget half-mounted (the app's next
+    wait for its widgets never ended)."""
+    import asyncio
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.query_one("#token-features").focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = app.screen
+        await asyncio.gather(*(detail._show(detail.info, [], None) for _ in range(3)))
+        await pilot.pause()
+        parts = list(detail.query_one("#detail-box").children)
+        assert len(detail.query("#detail-head")) == 1 and parts and all(w.is_attached and w.is_running for w in parts)
+
+
 async def test_escape_returns_to_the_prompt_from_any_pane():
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:

@@ -6,6 +6,7 @@ Token lists are packed into lines by whole tokens, so a token is never split acr
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from rich.cells import cell_len
@@ -80,6 +81,7 @@ class FeatureDetailScreen(InOrderKeys, ModalScreen[None]):
 
     def __init__(self, session: Any, sae: str, feature: int) -> None:
         super().__init__()
+        self._showing = asyncio.Lock()
         self.session, self.sae, self.feature = session, sae, feature
         self.info: Any = None
 
@@ -126,6 +128,12 @@ class FeatureDetailScreen(InOrderKeys, ModalScreen[None]):
             self.app.post_message(JobFailed("describe", message))
 
     async def _show(self, info: Any, neighbours: list[FeatureRow], enc_dec: float | None) -> None:
+        # One at a time: a label saved right after the detail opened (`Enter l text Enter` in one read) described
+        # it twice, and two of these interleaved (removing and mounting) left a widget half-mounted in the box.
+        async with self._showing:
+            await self._show_now(info, neighbours, enc_dec)
+
+    async def _show_now(self, info: Any, neighbours: list[FeatureRow], enc_dec: float | None) -> None:
         self.info = info
         box = self.query_one("#detail-box")
         await box.remove_children()
