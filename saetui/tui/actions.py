@@ -23,8 +23,9 @@ class Action:
     priority: bool = False  # before the focused widget's own keys (the prompt is a TextArea)
     key_display: str | None = None
     palette: bool = True    # app-scope actions offered in the command palette
-    opens: bool = False     # opens a dialog: runs after the keys typed before it, those after go to the dialog
-                            # (saetui/tui/key_order.py; the scope's class mixes in InOrderKeys)
+    in_order: bool = False  # opens a dialog or moves the focus: runs after the keys read before it, and those
+                            # after go where it leaves the focus (saetui/tui/key_order.py; the scope's class mixes
+                            # in InOrderKeys, the app KeyOrder)
 
 
 SCOPES = {
@@ -42,7 +43,8 @@ SCOPES = {
 
 ACTIONS: list[Action] = [
     Action("analyze", "f5,ctrl+r", "Analyze", "analyze the prompt", priority=True),
-    Action("focus_prompt", "escape", "Prompt", "back to the prompt box, from any pane", show=False, palette=False),
+    Action("focus_prompt", "escape", "Prompt", "back to the prompt box, from any pane", show=False, palette=False,
+           in_order=True),
     # Textual binds Tab on the screen, run once the key has bubbled up from the focused widget: the keys read with it
     # (Tab End, over a slow link) went to the widget focused before. As the key arrives, they go where Tab moved.
     Action("focus_step(1)", "tab", "Next", "next box or list", show=False, priority=True, palette=False),
@@ -75,18 +77,18 @@ ACTIONS: list[Action] = [
            scope="tokens", show=False),
     Action("extend(-1)", "shift+up", "Span", "extend the span upwards (a plain arrow key ends the span)", scope="tokens", show=False),
     Action("why", "w", "Why?", "which features drive the model's prediction after this token (attribution, "
-           "checked by ablation)", scope="tokens", opens=True),
+           "checked by ablation)", scope="tokens", in_order=True),
     Action("heat", "h", "Heat", "heat line of this token's strongest feature in the shown SAE (h on it again: off)",
            scope="tokens"),
     Action("dense", "d", "Dense", "dense features (fire on > 10% of indexed tokens) in place in the side list, or moved last and dimmed",
            scope="tokens", show=False),
     # feature lists
-    Action("open", "enter", "Open", "open the feature's detail", scope="features", show=False, opens=True),
+    Action("open", "enter", "Open", "open the feature's detail", scope="features", show=False, in_order=True),
     Action("steer", "a", "Add", "add the feature to steering", scope="features"),
     Action("heat", "h", "Heat", "heat line: the feature's activation on every token (h again: off)", scope="features"),
     Action("dense", "d", "Dense", "token's features: dense ones (fire on > 10% of indexed tokens) in place, or moved last and dimmed",
            scope="features", show=False),
-    Action("label", "l", "Label", "label the feature (saved beside its index)", scope="features", opens=True),
+    Action("label", "l", "Label", "label the feature (saved beside its index)", scope="features", in_order=True),
     # search box
     Action("results", "down", "Results", "move to the results", scope="search", show=False),
     # steering specs
@@ -101,28 +103,28 @@ ACTIONS: list[Action] = [
            "added feature or preset)", scope="specs", show=False),
     # feature detail
     Action("steer", "a", "Add", "add the feature to steering", scope="detail"),
-    Action("label", "l", "Label", "label the feature (saved beside its index)", scope="detail", opens=True),
+    Action("label", "l", "Label", "label the feature (saved beside its index)", scope="detail", in_order=True),
     Action("close", "escape,q", "Close", "close the detail", scope="detail"),
     # why? screen
-    Action("open", "enter", "Open", "open the feature's detail", scope="why", show=False, opens=True),
+    Action("open", "enter", "Open", "open the feature's detail", scope="why", show=False, in_order=True),
     Action("pick('target')", "t", "Target", "choose the token to explain: one of the model's top predictions there, "
-           "or type one", scope="why", opens=True),
+           "or type one", scope="why", in_order=True),
     Action("pick('versus')", "v", "Versus", "explain logit(target) - logit(versus): choose the versus token (none: "
-           "the target alone)", scope="why", opens=True),
+           "the target alone)", scope="why", in_order=True),
     Action("steer(1)", "a", "Push up", "add the feature to steering signed to push the explained value up (the measured "
            "ablation's way where it disagrees with attribution); again: unchanged", scope="why"),
     Action("steer(-1)", "A", "Push down", "add it signed to push the explained value down (a feature already in "
            "steering is turned around)", scope="why"),
     Action("close", "escape,q", "Close", "close", scope="why"),
     Action("circuit", "c", "Circuit", "the feature circuit of this prediction across the SAEs (its target and versus)",
-           scope="why", opens=True),
+           scope="why", in_order=True),
     # circuit screen
     Action("move('up')", "up", "Up", "the node above: in the cell, then in the SAE before", scope="circuit", show=False),
     Action("move('down')", "down", "Down", "the node below: in the cell, then in the SAE after", scope="circuit", show=False),
     Action("move('left')", "left", "Left", "the nearest node at an earlier token", scope="circuit", show=False),
     Action("move('right')", "right", "Right", "the nearest node at a later token", scope="circuit", show=False),
     Action("ablate", "x", "Ablate", "ablate the selected node alone: the metric's measured change", scope="circuit"),
-    Action("open", "enter", "Open", "open the feature's detail", scope="circuit", show=False, opens=True),
+    Action("open", "enter", "Open", "open the feature's detail", scope="circuit", show=False, in_order=True),
     Action("close", "escape,q", "Close", "close (a circuit still being found is dropped)", scope="circuit"),
     # every list with a row cursor (saetui/tui/widgets/row_table.py); PageUp/PageDown are DataTable's own
     # (Up/Down stay DataTable's own, not priority bindings: a priority key runs as it arrives and overtakes the keys
@@ -144,7 +146,7 @@ def bindings(scope: str) -> list[Binding]:
     for a in ACTIONS:
         if a.scope != scope:
             continue
-        if a.opens:  # one binding per key: in_order is told which key asked (key_order.py)
+        if a.in_order:  # one binding per key: in_order is told which key asked (key_order.py)
             out += [Binding(key, f"in_order({a.action!r}, {key!r})", a.description, show=a.show and i == 0,
                             priority=True, key_display=a.key_display) for i, key in enumerate(a.keys.split(","))]
         else:

@@ -6,7 +6,8 @@ bubbled back up to the app. So in `l mylabel Enter`, the `l` opened the label bo
 list behind it: `a` added a spec, `Enter` opened the feature's detail, and the box came up empty. `t Paris Enter` in
 why? did the same with the token picker.
 
-Such keys (`opens=True` in saetui/tui/actions.py) are priority bindings whose action is `in_order(ACTION, KEY)`:
+Such keys (`in_order=True` in saetui/tui/actions.py: those that open a dialog, and Escape, which moves the focus
+to the prompt: `Escape End` moved the list, and the letters typed after it were lost) are priority bindings whose action is `in_order(ACTION, KEY)`:
 
 1. as the key arrives, the app holds every key read after it, and sends a marker (`KeysCaughtUp`) to the focused
    widget. It bubbles up the same queues as the keys sent there before it, so it reaches the app after they have
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from textual import events
+from textual.actions import SkipAction
 from textual.dom import DOMNode
 from textual.message import Message
 from textual.widget import AwaitMount
@@ -66,6 +68,14 @@ class KeyOrder:
     _opening: AwaitMount | None = None  # the mount of the last screen pushed
     _mounting: asyncio.Task[None] | None = None  # waits for it, then lets the held keys go
     _tokens = itertools.count(1)
+
+    def action_in_order(self, action: str, key: str) -> None:
+        """An app-scope binding made with in_order=True (Escape: back to the prompt). Under a dialog the key is the
+        dialog's own (Escape closes it): skipped here, it goes on to the dialog's binding."""
+        app: Any = self
+        if app.screen is not app.screen_stack[0]:
+            raise SkipAction()
+        self.in_order(app, action, key)
 
     def in_order(self, namespace: DOMNode, action: str, key: str) -> None:
         """Run `action` in `namespace` after the keys read before `key`, and give it the keys read after."""
@@ -150,7 +160,7 @@ class KeyOrder:
 
 
 class InOrderKeys:
-    """Mixin for a widget or screen whose bindings include `opens=True` actions (their action is `in_order`)."""
+    """Mixin for a widget or screen whose bindings include `in_order=True` actions (their action is `in_order`)."""
 
     def action_in_order(self, action: str, key: str) -> Any:
         node: Any = self

@@ -37,18 +37,27 @@ async def test_l_then_a_label_and_enter_in_one_read_saves_that_label_and_touches
         assert app.focused is features and features.cursor_row == 1
 
 
-async def test_escape_then_l_types_the_l_in_the_prompt():
-    """A key before it moved the focus: `l` is no longer the list's key, it goes where the focus went."""
+async def test_escape_then_keys_go_to_the_prompt_and_l_types_an_l_there():
+    """Escape moves the focus to the prompt: the keys read with it go there (End moved the list, the letters were
+    lost); `l` is no longer the list's key, it types an l."""
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        app.query_one("#token-features").focus()
-        await pilot.pause()
         prompt = app.query_one("#prompt")
+        prompt.move_cursor((0, 0))
+        features = app.query_one("#token-features")
+        features.focus()
+        await pilot.pause()
         burst(app, ["escape", "end", "l", "y"])
         await settle(pilot)
         assert app.screen is app.screen_stack[0]
-        assert app.focused is prompt and prompt.text == PROMPT + "ly"
+        assert app.focused is prompt and prompt.text == PROMPT + "ly" and features.cursor_row == 0
+        features.focus()
+        await pilot.pause()
+        burst(app, ["down", "escape", *" a cat", "f5"])  # Down for the list, the rest for the prompt, then analyzed
+        await settle(pilot)
+        assert features.cursor_row == 1 and prompt.text == PROMPT + "ly a cat"
+        assert app.analysis.prompt == PROMPT + "ly a cat" and list(app.draft.specs) == []
 
 
 async def test_t_then_a_token_and_enter_in_one_read_explain_that_token():
