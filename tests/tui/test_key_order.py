@@ -12,6 +12,15 @@ from saetui.tui.snapshot import settle
 PROMPT = "The capital of France is Paris. Anna has a"
 
 
+async def focused_features(pilot):
+    """The app loaded and the token's feature list focused."""
+    await settle(pilot)
+    features = pilot.app.query_one("#token-features")
+    features.focus()
+    await pilot.pause()
+    return features
+
+
 def burst(app, keys: list[str]) -> None:
     """Keys as one read from the terminal brings them: all in the app's queue before the first is handled."""
     for key in keys:
@@ -21,10 +30,7 @@ def burst(app, keys: list[str]) -> None:
 async def test_l_then_a_label_and_enter_in_one_read_saves_that_label_and_touches_nothing_else():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        features = app.query_one("#token-features")
-        features.focus()
-        await pilot.pause()
+        features = await focused_features(pilot)
         assert features.row_count > 1
         second = features._rows[1]
         specs = list(app.draft.specs)
@@ -42,12 +48,9 @@ async def test_escape_then_keys_go_to_the_prompt_and_l_types_an_l_there():
     lost); `l` is no longer the list's key, it types an l."""
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
+        features = await focused_features(pilot)
         prompt = app.query_one("#prompt")
         prompt.move_cursor((0, 0))
-        features = app.query_one("#token-features")
-        features.focus()
-        await pilot.pause()
         burst(app, ["escape", "end", "l", "y"])
         await settle(pilot)
         assert app.screen is app.screen_stack[0]
@@ -72,15 +75,12 @@ async def test_t_then_a_token_and_enter_in_one_read_explain_that_token():
         assert screen.result.target.text == " Cairo"
 
 
-async def test_enter_then_a_in_one_read_adds_from_the_detail_it_opened_and_l_labels_there():
+async def test_enter_then_l_and_a_label_in_one_read_open_the_detail_and_label_from_there():
     from saetui.tui.screens.feature_detail import FeatureDetailScreen
 
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        features = app.query_one("#token-features")
-        features.focus()
-        await pilot.pause()
+        features = await focused_features(pilot)
         row = features.current()
         burst(app, ["enter", "l", "ctrl+u", *"from detail", "enter"])
         await settle(pilot)
