@@ -19,7 +19,8 @@ to the prompt: `Escape End` moved the list, and the letters typed after it were 
 
 Where a key before it moved the focus elsewhere (`Escape l`), the key is not the list's any more: it goes, in its
 turn, to the new focus, as the keys after it do. A marker that cannot arrive (its widget was removed on the way)
-lets the keys go after `STUCK_S` rather than hold them for good.
+lets the keys go after `STUCK_S` rather than hold them for good (a slow one, on a loaded machine, is waited for
+a few periods more).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from textual.dom import DOMNode
 from textual.message import Message
 from textual.widget import AwaitMount
 
-STUCK_S = 2.0  # a marker not back by then was lost (its widget went away): the held keys go on without it
+STUCK_S = 2.0  # a marker not back by then, from a widget gone, was lost: the held keys go on without it
 
 
 class KeysCaughtUp(Message):
@@ -54,6 +55,7 @@ class _Wait:
     key: str             # the key that asked for it, given to the new focus if the focus moved before it ran
     origin: Any          # the widget focused when the key arrived
     step: int = 1
+    patience: int = 4    # STUCK_S periods more to wait while its widget is there (or its dialog mounting)
     held: list[events.Event] = field(default_factory=list)  # keys read after it, in order
 
 
@@ -140,10 +142,22 @@ class KeyOrder:
             app.post_message(KeysCaughtUp(wait.token, wait.step))
 
     async def _unstick(self, wait: _Wait) -> None:
-        if self._waiting is wait:
-            if wait.step == 1:  # the action never ran: its key goes to whatever has the focus now
-                wait.held.insert(0, events.Key(wait.key, _character(wait.key)))
-            await self._let_go()
+        if self._waiting is not wait:
+            return
+        app: Any = self
+        alive = wait.origin is None or (wait.origin.is_attached and wait.origin.is_running)  # its marker will come
+        mounting = self._mounting is not None and not self._mounting.done()
+        if (alive or mounting) and wait.patience > 0:  # slow (a loaded machine), not lost: wait on
+            wait.patience -= 1
+            app.set_timer(STUCK_S, lambda: self._unstick(wait))
+            return
+        if wait.step == 1:  # the keys before it are as run as they will be: its turn now
+            wait.patience = 4
+            await self._in_turn(wait)
+            if self._waiting is wait:  # its second marker may not come either
+                app.set_timer(STUCK_S, lambda: self._unstick(wait))
+            return
+        await self._let_go()
 
     async def _let_go(self, wait: _Wait | None = None) -> None:
         """The held keys, in order, as if read now; one that waits in turn holds the rest again. `wait`: only if

@@ -86,3 +86,23 @@ async def test_enter_then_l_and_a_label_in_one_read_open_the_detail_and_label_fr
         await settle(pilot)
         assert isinstance(app.screen, FeatureDetailScreen) and app.screen.feature == row.feature
         assert app.session.labels.get((row.sae, row.feature)) == "from detail"
+
+
+async def test_a_marker_that_never_comes_back_holds_the_keys_only_a_while(monkeypatch):
+    """A marker lost on its way (its widget removed) must not hold the keys for good: after a few waits the key
+    takes its turn and the keys held go on, in order."""
+    from saetui.tui import key_order
+
+    monkeypatch.setattr(key_order, "STUCK_S", 0.05)
+    monkeypatch.setattr(key_order.KeyOrder, "_send", lambda self, wait: None)  # every marker lost
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        features = await focused_features(pilot)
+        row = features.current()
+        burst(app, ["l", "ctrl+u", *"held", "enter"])
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app._waiting is None and not isinstance(app.screen, LabelScreen):
+                break
+        await settle(pilot)
+        assert app._waiting is None and app.session.labels.get((row.sae, row.feature)) == "held"
