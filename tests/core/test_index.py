@@ -512,6 +512,8 @@ def test_equal_activations_keep_the_earliest_positions_however_the_corpus_is_cut
     ranks[1].update(lat[60:], pos[60:])
     _, order = top_k_first_kept(torch.cat([r.top_vals for r in ranks], dim=1), 5)  # as _merge_ranks merges them
     assert torch.equal(torch.cat([r.top_pos for r in ranks], dim=1).gather(1, order), want_pos)
+    vals, cols = top_k_first_kept(torch.tensor([[-1.0, 2.0, 2.0, float("-inf"), 0.0, -1.0, -0.5]]), 6)
+    assert vals.tolist() == [[2.0, 2.0, 0.0, -0.5, -1.0, -1.0]] and cols.tolist() == [[1, 2, 4, 6, 0, 5]]
 
 
 def test_running_out_of_memory_halves_the_documents_per_forward_and_loses_nothing(gemma2, loaded, tmp_path, monkeypatch):
