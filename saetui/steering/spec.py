@@ -291,7 +291,8 @@ def check_scope(scope: Any) -> str:
         match = _SCOPE_RE.fullmatch(part) if isinstance(part, str) else None
         if match is None:
             raise InputError(f"scope must be {SCOPE_HELP}, got {scope!r}")
-        if match.group(1) and match.group(2) and ascii_int(match.group(1)) >= ascii_int(match.group(2)):
+        start, end = (ascii_int(g) if g else None for g in (match.group(1), match.group(2)))  # each checked (length)
+        if start is not None and end is not None and start >= end:
             raise InputError(f"scope {part} is empty: START must be less than END (END is exclusive)")
     return scope
 

@@ -383,6 +383,9 @@ def test_scopes_join_with_plus():
     for bad in ("generated+", "+template", "generated+junk", "template+5:2"):
         with pytest.raises(InputError):
             SteeringSpec(1, 1.0, scope=bad)
+    for long in (":" + "9" * 5000, "9" * 5000 + ":", "generated+:" + "9" * 5000):  # one side only: int() raised later
+        with pytest.raises(InputError, match="a number is too long"):
+            SteeringSpec(1, 1.0, scope=long)
     assert chat_scope("all") == "generated" and chat_scope("all", True) == "generated+template"
     assert chat_scope("prompt") == "prompt" and chat_scope("0:", True) == "0:+template"
     assert chat_scope("generated+template", True) == "generated+template"
