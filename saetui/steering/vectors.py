@@ -141,7 +141,7 @@ def load_vector(name: str) -> SteeringVector:
     """The saved vector `name`; a missing one is an InputError naming the saved ones, a damaged one is set aside."""
     import torch
 
-    from saetui.files import set_aside
+    from saetui.files import json_ready, set_aside
 
     check_vector_name(name)
     folder = vectors_dir() / name
@@ -157,11 +157,12 @@ def load_vector(name: str) -> SteeringVector:
         hooks, d = manifest["hooks"], int(manifest["d_model"])
         if not isinstance(hooks, list) or sorted(hooks) != sorted(tensors) or not hooks:
             raise ValueError("its hook points and tensors differ")
+        tensors = {h: v.float() for h, v in tensors.items()}  # checked as used: float64's 1e300 is inf in float32
         for v in tensors.values():
             if v.shape != (d,) or not bool(torch.isfinite(v).all()):
-                raise ValueError(f"a tensor is not ({d},) finite values")
+                raise ValueError(f"a tensor is not ({d},) finite float32 values")
         model = str(manifest.get("model", ""))
-        meta = manifest.get("meta") if isinstance(manifest.get("meta"), dict) else {}
+        meta = json_ready(manifest.get("meta")) if isinstance(manifest.get("meta"), dict) else {}  # JSON's NaN: None
     except Exception as exc:  # noqa: BLE001 - json, safetensors and our checks raise many kinds on damaged files
         # one line: what is wrong, where the folder went, what to do (no notice before it: that would be two)
         backup = set_aside(folder, f"could not be read ({type(exc).__name__})", quiet=True)
@@ -169,7 +170,7 @@ def load_vector(name: str) -> SteeringVector:
         kept = f"moved aside to {backup}" if backup != folder else f"left at {folder}"
         raise InputError(f"steering vector {name!r} is damaged ({type(exc).__name__}{': ' + what if what else ''}); "
                          f"{kept}: delete it, or save the vector again with `saetui contrast ... --save-vector {name}`") from None
-    return SteeringVector(name, model, d, {h: tensors[h].float() for h in hooks}, meta)
+    return SteeringVector(name, model, d, {h: tensors[h] for h in hooks}, meta)
 
 
 @dataclass(frozen=True)

@@ -514,8 +514,10 @@ def test_cli_contrast_save_vector_then_steer_with_it(capsys, tmp_path, extra_dem
     assert text.startswith("== demo (blocks.1.hook_resid_post, d_sae=256) A: 1 prompts")
 
 
-def test_a_vector_with_huge_finite_values_is_listed_with_a_finite_norm(capsys):
+def test_a_vector_with_huge_finite_values_is_listed_with_a_finite_norm_and_one_beyond_float32_is_refused(capsys):
     import math
+
+    from saetui.cli import main
 
     import torch
 
@@ -530,6 +532,22 @@ def test_a_vector_with_huge_finite_values_is_listed_with_a_finite_norm(capsys):
 
     (listed,) = json.loads(run(capsys, "vectors", "--json"), parse_constant=not_json)
     assert listed["name"] == "huge" and math.isclose(listed["hooks"]["blocks.1.hook_resid_post"], 8e38, rel_tol=1e-6)
+
+    # written by hand: float64 values beyond float32 (inf once used) and NaN in its meta (JSON readers take it)
+    from safetensors.torch import save_file
+
+    from saetui.steering.vectors import vectors_dir
+
+    folder = vectors_dir() / "huge"
+    manifest = json.loads((folder / "vector.json").read_text())
+    (folder / "vector.json").write_text(json.dumps(dict(manifest, meta={"x": float("nan"), "y": 1})))
+    assert main(["vectors", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out, parse_constant=not_json)
+    assert listed["meta"] == {"x": None, "y": 1}
+    save_file({"blocks.1.hook_resid_post": torch.full((64,), 1e300, dtype=torch.float64)}, str(folder / "vector.safetensors"))
+    assert main(["steer", "--prompt", "The cat", "--vector", "huge@1:1", "--max-new-tokens", "2", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("saetui: error: steering vector 'huge' is damaged") and "finite float32" in err
 
 
 def test_cli_neighbours_span_and_search_cover_every_sae(capsys, extra_demo_sae):
