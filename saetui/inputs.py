@@ -132,13 +132,13 @@ def read_texts(source: str | Path | Sequence[str], field: str = "text", what: st
     else:
         lines = read_input(source, what).splitlines()
         path = Path(source)
-        if field != "text" and path.suffix != ".jsonl":  # asked for, and it would silently not be used
+        if field != "text" and path.suffix.lower() != ".jsonl":  # asked for, and it would silently not be used
             warnings.warn(f"field {field!r} is not read: {source} is not .jsonl (one text a line)", stacklevel=2)
         texts = []
         for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            if path.suffix == ".jsonl":
+            if path.suffix.lower() == ".jsonl":  # (.JSONL too: read as text, each line was a JSON record)
                 texts.append(_jsonl_text(line, field, f"{path}:{lineno}"))
             else:
                 texts.append(line)
@@ -199,7 +199,7 @@ def read_prompt_set(values: Sequence[str], which: str = "A") -> list[str]:
                     raise InputError(f"set {which}: {value} holds no prompts") from None
                 raise InputError(f"set {which}: {exc}") from None
             prompts.extend(check_text(t, "prompt") for t in texts)
-        elif path is not None and path.suffix in (".txt", ".jsonl") and " " not in value:
+        elif path is not None and path.suffix.lower() in (".txt", ".jsonl") and " " not in value:
             raise InputError(f"set {which}: no file at {value}")
         else:
             prompts.append(check_text(value, "prompt"))
@@ -237,7 +237,7 @@ def read_labels(value: str | Path) -> dict[int, str]:
         return check_utf8(value.strip(), f"label at {where}", argv=False)  # a JSON escape of half a character
 
     try:
-        if path.suffix == ".csv":
+        if path.suffix.lower() == ".csv":
             reader = csv.DictReader(text.splitlines())
             if not reader.fieldnames or not {"feature", "label"} <= set(reader.fieldnames):
                 raise InputError(f"{path}: a labels CSV needs the columns feature,label (got {reader.fieldnames})")
@@ -245,7 +245,7 @@ def read_labels(value: str | Path) -> dict[int, str]:
                 where = f"{path}:{reader.line_num}"
                 labels[feature_number(row.get("feature"), where)] = label_text(row.get("label"), where)
         else:
-            if path.suffix == ".jsonl":
+            if path.suffix.lower() == ".jsonl":
                 records = [(f"{path}:{n}", json.loads(line)) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
             else:
                 data = json.loads(text)

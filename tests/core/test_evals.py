@@ -209,6 +209,11 @@ def test_cli_evals_prints_the_issues_json_and_refuses_a_missing_corpus(capsys, t
     assert err.splitlines() == [f"saetui: warning: field 'body' is not read: {tmp_path / 'one.txt'} is not .jsonl "
                                 "(one text a line)"]
     assert out.startswith(f"{tmp_path / 'one.txt'}: 1 document, ")
+    upper = tmp_path / "C.JSONL"  # as some tools name them: read as JSON lines, not as text
+    upper.write_text(corpus.read_text())
+    assert main(["evals", "--corpus", str(upper), "--field", "body", "--sae", "demo-late", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and json.loads(out)["documents"] == len(TEXTS)
 
 
 def test_max_tokens_takes_the_same_documents_whatever_the_batch_size(tmp_path):
