@@ -51,12 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     own_process = argv is None  # the `saetui` command (the process ends when main returns), not a caller's main([...])
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        code = _main(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:  # Ctrl+C at any point, also while the parser is built or transformers is imported
         print("saetui: interrupted", file=sys.stderr)
-        if own_process:
-            _ignore_more_interrupts()
-        return 130
+        code = 130
+    if own_process:  # done and said: a Ctrl+C now would only break the exit's cleanup (a traceback from an atexit
+        _ignore_more_interrupts()  # handler, or the process killed by the signal with no word)
+    return code
 
 
 def _main(argv: list[str]) -> int:
