@@ -191,33 +191,47 @@ class SteerRun:
             for out in self.outputs:
                 out["text"] = session.decode(out["token_ids"])
 
-    def idle_scopes(self) -> list[str]:
-        """The scopes of enabled specs that cover none of this generation's positions (the prompt's tokens, then the
-        new ones: `--scope 1000:2000` on a short prompt, `template` outside a chat): their specs steer nothing."""
+    def _scopes(self) -> dict[tuple[str, str], bool]:
+        """{(scope as given, as applied): whether it covers a position this generation reads} for every enabled
+        spec's scope: the prompt's tokens, then the new ones but the last (never read). In a chat `all` is
+        applied as the reply (chat_scope)."""
         from saetui.steering.scopes import covers
 
         if self.room is None:
-            return []
+            return {}
         rows = [list(r.specs) for r in self.rows]
         chat = is_chat(self.chat)
-        scopes = dict.fromkeys(s.scope for row in (chat_rows(rows, self.steer_template) if chat else rows)
-                               for s in row if s.enabled)
+        applied = chat_rows(rows, self.steer_template) if chat else rows
+        pairs = dict.fromkeys((s.scope, a.scope) for row, arow in zip(rows, applied) for s, a in zip(row, arow)
+                              if s.enabled)
         n = self.room.used
-        length = n + max(self.room.tokens - 1, 0)  # the positions the model reads: the last new token is never read
+        length = n + max(self.room.tokens - 1, 0)
         template = self.text.template if chat else None  # type: ignore[union-attr]
-        return [scope for scope in scopes if not any(covers(scope, length, n, template))]
+        return {pair: any(covers(pair[1], length, n, template)) for pair in pairs}
+
+    def idle_scopes(self) -> list[str]:
+        """The scopes (as given) of enabled specs that cover none of the positions this generation reads
+        (`--scope 1000:2000` on a short prompt, `template` outside a chat): their specs steer nothing."""
+        return list(dict.fromkeys(given for (given, _), covered in self._scopes().items() if not covered))
 
     def notes(self, option: str = "max new tokens") -> list[str]:
         """What the user should hear before the tokens come, one line each: fewer new tokens than asked (the
-        context is full; `option` names the setting) and scopes that steer nothing (idle_scopes)."""
+        context is full; `option` names the setting), scopes that steer nothing (idle_scopes), and a union's
+        `template` part outside a chat."""
         out = [self.room.note(option)] if self.room is not None and self.room.capped else []
-        for scope in self.idle_scopes():
+        chat = is_chat(self.chat)
+        for (given, applied), covered in self._scopes().items():
             assert self.room is not None
-            why = " (template: the tokens a chat template wrote; there are none outside a chat)" \
-                if "template" in scope.split("+") and not is_chat(self.chat) else ""
-            last = self.room.used + self.room.tokens - 2
-            out.append(f"scope {scope} covers none of positions 0..{last} that this generation reads "
-                       f"({self.room.used} prompt tokens, then {self.room.tokens} new){why}: specs with it steer nothing")
+            template = "template" in applied.split("+") and not chat
+            why = " (template: the tokens a chat template wrote; there are none outside a chat)" if template else ""
+            shown = given if applied == given else f"{given} (in a chat: {applied})"
+            if not covered:
+                last = self.room.used + self.room.tokens - 2
+                out.append(f"scope {shown} covers none of positions 0..{last} that this generation reads "
+                           f"({self.room.used} prompt tokens, then {self.room.tokens} new){why}: specs with it steer "
+                           "nothing")
+            elif template:
+                out.append(f"scope {shown}: its template part steers nothing outside a chat{why}")
         return [note for note in out if note]
 
     def kl(self) -> list[list[float] | None]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from typing import Any
 
 from saetui import inputs
@@ -61,9 +60,6 @@ def run_steer(args: argparse.Namespace) -> int:
     coefficients = inputs.parse_sweep(args.sweep) if args.sweep else None
     settings = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     GenerationSettings(**settings)  # bad numbers fail before the model loads
-    parts = args.scope.split("+")
-    if "template" in parts and len(parts) > 1 and not args.chat:  # `template` alone: one of run.notes() below
-        warnings.warn(f"--scope {args.scope}: its template part steers nothing without --chat")
     session = common.open_session(args, compile=False if args.no_compile else None)
     run = session.steer(args.prompt, [*specs, *vectors], compare=args.compare, sweep=coefficients, chat=args.chat,
                         system=args.system, steer_template=args.steer_template, **settings)

@@ -496,7 +496,7 @@ def test_max_new_tokens_beyond_the_context_is_capped_with_one_warning(capsys):
     (["steer", *P, "--feature", "demo-late/195:4", "--scope", "template", "--max-new-tokens", "2"],
      "scope template covers none of positions 0..3"),
     (["steer", *P, "--feature", "demo-late/195:4", "--scope", "0:1+template", "--max-new-tokens", "2"],
-     "--scope 0:1+template: its template part steers nothing without --chat"),
+     "scope 0:1+template: its template part steers nothing outside a chat"),
     (["steer", *P, "--feature", "demo-late/195:4", "--scope", "1000:2000", "--max-new-tokens", "2"],
      "scope 1000:2000 covers none of positions 0..3"),
     (["analyze", *P, "--span-pool", "mean"], "--span-pool has no effect without --span"),

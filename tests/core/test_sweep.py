@@ -188,3 +188,9 @@ def test_a_scope_past_the_positions_a_generation_reads_is_said_and_indeed_steers
         [note] = r.notes()
         assert note.startswith(f"scope {scope} covers none of positions 0..6") and "\n" not in note
         assert ("outside a chat" in note) == ("template" in scope)
+    r, baseline, steered = run("6:+template")  # steers, but not its template part: said once
+    assert steered != baseline and r.notes() == ["scope 6:+template: its template part steers nothing outside a chat "
+                                                 "(template: the tokens a chat template wrote; there are none outside a chat)"]
+    r = session.steer("The cat sat", [SteeringSpec(195, 60.0, sae="demo-late")], chat=True, max_new_tokens=1)
+    [note] = r.notes()  # in a chat `all` is the reply, and one new token is never read: as typed, then as applied
+    assert note.startswith("scope all (in a chat: generated) covers none of positions") and r.idle_scopes() == ["all"]
