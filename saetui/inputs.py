@@ -353,6 +353,18 @@ def ascii_int(digits: str) -> int:
     return int(digits)
 
 
+_ASCII_FLOAT = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
+
+
+def ascii_float(text: str) -> float:
+    """float() of a number as typed in ASCII (`1.5`, `-2e3`; inf and nan are left to the caller's finiteness
+    check); ValueError otherwise: float() also takes `1_0` and other scripts' digits (`١`), which nothing else in
+    saetui reads as numbers."""
+    if not _ASCII_FLOAT.fullmatch(text.strip()):
+        raise ValueError(f"not a number: {text!r}")
+    return float(text)
+
+
 def whole_number(text: str, minimum: int, what: str, maximum: int | None = None) -> int:
     """A whole number in ASCII digits within [minimum, maximum]; `what` says what is wanted ("must be ...")."""
     if not _ASCII_INT.fullmatch(text.strip()):
@@ -438,16 +450,16 @@ def parse_sweep(text: str, what: str = "--sweep", limit: float = 1e4) -> list[Sw
     usage = f"{what} takes numbers separated by commas (raw coefficients; 2x = 2 times the max activation)"
     values = []
     items = text.split(",")
-    while items and not items[-1].strip():  # a comma left at the end (the box while typing): nothing missing
+    if len(items) > 1 and not items[-1].strip():  # one comma left at the end (the box while typing): nothing missing
         items.pop()
-    if any(not item.strip() for item in items[1:]):  # `0,,1`: a number left out, not a coefficient of 0
-        raise InputError(f"{what} has an empty place between two commas (a number left out?), got {text!r}")
+    if len(items) > 1 and any(not item.strip() for item in items):  # `0,,1`, `,0`: a number left out, not a 0
+        raise InputError(f"{what} has an empty place before a comma (a number left out?), got {text!r}")
     for item in (v for v in items if v.strip()):
         match = _SWEEP_RE.fullmatch(item)
         try:
             if match is None or not match.group("num"):
                 raise ValueError
-            values.append(SweepValue(float(match.group("num")), "max" if match.group("x") else "raw"))
+            values.append(SweepValue(ascii_float(match.group("num")), "max" if match.group("x") else "raw"))
         except ValueError:
             raise InputError(f"{usage}, got {text!r}") from None
     if not values or not all(math.isfinite(v.value) for v in values):

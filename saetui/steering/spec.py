@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence, Union
 
 from saetui.errors import InputError, SaetuiError
-from saetui.inputs import as_int, ascii_int, check_name
+from saetui.inputs import as_int, ascii_float, ascii_int, check_name
 
 if TYPE_CHECKING:
     import torch
@@ -275,7 +275,7 @@ def parse_spec(text: str, kind: str, *, scope: str = "all") -> Spec:
 
 def _coefficient(word: str, text: str) -> float:
     try:
-        return float(word)
+        return ascii_float(word)
     except ValueError:
         raise InputError(f"coefficient in {text!r} is not a number: {word!r}") from None
 

@@ -259,7 +259,8 @@ def test_spec_parsing_and_json():
     assert SteeringSpec.parse("12:4.5") == SteeringSpec(12, 4.5)
     assert SteeringSpec.parse("layer_6/w/77:-2:clamp") == SteeringSpec(77, -2.0, "clamp", "layer_6/w")
     assert SteeringSpec.parse("3/77:ablate") == SteeringSpec(77, 0.0, "ablate", "3")
-    for bad in ("x:1", "12", "12:abc", "12:1:boost"):
+    assert SteeringSpec.parse("12:-2e1") == SteeringSpec(12, -20.0) and SteeringSpec.parse("12:.5").coefficient == 0.5
+    for bad in ("x:1", "12", "12:abc", "12:1:boost", "12:1_0", "12:\u0661"):  # float() reads `1_0` and Arabic digits
         with pytest.raises(InputError):
             SteeringSpec.parse(bad)
     spec = SteeringSpec(5, 2.0, "clamp", "s", "2:", "raw", False)

@@ -46,7 +46,8 @@ def test_parse_sweep_reads_raw_numbers_and_multiples_of_the_max(text, want):
 @pytest.mark.parametrize("text, words", [
     ("0,x", "takes numbers separated by commas"), ("2y", "2x = 2 times the max activation"),
     ("x2", "takes numbers"), ("nan", "finite"), ("1e9x", "within ±10000"), (" , ", "finite"),
-    ("0,,1", "empty place between two commas"), ("0, ,1,", "empty place"),
+    ("0,,1", "empty place before a comma"), ("0, ,1,", "empty place"), (",0,1", "empty place"), ("1_0", "takes numbers"),
+    ("\u0661", "takes numbers"), ("1x,,", "empty place"),
 ])
 def test_parse_sweep_refuses_bad_text_in_one_line(text, words):
     with pytest.raises(InputError) as info:
