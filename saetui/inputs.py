@@ -299,9 +299,11 @@ def check_name(name: str, what: str) -> str:
     """A name the user gives something saved as a file or folder (a "vector", a "preset"): letters, digits, '.',
     '-' or '_', at most 64, not only dots. Vectors are shared between machines, so their names are ASCII."""
     ascii_only = what == "vector"
-    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name.strip(".") == "" or (ascii_only and not name.isascii()):
+    if (not isinstance(name, str) or not _NAME_RE.fullmatch(name) or name.strip(".") == "" or name.startswith("-")
+            or (ascii_only and not name.isascii())):  # `-v` would read as an option: `--vector -v@1:2` failed
         letters = "ASCII letters" if ascii_only else "letters"
-        raise InputError(f"{what} name {name!r}: use {letters}, digits, '.', '-' or '_' (at most 64, not only dots)")
+        raise InputError(f"{what} name {name!r}: use {letters}, digits, '.', '-' or '_' (at most 64, not only dots, "
+                         "not starting with '-')")
     return name
 
 

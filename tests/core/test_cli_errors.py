@@ -217,6 +217,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("contrast-bad-by", [*CONTRAST, "--by", "luck"], "invalid choice: 'luck'"),
     ("contrast-bad-vector-name", [*CONTRAST, "--save-vector", "a/b"], "vector name 'a/b'"),
     ("contrast-dots-vector-name", [*CONTRAST, "--save-vector", ".."], "not only dots"),  # '..' is all allowed letters
+    ("contrast-dash-vector-name", [*CONTRAST, "--save-vector=-v"], "not starting with '-'"),  # `--vector -v@..` fails
     ("contrast-dtype-junk", [*CONTRAST, "--dtype", "junk"], "unknown dtype"),
     ("neighbours-no-feature", ["neighbours"], "required: [SAE/]FEATURE"),
     ("neighbours-word-feature", ["neighbours", "cat"], "cannot read feature 'cat'"),
