@@ -1,4 +1,4 @@
-"""Keys that open a dialog run in order with the keys typed around them (a part of SaeTuiApp).
+"""Keys that open a dialog (or move the focus) run in order with the keys typed around them (a part of SaeTuiApp).
 
 Keys that arrive in one read (tmux send-keys, a paste-like burst, typing ahead over a slow SSH link) are each
 forwarded by the app to the focused widget as they arrive, and a list's keys run only once their Key event has
@@ -7,7 +7,8 @@ list behind it: `a` added a spec, `Enter` opened the feature's detail, and the b
 why? did the same with the token picker.
 
 Such keys (`in_order=True` in saetui/tui/actions.py: those that open a dialog, and Escape, which moves the focus
-to the prompt: `Escape End` moved the list, and the letters typed after it were lost) are priority bindings whose action is `in_order(ACTION, KEY)`:
+to the prompt: `Escape End` moved the list, and the letters typed after it were lost) are priority bindings
+whose action is `in_order(ACTION, KEY)`:
 
 1. as the key arrives, the app holds every key read after it, and sends a marker (`KeysCaughtUp`) to the focused
    widget. It bubbles up the same queues as the keys sent there before it, so it reaches the app after they have
