@@ -26,6 +26,7 @@ a few periods more).
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import itertools
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Any
 
 from textual import events
 from textual.actions import SkipAction
+from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.message import Message
 from textual.widget import AwaitMount
@@ -179,7 +181,31 @@ class InOrderKeys:
 
     def action_in_order(self, action: str, key: str) -> Any:
         node: Any = self
+        if not _runs(node, action) or _inner_takes(node, key):
+            # as plain bindings: Textual goes on to the next namespace, and priority ones it tries from the screen
+            # in, so the focused list's `l` must be left to it
+            raise SkipAction()
         if isinstance(node.app, KeyOrder):
             node.app.in_order(node, action, key)
             return None
         return node.run_action(action)  # an app without the mixin (a widget test's): as a plain binding
+
+
+def _inner_takes(namespace: Any, key: str) -> bool:
+    """Whether a node between the focused widget and `namespace` has an in_order binding for `key`: it comes first,
+    as a plain binding would (in the feature detail, `l` on its neighbours list labels the neighbour, not the
+    feature shown)."""
+    node = namespace.app.focused
+    while node is not None and node is not namespace:
+        for b in getattr(type(node), "BINDINGS", []):
+            if isinstance(b, Binding) and b.key == key and b.action.startswith("in_order("):
+                action, _ = ast.literal_eval(b.action.removeprefix("in_order"))
+                if _runs(node, action):
+                    return True
+        node = node.parent
+    return False
+
+
+def _runs(node: Any, action: str) -> bool:
+    """Whether `node` has the method of Textual action string `action` (`pick('target')`: action_pick)."""
+    return callable(getattr(node, f"action_{action.split('(')[0]}", None))

@@ -106,3 +106,24 @@ async def test_a_marker_that_never_comes_back_holds_the_keys_only_a_while(monkey
                 break
         await settle(pilot)
         assert app._waiting is None and app.session.labels.get((row.sae, row.feature)) == "held"
+
+
+async def test_l_on_the_details_neighbours_labels_the_neighbour_not_the_feature_shown():
+    """The detail and its neighbours list both bind `l`; as priority bindings Textual tries the screen's first: the
+    focused list's comes first, as it did as a plain binding."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await focused_features(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        detail = app.screen
+        neighbours = detail.query_one("#neighbours")
+        neighbours.focus()
+        neighbours.move_cursor(row=1)
+        await pilot.pause()
+        row = neighbours.current()
+        assert (row.sae, row.feature) != (detail.sae, detail.feature)
+        burst(app, ["l", "ctrl+u", *"a neighbour", "enter"])
+        await settle(pilot)
+        assert app.screen is detail and app.session.labels.get((row.sae, row.feature)) == "a neighbour"
+        assert app.session.labels.get((detail.sae, detail.feature)) != "a neighbour"
