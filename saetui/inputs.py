@@ -132,13 +132,14 @@ def read_texts(source: str | Path | Sequence[str], field: str = "text", what: st
     else:
         lines = read_input(source, what).splitlines()
         path = Path(source)
-        if field != "text" and path.suffix.lower() != ".jsonl":  # asked for, and it would silently not be used
+        jsonl = path.suffix.lower() == ".jsonl"  # (.JSONL too: read as text, each line was a JSON record)
+        if field != "text" and not jsonl:  # asked for, and it would silently not be used
             warnings.warn(f"field {field!r} is not read: {source} is not .jsonl (one text a line)", stacklevel=2)
         texts = []
         for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            if path.suffix.lower() == ".jsonl":  # (.JSONL too: read as text, each line was a JSON record)
+            if jsonl:
                 texts.append(_jsonl_text(line, field, f"{path}:{lineno}"))
             else:
                 texts.append(line)
