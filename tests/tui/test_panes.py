@@ -145,6 +145,40 @@ async def test_highlighted_token_shows_its_reconstruction_and_next_token_predict
         assert f"L0 {res.mean_l0:.1f}" in str(app.query_one(TokenTable).border_subtitle)  # the prompt's summary
 
 
+async def test_the_token_info_wraps_between_guesses_never_inside_one_and_again_on_a_resize():
+    """At 60x20 the box under the side list is 22 cells wide: Textual wrapped `' city' 5%` at its space."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await settle(pilot)
+        table, info = app.query_one(TokenTable), app.query_one("#token-info")
+        table.focus()
+
+        def shown() -> list[str]:
+            return [info.render_line(y).text.strip() for y in range(info.size.height)]
+
+        wrapped = 0
+        for index in range(len(app.analysis.tokens)):
+            table.move_cursor(row=index)
+            await settle(pilot)
+            lines = shown()
+            guesses = [f"{text!r} {p:.0%}" for _, text, p in app.analysis.predictions[index][:AppSettings.predictions]]
+            in_sight = [g for g in guesses if g in " ".join(lines)]  # the box shows 4 lines at most
+            assert in_sight, (index, lines)
+            for guess in in_sight:
+                assert any(guess in line for line in lines), (index, guess, lines)
+            wrapped += sum(line.startswith("'") for line in lines)  # a guess that began a line of its own
+        assert wrapped  # some token's guesses did not fit on one line at this width
+
+        def on_the_next_line() -> int:
+            line = next(line for line in shown() if line.startswith("next"))
+            return sum(guess in line for guess in guesses)
+
+        narrow = on_the_next_line()
+        await pilot.resize_terminal(160, 40)
+        await settle(pilot)
+        assert on_the_next_line() > narrow, shown()  # packed anew for the wider box
+
+
 async def test_plus_steps_by_a_quarter_of_the_max_activation_and_a_sweep_gives_one_row_per_coefficient():
     app = SaeTuiApp(prompt=PROMPT)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -187,7 +221,7 @@ async def test_adding_a_feature_uses_twice_its_max_activation():
 
 
 def test_pack_never_splits_an_item_across_lines():
-    from saetui.tui.screens.feature_detail import pack
+    from saetui.tui.widgets.text_box import pack
 
     items = [Text(f"' token{i}' +{i}.00") for i in range(30)]
     lines = pack(items, 40).plain.split("\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -22,7 +23,7 @@ from saetui.tui.markup import escape
 from saetui.tui.messages import Analyzed, DenseToggle, HeatFeature, Notice, SpanChanged
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
-from saetui.tui.widgets.text_box import TextBox
+from saetui.tui.widgets.text_box import Items, TextBox
 from saetui.tui.widgets.token_table import TokenTable, token_label
 
 
@@ -42,7 +43,7 @@ class TokensPane(Pane):
         self._said_no_index: set[str] = set()
         self._span_result: Any = None  # the span's features last shown (`d` shows them again)
         self._table_stale = False  # `d` or a label changed the dense order during a span: the table is refilled when it ends
-        self._info_base = ""  # the token's (or span's) lines in the box under the side list
+        self._info_base: list[Text | Items] = []  # the token's (or span's) lines in the box under the side list
 
     def compose(self) -> ComposeResult:
         # Titles are set here, not in on_mount: mounted after the first frame (app._mount_panes), the pane's
@@ -203,7 +204,7 @@ class TokensPane(Pane):
         text = "".join(result.tokens)
         features.border_title = escape(f"Span {result.start}–{result.end - 1} {text!r} (max)")
         features.border_subtitle = note
-        self._info_base = f"{result.counted} of {result.end - result.start} tokens counted (special tokens left out)"
+        self._info_base = [Text(f"{result.counted} of {result.end - result.start} tokens counted (special tokens left out)")]
         self._show_info()
 
     def _show_token(self, index: int) -> None:
@@ -264,15 +265,15 @@ class TokensPane(Pane):
         """The token's (or span's) info, under the highlighted feature's whole label while the side list has the
         focus: its `about` column has a few characters at 80 columns and none at 60."""
         about = self._about_line()
-        self.query_one("#token-info", TextBox).show(f"{about}\n{self._info_base}" if about else self._info_base)
+        self.query_one("#token-info", TextBox).show([about, *self._info_base] if about else self._info_base)
 
-    def _about_line(self) -> str:
+    def _about_line(self) -> Text | None:
         side = self.query_one("#token-features", FeatureList)
         rows = side.rows_shown
         if not side.has_focus or not 0 <= side.cursor_row < len(rows) or not rows[side.cursor_row].about:
-            return ""
+            return None
         row = rows[side.cursor_row]
-        return f"[b]about[/b] {escape(f'{row.sae}/{row.feature}')}: {escape(row.about)}"
+        return Text.assemble(("about", "bold"), f" {row.sae}/{row.feature}: {row.about}")  # plain text: no markup
 
     @on(DataTable.RowHighlighted, "#token-features")
     def _feature_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -288,16 +289,20 @@ class TokensPane(Pane):
         if event.widget.id == "token-features":
             self._show_info()
 
-    def _info_text(self, result: Any, index: int) -> str:
-        """Two lines: the displayed SAE's reconstruction of this token, the model's next-token guesses."""
+    def _info_text(self, result: Any, index: int) -> list[Text | Items]:
+        """Two lines: the displayed SAE's reconstruction of this token, the model's next-token guesses; each wraps
+        between its items only, so a guess like `' Paris' 12%` is never cut at its space."""
         res = result.sae(self.sae_name)
-        lines = []
+        lines: list[Text | Items] = []
         if index < len(res.reconstruction):
             r = res.reconstruction[index]
-            fvu = f"{r.fvu:.3f}" if r.fvu is not None else "n/a (not in the prompt's mean)"
+            fvu = f"{r.fvu:.3f}" if r.fvu is not None else "n/a"  # a special token: not in the prompt's mean
             cos = "n/a" if r.cosine is None else f"{r.cosine:.3f}"
-            lines.append(f"[b]recon[/b] L0 {r.l0} · FVU {fvu} · cos {cos}")
+            lines.append(Items([Text.assemble(("recon", "bold"), f" L0 {r.l0}"), Text(f"FVU {fvu}"), Text(f"cos {cos}")],
+                               sep=" · "))
         if result.predictions and index < len(result.predictions):
-            nxt = " · ".join(f"{escape(repr(text))} {p:.0%}" for _, text, p in result.predictions[index][:AppSettings.predictions])
-            lines.append(f"[b]next[/b] {nxt}")
-        return "\n".join(lines)
+            guesses = [Text(f"{text!r} {p:.0%}") for _, text, p in result.predictions[index][:AppSettings.predictions]]
+            if guesses:
+                guesses[0] = Text.assemble(("next", "bold"), " ", guesses[0])
+                lines.append(Items(guesses, sep=" · "))
+        return lines

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -25,32 +24,10 @@ from saetui.tui.key_order import InOrderKeys
 from saetui.tui.markup import escape
 from saetui.tui.messages import JobFailed, LabelFeature, SteerFeature
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
+from saetui.tui.widgets.text_box import Items, TextBox
 
 _BARS = "▁▂▃▄▅▆▇█"
 _SHADES = ["#3a2a00", "#5f3f00", "#8f5f00", "#bf7f00", "#ff9f00"]
-
-
-def pack(items: list[Text], width: int, indent: int = 0, sep: str = " ") -> Text:
-    """Whole items joined by `sep` into lines of at most `width` cells (an item longer than a line gets
-    its own line, cut with an ellipsis): no item is ever broken across lines."""
-    lines: list[Text] = []
-    line, used = Text(), 0
-    for item in items:
-        size = cell_len(item.plain)
-        if used > indent and used + len(sep) + size > width:
-            lines.append(line)
-            line, used = Text(" " * indent), indent
-        if used > indent:
-            line.append(sep)
-            used += len(sep)
-        if size > width - used:
-            item = item.copy()
-            item.truncate(max(width - used, 1), overflow="ellipsis")
-            size = cell_len(item.plain)
-        line.append_text(item)
-        used += size
-    lines.append(line)
-    return Text("\n").join(lines)
 
 
 def histogram_line(bins: list[tuple[float, float, int]]) -> str:
@@ -63,17 +40,15 @@ def histogram_line(bins: list[tuple[float, float, int]]) -> str:
     return f"{bars}  log bins from {bins[0][0]:.3g} to {bins[-1][1]:.3g} (bin edges, not the max)"
 
 
-class Flow(Static):
+class Flow(TextBox):
     """Items (rich Text) packed into whole-token lines for the width it has; repacked on resize."""
 
     def __init__(self, items: list[Text], indent: int = 0, sep: str = " ", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.items, self.indent, self.sep = items, indent, sep
+        self._items = Items(items, sep, indent)
 
-    def on_resize(self) -> None:
-        width = self.content_size.width
-        if width > 0:
-            self.update(pack(self.items, width, self.indent, self.sep))
+    def on_mount(self) -> None:
+        self.show([self._items])
 
 
 class FeatureDetailScreen(InOrderKeys, ModalScreen[None]):

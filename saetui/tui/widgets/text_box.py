@@ -8,26 +8,81 @@ text wraps to another number of lines, or the width it was wrapped at changed.
 A `sticky` box (the token's info, refilled on every cursor move) only grows: a text that wraps to fewer
 lines leaves the box its height until `unstick()` (a new prompt), so walking the tokens lays out at most
 as often as the tallest text so far grows.
+
+A box may also show lines of whole items (`Items`: tokens with their numbers, `' Paris' 12%`): Textual wraps at
+any space, the one inside a token's text included, so those lines are packed here by whole items for the box's
+width, and packed again when the width changes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Sequence
 
+from rich.cells import cell_len
+from rich.text import Text
 from textual.visual import VisualType
 from textual.widgets import Static
 
 
+@dataclass(frozen=True)
+class Items:
+    """One paragraph of whole items, wrapped between items only; lines after the first start at `indent`."""
+
+    items: Sequence[Text]
+    sep: str = " "
+    indent: int = 0
+
+
+Lines = Sequence["Text | Items"]  # what `TextBox.show` packs: plain lines (Textual wraps them) and Items
+
+
+def pack(items: Sequence[Text], width: int, indent: int = 0, sep: str = " ") -> Text:
+    """Whole items joined by `sep` into lines of at most `width` cells (an item longer than a line gets
+    its own line, cut with an ellipsis): no item is ever broken across lines."""
+    lines: list[Text] = []
+    line, used = Text(), 0
+    for item in items:
+        size = cell_len(item.plain)
+        if used > indent and used + len(sep) + size > width:
+            lines.append(line)
+            line, used = Text(" " * indent), indent
+        if used > indent:
+            line.append(sep)
+            used += len(sep)
+        if size > width - used:
+            item = item.copy()
+            item.truncate(max(width - used, 1), overflow="ellipsis")
+            size = cell_len(item.plain)
+        line.append_text(item)
+        used += size
+    lines.append(line)
+    return Text("\n").join(lines)
+
+
+def pack_lines(lines: Lines, width: int) -> Text:
+    """`lines` as one Text for `width` cells: each Items packed, plain lines as they are."""
+    return Text("\n").join(pack(line.items, width, line.indent, line.sep) if isinstance(line, Items) else line
+                           for line in lines)
+
+
 class TextBox(Static):
     _wrapped: tuple[int, int] | None = None  # (width, lines) of the last text shown, or the tallest if sticky
+    _lines: Lines | None = None  # the lines shown, while they are Lines (packed again on a resize)
 
     def __init__(self, *args: Any, sticky: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sticky = sticky
 
-    def show(self, content: VisualType) -> None:
-        self.update(content, layout=False)
+    def show(self, content: VisualType | list[Text | Items]) -> None:
+        """Show `content`; a list is Lines, packed for the box's width (and again when it changes)."""
         width = self.content_size.width
+        if isinstance(content, list):
+            self._lines = content
+            content = pack_lines(content, width if width > 0 else 10_000)  # not laid out yet: packed on resize
+        else:
+            self._lines = None
+        self.update(content, layout=False)
         wrapped = (width, self.get_content_height(self.size, self.app.size, width)) if width > 0 else None
         if self._sticky and wrapped is not None and self._wrapped is not None and wrapped[0] == self._wrapped[0]:
             if wrapped[1] <= self._wrapped[1]:
@@ -36,6 +91,11 @@ class TextBox(Static):
         if wrapped is None or wrapped != self._wrapped:
             self._wrapped = wrapped
             self.refresh(layout=True)
+
+    def on_resize(self) -> None:
+        width = self.content_size.width
+        if self._lines is not None and width > 0 and (self._wrapped is None or width != self._wrapped[0]):
+            self.show(list(self._lines))
 
     def unstick(self) -> None:
         """A sticky box may shrink again, to the next text it shows."""
