@@ -391,8 +391,16 @@ async def test_shift_arrows_select_a_span_and_list_its_features_from_every_sae()
         await settle(pilot)
         assert table.span == (1, 4)
         features = app.query_one("#token-features", FeatureList)
-        assert [(r.sae, r.feature) for r in features.rows_shown] == span_rows(app, app.session.span(PROMPT, 1, 4, pool="max"))
+        span = app.session.span(PROMPT, 1, 4, pool="max", top_k=AppSettings.top_k)
+        assert [(r.sae, r.feature) for r in features.rows_shown] == span_rows(app, span)
         assert "Span 1–3" in str(features.border_title)
+        # each token's strongest feature that is not dense is the span's too (a span listed 10 features per SAE, then
+        # moved the dense ones last: 19 of 20 rows were dense ones)
+        dense = {s.name: app.session.dense_features(s.name) or frozenset() for s in app.analysis.saes}
+        listed = {(r.sae, r.feature) for r in features.rows_shown}
+        for index in (1, 2, 3):
+            lively = [(sae, f) for sae, f in token_side_rows(app, index) if f not in dense[sae]]
+            assert lively and lively[0] in listed, (index, lively[:3])
 
         def marked() -> list[int]:
             return [row for row in range(table.row_count) if TokenTable.SPAN_STYLE in str(table.get_row_at(row)[0].style)]
@@ -422,7 +430,7 @@ async def test_a_span_in_chat_mode_is_over_the_rendered_conversation():
         await pilot.press("down", "down", "down", "shift+down")
         await settle(pilot)
         assert table.span == (3, 5)
-        want = app.session.span("What is the capital of France?", 3, 5, pool="max", chat=True)
+        want = app.session.span("What is the capital of France?", 3, 5, pool="max", top_k=AppSettings.top_k, chat=True)
         features = app.query_one("#token-features", FeatureList)
         assert [(r.sae, r.feature) for r in features.rows_shown] == span_rows(app, want)
         assert "Span 3–4" in str(features.border_title) and len(features.rows_shown) > 0
@@ -919,12 +927,13 @@ async def test_the_side_list_starts_at_its_top_for_a_new_token_and_d_during_a_sp
             await pilot.press("shift+down", "shift+down")
             await settle(pilot)
             span = table.span
-            want = span_rows(app, app.session.span(PROMPT, *span, pool="max"))
+            want = span_rows(app, app.session.span(PROMPT, *span, pool="max", top_k=AppSettings.top_k))
             assert [(r.sae, r.feature) for r in side.rows_shown] == want and "dense at the end" in str(side.border_subtitle)
             await pilot.press("d")
             await settle(pilot)
             assert table.span == span and "dense dimmed" in str(side.border_subtitle)
-            natural = sorted(app.session.span(PROMPT, *span, pool="max").saes, key=lambda s: s.name != app.sae_name)
+            natural = sorted(app.session.span(PROMPT, *span, pool="max", top_k=AppSettings.top_k).saes,
+                             key=lambda s: s.name != app.sae_name)
             assert [(r.sae, r.feature) for r in side.rows_shown] == [(s.name, f.feature) for s in natural for f in s.features]
             await pilot.press("down")  # the span ends: the table is refilled in place order
             await settle(pilot)

@@ -186,7 +186,9 @@ class TokensPane(Pane):
 
     @work(thread=True, exclusive=True, group="span", exit_on_error=False)
     def _span_worker(self, prompt: str, chat: Any, start: int, end: int) -> None:
-        result = self.session.span(prompt, start, end, pool="max", chat=chat)  # positions as analyzed
+        # positions as analyzed; as many features per SAE as a token gets, so the dense ones, moved last, do not
+        # crowd out the span's own
+        result = self.session.span(prompt, start, end, pool="max", top_k=AppSettings.top_k, chat=chat)
         self.app.call_from_thread(self._show_span, result)
 
     def _show_span(self, result: Any) -> None:
