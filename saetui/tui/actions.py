@@ -46,7 +46,8 @@ ACTIONS: list[Action] = [
     Action("focus_prompt", "escape", "Prompt", "back to the prompt box, from any pane", show=False, palette=False,
            in_order=True),
     # Textual binds Tab on the screen, run once the key has bubbled up from the focused widget: the keys read with it
-    # (Tab End, over a slow link) went to the widget focused before. As the key arrives, they go where Tab moved.
+    # (Tab End, over a slow link) went to the widget focused before. A priority binding here, it runs in order with
+    # the keys around it (app.action_focus_step): those before it where they were typed, those after where it moved.
     Action("focus_step(1)", "tab", "Next", "next box or list", show=False, priority=True, palette=False),
     Action("focus_step(-1)", "shift+tab", "Previous", "previous box or list", show=False, priority=True, palette=False),
     Action("history(-1)", "ctrl+up", "Older prompt", "previous analyzed prompt", show=False, priority=True, palette=False),
@@ -90,7 +91,7 @@ ACTIONS: list[Action] = [
            scope="features", show=False),
     Action("label", "l", "Label", "label the feature (saved beside its index)", scope="features", in_order=True),
     # search box
-    Action("results", "down", "Results", "move to the results", scope="search", show=False),
+    Action("results", "down", "Results", "move to the results", scope="search", show=False, in_order=True),
     # steering specs
     Action("toggle", "space", "On/off", "switch the spec on/off", scope="specs", key_display="␣"),
     Action("nudge(1)", "plus,equals_sign", "Coef", "raise the coefficient by one step (a quarter of the max activation when an index knows it)",

@@ -313,9 +313,14 @@ class SaeTuiApp(KeyOrder, LoadingApp, App[None]):
             pass
 
     def action_focus_step(self, step: int) -> None:
-        """Tab / Shift+Tab, run as the key arrives (actions.py says why); a text area taking Tab as text keeps it."""
+        """Tab / Shift+Tab, in order with the keys typed around it (key_order.py): those before it run where they were
+        typed (`Down Down Tab` moves the table, then the focus), those after it go where it moved (`Tab End`). A text
+        area taking Tab as text keeps it."""
         if getattr(self.focused, "tab_behavior", "focus") == "indent":
             raise SkipAction()
+        self.in_order(self, f"focus_now({step})", "tab" if step > 0 else "shift+tab")
+
+    def action_focus_now(self, step: int) -> None:
         if step > 0:
             self.screen.focus_next()
         else:

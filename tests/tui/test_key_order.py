@@ -127,3 +127,69 @@ async def test_l_on_the_details_neighbours_labels_the_neighbour_not_the_feature_
         await settle(pilot)
         assert app.screen is detail and app.session.labels.get((row.sae, row.feature)) == "a neighbour"
         assert app.session.labels.get((detail.sae, detail.feature)) != "a neighbour"
+
+
+async def test_keys_before_tab_run_where_they_were_typed_and_keys_after_it_where_it_moved():
+    """`Down Down Tab` in one read moved the side list twice: Tab ran as it arrived, and the Downs, bubbling up from
+    the table, found the list's bindings. Now the table moves, then the focus; `End` after Tab is the list's."""
+    from saetui.tui.widgets.token_table import TokenTable
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table, features = app.query_one(TokenTable), app.query_one("#token-features")
+        table.focus()
+        table.move_cursor(row=1)
+        await settle(pilot)
+        burst(app, ["down", "down", "tab", "end"])
+        await settle(pilot)
+        assert table.cursor_row == 3 and app.focused is features
+        assert features.cursor_row == features.row_count - 1 > 0
+        assert str(features.border_title) == "Features of ' of'"  # token 3's list
+        burst(app, ["up", "shift+tab", "down"])  # the same going back: Up is the list's, Down the table's
+        await settle(pilot)
+        assert app.focused is table and table.cursor_row == 4 and features.cursor_row == 0  # a new token's list
+
+
+async def test_down_then_a_in_one_read_move_to_the_search_results_and_add_the_first_hit():
+    """In the search box, `Down a` typed fast put the `a` in the box: it was forwarded there before Down moved the
+    focus to the results."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("f3", *"44")
+        await settle(pilot)
+        box, results = app.query_one("#search-input"), app.query_one("#search-results")
+        assert app.focused is box and results.row_count > 0
+        first = results._rows[0]
+        burst(app, ["down", "a"])
+        await settle(pilot)
+        assert box.value == "44" and app.focused is results
+        assert [(s.sae, s.feature) for s in app.draft.specs] == [(first.sae, first.feature)]
+        burst(app, ["down", "up"])  # in the results Down is the list's own: one row down and back
+        await settle(pilot)
+        assert app.focused is results and results.cursor_row == 0
+
+
+async def test_a_plain_arrow_ends_the_span_before_a_shift_arrow_read_with_it():
+    """`Down Down Shift+Down` in one read extended the old span (4–9): the plain arrows ended it only once their
+    RowHighlighted arrived, after the shift+arrow had run. Sent slowly or at once, it is the span 8–9."""
+    from saetui.tui.widgets.token_table import TokenTable
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.query_one(TokenTable)
+        table.focus()
+        table.move_cursor(row=4)
+        await settle(pilot)
+        await pilot.press("shift+down", "shift+down")
+        await settle(pilot)
+        assert table.span == (4, 7)
+        burst(app, ["down", "down", "shift+down"])
+        await settle(pilot)
+        assert table.span == (8, 10) and "Span 8–9" in str(app.query_one("#token-features").border_title)
+        burst(app, ["end", "up", "shift+down"])
+        await settle(pilot)
+        last = table.row_count - 1
+        assert table.span == (last - 1, last + 1)

@@ -19,18 +19,28 @@ from saetui.errors import SaetuiError
 from saetui.inputs import read_prompt_sets
 from saetui.settings import AppSettings, ContrastSettings
 from saetui.tui.actions import bindings
+from saetui.tui.key_order import InOrderKeys
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
 from saetui.tui.widgets.text_box import TextBox
 
 
-class SearchPane(Pane):
+class SearchBox(InOrderKeys, Input):
+    """The search box: Down moves to the results, in order with the keys typed after it (`Down a` adds the first
+    hit; the `a` went into the box, forwarded to it before the focus moved)."""
+
     BINDINGS = bindings("search")
+
+    def action_results(self) -> None:
+        self.query_ancestor(SearchPane).action_results()
+
+
+class SearchPane(Pane):
     sae_name: reactive[str | None] = reactive(None, init=False)
     labels_rev: reactive[int] = reactive(0, init=False)
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="feature number, label, or: promotes WORD", id="search-input", select_on_focus=False)
+        yield SearchBox(placeholder="feature number, label, or: promotes WORD", id="search-input", select_on_focus=False)
         yield TextBox(id="search-note")
         yield FeatureList(id="search-results", value_title="score")
 

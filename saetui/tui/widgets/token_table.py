@@ -73,20 +73,50 @@ class TokenTable(FittedSubtitle, RowTable):
         self._mark_span()
         self.post_message(SpanChanged(self.span))
 
+    # A plain cursor key ends the span as it runs, not when its RowHighlighted arrives: a shift+arrow read in the
+    # same burst (`Down Down Shift+Down`) runs before that, and extended the old span instead of starting anew.
+    def action_cursor_up(self) -> None:
+        self._end_span()
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self._end_span()
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        self._end_span()
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        self._end_span()
+        super().action_page_down()
+
+    def action_scroll_top(self) -> None:
+        self._end_span()
+        super().action_scroll_top()
+
+    def action_scroll_bottom(self) -> None:
+        self._end_span()
+        super().action_scroll_bottom()
+
+    def _end_span(self) -> None:
+        from saetui.tui.messages import SpanChanged
+
+        if self._anchor is not None:
+            self._anchor, self._extend_to = None, []
+            self._mark_span()
+            self.post_message(SpanChanged(None))
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """A cursor move that is not a shift+arrow ends the span. A refill of the same prompt (a resize, the heat
         line) is no move: it puts the cursor back on its row (clearing the table first moved it to row 0), and the
         highlights it posts arrive with the cursor already back."""
-        from saetui.tui.messages import SpanChanged
-
         if event.cursor_row in self._extend_to:
             self._extend_to.remove(event.cursor_row)
         elif self._anchor is not None and (event.cursor_row != self.cursor_row or event.cursor_row == self._span_end):
             return
-        elif self._anchor is not None:
-            self._anchor, self._extend_to = None, []
-            self._mark_span()
-            self.post_message(SpanChanged(None))
+        else:
+            self._end_span()  # a move of another kind (a click)
 
     SPAN_STYLE = "reverse"  # the index cells of a span's rows: the rows the side list pools over
 
