@@ -143,11 +143,24 @@ class DiscoveryMethods(SessionState):
 
     def search_all(self, query: str, limit: int = SearchSettings.limit) -> SearchResult:
         """`search` over every loaded SAE, hits tagged with their SAE (`hit.sae`) and merged best first;
-        the notes of every SAE joined. A feature number outside one SAE only skips that SAE."""
+        the notes of every SAE joined. A feature number outside one SAE only skips that SAE. `SAE/NUMBER`, as every
+        list names a feature (`demo-late/416`), is that SAE's feature; with no SAE of that name it is searched as
+        text, and the note says so."""
+        import re
+        from dataclasses import replace
+
         from saetui.sae.search import SearchResult
 
+        saes = self._require_saes()
+        note = None
+        named = re.fullmatch(r"\s*(.+)/(\d+)\s*", query)
+        if named and named.group(2).isascii():
+            sae, number = named.groups()
+            if any(s.name == sae for s in saes):
+                return replace(self.search(number, sae, limit), query=query)
+            note = f"no loaded SAE is named {sae!r} ({', '.join(s.name for s in saes)}): searched as text"
         results, errors = [], []
-        for loaded in self._require_saes():
+        for loaded in saes:
             try:
                 results.append(self.search(query, loaded.name, limit))
             except InputError as exc:
@@ -157,6 +170,7 @@ class DiscoveryMethods(SessionState):
         if len(errors) == 1 and not results:
             raise errors[0]
         if not results:  # out of every SAE: each one's range (the first's alone read as if it were the only one)
-            ranges = ", ".join(f"{s.name} has 0..{s.d_sae - 1}" for s in self._require_saes())
+            ranges = ", ".join(f"{s.name} has 0..{s.d_sae - 1}" for s in saes)
             raise InputError(f"{str(errors[0]).split(':')[0]} of every SAE loaded: {ranges}")
-        return SearchResult.merged(results, limit)
+        merged = SearchResult.merged(results, limit)
+        return replace(merged, note="; ".join(filter(None, [note, merged.note]))) if note else merged

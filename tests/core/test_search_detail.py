@@ -130,6 +130,20 @@ def test_a_feature_number_says_so(demo):
         demo.search("99999", "demo")
 
 
+def test_a_feature_named_as_the_lists_name_it_is_that_saes_feature(demo):
+    """`demo-late/416`, as every list and the CLI's --feature write a feature, typed in the search: it found nothing
+    (read as text), with no hint."""
+    late = demo.saes.get("demo-late")
+    number = late.d_sae - 1  # beyond demo's 256 features: only demo-late has it
+    result = demo.search_all(f" demo-late/{number} ")
+    assert result.kind == "number" and [(h.sae, h.feature) for h in result.hits] == [("demo-late", number)]
+    assert [(h.sae, h.feature) for h in demo.search_all("demo/3").hits] == [("demo", 3)]
+    with pytest.raises(InputError, match="out of range"):
+        demo.search_all(f"demo/{number}")
+    typo = demo.search_all(f"demo-lat/{number}")  # no SAE of that name: text, and the note says so
+    assert typo.kind == "text" and "no loaded SAE is named 'demo-lat' (demo, demo-late)" in typo.note
+
+
 def _window_positions(model, index, pos: int, at: int, n: int) -> list[int]:
     """The corpus positions of an example's n tokens, the firing one (pos) at `at`: special tokens are dropped
     from windows (a chat's turn markers), so the others are the nearest non-special ones on each side."""
