@@ -326,6 +326,34 @@ class SaeTuiApp(KeyOrder, LoadingApp, App[None]):
         else:
             self.screen.focus_previous()
 
+    def get_system_commands(self, screen: Any) -> Any:
+        """Textual's own palette commands, less `Keys` (F1 lists saetui's; Textual's panel did not close on Esc), with
+        a Screenshot that says where it saved or why it could not (Textual's wrote to ~/Downloads, which a server
+        seldom has, and said only "Failed to save screenshot")."""
+        from textual.app import SystemCommand
+
+        for command in super().get_system_commands(screen):
+            if command.title == "Keys":
+                continue
+            if command.title == "Screenshot":
+                command = SystemCommand("Screenshot", "save an SVG screenshot of the screen (in Downloads, or else the "
+                                        "current folder)", lambda: self.set_timer(0.1, self.save_screenshot_here))
+            yield command
+
+    def save_screenshot_here(self) -> None:
+        """An SVG of the screen in the user's Downloads folder where there is one, else the current folder."""
+        from platformdirs import user_downloads_dir
+
+        from saetui.errors import one_line
+
+        downloads = Path(user_downloads_dir())
+        try:
+            path = self.save_screenshot(path=str(downloads if downloads.is_dir() else Path.cwd()))
+        except OSError as exc:
+            self.notify(f"screenshot not saved: {one_line(exc)}", severity="error")
+            return
+        self.notify(f"screenshot saved: {path}")
+
     async def action_command_palette(self) -> None:
         """Ctrl+P: Textual's palette as App.action_command_palette opens it, with saetui's box (commands.Palette)."""
         if self.use_command_palette and not Palette.is_open(self):
@@ -393,8 +421,13 @@ class SaeTuiApp(KeyOrder, LoadingApp, App[None]):
             self.query_one("#prompt").focus()
             return
         self.chat = [*self.chat, *turns]
-        self.query_one("#prompt", TextArea).text = ""
-        self.query_one("#prompt").focus()
+        prompt = self.query_one("#prompt", TextArea)
+        prompt.focus()
+        if prompt.text.strip() and prompt.text != turns[0]["content"]:
+            # typed since the generation: the next turn, begun already (cleared, it was lost without a word)
+            self.notify(f"kept the {which} reply: the text in the box is the next user turn, then Ctrl+G")
+            return
+        prompt.text = ""
         self.notify(f"kept the {which} reply: type the next user turn, then Ctrl+G")
 
     def watch_chat(self, chat: Any) -> None:

@@ -144,9 +144,12 @@ class SaetuiCommands(Provider):
             elif lowered.strip() and lowered.strip() in prefix or lowered.startswith(prefix.strip()):
                 yield Hit(0.5, prefix + "…", partial(self._ask, prefix, method), help=help_text)
             if lowered.startswith(prefix.strip()):  # the names that exist, matching what is typed so far
+                # a save's names come after its `…` (which asks): Enter on the bare command replaced the first preset
+                replaces = prefix.startswith("save ")
                 for name in self._names(prefix):
                     if name.lower().startswith(arg.lower()) and name != arg:
-                        yield Hit(0.8, f"{prefix}{name}", partial(self._command(method), name), help=help_text)
+                        yield Hit(0.4 if replaces else 0.8, f"{prefix}{name}", partial(self._command(method), name),
+                                  help=f"replace the saved {name}" if replaces else help_text)
         if lowered.startswith("load sae ") and self._app.session.model is not None:
             # Browse the sae-lens registry for the loaded model.
             term = query[len("load sae "):].strip().lower()

@@ -333,7 +333,21 @@ async def test_palette_lists_existing_presets_and_asks_for_a_missing_argument():
         await pilot.press(*"reds", "enter")
         await pilot.pause()
         assert state.list_presets() == ["reds"]
+        assert notes(app)[-1].startswith("preset reds saved (1 spec): ")
         app.draft = Draft()
+        # the bare command again asks: the saved name is listed after it (Enter replaced `reds` with no specs)
+        await palette(pilot, "save preset")
+        shown = [str(o.prompt) for o in app.screen.query_one("CommandList")._options]
+        assert shown[0].startswith("save preset …") and any("save preset reds" in s for s in shown[1:]), shown
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, AskScreen) and len(state.load_preset("reds")) == 1
+        await pilot.press("escape")
+        await pilot.pause()
+        await palette(pilot, "save preset reds")  # named: replaced, and the notice says so
+        await pilot.press("enter")
+        await pilot.pause()
+        assert state.load_preset("reds") == [] and notes(app)[-1].startswith("preset reds replaced (0 specs): ")
         await palette(pilot, "load preset")
         from textual.command import CommandPalette
 
@@ -383,3 +397,23 @@ def test_a_suspended_generation_holds_no_lock_and_no_steering_hooks():
     assert session.analyze(PROMPT).saes[0].per_token == before  # no steering hook left on the model
     rest = list(gen)
     assert rest  # and the generation goes on
+
+
+async def test_the_palettes_screenshot_says_where_it_saved_and_keys_is_saetuis_f1(tmp_path, monkeypatch):
+    """Textual's Screenshot wrote to ~/Downloads, which a server seldom has: `Failed to save screenshot`, no reason.
+    Without that folder it goes to the current one, and the notice names the file."""
+    import platformdirs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(platformdirs, "user_downloads_dir", lambda: str(tmp_path / "no-such-folder"))
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Screenshot" in titles and "Keys" not in titles
+        await palette(pilot, "Screenshot")
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        await settle(pilot)
+        (shot,) = tmp_path.glob("*.svg")
+        assert notes(app)[-1] == f"screenshot saved: {shot}" and "saetui" in shot.read_text()

@@ -589,6 +589,26 @@ async def test_chat_mode_renders_user_turns_and_continues_with_the_kept_reply():
         assert app.chat is None and not any(t.template for t in app.analysis.tokens)
 
 
+async def test_a_next_turn_typed_before_f6_stays_in_the_box():
+    """The next question typed before F6/F7: the reply kept answers the question it was generated for, and the text
+    typed stays (it was cleared without a word)."""
+    app = SaeTuiApp(prompt="What is the capital of France?")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        app.query_one("#max-tokens").value = "4"
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        prompt = app.query_one("#prompt")
+        prompt.text = "Where is Paris?"
+        await pilot.press("f7")
+        await pilot.pause()
+        assert app.chat == [{"role": "user", "content": "What is the capital of France?"},
+                            {"role": "assistant", "content": app.steer.reply(1)}]
+        assert prompt.text == "Where is Paris?" and "the text in the box is the next user turn" in notes(app)[-1]
+
+
 async def test_f6_f7_without_a_reply_to_keep_say_why():
     """Each way of having no reply to keep says which it is: none yet, kept already, a plain-text generation
     before chat mode was turned on, a reply to another conversation. Nothing is kept by any of them."""
@@ -720,7 +740,7 @@ async def test_a_palette_command_typed_with_ctrl_p_and_enter_in_one_read_runs():
         await asyncio.sleep(0)
         await settle(pilot)
         assert (config_dir() / "presets" / "p2.json").is_file()
-        assert [n.message for n in app._notifications][-1].startswith("preset saved")
+        assert [n.message for n in app._notifications][-1].startswith("preset p2 saved (0 specs): ")
         assert not isinstance(app.screen, Palette)
 
 

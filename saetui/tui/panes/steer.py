@@ -114,7 +114,7 @@ class SteerPane(Pane):
             return
         *self._undo, previous = self._undo
         self._set_draft(previous, undoable=False)
-        self.post_message(Notice(f"undone: {len(previous)} spec{'s' * (len(previous) != 1)} again"))
+        self.post_message(Notice(f"undone: {_specs(len(previous))} again"))
 
     def add_feature(self, sae: str, feature: int, sign: int = 1, signed: bool = False, reason: str = "") -> None:
         """Add a feature to the draft at twice its max activation (`sign` -1: negated); once: adding it
@@ -179,12 +179,14 @@ class SteerPane(Pane):
         self.notify(f"vector {name} added to steering (add 1; F4)")
 
     def save_preset(self, name: str) -> None:
+        specs = list(self.draft.specs)
         try:
-            path = state.save_preset(name, list(self.draft.specs))
+            replaced = name in state.list_presets()
+            path = state.save_preset(name, specs)
         except SaetuiError as exc:
             self.notify(str(exc), severity="error")
             return
-        self.notify(f"preset saved: {path}")
+        self.notify(f"preset {name} {'replaced' if replaced else 'saved'} ({_specs(len(specs))}): {path}")
 
     def load_preset(self, name: str) -> None:
         try:
@@ -196,7 +198,7 @@ class SteerPane(Pane):
             self.notify(str(exc), severity="error")
             return
         self._set_draft(Draft(tuple(specs)))
-        self.notify(f"preset {name} loaded ({len(specs)} specs)")
+        self.notify(f"preset {name} loaded ({_specs(len(specs))})")
 
     @on(SpecTable.Edit)
     def _edit(self, edit: SpecTable.Edit) -> None:
@@ -492,3 +494,7 @@ class SteerPane(Pane):
         if idle:  # likewise: why steered = baseline
             note += f" · scope {', '.join(idle)} steers nothing here"
         self.post_message(Notice(note))
+
+
+def _specs(n: int) -> str:
+    return f"{n} spec{'s' * (n != 1)}"
