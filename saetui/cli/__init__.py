@@ -29,8 +29,12 @@ import sys
 import warnings
 from typing import Any, Sequence
 
-from saetui.cli import app, common
-from saetui.errors import SaetuiError, one_line
+try:  # Ctrl+C in the first moments, before main() can catch it: one line, as at any later point
+    from saetui.cli import app, common
+    from saetui.errors import SaetuiError, one_line
+except KeyboardInterrupt:
+    print("saetui: interrupted", file=sys.stderr)
+    raise SystemExit(130) from None
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -67,6 +71,7 @@ def _main(argv: list[str]) -> int:
     try:
         args = parser.parse_args(argv)
         common.check_texts(args)
+        args = app.app_options(args)
     except (common.UsageError, SaetuiError) as exc:
         print(f"saetui: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE

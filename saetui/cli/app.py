@@ -12,10 +12,25 @@ from saetui.steering.spec import parse_spec
 
 
 def add_app_options(parser: argparse.ArgumentParser) -> None:
-    """The bare `saetui` (the app): what it opens."""
-    parser.add_argument("--model", type=common.text, help="HF model id or local directory for the app (default: the bundled demo)")
-    parser.add_argument("--sae", action="append", metavar="SPEC", help="SAE for the app; repeat for several")
-    parser.add_argument("--refresh", action="store_true", help=common.REFRESH_HELP)
+    """The bare `saetui` (the app): what it opens. Their own dests (app_*): a command's --model (None when not given)
+    would overwrite a --model given before the command, which was then dropped without a word."""
+    parser.add_argument("--model", dest="app_model", type=common.text,
+                        help="HF model id or local directory for the app (default: the bundled demo)")
+    parser.add_argument("--sae", dest="app_sae", action="append", metavar="SPEC", help="SAE for the app; repeat for several")
+    parser.add_argument("--refresh", dest="app_refresh", action="store_true", help=common.REFRESH_HELP)
+
+
+def app_options(args: argparse.Namespace) -> argparse.Namespace:
+    """`args` with the app's options as `run_app` reads them. Given before a command (`saetui --model M analyze`), they
+    are refused: the command would run on its own default (the demo) while the user meant M."""
+    given = [flag for flag, value in (("--model", args.app_model), ("--sae", args.app_sae), ("--refresh", args.app_refresh))
+             if value]
+    if args.command is None:
+        args.model, args.sae, args.refresh = args.app_model, args.app_sae, args.app_refresh
+    elif given:
+        raise InputError(f"{given[0]} before the command is the app's option: put it after the command "
+                         f"(saetui {args.command} {given[0]} ...)")
+    return args
 
 
 def add_parsers(sub: Any) -> None:
@@ -50,6 +65,8 @@ def run_snapshot(args: argparse.Namespace) -> int:
     specs = [parse_spec(text, "feature") for text in args.feature]
     if args.snap_sae and not args.snap_model:
         raise InputError("--app-sae needs --app-model (the demo brings its own SAEs)")
+    if args.snap_model and not args.snap_sae:  # Session.open's own message names --sae, the other commands' option
+        raise InputError("--app-sae is required with --app-model: RELEASE/SAE_ID, a sae-lens directory or params.npz")
     # The session the app will show, loaded here, so a missing model or an unknown feature is an error, not a
     # picture of one; a feature without its SAE steers the SAE the app opens on (the first).
     session = Session.open(args.snap_model, args.snap_sae)

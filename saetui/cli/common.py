@@ -63,7 +63,7 @@ def checked(check: Callable[[str], Any], name: str) -> Callable[[str], Any]:
 
 
 positive = checked(lambda t: inputs.whole_number(t, 1, "must be a positive whole number"), "integer")
-non_negative = checked(lambda t: inputs.whole_number(t, 0, "must be a whole number >= 0 (0 = off)"), "integer")
+non_negative = checked(lambda t: inputs.whole_number(t, 0, "must be a whole number >= 0"), "integer")
 seed = checked(lambda t: inputs.whole_number(t, 0, "must be a whole number from 0 to 2**64-1", 2**64 - 1), "integer")
 whole = checked(lambda t: inputs.whole_number(t, -(2**63), "must be a whole number"), "integer")  # ranges: settings
 finite_float = checked(inputs.finite_number, "number")

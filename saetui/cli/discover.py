@@ -18,7 +18,8 @@ from saetui.settings import ContrastSettings, NeighbourSettings, SearchSettings
 def add_parsers(sub: Any) -> None:
     search = sub.add_parser("search", help="search features by number, label, example tokens or `promotes WORD`")
     search.add_argument("query")
-    common.add_model_options(search, sae_help="the SAE to search (default: the demo's early-layer SAE, demo)")
+    common.add_model_options(search, sae_help="SAE to load (default: the demo's two); every SAE loaded is searched, "
+                                                     "each hit tagged with its own")
     search.add_argument("--limit", type=common.positive, default=SearchSettings.limit)
     search.add_argument("--json", action="store_true")
     search.set_defaults(run=run_search)

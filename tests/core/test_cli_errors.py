@@ -31,6 +31,12 @@ CASES: list[tuple[str, list[str], str]] = [
     ("app-model-without-value", ["--model"], "expected one argument"),
     ("app-sae-needs-model", ["--sae", "x"], "--sae needs --model"),
     ("app-unknown-command", ["bogus"], "invalid choice"),
+    # the app's options before a command: the command ran on the demo, the --model given dropped without a word
+    ("app-model-before-a-command", ["--model", "{tmp}", "--sae", "x", "analyze", *P],
+     "--model before the command is the app's option: put it after the command (saetui analyze --model ...)"),
+    ("app-sae-before-a-command", ["--sae", "x", "search", "red"], "--sae before the command is the app's option"),
+    ("app-refresh-before-a-command", ["--refresh", "evals", "--corpus", "{corpus}"],
+     "--refresh before the command is the app's option"),
     ("app-stray-argument", ["saes", "extra"], "saes: unrecognized arguments: extra"),
     ("analyze-unknown-option-names-the-command", ["analyze", *P, "--bogus"], "analyze: unrecognized arguments: --bogus"),
     # analyze
@@ -182,6 +188,7 @@ CASES: list[tuple[str, list[str], str]] = [
     ("snapshot-no-prompt", ["snapshot", "--out", "{tmp}/s.svg"], "required: --prompt"),
     ("snapshot-blank-prompt", ["snapshot", "--prompt", " ", "--out", "{tmp}/s.svg"], "empty prompt"),
     ("snapshot-invalid-utf8", ["snapshot", "--prompt", "\udcff", "--out", "{tmp}/s.svg"], "invalid UTF-8"),
+    ("snapshot-app-model-without-app-sae", [*SNAP, "--app-model", "{tmp}"], "--app-sae is required with --app-model"),
     ("snapshot-size-word", [*SNAP, "--size", "big"], "--size must be WIDTHxHEIGHT"),
     ("snapshot-size-half", [*SNAP, "--size", "120x"], "--size must be WIDTHxHEIGHT"),
     ("snapshot-size-zero", [*SNAP, "--size", "0x0"], "width must be"),
