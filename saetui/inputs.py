@@ -23,6 +23,7 @@ import os
 import re
 import stat
 import sys
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +222,7 @@ def read_labels(value: str | Path) -> dict[int, str]:
     `description`) or a CSV with columns `feature,label`. The file must be UTF-8 (else an InputError
     with the line number); a row or record without a feature number or label is an InputError naming it."""
     import csv
+    import io
 
     path = Path(value)
     text = read_input(value, "labels file")
@@ -235,11 +237,12 @@ def read_labels(value: str | Path) -> dict[int, str]:
     def label_text(value: object, where: str) -> str:
         if not isinstance(value, str) or not value.strip():
             raise InputError(f"{where}: no label")
-        return check_utf8(value.strip(), f"label at {where}", argv=False)  # a JSON escape of half a character
+        # a JSON escape of half a character is refused; a newline or an escape sequence's ESC becomes a space
+        return one_line_text(check_utf8(value, f"label at {where}", argv=False)).strip()
 
     try:
         if path.suffix.lower() == ".csv":
-            reader = csv.DictReader(text.splitlines())
+            reader = csv.DictReader(io.StringIO(text, newline=""))  # a quoted label may hold a line break
             if not reader.fieldnames or not {"feature", "label"} <= set(reader.fieldnames):
                 raise InputError(f"{path}: a labels CSV needs the columns feature,label (got {reader.fieldnames})")
             for row in reader:
@@ -312,12 +315,18 @@ def check_name(name: str, what: str) -> str:
 _ASCII_INT = re.compile(r"[+-]?[0-9]+")
 
 
+def one_line_text(text: str) -> str:
+    """`text` with its control characters (newlines, tabs, ESC and BEL of terminal sequences) and line separators as
+    spaces: a label is one line of every list that shows it, and never drives the terminal it is printed on."""
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+
+
 def check_label(label: object, feature: int) -> str:
     """A feature's label as a script gives it (set_label, add_labels): text that can be saved (UTF-8; an empty one
-    removes the label), else a one-line InputError naming the feature."""
+    removes the label; control characters become spaces), else a one-line InputError naming the feature."""
     if not isinstance(label, str):
         raise InputError(f"a label is text, got {label!r:.40} for feature {feature} (an empty one removes it)")
-    return check_utf8(label, f"label of feature {feature}", argv=False)
+    return one_line_text(check_utf8(label, f"label of feature {feature}", argv=False))
 
 
 def not_blank(text: str) -> str:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from saetui.errors import InputError
-from saetui.inputs import ascii_int, check_int
+from saetui.inputs import ascii_int, check_int, one_line_text
 from saetui.settings import SearchSettings
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def load_labels(index_dir: str | Path, removals: bool = False) -> dict[int, str]
         # a key of 19 digits and more names no feature of any SAE (and int() refuses over 4300)
         number = isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 19
         if number and isinstance(v, str) and (v.strip() or removals):
-            labels[int(k)] = v
+            labels[int(k)] = one_line_text(v)  # a file written by hand or by an older saetui: one line all the same
     return labels
 
 

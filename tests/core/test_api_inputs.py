@@ -41,6 +41,8 @@ def test_a_bad_label_is_refused_and_keeps_nothing(demo):
     saved = json.loads(next(Path(where).rglob("*.json")).read_text())
     assert demo.labels.of("demo")[10] == "fine" and all(isinstance(v, str) for v in saved.values())
     assert demo.search("fine", "demo").hits[0].feature == 10  # search still works
+    demo.set_label(10, "line1\nfake/99   9.99  \x1b[31minjected", "demo")  # one line, no terminal sequence
+    assert demo.labels.of("demo")[10] == "line1 fake/99   9.99   [31minjected"
     demo.set_label(10, "", "demo")  # an empty label removes it
     assert 10 not in demo.labels.of("demo")
 

@@ -207,6 +207,19 @@ def test_labels_csv_rows_need_a_feature_and_a_label(tmp_path):
         read_labels(tmp_path / "n.jsonl")
 
 
+def test_a_label_is_one_line_whatever_file_it_comes_from(tmp_path):
+    """A label with a newline printed as two lines of `saetui search` (a second, fake hit), and one with ESC drove
+    the terminal; a CSV's quoted line break was dropped (`first linesecond line`)."""
+    from saetui.sae.search import load_labels
+
+    (tmp_path / "l.csv").write_text('feature,label\n11,"first line\nsecond line"\n12,"\x1b[7mloud\x07\tx"\n')
+    assert read_labels(tmp_path / "l.csv") == {11: "first line second line", 12: "[7mloud  x"}
+    (tmp_path / "n.json").write_text(json.dumps([{"index": "9", "description": "multi\nline \u001b[7mlabel\u2028"}]))
+    assert read_labels(tmp_path / "n.json") == {9: "multi line  [7mlabel"}
+    (tmp_path / "labels.json").write_text(json.dumps({"7": "line1\nfake/99   9.99  injected"}))  # by hand
+    assert load_labels(tmp_path) == {7: "line1 fake/99   9.99  injected"}
+
+
 def test_one_corpus_fingerprint_for_caches_and_indexes(gemma2, make_sae, tmp_path):
     from saetui.activations.cache import ActivationCache
     from saetui.sae.index import IndexSettings, build_index
