@@ -48,14 +48,17 @@ class Row:
 
 
 def swept(spec: Any, value: SweepValue | float) -> Any:
-    """`spec` at one coefficient of a sweep: a feature spec takes the value and its unit (a plain float is raw); a
-    steering vector's coefficient is already in multiples of its direction, so `2x` is refused for it in one line."""
+    """`spec` at one coefficient of a sweep: a feature spec takes the value and its unit (a plain float is raw), an
+    ablated one is refused; a steering vector's coefficient is already in multiples of its direction, so `2x` is
+    refused for it in one line."""
     value = value if isinstance(value, SweepValue) else SweepValue(float(value))
     if spec.kind == "vector":
         if value.unit == "max":
             raise InputError(f"{spec.target} has no max activation: its coefficients are multiples of the saved "
                              f"direction already (type {value.value:g}, not {value})")
         return spec.with_coefficient(value.value)
+    if spec.mode == "ablate":  # every row the same text, titled with another coefficient
+        raise InputError(f"{spec.target} is ablated: it has no coefficient to sweep (add or clamp it)")
     return replace(spec, coefficient=float(value.value), unit=value.unit)
 
 

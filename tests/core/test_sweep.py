@@ -65,6 +65,11 @@ def test_plan_rows_gives_each_variant_its_unit_and_refuses_2x_for_a_vector():
     assert [r.specs[-1].coefficient for r in plan_rows([vector], sweep=[SweepValue(2)])] == [2.0]
     with pytest.raises(InputError, match="no max activation: its coefficients are multiples of the saved direction"):
         plan_rows([vector], sweep=[SweepValue(2, "max")])
+    # an ablated spec has no coefficient: its rows were the same text, each titled with another one
+    with pytest.raises(InputError, match="s/5 is ablated: it has no coefficient to sweep"):
+        plan_rows([SteeringSpec(5, 0.0, mode="ablate", sae="s")], sweep=[SweepValue(0), SweepValue(5)])
+    held = plan_rows([spec], sweep=[SweepValue(1)], held=[SteeringSpec(6, 0.0, mode="ablate", sae="s")])
+    assert held[0].specs[0].mode == "ablate"  # held as it is, beside the swept spec
 
 
 @pytest.mark.parametrize("spec, top, want", [
