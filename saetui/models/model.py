@@ -185,6 +185,7 @@ class ModelWithHooks:
                                  f"a vocabulary of {config.vocab_size} (are the tokenizer files missing?)")
         if device_map is None:
             model = model.to(target)
+        _say_if_unreadable(Path(str(source)) / "generation_config.json")
         return cls(model, tokenizer, name=name_or_path)
 
     # ------------------------------------------------------------------ facts
@@ -366,3 +367,18 @@ def _count_params(config: Any, common: dict[str, Any]) -> int:
     with torch.device("meta"):
         skeleton = AutoModelForCausalLM.from_config(config, trust_remote_code=common.get("trust_remote_code", False))
     return sum(p.numel() for p in skeleton.parameters())
+
+
+def _say_if_unreadable(generation_config: Path) -> None:
+    """A notice where a model folder's generation_config.json is there but cannot be read: transformers goes on
+    without it, so a chat reply no longer stops at the model's own end-of-turn ids (steering.decode.stop_ids)."""
+    import json
+
+    from saetui.files import notice
+
+    try:
+        if generation_config.is_file():
+            json.loads(generation_config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        notice(f"{generation_config} could not be read ({type(exc).__name__}): generation stops at the tokenizer's "
+               "end token only, not at the model's own stop tokens")

@@ -181,3 +181,22 @@ def test_a_model_folder_without_its_tokenizer_is_refused_in_one_line(tmp_path):
         (folder / name).unlink(missing_ok=True)
     with pytest.raises(ModelLoadError, match="tokenizer has .* tokens for a vocabulary of .* tokenizer files missing"):
         ModelWithHooks.from_pretrained(str(folder), device="cpu")
+
+
+def test_an_unreadable_generation_config_is_said(tmp_path):
+    """transformers loads a model whose generation_config.json is damaged without a word, and a chat reply then runs
+    past the model's end-of-turn id: the load says so."""
+    import shutil
+    from importlib import resources
+
+    from saetui.files import take_notices
+
+    folder = tmp_path / "m"
+    shutil.copytree(resources.files("saetui.demo") / "assets" / "model", folder)
+    take_notices()
+    ModelWithHooks.from_pretrained(str(folder), device="cpu")
+    assert take_notices() == []  # the intact one
+    (folder / "generation_config.json").write_text("nope")
+    ModelWithHooks.from_pretrained(str(folder), device="cpu")
+    (said,) = take_notices()
+    assert said.startswith(f"{folder / 'generation_config.json'} could not be read (JSONDecodeError)")
