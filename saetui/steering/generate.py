@@ -173,7 +173,8 @@ class SteeringEngine:
         One batched forward after generation: for each steered row r with tokens g (n_r,), two batch
         rows on prompt + g[:-1], one unsteered and one with r's specs; the logits at the last n_r
         positions (vocab each) predict g. Rows are right-padded; kl[r][i] >= 0, in nats, and exactly
-        0 where the steering adds nothing (coefficient 0: the two rows are computed identically).
+        0 for a row whose specs add nothing (each adds with coefficient 0): not run, as two batch rows of one
+        input can differ by the rounding of the kernels' row blocks (6e-8 seen on a CPU).
         """
         import contextlib
 
@@ -183,11 +184,12 @@ class SteeringEngine:
             raise InputError(f"{len(token_ids)} token lists for {len(rows)} rows")
         vectors: dict = {}
         resolved = [[resolve_any(s, self.saes, self.model, vectors) for s in row if s.enabled] for row in rows]
-        steered = [r for r, specs in enumerate(resolved) if specs and len(token_ids[r]) > 0]
+        inert = [bool(specs) and all(rs.mode == "add" and rs.value == 0 for rs in specs) for specs in resolved]
+        steered = [r for r, specs in enumerate(resolved) if specs and len(token_ids[r]) > 0 and not inert[r]]
         result: list[list[float] | None] = [None] * len(rows)
         for r, specs in enumerate(resolved):
             if specs:
-                result[r] = []
+                result[r] = [0.0] * len(token_ids[r]) if inert[r] else []
         if not steered:
             return result
         prompt_ids, template = self._prompt(prompt)

@@ -133,6 +133,17 @@ def test_each_sweep_rows_mean_kl_equals_two_plain_forwards(session):
     assert 14 / top > 1
 
 
+def test_a_row_that_adds_nothing_has_a_kl_of_exactly_zero(session):
+    """`--feature demo/3:0` on this prompt gave kl [0, 0, 0, 6e-08, 4e-10] on an AMD CPU: two batch rows of one
+    input differ by the rounding of the kernels' row blocks. A row whose specs add nothing is not run."""
+    for prompt, n in (("Hello <|end|> there", 5), (PROMPT, 7)):
+        run = session.steer(prompt, [SteeringSpec(3, 0.0, sae="demo"), SteeringSpec(5, 0.0, sae="demo-late")],
+                            max_new_tokens=n)
+        for _ in run.pieces():
+            pass
+        assert run.to_dict()["steered"]["kl"] == [0.0] * n
+
+
 # ---------------------------------------------------------------------- the CLI
 def test_cli_sweep_in_max_units_heads_each_row_with_both_units_and_its_kl(capsys, session):
     top = session.max_activation(SAE, FEATURE)
