@@ -153,7 +153,7 @@ class DiscoveryMethods(SessionState):
 
         saes = self._require_saes()
         note = None
-        named = re.fullmatch(r"\s*(.+)/(\d+)\s*", query)
+        named = re.fullmatch(r"\s*(.+)/(\d+)\s*", check_text(query, "query"))
         if named and named.group(2).isascii():
             sae, number = named.groups()
             if any(s.name == sae for s in saes):

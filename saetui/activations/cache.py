@@ -83,7 +83,7 @@ class ActivationCache:
         self,
         model: ModelWithHooks,
         dataset: str | Path | Sequence[str],
-        hook_names: Sequence[str],
+        hook_names: str | Sequence[str],
         *,
         field: str = "text",
         batch_size: int = 8,
@@ -102,7 +102,7 @@ class ActivationCache:
         if batch_size < 1 or prompts_per_shard < 1:
             raise InputError("batch size and prompts per shard must be at least 1")
         prompts = read_dataset(dataset, field)
-        hooks = list(dict.fromkeys(hook_names))
+        hooks = list(dict.fromkeys([hook_names] if isinstance(hook_names, str) else hook_names))  # one, or several
         for hook in hooks:
             model.hook_point(hook)
         settings = {

@@ -266,7 +266,9 @@ class ModelWithHooks:
         if not prompts:
             raise InputError("no prompt given")
         for prompt in prompts:
-            if not isinstance(prompt, str) or not prompt.strip():
+            if not isinstance(prompt, str):  # token ids, a tensor: not an empty prompt, as it was called
+                raise InputError(f"the prompt must be text, got {type(prompt).__name__}")
+            if not prompt.strip():
                 raise InputError("empty prompt: type some text to analyze")
         limit = max_length or self.context_length
         rows = self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"]

@@ -134,7 +134,7 @@ def test_an_index_built_into_a_folder_is_the_one_used(demo, tmp_path):
     assert demo.indexes["demo"].root == bundled
 
 
-def test_text_where_text_is_wanted_and_one_name_as_a_string(demo):
+def test_text_where_text_is_wanted_and_one_name_as_a_string(demo, tmp_path):
     """analyze(5) and friends were AttributeErrors ('int' has no 'strip'); evals(saes="demo") read 'd', 'e', ..."""
     for call in (lambda: demo.analyze(5), lambda: demo.search(None, "demo"), lambda: demo.search_all(5),
                  lambda: demo.span(None, 0, 2), lambda: demo.contrast([None], ["a"]), lambda: demo.load_sae(None),
@@ -143,6 +143,15 @@ def test_text_where_text_is_wanted_and_one_name_as_a_string(demo):
             call()
     one = demo.evals(["The cat sat on the mat."], saes="demo", progress=False)
     assert [h.name for h in one.saes] == ["demo"]
+    from saetui.activations.cache import ActivationCache
+    from saetui.sae.analyzer import SAEAnalyzer
+
+    for ids in ([1, 426, 351], torch.tensor([1, 2, 3])):  # token ids were an 'empty prompt'
+        with pytest.raises(InputError, match=f"must be text, got {type(ids).__name__}"):
+            SAEAnalyzer(demo.model, demo.saes).analyze(ids)
+    hook = demo.saes.get("demo").hook_name  # one hook as a string: its letters were taken as hooks
+    cache = ActivationCache(tmp_path / "cache").build(demo.model, ["The cat sat."], hook, progress=False)
+    assert cache.manifest["hooks"] == [hook] and len(cache.activations(hook)) == 1
 
 
 def test_a_sweep_as_the_cli_types_it(demo):
