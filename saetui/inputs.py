@@ -7,7 +7,8 @@ everywhere. Each check returns the value (normalised) or raises one InputError l
 what the user typed quotes it exactly (repr), never with its whitespace changed.
 
 A text input is a string, a file (a .txt file: one text a line; a .jsonl file: one JSON object a line, the
-text in a named field), or `-` for standard input (one text a line). Regular files and pipes (`<(...)`) are
+text in a named field; a .json file: an array of texts or of such objects), or `-` for standard input (one text a
+line). Regular files and pipes (`<(...)`) are
 read; folders and devices (/dev/null, /dev/tty) are refused, since reading a device either finds nothing or
 never ends.
 
@@ -27,7 +28,7 @@ import unicodedata
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from saetui.errors import InputError, ModelLoadError
 
@@ -121,7 +122,8 @@ def read_input(value: str | Path, what: str = "file") -> str:
 
 def read_texts(source: str | Path | Sequence[str], field: str = "text", what: str = "dataset file") -> list[str]:
     """The non-blank texts of `source`: a list of strings, a .txt file (one text a line), a .jsonl file (the
-    string in `field` of each line's object) or `-` (standard input, one text a line).
+    string in `field` of each line's object), a .json file (an array of texts or of such objects; or JSON Lines,
+    which `datasets`' to_json writes under .json) or `-` (standard input, one text a line).
 
     Files must be UTF-8 (invalid bytes are refused with the file and the line); a .jsonl line that is not an
     object with `field`, or whose `field` is null, a number, a list or an object, is refused naming the line."""
@@ -131,19 +133,24 @@ def read_texts(source: str | Path | Sequence[str], field: str = "text", what: st
             if not isinstance(t, str):  # str() read None as the text "None"
                 raise InputError(f"text {i} of the list is {type(t).__name__}, not text: {t!r:.40}")
     else:
-        lines = read_input(source, what).splitlines()
+        content = read_input(source, what)
         path = Path(source)
-        jsonl = path.suffix.lower() == ".jsonl"  # (.JSONL too: read as text, each line was a JSON record)
-        if field != "text" and not jsonl:  # asked for, and it would silently not be used
+        suffix = path.suffix.lower()  # (.JSONL too: read as text, each line was a JSON record)
+        if field != "text" and suffix not in (".jsonl", ".json"):  # asked for, and it would silently not be used
             warnings.warn(f"field {field!r} is not read: {source} is not .jsonl (one text a line)", stacklevel=2)
-        texts = []
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            if jsonl:
-                texts.append(_jsonl_text(line, field, f"{path}:{lineno}"))
-            else:
-                texts.append(line)
+        array = _json_array(content, path) if suffix == ".json" else None  # read as lines of text, it was garbage
+        if array is not None:
+            texts = [check_utf8(item, f"text at {path} item {i}", argv=False) if isinstance(item, str)
+                     else _record_text(item, field, f"{path} item {i}") for i, item in enumerate(array)]
+        else:
+            texts = []
+            for lineno, line in enumerate(content.splitlines(), 1):
+                if not line.strip():
+                    continue
+                if suffix in (".jsonl", ".json"):
+                    texts.append(_jsonl_text(line, field, f"{path}:{lineno}"))
+                else:
+                    texts.append(line)
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise InputError(f"dataset {source if isinstance(source, (str, Path)) else '(list)'} has no text")
@@ -162,11 +169,30 @@ def documents_within(counts: Sequence[int], budget: int) -> int:
     return len(counts)
 
 
+def _json_array(content: str, path: Path) -> list | None:
+    """A .json file's array; None where the file is JSON Lines (one object a line) instead."""
+    try:
+        data = json.loads(content)
+    except (ValueError, RecursionError):
+        return None  # JSON Lines (or damaged: its lines say where)
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        return None  # one object: a file of one JSON line
+    raise InputError(f"{path} is a JSON {'null' if data is None else type(data).__name__}: a corpus is an array of "
+                     "texts or of objects with a text field, or one object a line")
+
+
 def _jsonl_text(line: str, field: str, where: str) -> str:
     try:
         record = json.loads(line)
     except (ValueError, RecursionError) as exc:
         raise InputError(f"{where} is not valid JSON: {exc}") from exc
+    return _record_text(record, field, where)
+
+
+def _record_text(record: Any, field: str, where: str) -> str:
+    """The text in `field` of one corpus record (a JSON object), or an InputError naming `where`."""
     if not isinstance(record, dict):
         kind = "null" if record is None else type(record).__name__
         raise InputError(f"{where} is a JSON {kind}, not an object with a field {field!r}")
@@ -201,7 +227,7 @@ def read_prompt_set(values: Sequence[str], which: str = "A") -> list[str]:
                     raise InputError(f"set {which}: {value} holds no prompts") from None
                 raise InputError(f"set {which}: {exc}") from None
             prompts.extend(check_text(t, "prompt") for t in texts)
-        elif path is not None and path.suffix.lower() in (".txt", ".jsonl") and " " not in value:
+        elif path is not None and path.suffix.lower() in (".txt", ".jsonl", ".json") and " " not in value:
             raise InputError(f"set {which}: no file at {value}")
         else:
             prompts.append(check_text(value, "prompt"))

@@ -12,7 +12,7 @@ from saetui import inputs
 from saetui.cli import common
 from saetui.settings import EvalSettings, IndexSettings
 
-CORPUS_HINT = "--corpus takes a .txt or .jsonl file, or - for standard input"
+CORPUS_HINT = "--corpus takes a .txt, .jsonl or .json file, or - for standard input"
 
 EVALS_HELP = """Every loaded SAE's health over your corpus, in one pass (clean, each SAE spliced in, each hook zeroed):
 
@@ -33,8 +33,8 @@ def add_parsers(sub: Any) -> None:
     idx = IndexSettings()
     index = sub.add_parser("index", help="build a feature index (top examples, density, histograms) from a corpus")
     common.add_model_options(index, sae_help="the SAE to index (default: the demo's early-layer SAE, demo)")
-    index.add_argument("--corpus", required=True, help=".txt (one document a line) or .jsonl")
-    index.add_argument("--field", default="text", help="the .jsonl field holding the text (default text)")
+    index.add_argument("--corpus", required=True, help=".txt (one document a line), .jsonl, or .json (an array)")
+    index.add_argument("--field", default="text", help="the .jsonl/.json field holding the text (default text)")
     index.add_argument("--max-tokens", type=common.positive, default=idx.max_tokens, help="stop after this many tokens")
     index.add_argument("--batch-size", type=common.positive, default=idx.batch_size,
                        help=f"documents per forward (default: {IndexSettings.CPU_BATCH_SIZE} on CPU; on a GPU sized to "
@@ -50,8 +50,8 @@ def add_parsers(sub: Any) -> None:
     evals = sub.add_parser("evals", help="SAE health on a corpus: reconstruction, sparsity, the model's loss with each SAE spliced in",
                            description=EVALS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_model_options(evals, sae_help="an SAE to evaluate (repeat for several; default: every SAE of the demo)")
-    evals.add_argument("--corpus", required=True, help=".txt (one document a line) or .jsonl")
-    evals.add_argument("--field", default="text", help="the .jsonl field holding the text (default text)")
+    evals.add_argument("--corpus", required=True, help=".txt (one document a line), .jsonl, or .json (an array)")
+    evals.add_argument("--field", default="text", help="the .jsonl/.json field holding the text (default text)")
     evals.add_argument("--max-tokens", type=common.positive, default=ev.max_tokens,
                        help="stop after documents holding this many positions")
     evals.add_argument("--batch-size", type=common.positive, default=ev.batch_size,

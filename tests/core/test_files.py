@@ -436,3 +436,23 @@ def test_unwritable_config_and_cache_folders(tmp_path, monkeypatch):
         cache_dir()
     with pytest.raises(InputError, match="cannot create the index folder /proc"):
         files.check_writable(Path("/proc/saetui-cache/x"), "index folder")
+
+
+def test_a_json_corpus_is_read_as_json(tmp_path):
+    """A .json corpus was read as one text a line: `evals --corpus arr.json` scored the raw JSON as 1 document."""
+    from saetui.inputs import read_texts
+
+    texts = ["The cat sat.", "A dog ran."]
+    cases = {"arr.json": json.dumps(texts), "obj.json": json.dumps([{"text": t, "n": 1} for t in texts]),
+             "lines.json": "".join(json.dumps({"text": t}) + "\n" for t in texts)}  # datasets' to_json writes these
+    for name, content in cases.items():
+        (tmp_path / name).write_text(content)
+        assert read_texts(tmp_path / name) == texts, name
+    (tmp_path / "f.json").write_text(json.dumps([{"body": t} for t in texts]))
+    assert read_texts(tmp_path / "f.json", field="body") == texts
+    for content, says in ((json.dumps(5), "is a JSON int: a corpus is an array of texts"),
+                          (json.dumps([1]), r"item 0 is a JSON int, not an object with a field 'text'"),
+                          ('{"text": "a"}\n{oops\n', r"f\.json:2 is not valid JSON")):
+        (tmp_path / "f.json").write_text(content)
+        with pytest.raises(InputError, match=says):
+            read_texts(tmp_path / "f.json")
