@@ -81,7 +81,7 @@ def save_vector(name: str, directions: dict[str, torch.Tensor], *, model: str, m
     import torch
     from safetensors.torch import save_file
 
-    from saetui.files import atomic_folder, ensure_dir
+    from saetui.files import atomic_folder, ensure_dir, notice
 
     check_vector_name(name)
     if not directions:
@@ -96,9 +96,12 @@ def save_vector(name: str, directions: dict[str, torch.Tensor], *, model: str, m
     manifest = {"format": _FORMAT, "name": name, "model": model, "d_model": d, "hooks": list(tensors),
                 "norms": {h: _norm(v) for h, v in tensors.items()}, "meta": meta or {}}
     folder = ensure_dir(vectors_dir(), "vectors folder") / name
+    replaced = folder.exists()
     with atomic_folder(folder) as tmp:
         save_file(tensors, str(tmp / WEIGHTS), metadata={"name": name})
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
+    if replaced:  # said: a max-pooled vector replaced by a mean-pooled one of the same name went unnoticed
+        notice(f"steering vector {name} replaced the one saved before under that name")
     return folder
 
 

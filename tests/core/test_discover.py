@@ -424,9 +424,13 @@ def test_a_vector_at_two_hook_points_is_two_specs_and_at_one_is_one():
 def test_vector_files_missing_and_damaged(gemma2):
     with pytest.raises(InputError, match="no steering vector named 'nope'; saved: none"):
         load_vector("nope")
+    from saetui.files import take_notices
+
+    take_notices()
     folder = save_vector("v1", {"blocks.1.hook_resid_post": torch.ones(64)}, model=gemma2.name)
-    assert list_vectors() == ["v1"] and not list(folder.parent.glob(".*tmp"))
+    assert list_vectors() == ["v1"] and not list(folder.parent.glob(".*tmp")) and take_notices() == []
     save_vector("v1", {"blocks.1.hook_resid_post": torch.full((64,), 2.0)}, model=gemma2.name)  # replaced whole
+    assert take_notices() == ["steering vector v1 replaced the one saved before under that name"]  # and said
     assert torch.equal(load_vector("v1").directions["blocks.1.hook_resid_post"], torch.full((64,), 2.0))
     with pytest.raises(InputError, match="is 32 wide"):
         save_vector("v2", {"blocks.1.hook_resid_post": torch.ones(32)}, model="x")

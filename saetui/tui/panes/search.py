@@ -108,8 +108,12 @@ class SearchPane(Pane):
             return
         from saetui.steering.spec import vector_usage
 
+        from saetui.files import take_notices
+
         hooks = list(self.session.last_contrast.directions) if self.session.last_contrast is not None else []
         self.notify(f"steering vector {name} saved in {where} (saetui steer --vector {vector_usage(name, hooks)})")
+        for said in take_notices():  # one of that name replaced
+            self.notify(said, severity="warning")
 
     def contrast(self, a: list[str], b: list[str]) -> None:
         """Show every loaded SAE's features ranked by how they separate prompts `a` from prompts `b`."""
