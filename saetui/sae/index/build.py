@@ -103,7 +103,7 @@ def build_index(
                 i += piece
             done = min(len(texts), b + len(docs))
             bar.update(len(docs))
-            bar.set_postfix(tokens=n_seen)
+            bar.set_postfix(tokens=builder.n_tokens)  # as the summary counts them: special tokens left out
             batches += 1
             if world == 1 and batches % checkpoint_every == 0:
                 save(out, plan, builder, tokens, doc_start, done, complete=False)
