@@ -155,9 +155,11 @@ class LabelIndex:
                 self.words.setdefault(w, set()).add(f)
 
     def match(self, query: str) -> dict[int, tuple[float, Any]]:
-        """feature -> (quality, details): quality = s * (0.5 + 0.5 * c), s the mean over query words of the best
+        """feature -> (quality, details): quality = s * (0.9 + 0.1 * c), s the mean over query words of the best
         similarity to one of the label's words (1 exact, typos ~0.8), c the share of the label's words matched;
-        features with s < 0.75 are left out. `how(details)` says it in words (only for the hits shown)."""
+        features with s < 0.75 are left out. The share only orders labels of about the same similarity: an exact
+        word in a long label stays above a typo in a short one (with 0.5 + 0.5 * c, 'colour' in a 5-word label
+        ranked below every 'colour' ~ 'color' hit). `how(details)` says it in words (only for the hits shown)."""
         qwords = list(dict.fromkeys(_words(query)))
         if not qwords:
             return {}
@@ -178,7 +180,7 @@ class LabelIndex:
             s = sum(score for score, _ in per.values()) / n
             if s >= 0.75:
                 matched = len({w for _, w in per.values()}) if len(per) > 1 else 1
-                out[f] = (s * (0.5 + 0.5 * matched / max(1, self.n_words[f])), (per, matched, self.n_words[f]))
+                out[f] = (s * (0.9 + 0.1 * matched / max(1, self.n_words[f])), (per, matched, self.n_words[f]))
         return out
 
     @staticmethod

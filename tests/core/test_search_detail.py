@@ -114,6 +114,9 @@ def test_a_word_being_typed_finds_the_labels_it_begins_in_any_script(demo):
                                 ("kätz", 6, "'kätz' begins 'kätzchen'"), ("kätzchen", 6, "exact word 'kätzchen'")]:
         hit = search_features(demo.model, loaded, query, labels=labels).hits[0]
         assert (hit.feature, why in hit.why) == (feature, True), (query, hit)
+    # an exact word in a long label ranks above a typo in short ones ('colour' ~ 'color' outranked it)
+    spelled = {1: "color words", 2: "color", 3: "british colour spelling in running text"}
+    assert search_features(demo.model, loaded, "colour", labels=spelled, promotes=False).hits[0].feature == 3
     full = search_features(demo.model, loaded, "before", labels=labels).hits
     typed = search_features(demo.model, loaded, "bef", labels=labels).hits
     assert full[0].feature == typed[0].feature == 7 and typed[0].score < full[0].score  # a whole word ranks higher
@@ -228,11 +231,11 @@ def test_cli_search_prints_score_label_why_and_the_note(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["query"] == "color" and data["kind"] == "text" and data["note"] is None
     top = data["hits"][0]
-    assert top["label"] == "color words" and top["score"] == pytest.approx(2.75) and top["sae"] in ("demo", "demo-late")
+    assert top["label"] == "color words" and top["score"] == pytest.approx(2.95) and top["sae"] in ("demo", "demo-late")
     assert top["why"] == "label 'color words' (exact word 'color'; 1 of 2 label words)"
     assert main(["search", "color", "--limit", "2"]) == 0
     first = capsys.readouterr().out.splitlines()[0].split()
-    assert first[0] == f"{top['sae']}/{top['feature']}" and first[1:4] == ["2.75", "color", "words"] and "label" in first[4]
+    assert first[0] == f"{top['sae']}/{top['feature']}" and first[1:4] == ["2.95", "color", "words"] and "label" in first[4]
 
 
 def test_a_label_index_is_kept_out_of_pythons_full_collections():
