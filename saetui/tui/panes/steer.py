@@ -22,7 +22,7 @@ from saetui.tui.widgets.text_input import Input
 from saetui import state
 from saetui.errors import InputError, SaetuiError
 from saetui.generation import mean_kl, row_title
-from saetui.inputs import SweepValue, parse_sweep
+from saetui.inputs import SweepValue, ascii_float, parse_sweep
 from saetui.settings import AppSettings, GenerationSettings, SteeringSettings
 from saetui.steering.draft import Draft, coefficient_step
 from saetui.steering.spec import MAX_COEFFICIENT, SteeringSpec
@@ -235,13 +235,17 @@ class SteerPane(Pane):
             self.post_message(Notice("no steering spec to set: add a feature first (a)", "warning"))
             return
         try:
-            value = float(event.value)
+            value = ascii_float(event.value)  # as the CLI reads a coefficient: float() took '1_0' and '١'
             if not math.isfinite(value):
                 raise ValueError
         except ValueError:
             self.post_message(Notice(f"coefficient must be a finite number, got {event.value!r}", "error"))
             return
         row = self._spec_row()
+        if self.draft.specs[row].mode == "ablate":  # set unseen, it came back with m: said, as for + and -
+            target = self.draft.specs[row].target
+            self.post_message(Notice(f"{target} is ablated: it has no coefficient (m changes its mode)", "warning"))
+            return
         try:
             self.draft.specs[row].with_coefficient(value)  # the spec's own check: within ±MAX_COEFFICIENT
         except InputError as exc:
