@@ -65,7 +65,7 @@ class Draft:
     def set_coefficient(self, i: int, value: float) -> Draft:
         from saetui.steering.spec import MAX_COEFFICIENT
 
-        value = max(-MAX_COEFFICIENT, min(MAX_COEFFICIENT, float(value)))
+        value = max(-MAX_COEFFICIENT, min(MAX_COEFFICIENT, float(value))) + 0.0  # -0.0 (a nudge down to 0) is 0
         return self._with(i, self.specs[i].with_coefficient(value))
 
     def nudge(self, i: int, steps: int, step: float) -> Draft:

@@ -240,3 +240,13 @@ async def test_keeping_a_chat_reply_that_leaves_no_room_is_refused():
                            f"for another turn (Ctrl+T twice starts a new chat)")
         assert app.chat == [] and app.query_one("#prompt").text == turn  # nothing kept, the turn still there
         assert app.focused is app.query_one("#prompt")  # what is typed next goes to the prompt, not to the specs' keys
+
+
+def test_a_coefficient_nudged_or_typed_down_to_zero_is_0_not_minus_0():
+    """The spec table showed `-0`: round(-1e-5, 4) and a typed '-0' are -0.0."""
+    import math
+
+    draft = Draft().add(SteeringSpec(3, 0.25, sae="demo"))
+    for new in (draft.nudge(0, -1, 0.25000001), draft.set_coefficient(0, -0.0)):
+        value = new.specs[0].coefficient
+        assert value == 0 and math.copysign(1.0, value) == 1.0 and f"{value:g}" == "0"
