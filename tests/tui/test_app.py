@@ -160,6 +160,12 @@ async def test_generate_streams_both_columns_and_marks_the_steering():
         assert any("underline" in str(span.style) for span in shown.spans)
         assert app.steer.generated[0] != app.steer.generated[1]
         assert "generation done" in str(app.query_one("#status").render())
+        said: list[str] = []  # the status line said the last run's 'generation done' until the next one ended
+        status = app.status
+        app.status = lambda text, *a, **k: (said.append(text), status(text, *a, **k))[1]
+        await pilot.press("ctrl+w")
+        await settle(pilot)
+        assert said[0] == "sweeping 4 coefficients…" and said[-1].startswith("generation done"), said
 
 
 async def test_steering_keys_edit_the_specs():

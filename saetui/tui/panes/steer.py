@@ -349,6 +349,8 @@ class SteerPane(Pane):
         self._run += 1
         self._prompt, self._chat, self.done, self._kept = prompt, chat, False, None
         await self.query_one(GenerationView).set_rows(titles)
+        # the status line said the last run's 'generation done' until this one ended
+        self.post_message(Notice(f"sweeping {len(rows)} coefficients…" if sweep else "generating…"))
         self._generate_worker(steer_run, self._stop, self._run)
 
     def reply(self, row: int) -> str:
