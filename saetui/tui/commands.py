@@ -115,14 +115,19 @@ class SaetuiCommands(Provider):
         return []
 
     def _ask(self, prefix: str, method: str) -> None:
-        """The command chosen without its argument: ask for it (listing what exists), then run it."""
+        """The command chosen without its argument: ask for it (listing what exists, its help in the empty box),
+        then run it."""
+        from rich.text import Text
+
         from saetui.tui.screens.ask import AskScreen
 
         def run(value: str | None) -> None:
             if value:
                 self._command(method)(value)
 
-        self._app.push_screen(AskScreen(prefix.strip().capitalize(), self._names(prefix)), run)
+        hint = next(help_text for p, m, help_text in _WITH_ARGUMENT if p == prefix)
+        self._app.push_screen(AskScreen(prefix.strip().capitalize(), self._names(prefix),
+                                        Text.from_markup(hint).plain), run)
 
     async def discover(self) -> Hits:
         for name, callback, help_text in self._simple():

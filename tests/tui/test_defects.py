@@ -327,6 +327,7 @@ async def test_palette_lists_existing_presets_and_asks_for_a_missing_argument():
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, AskScreen)  # not a toast saying "type the argument"
+        assert app.screen.query_one("#ask-input").placeholder == "save the steering specs under a name"  # what it takes
         await pilot.press("enter")  # nothing typed: the box stays, and says what it wants
         await pilot.pause()
         assert isinstance(app.screen, AskScreen) and any("type it first" in n.message for n in app._notifications)

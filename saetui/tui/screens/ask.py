@@ -14,16 +14,17 @@ from saetui.tui.widgets.text_input import Input
 class AskScreen(ModalScreen[str | None]):
     BINDINGS = [Binding("escape", "dismiss(None)", "cancel")]
 
-    def __init__(self, question: str, choices: list[str] | None = None) -> None:
+    def __init__(self, question: str, choices: list[str] | None = None, hint: str = "") -> None:
+        """`hint`: what the command takes (its palette help), as the box's placeholder."""
         super().__init__()
-        self.question, self.choices = question, choices or []
+        self.question, self.choices, self.hint = question, choices or [], hint
 
     def compose(self) -> ComposeResult:
         with Vertical(id="label-box"):
             yield Static(f"{self.question} (Enter runs, Esc cancels)", markup=False)
             if self.choices:
                 yield Static("existing: " + ", ".join(self.choices), id="ask-choices", markup=False)
-            yield Input(id="ask-input")
+            yield Input(placeholder=self.hint, id="ask-input")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         value = event.value.strip()
