@@ -418,3 +418,17 @@ async def test_the_palettes_screenshot_says_where_it_saved_and_keys_is_saetuis_f
         await settle(pilot)
         (shot,) = tmp_path.glob("*.svg")
         assert notes(app)[-1] == f"screenshot saved: {shot}" and "saetui" in shot.read_text()
+
+
+async def test_the_error_dialog_fits_a_small_terminal():
+    """At 60x20 a model's load error was taller than the screen: its last lines and lower border were cut off."""
+    from saetui.tui.screens.error import ErrorScreen
+
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await settle(pilot)
+        app.push_screen(ErrorScreen("Model not loaded", " ".join(["a long reason that wraps"] * 30)))
+        await pilot.pause()
+        box = app.screen.query_one("#error-box")
+        assert box.region.y >= 0 and box.region.bottom <= 20, box.region
+        assert box.max_scroll_y > 0  # the rest is a scroll away

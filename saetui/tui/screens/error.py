@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -19,5 +19,5 @@ class ErrorScreen(ModalScreen[None]):
         self.title_text, self.message = title, message
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="error-box"):
+        with VerticalScroll(id="error-box"):  # scrolls where the screen is shorter than the message (60x20)
             yield Static(f"[b]{escape(self.title_text)}[/b]\n\n{escape(self.message)}\n\nEsc closes this; the app keeps running.")
