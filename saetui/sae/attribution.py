@@ -57,6 +57,26 @@ _REFUSED = {
 }
 
 
+def disagreement(estimate: float, measured: float | None, factor: float = AttributionSettings.disagree) -> str | None:
+    """How a linear estimate and its measurement disagree: "sign" when they point opposite ways, "size" when the
+    larger magnitude is more than `factor` times the smaller (a zero measurement against a non-zero estimate
+    counts); None when they agree or nothing was measured. why? flags its features by it, the circuit its nodes."""
+    if measured is None:
+        return None
+    if estimate * measured < 0:
+        return "sign"
+    big, small = sorted((abs(estimate), abs(measured)), reverse=True)
+    return "size" if big > factor * small else None
+
+
+def disagreement_flag(estimate: float, measured: float | None, factor: float = AttributionSettings.disagree) -> str:
+    """The flag the app shows beside a disagreeing pair: `! sign`, or `! ×0.2` (measured / estimate); "" if none."""
+    kind = disagreement(estimate, measured, factor)
+    if kind is None or measured is None:
+        return ""
+    return "! sign" if kind == "sign" else f"! ×{abs(measured) / abs(estimate):.2g}"
+
+
 @dataclass
 class FeatureAttribution:
     """One feature's share of the target.
@@ -77,12 +97,7 @@ class FeatureAttribution:
         """How the linear estimate and the measurement disagree: "sign" when attribution and ablation point
         opposite ways, "size" when the larger magnitude is more than `factor` times the smaller (a zero ablation
         against a non-zero attribution counts); None when they agree or the feature was not verified."""
-        if self.ablation is None:
-            return None
-        if self.attribution * self.ablation < 0:
-            return "sign"
-        big, small = sorted((abs(self.attribution), abs(self.ablation)), reverse=True)
-        return "size" if big > factor * small else None
+        return disagreement(self.attribution, self.ablation, factor)
 
     def push_sign(self) -> int:
         """+1 if adding more of this feature raises the target, -1 if it lowers it. The measured ablation's

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from saetui.errors import InputError
-from saetui.settings import CircuitSettings
+from saetui.settings import AttributionSettings, CircuitSettings
 from saetui.tui.app import SaeTuiApp
 from saetui.tui.screens import circuit as circuit_screen
 from saetui.tui.screens.circuit import CircuitScreen, circuit_tokens
@@ -62,6 +62,15 @@ async def test_the_grid_holds_exactly_the_result_nodes_and_the_selection_shows_e
             assert node_item(n) in _grid_text(screen), n.key
             detail = screen.query_one("#circuit-node").text().splitlines()
             assert f"estimate {n.effect:+.3f}" in detail[1]
+            # flagged as why? flags a feature: the sign, or the measured / estimate ratio beyond the factor
+            if n.ablated is None:
+                assert "!" not in detail[1]
+            elif n.effect * n.ablated < 0:
+                assert detail[1].endswith("! sign"), detail[1]
+            else:
+                ratio = abs(n.ablated) / abs(n.effect)
+                flagged = max(ratio, 1 / ratio) > AttributionSettings.disagree
+                assert detail[1].endswith(f"! ×{ratio:.2g}") == flagged, detail[1]
             for line, end, mine in ((detail[2], "from", "to"), (detail[3], "to", "from")):
                 edges = sorted((e for e in want.edges if e[mine] == n.key), key=lambda e: -abs(e["weight"]))
                 items = [f"{edge_end(e[end])} {e['weight']:+.3g}" for e in edges]
@@ -70,6 +79,18 @@ async def test_the_grid_holds_exactly_the_result_nodes_and_the_selection_shows_e
                 hidden = len(items) - len(shown)
                 assert (f"+{hidden} more" in line) == (hidden > 0), (n.key, line)
         assert any(e["to"] in {n.key for n in want.nodes} for e in want.edges)  # some node above had edges in
+        # this circuit's measurements all agree with their estimates: a node that did not, as the detail shows it
+        from dataclasses import replace
+
+        from textual.content import Content
+
+        from saetui.tui.widgets.circuit_parts import node_lines
+
+        n = next(m for m in want.nodes if m.ablated is not None and m.feature is not None)
+        for measured, says in ((n.effect * 0.2, "! ×0.2"), (-n.effect, "! sign"), (n.effect * 0.5, None)):
+            lines = node_lines(want, replace(n, ablated=measured), "x", "", cells.saes, "", 200)
+            line = Content.from_markup(lines[1]).plain
+            assert line.endswith(says) if says else "!" not in line, line
 
 
 async def test_arrow_keys_walk_the_strongest_cell_then_the_next_sae():

@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from saetui.errors import InputError, one_line
+from saetui.sae.attribution import disagreement_flag
 from saetui.settings import AttributionSettings
 from saetui.tui.actions import bindings
 from saetui.tui.key_order import InOrderKeys
@@ -43,10 +44,7 @@ def explained(result: Any) -> str:
 
 def flag(f: Any) -> str:
     """The `!` cell of a feature row: why its attribution (estimate) and ablation (measured) disagree."""
-    kind = f.disagreement(SETTINGS.disagree)
-    if kind is None:
-        return ""
-    return "! sign" if kind == "sign" else f"! ×{abs(f.ablation) / abs(f.attribution):.2g}"
+    return disagreement_flag(f.attribution, f.ablation, SETTINGS.disagree)
 
 
 class WhyTable(RowTable):  # Home/End (RowTable's) beside the why? keys

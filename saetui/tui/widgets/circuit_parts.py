@@ -10,6 +10,7 @@ from rich.cells import cell_len
 from textual.content import Content
 from textual.widget import Widget
 
+from saetui.sae.attribution import disagreement_flag
 from saetui.tui.markup import escape
 from saetui.tui.widgets.circuit_grid import ERROR_MARK
 
@@ -97,6 +98,9 @@ def node_lines(result: Any, node: Any, token: str, label: str, saes: list[str], 
         first = f"[b]{escape(node.sae)}/{node.feature}[/b] {where} · " + (escape(label) if label else "[dim](no label)[/dim]")
     ablated = "–" if node.ablated is None else f"{node.ablated:+.3f}"  # the top `verify` only
     second = f"estimate {node.effect:+.3f} · measured {ablated} · x: {measured}"
+    flag = disagreement_flag(node.effect, node.ablated)
+    if flag:  # flagged as why? flags its rows: the measured one is the one to trust
+        second += f" · [b]{flag}[/b]"
     into, out = node_edges(result, node.key)
     order = saes.index(node.sae) if node.sae in saes else -1
 
