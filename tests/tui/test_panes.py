@@ -644,6 +644,14 @@ async def test_f6_f7_without_a_reply_to_keep_say_why():
         await settle(pilot)
         assert app.chat == []
         assert await refusal("f6") == "the last reply answers another conversation: Ctrl+G generates one for this one"
+        await pilot.press("ctrl+g")  # a reply kept, then a new chat: not 'kept already' (that was the old chat's)
+        await settle(pilot)
+        await pilot.press("f7")
+        await pilot.pause()
+        assert len(app.chat) == 2
+        await pilot.press("ctrl+t", "ctrl+t")
+        await settle(pilot)
+        assert await refusal("f6") == "the last reply answers another conversation: Ctrl+G generates one for this one"
 
 
 @pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])

@@ -49,6 +49,7 @@ class SteerPane(Pane):
         self._chat: Any = False
         self.done = False  # the last generation ran to its end (a chat can keep one of its replies)
         self._kept: str | None = None  # which of its replies was kept ("baseline", "steered"), None before F6/F7
+        self._kept_turns: list[dict[str, str]] = []  # the user turn and the reply F6/F7 kept
         self.kl: list[list[float] | None] = []      # per row, per generated token: KL(steered || unsteered)
         self.rows: list[Any] = []                   # the rows of the last generation (saetui.generation.Row)
 
@@ -365,15 +366,18 @@ class SteerPane(Pane):
         with it would leave fewer than AppSettings.chat_room tokens of the model's context for another turn:
         refused, never kept into a chat that can no longer be continued (nor trimmed behind the user's back)."""
         which = "baseline" if row == 0 else "steered"
-        if not self.done or row >= len(self.generated) or not self.generated[row]:
-            raise InputError(self._no_reply(row, which))
-        if chat != self._chat:  # `chat` is the conversation now, as generate takes it
+        # the conversation the reply belongs to: the one it answered, or once kept, that one with the reply in it
+        owner = [*(self._chat if isinstance(self._chat, list) else []), *self._kept_turns] if self._kept else self._chat
+        if not self.running and any(self.generated) and chat != owner:
+            # before 'kept already': in a new chat (Ctrl+T twice) the reply kept was the old chat's
             raise InputError("the last generation was plain text, not a chat reply: Ctrl+G generates one"
                              if self._chat is False else
                              "the last reply answers another conversation: Ctrl+G generates one for this one")
+        if not self.done or row >= len(self.generated) or not self.generated[row]:
+            raise InputError(self._no_reply(row, which))
         turns = [{"role": "user", "content": self._prompt}, {"role": "assistant", "content": self.reply(row)}]
         self._check_chat_room([*(self._chat if isinstance(self._chat, list) else []), *turns])
-        self.done, self._kept = False, which
+        self.done, self._kept, self._kept_turns = False, which, turns
         return turns, which
 
     def _no_reply(self, row: int, which: str) -> str:
