@@ -229,6 +229,12 @@ def test_pack_never_splits_an_item_across_lines():
     assert " ".join(lines) == " ".join(i.plain for i in items)  # nothing lost, nothing added
     for item in items:  # each item whole on one line
         assert any(item.plain in line for line in lines), item
+    # a lead (`next `) is followed by the first item where it fits; a long one goes whole to the next line (it was
+    # one item with the lead, cut to `next '<|assistant|>' …` at 60x20)
+    lead = Text("next ")
+    assert pack([Text("'a' 1%"), Text("'b' 2%")], 22, sep=" · ", lead=lead).plain == "next 'a' 1% · 'b' 2%"
+    assert pack([Text("'<|assistant|>' 100%"), Text("'<|user|>' 0%")], 22, sep=" · ", lead=lead).plain.split("\n") \
+        == ["next ", "'<|assistant|>' 100%", "'<|user|>' 0%"]
 
 
 async def test_detail_shows_where_the_max_comes_from_a_histogram_and_shaded_examples():

@@ -300,11 +300,10 @@ class TokensPane(Pane):
             r = res.reconstruction[index]
             fvu = f"{r.fvu:.3f}" if r.fvu is not None else "n/a"  # a special token: not in the prompt's mean
             cos = "n/a" if r.cosine is None else f"{r.cosine:.3f}"
-            lines.append(Items([Text.assemble(("recon", "bold"), f" L0 {r.l0}"), Text(f"FVU {fvu}"), Text(f"cos {cos}")],
-                               sep=" · "))
+            lines.append(Items([Text(f"L0 {r.l0}"), Text(f"FVU {fvu}"), Text(f"cos {cos}")], sep=" · ",
+                               lead=Text("recon ", style="bold")))
         if result.predictions and index < len(result.predictions):
             guesses = [Text(f"{text!r} {p:.0%}") for _, text, p in result.predictions[index][:AppSettings.predictions]]
-            if guesses:
-                guesses[0] = Text.assemble(("next", "bold"), " ", guesses[0])
-                lines.append(Items(guesses, sep=" · "))
+            if guesses:  # a long first guess goes whole to the next line, not cut after `next`
+                lines.append(Items(guesses, sep=" · ", lead=Text("next ", style="bold")))
         return lines

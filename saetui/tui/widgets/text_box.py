@@ -27,43 +27,47 @@ from textual.widgets import Static
 
 @dataclass(frozen=True)
 class Items:
-    """One paragraph of whole items, wrapped between items only; lines after the first start at `indent`."""
+    """One paragraph of whole items, wrapped between items only; lines after the first start at `indent`. `lead`
+    (`next `) begins the first line, the first item after it where it fits, else on the next line."""
 
     items: Sequence[Text]
     sep: str = " "
     indent: int = 0
+    lead: Text | None = None
 
 
 Lines = Sequence["Text | Items"]  # what `TextBox.show` packs: plain lines (Textual wraps them) and Items
 
 
-def pack(items: Sequence[Text], width: int, indent: int = 0, sep: str = " ") -> Text:
+def pack(items: Sequence[Text], width: int, indent: int = 0, sep: str = " ", lead: Text | None = None) -> Text:
     """Whole items joined by `sep` into lines of at most `width` cells (an item longer than a line gets
-    its own line, cut with an ellipsis): no item is ever broken across lines."""
+    its own line, cut with an ellipsis): no item is ever broken across lines. `lead` begins the first line
+    (a title like `next `, ending in its own space): the first item follows it where it fits."""
     lines: list[Text] = []
-    line, used = Text(), 0
+    line = lead.copy() if lead is not None else Text()
+    used, empty = cell_len(line.plain), True  # empty: no item on this line yet
     for item in items:
         size = cell_len(item.plain)
-        if used > indent and used + len(sep) + size > width:
+        joint = "" if empty else sep
+        if used > indent and used + len(joint) + size > width:
             lines.append(line)
-            line, used = Text(" " * indent), indent
-        if used > indent:
-            line.append(sep)
-            used += len(sep)
+            line, used, empty, joint = Text(" " * indent), indent, True, ""
+        line.append(joint)
+        used += len(joint)
         if size > width - used:
             item = item.copy()
             item.truncate(max(width - used, 1), overflow="ellipsis")
             size = cell_len(item.plain)
         line.append_text(item)
-        used += size
+        used, empty = used + size, False
     lines.append(line)
     return Text("\n").join(lines)
 
 
 def pack_lines(lines: Lines, width: int) -> Text:
     """`lines` as one Text for `width` cells: each Items packed, plain lines as they are."""
-    return Text("\n").join(pack(line.items, width, line.indent, line.sep) if isinstance(line, Items) else line
-                           for line in lines)
+    return Text("\n").join(pack(line.items, width, line.indent, line.sep, line.lead) if isinstance(line, Items)
+                           else line for line in lines)
 
 
 class TextBox(Static):
