@@ -169,6 +169,15 @@ async def test_down_then_a_in_one_read_move_to_the_search_results_and_add_the_fi
         burst(app, ["down", "up"])  # in the results Down is the list's own: one row down and back
         await settle(pilot)
         assert app.focused is results and results.cursor_row == 0
+        # the query typed in the same read: Down waits for its search (it found no results yet, and `a` was typed)
+        box.focus()
+        box.value = ""
+        await settle(pilot)
+        burst(app, [*"417", "down", "a"])
+        await settle(pilot)
+        assert box.value == "417" and app.focused is results
+        assert [(s.sae, s.feature) for s in app.draft.specs][-1] == (results._rows[0].sae, results._rows[0].feature)
+        assert results._rows[0].feature == 417
 
 
 async def test_a_plain_arrow_ends_the_span_before_a_shift_arrow_read_with_it():

@@ -6,11 +6,14 @@ how the query was read where that is not obvious (e.g. a word that is several to
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.reactive import reactive
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from saetui.tui.markup import escape
 from saetui.tui.widgets.text_input import Input
@@ -19,7 +22,7 @@ from saetui.errors import SaetuiError
 from saetui.inputs import read_prompt_sets
 from saetui.settings import AppSettings, ContrastSettings
 from saetui.tui.actions import bindings
-from saetui.tui.key_order import InOrderKeys
+from saetui.tui.key_order import STUCK_S, InOrderKeys
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.feature_list import FeatureList, FeatureRow
 from saetui.tui.widgets.text_box import TextBox
@@ -31,8 +34,8 @@ class SearchBox(InOrderKeys, Input):
 
     BINDINGS = bindings("search")
 
-    def action_results(self) -> None:
-        self.query_ancestor(SearchPane).action_results()
+    async def action_results(self) -> None:
+        await self.query_ancestor(SearchPane).action_results()
 
 
 class SearchPane(Pane):
@@ -72,11 +75,17 @@ class SearchPane(Pane):
             self._search_worker(event.value, self.sae_name)
 
     @on(Input.Submitted, "#search-input")
-    def _submitted(self, event: Input.Submitted) -> None:
+    async def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.action_results()
+        await self.action_results()
 
-    def action_results(self) -> None:
+    async def action_results(self) -> None:
+        """Down or Enter in the box: to the results, once the search for the text typed has them. Typed with the
+        query (`417 Down a` in one read) it came before them, found none, and the `a` went into the box. The wait
+        stays under key_order.STUCK_S: the keys held behind it are let go after that anyway."""
+        for worker in [w for w in self.workers if w.group == "search" and w.is_running]:
+            with contextlib.suppress(asyncio.TimeoutError, WorkerCancelled, WorkerFailed):
+                await asyncio.wait_for(worker.wait(), STUCK_S * 0.75)
         results = self.query_one("#search-results", FeatureList)
         if results.row_count:
             results.focus()
