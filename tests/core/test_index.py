@@ -235,7 +235,7 @@ def test_labels_import_from_neuronpedia_and_csv(capsys, gemma2_dir, sae_dir, tmp
     assert json.loads(capsys.readouterr().out)["labels"] == 2
     assert main(["search", "cats", *common, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["hits"][0] == {
-        "feature": 3, "label": "cats and dogs", "score": pytest.approx(2 + 2 / 3), "sae": "sae",
+        "feature": 3, "label": "cats and dogs", "score": pytest.approx(2 + 0.9 + 0.1 / 3), "sae": "sae",  # 1 of 3 words
         "why": "label 'cats and dogs' (exact word 'cats'; 1 of 3 label words)"}
     (tmp_path / "far.csv").write_text("feature,label\n100000,x\n")
     assert main(["labels", str(tmp_path / "far.csv"), *common]) == 2
