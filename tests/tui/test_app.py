@@ -176,9 +176,12 @@ async def test_steering_keys_edit_the_specs():
         await pilot.press("f4")
         table = app.query_one("#specs")
         step = app.steer.steps()[0]
+        coef_at = str(table.render_line(0).text).index("coef")  # the header row
         await pilot.press("plus", "plus", "minus", "m", "o", "space")
         spec = app.draft.specs[0]
         assert (spec.coefficient, spec.mode, spec.scope, spec.enabled) == (round(4.0 + step, 4), "clamp", "prompt", False)
+        await pilot.pause()
+        assert str(table.render_line(0).text).index("coef") == coef_at  # m did not shift the columns after it
         await pilot.press("delete")
         assert app.draft.specs == () and table.row_count == 0
 

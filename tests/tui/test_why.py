@@ -102,6 +102,9 @@ async def test_a_typed_target_and_versus_and_a_bad_token(size):
         await settle(pilot)
         want = direct(app, " Berlin", " Rome")
         check_shown(screen, want)
+        head = str(screen.query_one("#why-note").render()) + str(screen.query_one("#why-head").render())
+        for token in (want.target, want.versus):  # to 0.1%, as the picker lists them: ' Rome' read `p 0%`
+            assert f"{token.text!r} p {token.prob:.1%}" in head.replace("\n", " "), head
         with pytest.raises(InputError) as bad:  # the token the user types, refused by the library
             direct(app, "Parisx", " Rome")
         await pilot.press("t", *"Parisx", "enter")

@@ -217,9 +217,10 @@ class WhyScreen(InOrderKeys, ModalScreen[None]):
         """What is explained and its value; the tokens' probabilities; each SAE's error term; the legend."""
         t, v = result.target, result.versus
         top = result.predictions[0].id if result.predictions else None
-        tokens = [f"{escape(repr(t.text))} p {t.prob:.0%}{' (top)' if t.id == top else ''}"]
+        # to 0.1%, as the token picker lists them: a versus at 0.1% read `p 0%`
+        tokens = [f"{escape(repr(t.text))} p {t.prob:.1%}{' (top)' if t.id == top else ''}"]
         if v is not None:
-            tokens.append(f"{escape(repr(v.text))} p {v.prob:.0%}")
+            tokens.append(f"{escape(repr(v.text))} p {v.prob:.1%}")
         errors = ", ".join(f"{escape(s.name)} {s.error:+.2f} ({abs(s.error) / max(abs(result.value), 1e-9):.0%})"
                            for s in result.saes)
         return "\n".join([

@@ -59,7 +59,8 @@ class SpecTable(RowTable):
         for s, step in zip(specs, steps):
             max_units = s.kind == "feature" and s.unit == "max"  # a vector's 1 is its whole direction, no unit shown
             coef = "-" if s.mode == "ablate" else f"{s.coefficient:g}{'×max' if max_units else ''}"
-            rows.append([Text(cell) for cell in ("✓" if s.enabled else " ", s.target, s.mode, coef,
+            # the mode as wide as its widest (ablate): m does not shift the columns after it
+            rows.append([Text(cell) for cell in ("✓" if s.enabled else " ", s.target, f"{s.mode:<6}", coef,
                                                  "" if s.mode == "ablate" else f"±{step:g}", s.scope, s.label(labels))])
         self.fill_fitted(self.HEADERS, rows, [str(i) for i in range(len(rows))])
         if specs:
