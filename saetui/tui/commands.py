@@ -114,7 +114,7 @@ class SaetuiCommands(Provider):
                 return []
         return []
 
-    def _ask(self, prefix: str, method: str) -> None:
+    def _ask(self, prefix: str, method: str, help_text: str) -> None:
         """The command chosen without its argument: ask for it (listing what exists, its help in the empty box),
         then run it."""
         from rich.text import Text
@@ -125,15 +125,14 @@ class SaetuiCommands(Provider):
             if value:
                 self._command(method)(value)
 
-        hint = next(help_text for p, m, help_text in _WITH_ARGUMENT if p == prefix)
         self._app.push_screen(AskScreen(prefix.strip().capitalize(), self._names(prefix),
-                                        Text.from_markup(hint).plain), run)
+                                        Text.from_markup(help_text).plain), run)
 
     async def discover(self) -> Hits:
         for name, callback, help_text in self._simple():
             yield DiscoveryHit(name, callback, help=help_text)
         for prefix, method, help_text in _WITH_ARGUMENT:
-            yield DiscoveryHit(prefix + "…", partial(self._ask, prefix, method), help=help_text)
+            yield DiscoveryHit(prefix + "…", partial(self._ask, prefix, method, help_text), help=help_text)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -147,7 +146,7 @@ class SaetuiCommands(Provider):
             if arg:
                 yield Hit(1.0, f"{prefix}{arg}", partial(self._command(method), arg), help=help_text)
             elif lowered.strip() and lowered.strip() in prefix or lowered.startswith(prefix.strip()):
-                yield Hit(0.5, prefix + "…", partial(self._ask, prefix, method), help=help_text)
+                yield Hit(0.5, prefix + "…", partial(self._ask, prefix, method, help_text), help=help_text)
             if lowered.startswith(prefix.strip()):  # the names that exist, matching what is typed so far
                 # a save's names come after its `…` (which asks): Enter on the bare command replaced the first preset
                 replaces = prefix.startswith("save ")

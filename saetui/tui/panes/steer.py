@@ -366,8 +366,9 @@ class SteerPane(Pane):
         with it would leave fewer than AppSettings.chat_room tokens of the model's context for another turn:
         refused, never kept into a chat that can no longer be continued (nor trimmed behind the user's back)."""
         which = "baseline" if row == 0 else "steered"
+        before = self._chat if isinstance(self._chat, list) else []  # the turns the reply answered
         # the conversation the reply belongs to: the one it answered, or once kept, that one with the reply in it
-        owner = [*(self._chat if isinstance(self._chat, list) else []), *self._kept_turns] if self._kept else self._chat
+        owner = [*before, *self._kept_turns] if self._kept else self._chat
         if not self.running and any(self.generated) and chat != owner:
             # before 'kept already': in a new chat (Ctrl+T twice) the reply kept was the old chat's
             raise InputError("the last generation was plain text, not a chat reply: Ctrl+G generates one"
@@ -376,7 +377,7 @@ class SteerPane(Pane):
         if not self.done or row >= len(self.generated) or not self.generated[row]:
             raise InputError(self._no_reply(row, which))
         turns = [{"role": "user", "content": self._prompt}, {"role": "assistant", "content": self.reply(row)}]
-        self._check_chat_room([*(self._chat if isinstance(self._chat, list) else []), *turns])
+        self._check_chat_room([*before, *turns])
         self.done, self._kept, self._kept_turns = False, which, turns
         return turns, which
 
