@@ -256,8 +256,8 @@ class Session(SteeringMethods, DiscoveryMethods):
 
     def circuit(self, prompts: str | Sequence[str], target: int | str, versus: int | str | None = None, *,
                 settings: CircuitSettings = CircuitSettings()) -> CircuitResult:
-        """The feature circuit of every loaded SAE for logit(target) - logit(versus) at the last position (log
-        p(target) without versus), averaged over `prompts` (one text, or several of the same token length),
+        """The feature circuit of every loaded SAE for logit(target) - logit(versus) at the last position (without
+        versus log p(target), or logit(target) with settings.metric "logit"), averaged over `prompts` (one text, or several of the same token length),
         checked by ablation (see saetui.sae.circuit). With several prompts, the last `settings.held_out` share
         is held out: the circuit is found on the others and its faithfulness scored on those too."""
         from saetui.sae.circuit import find_circuit
@@ -279,7 +279,7 @@ class Session(SteeringMethods, DiscoveryMethods):
         versus = result.versus if result.versus_id is None else result.versus_id
         with self.lock:
             return ablate_nodes(self._require_model(), list(self._require_saes()), result.prompts, target, versus,
-                                nodes, full=result.full)
+                                nodes, full=result.full, kind=result.kind)
 
     # ------------------------------------------------------------------ features
     def feature_info(self, feature: int, sae: str | None = None, k: int = DetailSettings.examples) -> FeatureInfo:

@@ -66,13 +66,17 @@ class AttributionSettings:
 class CircuitSettings:
     """circuit: nodes listed (and downstream nodes whose edges are computed); integrated-gradient steps
     (0: attribution patching); top nodes checked by ablating each alone; strongest edges kept into each
-    downstream node; with several prompts, the share held out from finding the circuit to score it on."""
+    downstream node; with several prompts, the share held out from finding the circuit to score it on; the
+    metric without a versus: "logprob" (log p(target)) or "logit" (logit(target), what why? explains)."""
 
     nodes: int = 50
     steps: int = 10
     verify: int = 20
     edges_per_node: int = 10
     held_out: float = 0.25
+    metric: str = "logprob"
+
+    METRICS: ClassVar[tuple[str, ...]] = ("logprob", "logit")
 
     # each step is a batch row per SAE in the backward pass: 10^8 asked for 150 GB; past a few hundred the
     # integral's estimate no longer moves
@@ -90,6 +94,8 @@ class CircuitSettings:
         held_out = _real_field(self, "held_out")
         if held_out is None or not 0 <= held_out < 1:
             raise InputError(f"--held-out must be a share from 0 up to (not including) 1, got {self.held_out!r}")
+        if self.metric not in self.METRICS:
+            raise InputError(f"--metric must be one of {', '.join(self.METRICS)}, got {self.metric!r}")
 
     def split(self, prompts: list[str]) -> tuple[list[str], list[str]]:
         """(found on, held out): the last `held_out` share of the prompts (at least one, and at least one left

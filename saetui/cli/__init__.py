@@ -4,7 +4,7 @@
     saetui analyze --prompt TEXT [--top-k 10] [--span START:END] [--json]
     saetui steer --prompt TEXT --feature [SAE/]FEATURE:COEF[:MODE] ... [--vector NAME:COEF] [--compare] [--sweep C1,C2]
     saetui attribute --prompt TEXT [--position I] [--target TOKEN|ID] [--versus TOKEN|ID]
-    saetui circuit --prompt TEXT [--prompts FILE] --target TOKEN|ID [--versus TOKEN|ID] [--nodes 50]
+    saetui circuit --prompt TEXT [--prompts FILE] --target TOKEN|ID [--versus TOKEN|ID] [--metric logit] [--nodes 50]
     saetui search QUERY | contrast --a TEXT|FILE --b TEXT|FILE | neighbours [SAE/]FEATURE | vectors
     saetui index --corpus FILE | evals --corpus FILE | labels FILE
     saetui saes [--model NAME] | download --model ID [--sae RELEASE/SAE_ID ...]

@@ -60,7 +60,10 @@ def add_parsers(sub: Any) -> None:
                       ".jsonl (see --field) or - for stdin; the metric is averaged over them")
     circ.add_argument("--field", default="text", help="the .jsonl field holding the text (default text)")
     circ.add_argument("--target", required=True, metavar="TOKEN|ID", help="the token whose logit is explained (one token, or an id)")
-    circ.add_argument("--versus", metavar="TOKEN|ID", help="explain logit(target) - logit(versus) (default: log p(target))")
+    circ.add_argument("--versus", metavar="TOKEN|ID", help="explain logit(target) - logit(versus) (default: --metric alone)")
+    circ.add_argument("--metric", choices=CircuitSettings.METRICS, default=c.metric,
+                      help=f"without --versus: log p(target) or logit(target), what `attribute` explains (default {c.metric}); "
+                      "with --versus the logit difference either way")
     circ.add_argument("--nodes", type=common.positive, default=c.nodes,
                       help=f"nodes listed, by |effect|; each gets its strongest incoming edges (default {c.nodes})")
     circ.add_argument("--steps", type=common.non_negative, default=c.steps,
@@ -166,7 +169,7 @@ def run_circuit(args: argparse.Namespace) -> int:
         raise InputError("give --prompt TEXT, --prompts FILE or both")
     target, versus = inputs.target_and_versus(args.target, args.versus)
     settings = CircuitSettings(nodes=args.nodes, steps=args.steps, verify=args.verify, edges_per_node=args.edges,
-                               held_out=args.held_out)
+                               held_out=args.held_out, metric=args.metric)
     session = common.open_session(args)
     result = session.circuit(prompts, target, versus, settings=settings).to_dict()
     print(json.dumps(result) if args.json else format_circuit(result, session.labels, verified=args.verify))
@@ -177,10 +180,8 @@ def format_circuit(result: dict[str, Any], labels: Any = None, verified: int | N
     """Plain text: the metric, the nodes by |effect| (measured ablations beside the estimates), the check's
     Spearman correlation, the faithfulness curve(s) and the strongest edges."""
     tokens, metric = result["tokens"], result["metric"]
-    what = f"logit({result['target']!r}) - logit({result['versus']!r})" if result["versus"] is not None \
-        else f"log p({result['target']!r})"
     held = f", {len(result['held_out'])} held out" if result["held_out"] else ""
-    lines = [f"metric {what} at the last position, over {len(result['prompts'])} prompt(s){held}: "
+    lines = [f"metric {metric['name']} at the last position, over {len(result['prompts'])} prompt(s){held}: "
              f"{metric['full']:.3f}; every feature ablated: {metric['empty']:.3f}",
              f"{'node':<24} {'pos':>3} {'token':<10} {'effect':>9} {'ablated':>9}  label"]
     for n in result["nodes"]:

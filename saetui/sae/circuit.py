@@ -1,7 +1,8 @@
 """Feature circuits across SAEs, checked by ablation (Marks et al., Sparse Feature Circuits, on sae-lens SAEs).
 
-The metric m is logit(target) - logit(versus) at the last position (log p(target) without a versus), averaged
-over the prompts. Every loaded SAE is spliced in with its error term kept, so the forward is unchanged:
+The metric m is logit(target) - logit(versus) at the last position, averaged over the prompts; without a versus
+log p(target) (CircuitSettings.metric "logprob", the default) or logit(target) ("logit": what why?, saetui.sae.
+attribution, explains). With a versus the two are one: log p(t) - log p(v) = logit(t) - logit(v). Every loaded SAE is spliced in with its error term kept, so the forward is unchanged:
 
     at SAE s:   x_out = decode(a) + e,   a = encode(x_in),  e = x_in - decode(a)
 
@@ -83,12 +84,18 @@ class CircuitResult:
     tokens: list[str] = field(default_factory=list)
     target_id: int | None = None  # the ids behind `target` and `versus` (not in the JSON: its texts say them)
     versus_id: int | None = None
+    kind: str = "logprob"  # the metric without a versus: "logprob" or "logit" (CircuitSettings.metric)
+
+    @property
+    def metric(self) -> str:
+        """The metric in words: `log p(' Paris')`, `logit(' Paris')` or `logit(' Paris') - logit(' Rome')`."""
+        return metric_name(self.target, self.versus, self.kind)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "prompts": self.prompts, "held_out": self.held_out, "tokens": self.tokens,
             "target": self.target, "versus": self.versus,
-            "metric": {"full": self.full, "empty": self.empty},
+            "metric": {"name": self.metric, "full": self.full, "empty": self.empty},
             "nodes": [n.to_dict() for n in self.nodes], "edges": self.edges,
             "faithfulness": self.faithfulness, "held_out_faithfulness": self.held_out_faithfulness,
             "spearman": self.spearman,
@@ -96,16 +103,29 @@ class CircuitResult:
 
 
 # ---------------------------------------------------------------------- the metric and the spliced forward
+def metric_name(target: str | int, versus: str | int | None, kind: str = "logprob", minus: str = "-") -> str:
+    """The metric in words, from the target's and versus's token texts (or ids, shown as numbers): `log p(' Paris')`
+    (kind "logprob"), `logit(' Paris')` (kind "logit"), or with a versus `logit(' Paris') - logit(' Rome')`."""
+    def token(t: str | int) -> str:
+        return repr(t) if isinstance(t, str) else str(t)
+
+    if versus is not None:
+        return f"logit({token(target)}) {minus} logit({token(versus)})"
+    return f"log p({token(target)})" if kind == "logprob" else f"logit({token(target)})"
+
+
 class _Metric:
-    def __init__(self, target: int, versus: int | None) -> None:
-        self.target, self.versus = target, versus
+    def __init__(self, target: int, versus: int | None, kind: str = "logprob") -> None:
+        self.target, self.versus, self.kind = target, versus, kind
 
     def __call__(self, logits: torch.Tensor) -> torch.Tensor:
         """logits (B, vocab) at the last position -> m per row (B,), in float32 at least (float64 stays)."""
         logits = logits.float() if logits.dtype.itemsize < 4 else logits
-        if self.versus is None:
-            return logits.log_softmax(-1)[:, self.target]
-        return logits[:, self.target] - logits[:, self.versus]
+        if self.versus is not None:
+            return logits[:, self.target] - logits[:, self.versus]
+        if self.kind == "logit":
+            return logits[:, self.target]
+        return logits.log_softmax(-1)[:, self.target]
 
 
 @dataclass
@@ -205,7 +225,7 @@ def find_circuit(model: ModelWithHooks, saes: Sequence[LoadedSAE], prompts: Sequ
     v_id = None if versus is None else token_id(model, versus, "versus")
     if v_id == t_id:
         raise InputError(f"versus is the target's own token ({model.token_texts([t_id])[0]!r}): the metric would be 0")
-    metric = _Metric(t_id, v_id)
+    metric = _Metric(t_id, v_id, settings.metric)
     ids, special = _ids(model, prompts)
     held_ids = _ids(model, list(held_out), length=ids.shape[1])[0] if held_out else None
     with _frozen([model.model, *[s.sae for s in saes]]):
@@ -230,7 +250,7 @@ def find_circuit(model: ModelWithHooks, saes: Sequence[LoadedSAE], prompts: Sequ
         prompts=prompts, held_out=list(held_out), target=model.token_texts([t_id])[0],
         versus=None if v_id is None else model.token_texts([v_id])[0], full=full, empty=empty,
         nodes=listed, edges=edges, faithfulness=curve, held_out_faithfulness=held_curve, spearman=spearman,
-        tokens=model.token_texts(ids[0].tolist()), target_id=t_id, versus_id=v_id,
+        tokens=model.token_texts(ids[0].tolist()), target_id=t_id, versus_id=v_id, kind=settings.metric,
     )
 
 
@@ -392,16 +412,19 @@ def _ablate_groups(model: ModelWithHooks, saes: Sequence[LoadedSAE], ids: torch.
 
 
 def ablate_nodes(model: ModelWithHooks, saes: Sequence[LoadedSAE], prompts: Sequence[str], target: int | str,
-                 versus: int | str | None, nodes: Sequence[Node], *, full: float | None = None) -> float:
+                 versus: int | str | None, nodes: Sequence[Node], *, full: float | None = None,
+                 kind: str = "logprob") -> float:
     """The measured change of the metric with `nodes` ablated together: m(ablated) - m(full), averaged over
     `prompts`, by the very path that gives a circuit node its `ablated` (one node: that value, up to rounding
-    of another batch shape). `full`: m(full) when known (a CircuitResult's), else computed in the same batch.
-    Nodes must be of these SAEs, at non-special positions of the prompts (a one-line InputError otherwise)."""
+    of another batch shape). `full`: m(full) when known (a CircuitResult's), else computed in the same batch;
+    `kind`: the metric without a versus, as CircuitSettings.metric. Nodes must be of these SAEs, at non-special
+    positions of the prompts (a one-line InputError otherwise)."""
     from saetui.sae.attribution import _frozen, token_id
 
     by_name = {s.name: s for s in saes}
     t_id = token_id(model, target, "target")
-    metric = _Metric(t_id, None if versus is None else token_id(model, versus, "versus"))
+    CircuitSettings(metric=kind)  # checks it
+    metric = _Metric(t_id, None if versus is None else token_id(model, versus, "versus"), kind)
     ids, special = _ids(model, list(prompts))
     for node in nodes:
         if node.sae not in by_name:

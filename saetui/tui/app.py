@@ -254,7 +254,7 @@ class SaeTuiApp(KeyOrder, LoadingApp, App[None]):
         from saetui.tui.screens.circuit import CircuitScreen
 
         self.push_screen(CircuitScreen(self.session, message.prompt, message.target, message.versus,
-                                       upto=message.upto, chat=message.chat))
+                                       upto=message.upto, chat=message.chat, metric=message.metric))
 
     def on_heat_feature(self, message: msg.HeatFeature) -> None:  # from the search results: shown on F2
         self.tokens.toggle_heat(message.sae, message.feature)

@@ -59,13 +59,15 @@ class WhyAsked(Message):
 @dataclass
 class CircuitAsked(Message):
     """Show the feature circuit of `prompt`'s next token (of its tokens 0..`upto` when given) for logit(target) -
-    logit(versus): token ids or texts, checked when the circuit is found."""
+    logit(versus), or without a versus for `metric` ("logprob", "logit": what why? explains; None: the settings');
+    target and versus are token ids or texts, checked when the circuit is found."""
 
     prompt: str
     target: int | str
     versus: int | str | None = None
     upto: int | None = None
     chat: Any = False
+    metric: str | None = None
 
 
 @dataclass

@@ -192,6 +192,44 @@ def test_faithfulness_equals_an_independent_computation(model_dirs, make_sae):
         assert point["score"] == pytest.approx(want, rel=1e-3, abs=1e-4), k
 
 
+def test_the_logit_metric_is_the_value_why_explains_and_with_a_versus_the_metrics_are_one(model_dirs, make_sae):
+    """metric="logit": m(full) is the target's logit, the very value `attribute` (why?) explains, and a node's
+    measured ablation the logit's change under steering's ablate mode; with a versus log p and logit give one
+    circuit (log p(t) - log p(v) = logit(t) - logit(v)), named so."""
+    from saetui.sae.attribution import attribute
+
+    model, saes = _setup(model_dirs, make_sae, "llama")
+    target, versus = _target(model)
+    settings = CircuitSettings(nodes=10, steps=2, verify=4, metric="logit")
+    result = find_circuit(model, list(saes), [PROMPT], target, settings=settings)
+    ids = model.tokenize(PROMPT).input_ids
+
+    def logit(rows):
+        with SteeringHooks(model, [rows], prompt_len=ids.shape[1]), torch.no_grad():
+            return float(model.model(input_ids=ids).logits[0, -1, target].double())
+
+    assert result.full == pytest.approx(logit([]), rel=1e-5, abs=1e-5)
+    why = attribute(model, list(saes), PROMPT, target=target, verify=0)
+    assert result.full == pytest.approx(why.value, rel=1e-5, abs=1e-5)
+    assert result.metric == f"logit({result.target!r})" and result.to_dict()["metric"]["name"] == result.metric
+    node = next(n for n in result.nodes if n.feature is not None and n.ablated is not None)
+    spec = SteeringSpec(node.feature, 0.0, mode="ablate", sae=node.sae, scope=f"{node.position}:{node.position + 1}")
+    assert node.ablated == pytest.approx(logit([resolve(spec, saes)]) - logit([]), rel=1e-3, abs=1e-4)
+    assert ablate_nodes(model, list(saes), [PROMPT], target, None, [node], kind="logit") == pytest.approx(
+        node.ablated, rel=1e-3, abs=1e-4)
+    logprob = find_circuit(model, list(saes), [PROMPT], target, settings=CircuitSettings(nodes=10, steps=2, verify=4))
+    with torch.no_grad():
+        log_p = float(model.model(input_ids=ids).logits[0, -1].double().log_softmax(-1)[target])
+    assert logprob.metric == f"log p({result.target!r})" and logprob.full == pytest.approx(log_p, rel=1e-5, abs=1e-5)
+    pair = [find_circuit(model, list(saes), [PROMPT], target, versus,
+                         settings=CircuitSettings(nodes=10, steps=2, verify=4, metric=kind)) for kind in ("logprob", "logit")]
+    assert pair[0].metric == pair[1].metric == f"logit({pair[0].target!r}) - logit({pair[0].versus!r})"
+    assert pair[0].full == pytest.approx(pair[1].full, rel=1e-5)
+    assert [n.key for n in pair[0].nodes] == [n.key for n in pair[1].nodes]
+    with pytest.raises(InputError, match="--metric must be one of logprob, logit, got 'prob'"):
+        CircuitSettings(metric="prob")
+
+
 def test_held_out_prompts_get_their_own_curve_and_bad_inputs_one_line(gemma2, make_sae):
     saes = SAEManager(gemma2)
     saes.add(make_sae(64, 64, EARLY), name="s")
@@ -262,3 +300,9 @@ def test_session_and_cli_find_on_some_prompts_and_score_on_the_held_out_rest(tmp
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert f"{want['metric']['full']:.3f}" in text and "held out" in text and "Spearman" in text
+    # --metric logit without a versus: the value `attribute` explains
+    assert main(["circuit", "--prompt", prompts[0], "--target", " Paris", "--metric", "logit", "--nodes", "3",
+                 "--steps", "1", "--verify", "3", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["metric"]["name"] == "logit(' Paris')"
+    assert got["metric"]["full"] == pytest.approx(session.attribute(prompts[0], target=" Paris", verify=0).value, rel=1e-5)

@@ -6,6 +6,7 @@ measures what the library measures, bad input is one line on the screen, Esc clo
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 import threading
 
 import pytest
@@ -283,8 +284,13 @@ async def test_c_on_why_opens_the_circuit_of_its_prediction_on_the_tokens_up_to_
         screen = app.screen
         assert isinstance(screen, CircuitScreen) and screen.error is None, getattr(screen, "error", None)
         assert screen.result.prompts == ["The capital of"] and screen.result.target_id == why.result.target.id
-        want = app.session.circuit("The capital of", why.result.target.id, settings=FAST)
+        # it explains what why? explained, logit(t) (not the palette's default log p(t)), and says so
+        want = app.session.circuit("The capital of", why.result.target.id, settings=replace(FAST, metric="logit"))
         assert [(n.key, n.effect) for n in screen.result.nodes] == [(n.key, n.effect) for n in want.nodes]
+        assert screen.result.full == pytest.approx(why.result.value, rel=1e-5, abs=1e-5)
+        assert f"logit({why.result.target.text!r}) after" in screen.query_one("#circuit-head").text()
+        node = next(n for n in screen.result.nodes if n.ablated is not None)  # `x` measures the same metric
+        assert app.session.ablate_circuit(screen.result, [node]) == pytest.approx(node.ablated, rel=1e-3, abs=1e-4)
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is why
@@ -355,7 +361,7 @@ def test_a_curve_divided_by_almost_nothing_says_so_in_the_header():
     from saetui.tui.widgets.circuit_parts import header_lines
 
     def header(scores: list[float | None]) -> str:
-        result = SimpleNamespace(spearman=0.9, prompts=["The capital of France is"], target=" Paris", versus=" Berlin",
+        result = SimpleNamespace(spearman=0.9, prompts=["The capital of France is"], target=" Paris", versus=" Berlin", kind="logprob",
                                  full=4.533, empty=4.601, nodes=[], faithfulness=[{"nodes": k + 1, "score": s}
                                                                                  for k, s in enumerate(scores)])
         return Content.from_markup(header_lines(result, 10)[1]).plain
@@ -372,8 +378,9 @@ async def test_the_loading_line_names_tokens_by_their_text_when_given_ids(monkey
         await settle(pilot)
         tokenizer = app.session.model.tokenizer
         paris, rome = (tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in (" Paris", " Rome"))
-        for versus, want in ((None, "log p(' Paris')"), (rome, "logit(' Paris') − logit(' Rome')")):
-            screen = CircuitScreen(app.session, app.prompt_text, paris, versus, settings=FAST)
+        for versus, metric, want in ((None, None, "log p(' Paris')"), (None, "logit", "logit(' Paris')"),
+                                     (rome, "logit", "logit(' Paris') − logit(' Rome')")):
+            screen = CircuitScreen(app.session, app.prompt_text, paris, versus, settings=FAST, metric=metric)
             app.push_screen(screen)
             await pilot.pause()
             assert f"finding the circuit of {want}" in screen.query_one("#circuit-head").text()

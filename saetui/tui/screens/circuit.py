@@ -10,6 +10,7 @@ at any time: a circuit still being found is dropped when it arrives. Errors are 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 from typing import Any
@@ -22,6 +23,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from saetui.errors import InputError, one_line
 from saetui.inputs import ascii_int
+from saetui.sae.circuit import metric_name
 from saetui.settings import CircuitSettings
 from saetui.tui.actions import bindings
 from saetui.tui.key_order import InOrderKeys
@@ -97,12 +99,16 @@ class CircuitScreen(InOrderKeys, ModalScreen[None]):
     """
 
     def __init__(self, session: Any, prompt: str, target: int | str, versus: int | str | None = None, *,
-                 upto: int | None = None, chat: Any = False, settings: CircuitSettings | None = None) -> None:
-        """The circuit of `prompt`'s last token (or of its tokens 0..`upto`) for logit(target) - logit(versus)."""
+                 upto: int | None = None, chat: Any = False, settings: CircuitSettings | None = None,
+                 metric: str | None = None) -> None:
+        """The circuit of `prompt`'s last token (or of its tokens 0..`upto`) for logit(target) - logit(versus), or
+        without a versus for `metric` ("logprob", "logit"; default the settings')."""
         super().__init__()
         self.session, self.prompt, self.target, self.versus = session, prompt, target, versus
         self.upto, self.chat = upto, chat
         self.settings = settings or CircuitSettings()
+        if metric is not None:
+            self.settings = dataclasses.replace(self.settings, metric=metric)
         self.result: Any = None
         self.cells: CircuitCells | None = None
         self.error: str | None = None
@@ -121,23 +127,23 @@ class CircuitScreen(InOrderKeys, ModalScreen[None]):
         box = self.query_one("#circuit-box")
         box.border_title = "feature circuit"
         box.border_subtitle = "arrows: node · x: ablate · ⏎: open · Esc"
-        # as the result names it (circuit_parts.metric_text): log p alone, a logit difference with a versus; a token
-        # id (why? passes ids) by its text
+        # as the result will name it (circuit_parts.metric_text); a token id (why? passes ids) by its text
         target, versus = self._token_text(self.target), self._token_text(self.versus)
-        wanted = f"log p({target})" if self.versus is None else f"logit({target}) − logit({versus})"
+        wanted = metric_name(target, versus, self.settings.metric, minus="−")
         self.query_one("#circuit-head", Lines).show([
             f"finding the circuit of {escape(wanted)}…",
             "[dim]integrated gradients, the edges, then the top nodes ablated one at a time (Esc closes)[/dim]"])
         self._find()
 
-    def _token_text(self, token: int | str | None) -> str:
-        """A target or versus as the header shows it: `' Paris'` for its text or its id (`1567` was shown)."""
+    def _token_text(self, token: int | str | None) -> int | str | None:
+        """A target or versus as the header shows it (metric_name quotes a text): the text of an id (`1567` was
+        shown), or the id itself when the model has no such token (the circuit then says so)."""
         if isinstance(token, int) and self.session.model is not None:
             try:
-                return repr(self.session.model.token_texts([token])[0])
-            except (IndexError, ValueError, TypeError):  # an id the model does not have: the circuit says so
-                return str(token)
-        return repr(token)
+                return self.session.model.token_texts([token])[0]
+            except (IndexError, ValueError, TypeError):
+                return token
+        return token
 
     @work(thread=True, exclusive=True, group="circuit", name="find", exit_on_error=False)
     def _find(self) -> None:

@@ -274,5 +274,6 @@ class WhyScreen(InOrderKeys, ModalScreen[None]):
             self.notify("wait for the attribution: the circuit explains its target", severity="warning", timeout=3)
             return
         r = self.result
+        # the value explained here (logit(t), or the logit difference), not the circuit's default log p(t)
         self.app.post_message(CircuitAsked(self.prompt, r.target.id, None if r.versus is None else r.versus.id,
-                                           upto=r.position, chat=self.chat))
+                                           upto=r.position, chat=self.chat, metric="logit"))

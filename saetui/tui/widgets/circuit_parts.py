@@ -46,8 +46,9 @@ class Lines(Widget):
 
 
 def metric_text(result: Any) -> str:
-    target = f"logit({result.target!r})"
-    return f"log p({result.target!r})" if result.versus is None else f"{target} − logit({result.versus!r})"
+    from saetui.sae.circuit import metric_name
+
+    return metric_name(result.target, result.versus, result.kind, minus="−")
 
 
 def header_lines(result: Any, verified: int) -> list[str]:
