@@ -58,8 +58,10 @@ ACTIONS: list[Action] = [
     Action("show_tab('search')", "f3", "Search", "search tab: features by number, label, or promotes WORD", show=False),
     Action("show_tab('steer')", "f4", "Steer", "steering tab: specs and generations", show=False),
     Action("generate", "ctrl+g", "Generate", "generate baseline and steered text side by side", priority=True),
-    Action("sweep", "ctrl+w", "Sweep", "generate one row per coefficient of the sweep box, for the highlighted spec",
-           show=False, priority=True),
+    # Not a priority binding: in the prompt and the other text boxes Ctrl+W deletes the word before the cursor, as in
+    # a shell (it swept there); the sweep box binds it to its Enter (panes/steer.py SweepBox).
+    Action("sweep", "ctrl+w", "Sweep", "generate one row per coefficient of the sweep box, for the highlighted spec "
+           "(in a text box it deletes a word; in the sweep box it sweeps)", show=False),
     Action("stop", "ctrl+s", "Stop", "stop the generation, or a download (finished files are kept)", priority=True),
     Action("toggle_chat", "ctrl+t", "Chat", "chat mode on/off: the prompt is a user turn in the model's chat template",
            show=False, priority=True),

@@ -163,7 +163,7 @@ async def test_generate_streams_both_columns_and_marks_the_steering():
         said: list[str] = []  # the status line said the last run's 'generation done' until the next one ended
         status = app.status
         app.status = lambda text, *a, **k: (said.append(text), status(text, *a, **k))[1]
-        await pilot.press("ctrl+w")
+        await pilot.press("f4", "ctrl+w")  # from the spec list (in the prompt Ctrl+W deletes a word)
         await settle(pilot)
         assert said[0] == "sweeping 4 coefficients…" and said[-1].startswith("generation done"), said
 

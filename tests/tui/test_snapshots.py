@@ -96,7 +96,7 @@ class TestSnapshots:
             pilot.app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=COLOR_SAE),))
             pilot.app.query_one("#sweep").value = "0,1x,14"  # both units: each row's title says both, and its KL
             pilot.app.query_one("#max-tokens").value = "24"
-            await pilot.press("ctrl+w")
+            await pilot.press("f4", "ctrl+w")  # from the spec list (in the prompt Ctrl+W deletes a word)
             await _steady(pilot)
 
         assert snap_compare(SaeTuiApp(prompt=PROMPT), terminal_size=size, run_before=run_before)

@@ -43,7 +43,7 @@ async def test_sweep_rows_say_both_units_and_their_kl(size):
         assert "raw" in sweep.placeholder and "2x = 2×max" in sweep.placeholder  # the box says its units
         sweep.value = "0,1x,14"
         app.query_one("#max-tokens").value = "6"
-        await pilot.press("ctrl+w")
+        await pilot.press("f4", "ctrl+w")  # from the spec list (in the prompt Ctrl+W deletes a word)
         await settle(pilot)
         columns = list(app.query("GenerationColumn"))
         kl = app.steer.kl
@@ -86,6 +86,26 @@ async def test_enter_in_the_sweep_box_sweeps_and_bad_text_is_one_line_and_loses_
         assert app.query_one("#sweep").value == "0,2y"  # the text stays, to be fixed
 
 
+async def test_ctrl_w_deletes_a_word_in_the_prompt_and_sweeps_from_the_sweep_box():
+    """Ctrl+W in the prompt swept (a priority binding) where a shell's user deletes the word before the cursor."""
+    app = SaeTuiApp(prompt="")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
+        app.query_one("#max-tokens").value = "4"
+        prompt = app.query_one("#prompt")
+        prompt.focus()
+        await pilot.press(*"The capital of", "ctrl+w", *"is")
+        await settle(pilot)
+        assert app.prompt_text == "The capital is" and not any(app.steer.generated)  # nothing swept
+        sweep = app.query_one("#sweep")
+        sweep.focus()
+        await pilot.press(*"0,7", "ctrl+w")
+        await settle(pilot)
+        titles = [c.border_title for c in app.query("GenerationColumn")]
+        assert len(titles) == 2 and titles[1].startswith(f"{SAE}/{COLOR} 7 = ×") and app.focused is sweep
+
+
 async def test_a_one_row_sweep_after_a_two_row_one_shows_one_row_and_compares_nothing():
     """The steered column kept the last sweep's second row beside the new one, and the status said
     'steered = baseline' (one row: every row equal to the first)."""
@@ -97,7 +117,7 @@ async def test_a_one_row_sweep_after_a_two_row_one_shows_one_row_and_compares_no
         sweep = app.query_one("#sweep")
         for text in ("1,2", "3"):
             sweep.value = text
-            await pilot.press("ctrl+w")
+            await pilot.press("f4", "ctrl+w")  # from the spec list (in the prompt Ctrl+W deletes a word)
             await settle(pilot)
         shown = [c for c in app.query("GenerationColumn") if c.display]
         times = 3 / app.session.max_activation(SAE, COLOR)
@@ -118,14 +138,14 @@ async def test_sweeping_a_switched_off_spec_says_so_and_sweeps_it(size):
         app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE, enabled=False),))
         app.query_one("#sweep").value = "0,7"
         app.query_one("#max-tokens").value = "3"
-        await pilot.press("ctrl+w")
+        await pilot.press("f4", "ctrl+w")
         await settle(pilot)
         (said,) = [n for n in notes(app) if "switched off" in n]
         assert said.startswith(f"{SAE}/{COLOR} is switched off") and "swept anyway" in said
         assert [[s.enabled for s in specs] for specs in app.steer.rows_specs] == [[True]] * 2  # on in both rows
         assert not app.draft.specs[0].enabled  # the draft keeps it off: Ctrl+G does not steer with it
         app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
-        await pilot.press("ctrl+w")
+        await pilot.press("f4", "ctrl+w")
         await settle(pilot)
         assert len([n for n in notes(app) if "switched off" in n]) == 1  # a switched-on spec: nothing more said
 
@@ -137,7 +157,7 @@ async def test_2x_without_a_feature_index_says_to_type_raw_coefficients(monkeypa
         monkeypatch.setattr(app.session, "max_activation", lambda sae, feature: None)
         app.draft = Draft((SteeringSpec(COLOR, 14.0, sae=SAE),))
         app.query_one("#sweep").value = "0,2x"
-        await pilot.press("ctrl+w")
+        await pilot.press("f4", "ctrl+w")
         await settle(pilot)
         assert any("no known max activation (no feature index): sweep raw coefficients" in n for n in notes(app))
 

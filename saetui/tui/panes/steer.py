@@ -13,6 +13,7 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Label
@@ -29,6 +30,13 @@ from saetui.steering.spec import MAX_COEFFICIENT, SteeringSpec
 from saetui.tui.messages import DraftChanged, GenerationDone, GenerationPiece, Notice
 from saetui.tui.panes.base import Pane
 from saetui.tui.widgets.steering_panel import GenerationView, SpecTable
+
+
+class SweepBox(Input):
+    """The sweep box: Ctrl+W sweeps here, as Enter does. Every other text box keeps Ctrl+W for deleting the word
+    before the cursor, as terminals do (the app's Ctrl+W is not a priority binding: it sweeps from the lists)."""
+
+    BINDINGS = [Binding("ctrl+w", "submit", "Sweep", show=False)]
 
 DEFAULTS = GenerationSettings()  # the fields start at the library's defaults, as the CLI's options do
 
@@ -65,7 +73,7 @@ class SteerPane(Pane):
             yield Label("seed")
             yield Input(str(DEFAULTS.seed), id="seed", type="integer")
             yield Label("sweep")
-            yield Input(placeholder=self.SWEEP_HINT, id="sweep")
+            yield SweepBox(placeholder=self.SWEEP_HINT, id="sweep")
         yield GenerationView(id="gen-columns")
 
     # What the sweep box takes, said in its placeholder: plain numbers are raw coefficients, as the coef box and the
