@@ -83,13 +83,18 @@ def sweep_values(sweep: str | Sequence[SweepValue | float | str]) -> list[SweepV
 def plan_rows(specs: Sequence[Any], *, compare: bool = False, sweep: Sequence[SweepValue | float] | None = None,
               held: Sequence[Any] = ()) -> list[Row]:
     """The rows to generate: the baseline first when `compare`; then the steered row (`held` + `specs`), or with
-    `sweep` one row per coefficient, every spec of `specs` set to it (`swept`) and the `held` specs as they are."""
+    `sweep` one row per coefficient, every spec of `specs` set to it (`swept`) and the `held` specs as they are.
+    An ablated spec of `specs` has no coefficient: beside others it is held as it is (`--feature 77:20:clamp
+    --feature 12:ablate --sweep 0,5` sweeps the clamp); alone it is refused (`swept`)."""
     rows = [Row("baseline")] if compare else []
     if sweep is None:
         rows.append(Row("steered", (*held, *specs)))
-    else:
-        for c in sweep_values(sweep):
-            rows.append(Row("variant", (*held, *(swept(s, c) for s in specs)), c.value, c.unit, len(specs)))
+        return rows
+    fixed = [s for s in specs if s.kind == "feature" and s.mode == "ablate"]
+    moving = [s for s in specs if not (s.kind == "feature" and s.mode == "ablate")] or fixed
+    held = (*held, *(s for s in fixed if s not in moving))
+    for c in sweep_values(sweep):
+        rows.append(Row("variant", (*held, *(swept(s, c) for s in moving)), c.value, c.unit, len(moving)))
     return rows
 
 

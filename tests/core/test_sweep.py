@@ -8,6 +8,8 @@ and torch's kl_div, within the float32 rounding bound of tests/tolerance.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 
 import pytest
@@ -70,6 +72,12 @@ def test_plan_rows_gives_each_variant_its_unit_and_refuses_2x_for_a_vector():
         plan_rows([SteeringSpec(5, 0.0, mode="ablate", sae="s")], sweep=[SweepValue(0), SweepValue(5)])
     held = plan_rows([spec], sweep=[SweepValue(1)], held=[SteeringSpec(6, 0.0, mode="ablate", sae="s")])
     assert held[0].specs[0].mode == "ablate"  # held as it is, beside the swept spec
+    # beside a spec that has a coefficient, an ablated one of the swept specs is held as it is (the README's
+    # `--feature 77:20:clamp --feature 12:ablate --sweep 0,5,10,20`): it was refused
+    clamp, ablate = SteeringSpec(77, 20.0, mode="clamp", sae="s"), SteeringSpec(12, 0.0, mode="ablate", sae="s")
+    rows = plan_rows([clamp, ablate], sweep=[SweepValue(0), SweepValue(5)])
+    assert [r.specs for r in rows] == [(ablate, replace(clamp, coefficient=c)) for c in (0.0, 5.0)]
+    assert [r.swept for r in rows] == [1, 1]
 
 
 @pytest.mark.parametrize("spec, top, want", [
