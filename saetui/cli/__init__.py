@@ -24,10 +24,11 @@ the traceback in a log file under saetui.paths.log_dir(); SAETUI_DEBUG=1 re-rais
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 try:  # Ctrl+C in the first moments, before main() can catch it: one line, as at any later point
     from saetui.cli import app, common
@@ -90,7 +91,8 @@ def _main(argv: list[str]) -> int:
             warnings.simplefilter("ignore", noise)  # library internals, not the user's business
         warnings.showwarning = _one_line_warning  # type: ignore[assignment]
         try:
-            return args.run(args)
+            with _output_errors_said():
+                return args.run(args)
         except SaetuiError as exc:
             print(f"saetui: error: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -99,6 +101,58 @@ def _main(argv: list[str]) -> int:
             return 0
         except Exception as exc:
             return _internal_error(exc)
+
+
+class _OutputError(SaetuiError):
+    """stdout could not take the output (`> /dev/full`, a full disk): the user's to fix, not a bug."""
+
+
+class _GuardedStdout:
+    """sys.stdout while a command runs: a write or flush that fails with an OSError (but a closed pipe, which
+    `saetui ... | head` answers) becomes _OutputError, said in one line."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _OutputError(f"cannot write the output: {exc.strerror or exc}") from exc
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _OutputError(f"cannot write the output: {exc.strerror or exc}") from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _output_errors_said() -> Iterator[None]:
+    """Run a command with stdout guarded (_GuardedStdout) and flushed at its end, so that a full disk is said here
+    and not by the interpreter at exit; after such an error stdout points at /dev/null (nothing more to say)."""
+    stream = sys.stdout
+    sys.stdout = _GuardedStdout(stream)  # type: ignore[assignment]
+    try:
+        yield
+        sys.stdout.flush()
+    except _OutputError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no file descriptor (a test's capture): nothing to point
+            pass
+        raise
+    finally:
+        sys.stdout = stream
 
 
 def _ignore_more_interrupts() -> None:

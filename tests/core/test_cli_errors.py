@@ -553,6 +553,22 @@ def test_undecodable_argv_bytes_are_refused_in_one_line(tmp_path):
         "saetui: error: the prompt has invalid UTF-8 byte 0xff at character 3: give UTF-8 text"]
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_output_that_cannot_be_written_is_one_line_not_an_internal_error(tmp_path):
+    """`saetui saes > /dev/full` said `internal error: OSError ...` and wrote a traceback log; a full disk is the
+    user's to fix."""
+    import subprocess
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path),
+           "XDG_STATE_HOME": str(tmp_path)}
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([sys.executable, "-m", "saetui.cli", "saes"], stdout=full, stderr=subprocess.PIPE,
+                              env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().splitlines() == ["saetui: error: cannot write the output: No space left on device"]
+    assert not (tmp_path / "saetui" / "log").exists()  # no traceback logged: not a bug
+
+
 def test_utf8_argv_under_an_ascii_locale_names_the_locale_not_the_bytes(tmp_path):
     """LC_ALL=C with Python's UTF-8 mode off: 'café' arrived as escapes and was called invalid UTF-8."""
     import subprocess
