@@ -262,6 +262,8 @@ class Session(SteeringMethods, DiscoveryMethods):
         is held out: the circuit is found on the others and its faithfulness scored on those too."""
         from saetui.sae.circuit import find_circuit
 
+        if not isinstance(settings, CircuitSettings):  # a dict's .split was an AttributeError
+            raise InputError(f"settings must be a CircuitSettings (saetui.settings), got {type(settings).__name__}")
         texts = [prompts] if isinstance(prompts, str) else list(prompts)
         for text in texts:
             check_text(text)

@@ -33,13 +33,15 @@ exist only during a forward, removed however it ends.
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from saetui.errors import InputError
 from saetui.models.hooks import HookSet
 from saetui.files import json_ready
-from saetui.inputs import as_int, check_int
+from saetui.inputs import as_int, check_int, check_utf8
 from saetui.settings import AttributionSettings
 
 if TYPE_CHECKING:
@@ -61,6 +63,9 @@ def disagreement(estimate: float, measured: float | None, factor: float = Attrib
     """How a linear estimate and its measurement disagree: "sign" when they point opposite ways, "size" when the
     larger magnitude is more than `factor` times the smaller (a zero measurement against a non-zero estimate
     counts); None when they agree or nothing was measured. why? flags its features by it, the circuit its nodes."""
+    if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not math.isfinite(factor) or factor < 1:
+        raise InputError(f"factor must be a number of at least 1 (how many times the smaller the larger may be), "
+                         f"got {factor!r}")
     if measured is None:
         return None
     if estimate * measured < 0:
@@ -176,6 +181,7 @@ def token_id(model: ModelWithHooks, token: int | str, what: str = "target") -> i
         return token
     if token == "":
         raise InputError(f"{what} is empty: give a token's text or its id")
+    check_utf8(token, f"{what} token", argv=False)  # the tokenizer raised a TypeError of its own
     tok = model.tokenizer
     ids = tok.encode(token, add_special_tokens=False)
     if len(ids) == 1:

@@ -226,9 +226,13 @@ def _token_rows(model: ModelWithHooks, prompts: Sequence[str] | Sequence[Sequenc
     """Token ids of each prompt (BOS included), truncated to the model's context like ModelWithHooks.tokenize.
     Prompts given as token ids (lists of ints, BOS included where wanted) are used as they are."""
     if all(isinstance(p, (list, tuple)) for p in prompts):
-        rows = [list(map(int, p)) for p in prompts]
+        vocab, context = model.vocab_size, model.context_length
+        rows = [[check_int(t, "a token id", 0, vocab - 1) for t in p] for p in prompts]  # not torch's IndexError
         if any(not r for r in rows):
             raise InputError("empty prompt: a prompt given as token ids has none")
+        longest = max(len(r) for r in rows)
+        if context is not None and longest > context:
+            raise InputError(f"a prompt given as token ids has {longest} tokens: the model's context is {context}")
         return rows
     for p in prompts:
         if not isinstance(p, str) or not p.strip():

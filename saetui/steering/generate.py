@@ -20,7 +20,7 @@ from saetui.inputs import check_int
 from saetui.models.hf_compat import keeps_last_logits
 from saetui.steering.decode import GenerationSettings, Piece, stop_ids  # noqa: F401 - part of this module's API
 from saetui.steering.hooks import SteeringHooks
-from saetui.steering.spec import SteeringSpec
+from saetui.steering.spec import SteeringSpec, as_rows, as_specs
 from saetui.steering.vectors import resolve_any
 
 if TYPE_CHECKING:
@@ -76,8 +76,9 @@ class SteeringEngine:
         stop_event: threading.Event | None = None,
         **settings: Any,
     ) -> Iterator[str]:
-        """Yield the text of one steered generation piece by piece, as tokens are produced."""
-        for piece in self.stream(prompt, [list(specs)], stop_event=stop_event, **settings):
+        """Yield the text of one steered generation piece by piece, as tokens are produced. Specs may be objects or
+        the CLI's text (`"demo/416:6"`), here and in every method of the engine."""
+        for piece in self.stream(prompt, [as_specs(specs)], stop_event=stop_event, **settings):
             if piece.text:
                 yield piece.text
 
@@ -96,12 +97,12 @@ class SteeringEngine:
 
     def compare(self, prompt: str | ChatTokens, specs: Sequence[SteeringSpec], **kwargs: Any) -> tuple[RowOutput, RowOutput]:
         """(baseline, steered), generated side by side in one batch."""
-        baseline, steered = self.run(prompt, [[], list(specs)], **kwargs)
+        baseline, steered = self.run(prompt, [[], as_specs(specs)], **kwargs)
         return baseline, steered
 
     def sweep(self, prompt: str | ChatTokens, specs: Sequence[SteeringSpec], coefficients: Sequence[float], **kwargs: Any) -> list[RowOutput]:
         """One row per coefficient, every spec's coefficient set to it, in one batch."""
-        rows = [[s.with_coefficient(c) for s in specs] for c in coefficients]
+        rows = [[s.with_coefficient(c) for s in as_specs(specs)] for c in coefficients]
         return self.run(prompt, rows, **kwargs)
 
     def stream(
@@ -135,6 +136,7 @@ class SteeringEngine:
             warnings.warn(room.note(), stacklevel=3)
             cfg = replace(cfg, max_new_tokens=room.tokens)
         vectors: dict = {}  # each saved vector read once
+        rows = as_rows(rows)
         resolved = [[resolve_any(s, self.saes, self.model, vectors) for s in row if s.enabled] for row in rows]
         if seeds is None:
             seeds = [cfg.seed] * len(rows)
@@ -180,6 +182,7 @@ class SteeringEngine:
 
         import torch
 
+        rows = as_rows(rows)
         if len(token_ids) != len(rows):
             raise InputError(f"{len(token_ids)} token lists for {len(rows)} rows")
         vectors: dict = {}

@@ -324,3 +324,34 @@ def test_an_interrupt_while_hooks_are_removed_leaves_none_on_the_model(demo, mon
     left = [n for n, m in demo.model.model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
     assert left == []
     assert demo.analyze(PROMPT).tokens
+
+
+def test_targets_token_id_prompts_engine_specs_and_settings_are_checked_in_one_line(demo):
+    """From the API probe: a lone surrogate as target was the tokenizer's TypeError, contrast's token-id prompts
+    torch's IndexError, the engine took no spec text (AttributeError), circuit(settings={...}) an AttributeError,
+    and disagreement(factor='x') a TypeError."""
+    from saetui.sae.attribution import disagreement
+    from saetui.sae.contrast import contrast
+    from saetui.steering.generate import SteeringEngine
+
+    for call in (lambda: demo.attribute("The capital of France is", target="\ud800", verify=0),
+                 lambda: demo.attribute("The capital of France is", versus="a\ud800", verify=0),
+                 lambda: demo.circuit("The capital of France is", " Paris", "\ud800")):
+        with pytest.raises(InputError, match="lone surrogate U\\+D800"):
+            call()
+    good = demo.model.tokenize("a red cat").input_ids[0].tolist()
+    for ids, match in (([99999], "a token id must be from 0 to"), ([-1, 5], "a token id must be from 0 to"),
+                       ([2.5], "a token id"), ([1] * 10_000, "10000 tokens: the model's context is")):
+        with pytest.raises(InputError, match=match):
+            contrast(demo.model, demo.saes, [ids], [good])
+    engine = SteeringEngine(demo.model, demo.saes)
+    text = "".join(engine.generate(PROMPT, ["demo-late/416:6"], max_new_tokens=3))
+    assert text == "".join(engine.generate(PROMPT, [SteeringSpec(416, 6.0, sae="demo-late")], max_new_tokens=3))
+    base, steered = engine.compare(PROMPT, ["demo-late/416:6"], max_new_tokens=2)
+    assert base.token_ids and steered.token_ids
+    with pytest.raises(InputError, match="settings must be a CircuitSettings"):
+        demo.circuit("The capital of France is", " Paris", settings={"nodes": 5})
+    for factor in ("x", None, 0.5, float("nan"), True):
+        with pytest.raises(InputError, match="factor must be a number of at least 1"):
+            disagreement(1.0, 2.0, factor)
+    assert disagreement(1.0, 2.0, 1.5) == "size" and disagreement(1.0, 2.0, 3) is None
