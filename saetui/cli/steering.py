@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from typing import Any
 
 from saetui import inputs
@@ -34,8 +35,8 @@ def add_parsers(sub: Any) -> None:
                        help=f"capped at the model's context (default {gen.max_new_tokens})")
     steer.add_argument("--temperature", type=common.finite_float, default=gen.temperature,
                        help="0 (default) is greedy; otherwise at least 0.001")
-    steer.add_argument("--top-p", type=common.finite_float, default=gen.top_p, help="in (0, 1]")
-    steer.add_argument("--seed", type=common.seed, default=gen.seed)
+    steer.add_argument("--top-p", type=common.finite_float, default=gen.top_p, help="in (0, 1]; sampling only")
+    steer.add_argument("--seed", type=common.seed, default=gen.seed, help="the sampling seed; sampling only")
     steer.add_argument("--no-compile", action="store_true",
                        help="decode with the eager loop (default on CUDA: static KV cache and a compiled step)")
     common.add_chat_options(steer)
@@ -60,6 +61,12 @@ def run_steer(args: argparse.Namespace) -> int:
     coefficients = inputs.parse_sweep(args.sweep) if args.sweep else None
     settings = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     GenerationSettings(**settings)  # bad numbers fail before the model loads
+    gen = GenerationSettings()  # a value other than the default is one the user gave
+    given = [option for option, value, default in (("--top-p", args.top_p, gen.top_p), ("--seed", args.seed, gen.seed))
+             if value != default]
+    if given and args.temperature == 0:
+        warnings.warn(f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no effect at --temperature 0 "
+                      "(greedy decoding): sample with --temperature 0.7, say")
     session = common.open_session(args, compile=False if args.no_compile else None)
     run = session.steer(args.prompt, [*specs, *vectors], compare=args.compare, sweep=coefficients, chat=args.chat,
                         system=args.system, steer_template=args.steer_template, **settings)

@@ -508,8 +508,10 @@ def test_max_new_tokens_beyond_the_context_is_capped_with_one_warning(capsys):
     (["steer", *P, "--feature", "demo-late/195:4", "--scope", "1000:2000", "--max-new-tokens", "2"],
      "scope 1000:2000 covers none of positions 0..3"),
     (["analyze", *P, "--span-pool", "mean"], "--span-pool has no effect without --span"),
+    (["steer", *P, "--feature", "demo-late/195:4", "--seed", "5", "--top-p", "0.5", "--max-new-tokens", "2"],
+     "--top-p and --seed have no effect at --temperature 0 (greedy decoding)"),
 ], ids=["contrast-identical-sets", "steer-template-scope-without-chat", "steer-template-in-a-union-without-chat",
-        "steer-scope-past-the-generation", "analyze-span-pool-without-span"])
+        "steer-scope-past-the-generation", "analyze-span-pool-without-span", "steer-seed-when-greedy"])
 def test_odd_but_usable_inputs_succeed_with_one_warning_line(argv, warning, capsys):
     """Issue 25: accepted, but the user hears once why the result may not be what they meant."""
     code = main(argv)
