@@ -91,12 +91,28 @@ def load_labels(index_dir: str | Path, removals: bool = False) -> dict[int, str]
     except (ValueError, RecursionError) as exc:
         set_aside(path, f"could not be read as labels ({type(exc).__name__}); the labels in it are not used")
         return {}
-    labels = {}
+    labels, kept, bad = {}, {}, []
     for k, v in data.items():
         # a key of 19 digits and more names no feature of any SAE (and int() refuses over 4300)
         number = isinstance(k, str) and k.isascii() and k.isdigit() and len(k) < 19
-        if number and isinstance(v, str) and (v.strip() or removals):
+        if not (number and isinstance(v, str)):
+            bad.append(f"{k!r:.20}: {v!r:.20}")
+            continue
+        kept[k] = v
+        if v.strip() or removals:
             labels[int(k)] = one_line_text(v)  # a file written by hand or by an older saetui: one line all the same
+    if bad:  # the file as it was is kept aside, the usable entries stay in place (as session.json's bad fields)
+        from saetui.files import write_json_atomic
+
+        few = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        n = len(bad)
+        backup = set_aside(path, f"has {n} entr{'y' if n == 1 else 'ies'} that {'is' if n == 1 else 'are'} not "
+                                 f"\"FEATURE\": \"label\" ({few}), not used")
+        if backup != path:
+            try:
+                write_json_atomic(path, kept)
+            except OSError:  # the labels read are used all the same; the file stays aside
+                pass
     return labels
 
 

@@ -377,6 +377,20 @@ def test_a_corrupt_labels_file_is_set_aside_and_the_session_goes_on(gemma2, make
     assert load_labels(root) == {3: "cats"} and len(backups(root / LABELS_FILE)) == 1
 
 
+def test_wrong_typed_label_entries_are_said_kept_aside_and_the_rest_stays(tmp_path):
+    """`{"3": 5, "4": "ok"}` read as {4: "ok"} with no word, and the next label saved wrote over the 5 for good."""
+    path = tmp_path / LABELS_FILE
+    path.write_text(json.dumps({"3": 5, "4": "ok label", "x": "y", "5": ""}), encoding="utf-8")
+    files.take_notices()
+    assert load_labels(tmp_path, removals=True) == {4: "ok label", 5: ""}
+    (note,) = files.take_notices()
+    assert "has 2 entries that are not" in note and "'3': 5" in note and "'x': 'y'" in note and "kept aside as" in note
+    (backup,) = backups(path)
+    assert json.loads(backup.read_text(encoding="utf-8"))["3"] == 5  # nothing lost
+    assert json.loads(path.read_text(encoding="utf-8")) == {"4": "ok label", "5": ""}
+    assert load_labels(tmp_path) == {4: "ok label"} and files.take_notices() == []  # said once
+
+
 def test_demo_labels_are_saved_in_the_config_folder_not_the_package():
     from saetui import demo
     from saetui.sae.index import find_index
