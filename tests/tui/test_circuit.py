@@ -184,6 +184,8 @@ async def test_palette_circuit_with_a_bad_target_is_one_line_on_the_screen_and_e
         assert screen.error == str(direct.value) and "\n" not in screen.error
         head = " ".join(screen.query_one("#circuit-head").text().split())
         assert head == f"circuit failed: {direct.value}"  # wrapped to the width, nothing left out
+        assert not any(str(direct.value) in n.message for n in app._notifications)  # not said twice (a toast too)
+        assert screen.query_one("#circuit-box").border_subtitle == "Esc"  # no node keys to offer
         app.clear_notifications()
         await pilot.press("x", "enter")  # x said 'the circuit is still being found'; Enter said nothing
         said = [n.message for n in app._notifications]
@@ -360,14 +362,18 @@ def test_a_curve_divided_by_almost_nothing_says_so_in_the_header():
 
     from saetui.tui.widgets.circuit_parts import header_lines
 
-    def header(scores: list[float | None]) -> str:
+    def header(scores: list[float | None], full: float = 4.533, empty: float = 4.601) -> str:
         result = SimpleNamespace(spearman=0.9, prompts=["The capital of France is"], target=" Paris", versus=" Berlin", kind="logprob",
-                                 full=4.533, empty=4.601, nodes=[], faithfulness=[{"nodes": k + 1, "score": s}
+                                 full=full, empty=empty, nodes=[], faithfulness=[{"nodes": k + 1, "score": s}
                                                                                  for k, s in enumerate(scores)])
         return Content.from_markup(header_lines(result, 10)[1]).plain
 
     assert "mean little" in header([0.5, 43.0, 77.0]) and "mean little" in header([-3.0, 1.0])
     assert "mean little" not in header([0.1, 0.6, 1.05, None])
+    # full 1.510 and empty -0.030 are far apart: a k at -1.2 is features interacting, not a division by ~0 (the
+    # note said ≈ full, and at 80 columns it pushed the Spearman out of sight)
+    far = header([0.79, -1.2, 1.0], full=1.510, empty=-0.030)
+    assert "mean little" not in far and far.index("Spearman") < 60
 
 
 async def test_the_loading_line_names_tokens_by_their_text_when_given_ids(monkeypatch):

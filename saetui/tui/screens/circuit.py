@@ -28,7 +28,7 @@ from saetui.settings import CircuitSettings
 from saetui.tui.actions import bindings
 from saetui.tui.key_order import InOrderKeys
 from saetui.tui.markup import escape
-from saetui.tui.messages import CircuitAsked, FeatureChosen, JobFailed
+from saetui.tui.messages import CircuitAsked, FeatureChosen, Notice
 from saetui.tui.widgets.circuit_grid import CircuitCells, CircuitGrid
 from saetui.tui.widgets.circuit_parts import Lines, curve_lines, header_lines, node_lines
 
@@ -201,7 +201,9 @@ class CircuitScreen(InOrderKeys, ModalScreen[None]):
         self.error = message
         self.query_one("#circuit-head", Lines).show(  # the whole message, wrapped to the width
             lambda width: [f"[red]{escape(line)}[/red]" for line in textwrap.wrap(f"circuit failed: {message}", width)])
-        self.app.post_message(JobFailed("circuit", message))
+        self.query_one("#circuit-box").border_subtitle = "Esc"  # no node to walk, ablate or open
+        # said on the screen already: the status line keeps it for after Esc, with no toast saying it twice
+        self.app.post_message(Notice(f"circuit failed: {message}"))
 
     # ------------------------------------------------------------------ keys (saetui/tui/actions.py, scope "circuit")
     def action_move(self, direction: str) -> None:

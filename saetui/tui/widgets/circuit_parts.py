@@ -54,12 +54,14 @@ def metric_text(result: Any) -> str:
 def header_lines(result: Any, verified: int) -> list[str]:
     spearman = "n/a" if result.spearman is None else f"{result.spearman:.2f}"
     prompt = result.prompts[0] if len(result.prompts) == 1 else f"{len(result.prompts)} prompts"
-    # scores far off 0..1: m(full) and m(empty) are close, and the curve divides by their difference
+    # scores far off 0..1 because m(full) and m(empty) are close: the curve divides by their difference. (Scores
+    # past 0..1 with the two far apart are features that interact, which the curve shows as it is.)
     off = any(p["score"] is not None and not -1 <= p["score"] <= 2 for p in result.faithfulness)
-    near = " [b](≈ full: the curve's scores mean little)[/b]" if off else ""
+    close = abs(result.full - result.empty) < 0.05 * max(1.0, abs(result.full), abs(result.empty))
+    near = " [b](≈ full: the curve's scores mean little)[/b]" if off and close else ""
     return [
         f"[b]{escape(metric_text(result))}[/b] after {escape(repr(prompt))}",
-        f"m full {result.full:.3f} · empty {result.empty:.3f}{near} · Spearman {spearman} (top {verified}) · "
+        f"m full {result.full:.3f} · empty {result.empty:.3f} · Spearman {spearman} (top {verified}){near} · "
         f"{len(result.nodes)} nodes · empty: every feature ablated; Spearman: estimates vs measured ablations",
     ]
 
