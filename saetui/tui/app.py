@@ -282,6 +282,11 @@ class SaeTuiApp(KeyOrder, LoadingApp, App[None]):
     def on_draft_changed(self, message: msg.DraftChanged) -> None:
         self.draft = message.draft
 
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        # the generated rows may no longer answer the prompt typed (the panes come after the first frame)
+        if event.text_area.id == "prompt" and self.query("#steer"):
+            self.steer.check_stale()
+
     def on_sae_switch(self, _: msg.SaeSwitch) -> None:
         self.action_next_sae()
 
@@ -402,6 +407,7 @@ class SaeTuiApp(KeyOrder, LoadingApp, App[None]):
         else:
             self.chat = None
             self.notify("chat mode off: the prompt is plain text")
+        self.steer.check_stale()
         if self.session.ready and self.prompt_text.strip():  # an empty box: nothing to analyze, and no error said
             self.action_analyze()
 

@@ -270,3 +270,45 @@ def test_a_coefficient_nudged_or_typed_down_to_zero_is_0_not_minus_0():
     for new in (draft.nudge(0, -1, 0.25000001), draft.set_coefficient(0, -0.0)):
         value = new.specs[0].coefficient
         assert value == 0 and math.copysign(1.0, value) == 1.0 and f"{value:g}" == "0"
+
+
+async def test_rows_from_an_earlier_prompt_chat_mode_or_specs_say_so_until_generated_anew():
+    """After `+` (or a new prompt, or chat mode off) the steered column kept the old text under a title that named no
+    coefficient: nothing said it was no longer what Ctrl+G would give."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.draft = Draft((SteeringSpec(COLOR, 6.0, sae=SAE),))
+        app.query_one("#max-tokens").value = "3"
+        note = app.query_one("#gen-stale")
+        await pilot.press("f4", "ctrl+g")
+        await settle(pilot)
+        assert not note.has_class("-shown")
+        await pilot.press("plus")
+        await pilot.pause()
+        assert note.has_class("-shown") and str(note.render()) == "generated before the specs changed: Ctrl+G generates anew"
+        await pilot.press("minus")  # back to what generated them
+        await pilot.pause()
+        assert not note.has_class("-shown")
+        app.query_one("#prompt").text = "Anna has a"
+        await pilot.pause()
+        assert "before the prompt changed" in str(note.render())
+        await pilot.press("ctrl+g")
+        await settle(pilot)
+        assert not note.has_class("-shown")
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        assert "before the chat mode changed" in str(note.render())
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        # a sweep: the swept spec's coefficient is the sweep's, and the cursor on another row changes nothing made
+        app.draft = Draft((SteeringSpec(COLOR, 6.0, sae=SAE), SteeringSpec(3, 2.0, sae="demo")))
+        app.query_one("#sweep").value = "0,5"
+        await pilot.press("f4", "home", "ctrl+w")
+        await settle(pilot)
+        await pilot.press("plus", "down")
+        await pilot.pause()
+        assert not note.has_class("-shown")
+        await pilot.press("space")  # the held spec switched off: the rows steered with it
+        await pilot.pause()
+        assert str(note.render()) == "generated before the specs changed: Ctrl+W generates anew"

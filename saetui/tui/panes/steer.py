@@ -38,6 +38,7 @@ class SweepBox(Input):
 
     BINDINGS = [Binding("ctrl+w", "submit", "Sweep", show=False)]
 
+
 DEFAULTS = GenerationSettings()  # the fields start at the library's defaults, as the CLI's options do
 
 
@@ -60,6 +61,8 @@ class SteerPane(Pane):
         self._kept_turns: list[dict[str, str]] = []  # the user turn and the reply F6/F7 kept
         self.kl: list[list[float] | None] = []      # per row, per generated token: KL(steered || unsteered)
         self.rows: list[Any] = []                   # the rows of the last generation (saetui.generation.Row)
+        # what the rows shown were generated from: (prompt, chat, the swept spec's row or None, `_steering`)
+        self._made_from: tuple[Any, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield SpecTable(id="specs")
@@ -74,6 +77,7 @@ class SteerPane(Pane):
             yield Input(str(DEFAULTS.seed), id="seed", type="integer")
             yield Label("sweep")
             yield SweepBox(placeholder=self.SWEEP_HINT, id="sweep")
+        yield Label(id="gen-stale")  # shown when the rows below no longer match the prompt or the specs
         yield GenerationView(id="gen-columns")
 
     # What the sweep box takes, said in its placeholder: plain numbers are raw coefficients, as the coef box and the
@@ -99,6 +103,7 @@ class SteerPane(Pane):
 
     def watch_draft(self) -> None:
         self._repaint()
+        self.check_stale()
 
     def watch_labels_rev(self) -> None:
         self._repaint()
@@ -357,10 +362,41 @@ class SteerPane(Pane):
         self.rows_specs = [list(r.specs) for r in rows]
         self._run += 1
         self._prompt, self._chat, self.done, self._kept = prompt, chat, False, None
+        swept = self._spec_row() if sweep else None
+        self._made_from = (prompt, chat is not False, swept, self._steering(swept))
+        self.check_stale()
         await self.query_one(GenerationView).set_rows(titles)
         # the status line said the last run's 'generation done' until this one ended
         self.post_message(Notice(f"sweeping {len(rows)} coefficients…" if sweep else "generating…"))
         self._generate_worker(steer_run, self._stop, self._run)
+
+    # ------------------------------------------------------------------ rows from earlier settings
+    def _steering(self, sweep: int | None) -> tuple[Any, ...]:
+        """The specs that steer a generation from the draft now: the enabled ones, or for a sweep of row `sweep` all
+        of them, the swept one without its coefficient (the sweep sets it)."""
+        if sweep is None:
+            return tuple(s for s in self.draft.specs if s.enabled)
+        return tuple(replace(s, coefficient=0.0) if i == sweep and s.kind == "feature" else s
+                     for i, s in enumerate(self.draft.specs))
+
+    def check_stale(self) -> None:
+        """Say above the generated rows when they come from another prompt, chat mode or specs than those now (the
+        rows stay: they are what was generated; Ctrl+G or Ctrl+W makes new ones)."""
+        reasons = []
+        if self._made_from is not None and any(self.generated):
+            prompt, chat, sweep, steering = self._made_from
+            typed = self.app.prompt_text
+            if typed.strip() and typed != prompt:  # an empty box (a chat's next turn being started) is no change
+                reasons.append("prompt")
+            if chat != (self.app.chat is not None):
+                reasons.append("chat mode")
+            if steering != self._steering(sweep):
+                reasons.append("specs")
+        again = "Ctrl+W" if self._made_from and self._made_from[2] is not None else "Ctrl+G"
+        note = self.query_one("#gen-stale", Label)
+        note.update(f"generated before the {' and '.join(reasons)} changed: {again} generates anew" if reasons else "")
+        note.set_class(bool(reasons), "-shown")
+        self.query_one(GenerationView).set_class(bool(reasons), "-stale")
 
     def reply(self, row: int) -> str:
         """The text of a generated row, without special tokens (e.g. the end-of-turn marker)."""
