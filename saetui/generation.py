@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import numbers
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from saetui.errors import InputError
 from saetui.inputs import SweepValue, parse_sweep
 from saetui.models.chat import Chat, is_chat
+from saetui.settings import GenerationSettings
 from saetui.steering.decode import Room, room_to_generate  # noqa: F401 - the plan's API: how many tokens fit
 
 if TYPE_CHECKING:
@@ -258,16 +259,25 @@ class SteerRun:
                          self.kl()[i] if kl else None)
 
     def to_dict(self) -> dict[str, Any]:
-        """`saetui steer --json`: the prompt, the specs, the chat (if any), and the baseline, steered or variant
-        rows, each with its text, token ids, log-probabilities and (steered rows) KL per token and `kl_mean`
-        (`mean_kl`); a variant also its coefficient's `unit` (raw, or max: times the max activation); `capped`
-        (Room.to_dict) when the context left fewer new tokens than asked."""
+        """`saetui steer --json` (and the app's "Export generation as JSON"): the prompt, the specs, what is needed
+        to run it again (`model`, `saes`: each SAE the specs name, by the spec it was loaded from, and the decoding
+        `settings`), the chat (if any), and the baseline, steered or variant rows, each with its text, token ids,
+        log-probabilities and (steered rows) KL per token and `kl_mean` (`mean_kl`); a variant also its
+        coefficient's `unit` (raw, or max: times the max activation); `capped` (Room.to_dict) when the context
+        left fewer new tokens than asked."""
         for out, kl in zip(self.outputs, self.kl()):
             if kl is not None:
                 out["kl"] = kl
                 out["kl_mean"] = mean_kl(kl)
         specs = self.specs
-        data: dict[str, Any] = {"prompt": self.prompt, "specs": [s.to_dict() for s in specs]}
+        session = self._session
+        saes = {}
+        for spec in (s for row in self.rows for s in row.specs if s.kind == "feature"):
+            loaded = session.saes.get(spec.sae)  # a spec without an SAE name: the one loaded (checked before running)
+            saes[loaded.name] = loaded.spec
+        data: dict[str, Any] = {"prompt": self.prompt, "specs": [s.to_dict() for s in specs],
+                                "model": session.model.name if session.model is not None else None, "saes": saes,
+                                "settings": {**asdict(GenerationSettings()), **self.settings}}  # every one, given or not
         if self.room is not None and self.room.capped:
             data["capped"] = self.room.to_dict()
         if is_chat(self.chat):  # the conversation, what the template made of it, and the scopes the specs had there

@@ -144,10 +144,13 @@ def test_steer_json_compare_and_sweep_match_the_api(capsys, gemma2, gemma2_dir, 
                          "--feature", "5:8", "--compare", "--sweep", "0,4", "--max-new-tokens", "6", "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"prompt", "specs", "baseline", "variants"}
+    assert set(data) == {"prompt", "specs", "model", "saes", "settings", "baseline", "variants"}
     assert data["specs"][0]["feature"] == 5 and data["specs"][0]["mode"] == "add"
+    # what runs it again: the model, each SAE the specs name by what it was loaded from, the decoding settings
+    assert data["settings"] == {"max_new_tokens": 6, "temperature": 0.0, "top_p": 1.0, "seed": 0, "use_cache": True}
     manager = SAEManager(gemma2)
-    manager.load(str(sae_dir))
+    loaded = manager.load(str(sae_dir))
+    assert data["model"] == str(gemma2_dir) and data["saes"] == {loaded.name: loaded.spec}
     engine = SteeringEngine(gemma2, manager)
     (base,) = engine.run("The cat", [[]], max_new_tokens=6)
     assert data["baseline"]["token_ids"] == base.token_ids

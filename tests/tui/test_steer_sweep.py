@@ -312,3 +312,35 @@ async def test_rows_from_an_earlier_prompt_chat_mode_or_specs_say_so_until_gener
         await pilot.press("space")  # the held spec switched off: the rows steered with it
         await pilot.pause()
         assert str(note.render()) == "generated before the specs changed: Ctrl+W generates anew"
+
+
+async def test_export_generation_is_the_steer_json_with_what_runs_it_again(tmp_path, monkeypatch):
+    """The export had the prompt and the rows' text only: no temperature, seed, max tokens, chat turns, model or
+    KL. It is now the object `saetui steer --json` prints for the same run."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    app = SaeTuiApp(prompt="Tom has a")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.steer.export_generation()
+        await pilot.pause()
+        assert "nothing generated yet" in notes(app)[-1]
+        app.draft = Draft((SteeringSpec(COLOR, 6.0, sae=SAE),))
+        for box, value in (("#max-tokens", "4"), ("#temperature", "0.8"), ("#seed", "7")):
+            app.query_one(box).value = value
+        await pilot.press("f4", "ctrl+g")
+        await settle(pilot)
+        app.steer.export_generation()
+        await settle(pilot)
+        (path,) = tmp_path.glob("saetui-generation-*.json")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert data["settings"] == {"max_new_tokens": 4, "temperature": 0.8, "top_p": 1.0, "seed": 7, "use_cache": True}
+        assert data["model"] == app.session.model.name and data["saes"] == {SAE: app.session.saes.get(SAE).spec}
+        assert data["steered"]["token_ids"] == app.steer.generated[1] and data["baseline"]["token_ids"] == app.steer.generated[0]
+        assert data["steered"]["kl_mean"] == pytest.approx(sum(app.steer.kl[1]) / len(app.steer.kl[1]))
+        run = app.session.steer("Tom has a", [SteeringSpec(COLOR, 6.0, sae=SAE)], compare=True, max_new_tokens=4,
+                                temperature=0.8, seed=7)
+        for _ in run.pieces():
+            pass
+        assert data == json.loads(json.dumps(run.to_dict()))  # the same run from a script: the same object

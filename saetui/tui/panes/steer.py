@@ -63,6 +63,7 @@ class SteerPane(Pane):
         self.rows: list[Any] = []                   # the rows of the last generation (saetui.generation.Row)
         # what the rows shown were generated from: (prompt, chat, the swept spec's row or None, `_steering`)
         self._made_from: tuple[Any, ...] | None = None
+        self._steer_run: Any = None  # the last generation (saetui.generation.SteerRun), for its export
 
     def compose(self) -> ComposeResult:
         yield SpecTable(id="specs")
@@ -364,6 +365,7 @@ class SteerPane(Pane):
         self._prompt, self._chat, self.done, self._kept = prompt, chat, False, None
         swept = self._spec_row() if sweep else None
         self._made_from = (prompt, chat is not False, swept, self._steering(swept))
+        self._steer_run = steer_run
         self.check_stale()
         await self.query_one(GenerationView).set_rows(titles)
         # the status line said the last run's 'generation done' until this one ended
@@ -455,17 +457,22 @@ class SteerPane(Pane):
                              f"little for another turn (Ctrl+T twice starts a new chat)")
 
     def export_generation(self) -> None:
-        """The palette's "Export generation as JSON": each row's specs, text and token ids (baseline and steered
-        also named as `saetui steer --json` names them)."""
-        if not any(self.generated):
+        """The palette's "Export generation as JSON": the object `saetui steer --json` prints for the same run (its
+        rows, specs, KL, the model, SAEs and decoding settings to run it again), written in a worker (the KL may
+        still need its forward)."""
+        if self._steer_run is None or not any(self.generated):
             self.notify("nothing generated yet", severity="warning")
             return
-        rows = [{"specs": [s.to_dict() for s in specs], "text": self.session.decode(ids), "token_ids": ids}
-                for specs, ids in zip(self.rows_specs, self.generated)]
-        data: dict[str, Any] = {"prompt": self._prompt, "rows": rows}
-        if len(rows) == 2 and not rows[0]["specs"]:
-            data.update(specs=rows[1]["specs"], baseline=rows[0], steered=rows[1])
-        self.export("generation", data)
+        if self.running:
+            self.notify("the generation is still running: export it once it has ended (Ctrl+S stops it)",
+                        severity="warning")
+            return
+        self._export_worker(self._steer_run)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export_worker(self, steer_run: Any) -> None:
+        data = steer_run.to_dict()
+        self.app.call_from_thread(self.export, "generation", data)
 
     def stop(self) -> None:
         self._stop.set()
