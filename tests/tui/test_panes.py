@@ -139,10 +139,16 @@ async def test_highlighted_token_shows_its_reconstruction_and_next_token_predict
         info = str(app.query_one("#token-info").render())
         rec = app.analysis.saes[0].reconstruction[2]
         assert f"L0 {rec.l0}" in info and f"cos {rec.cosine:.3f}" in info
+        assert f"recon {app.analysis.saes[0].name} L0" in info  # two SAEs loaded: it says whose reconstruction
         top = app.analysis.predictions[2][0]
         assert repr(top[1]) in info and f"{top[2]:.0%}" in info
         res = app.analysis.saes[0]
         assert f"L0 {res.mean_l0:.1f}" in str(app.query_one(TokenTable).border_subtitle)  # the prompt's summary
+        await pilot.press("s")  # the next SAE shown: its own numbers, under its name
+        await pilot.pause()
+        other = app.analysis.saes[1]
+        info = str(app.query_one("#token-info").render())
+        assert f"recon {other.name} L0 {other.reconstruction[2].l0}" in info
 
 
 async def test_the_token_info_wraps_between_guesses_never_inside_one_and_again_on_a_resize():

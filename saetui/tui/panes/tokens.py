@@ -300,8 +300,10 @@ class TokensPane(Pane):
             r = res.reconstruction[index]
             fvu = f"{r.fvu:.3f}" if r.fvu is not None else "n/a"  # a special token: not in the prompt's mean
             cos = "n/a" if r.cosine is None else f"{r.cosine:.3f}"
+            # with several SAEs: which one (the table's, `s` changes it), as the list above tags its features
+            which = f"recon {self.sae_name} " if len(self.session.sae_names) > 1 else "recon "
             lines.append(Items([Text(f"L0 {r.l0}"), Text(f"FVU {fvu}"), Text(f"cos {cos}")], sep=" · ",
-                               lead=Text("recon ", style="bold")))
+                               lead=Text(which, style="bold")))
         if result.predictions and index < len(result.predictions):
             guesses = [Text(f"{text!r} {p:.0%}") for _, text, p in result.predictions[index][:AppSettings.predictions]]
             if guesses:  # a long first guess goes whole to the next line, not cut after `next`
