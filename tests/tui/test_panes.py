@@ -297,6 +297,15 @@ async def test_search_hits_are_tagged_whenever_several_saes_are_loaded_and_a_num
         box.value = "9" * 5000  # beyond what int() reads: was Python's ValueError text in a toast
         await settle(pilot)
         assert "too long (over 4300 digits)" in str(app.query_one("#search-note").render()) and not app._notifications
+        # a list cut at the limit says so ('50 features' read as all there are); `promotes` without its word or
+        # space gets the hint (it searched labels for the word)
+        box.value = "color"
+        await settle(pilot)
+        assert results.row_count == AppSettings.search_limit
+        assert str(app.query_one("#search-note").render()).startswith(f"the best {AppSettings.search_limit} features")
+        box.value = "promotes"
+        await settle(pilot)
+        assert str(app.query_one("#search-note").render()) == "promotes WORD: type the word"
 
 
 async def test_first_screen_hint_and_palette_from_the_registry():

@@ -157,7 +157,8 @@ class SearchPane(Pane):
     def _search_worker(self, query: str, sae: str) -> None:
         from saetui.errors import InputError
 
-        if query.strip().lower().startswith("promotes ") and not query.strip()[len("promotes "):].strip():
+        # `promotes` typed, its word not yet (the trailing space not typed either: it searched labels for "promotes")
+        if query.strip().lower() == "promotes":
             self.app.call_from_thread(self._show, query, None, "promotes WORD: type the word")
             return
         try:
@@ -166,6 +167,13 @@ class SearchPane(Pane):
             self.app.call_from_thread(self._show, query, None, str(exc))
             return
         self.app.call_from_thread(self._show, query, result)
+
+    @staticmethod
+    def _count(result: Any) -> str:
+        """`12 features · text search · Enter/↓ to the list`; `the best 50 ...` where the list stops at the limit."""
+        n = len(result.hits)
+        count = f"the best {n} features" if n >= AppSettings.search_limit else f"{n} feature{'' if n == 1 else 's'}"
+        return f"{count} · {result.kind} search" + (" · Enter/↓ to the list" if n else "")
 
     def _show(self, query: str, result: Any, problem: str | None = None) -> None:
         # Thread workers cannot be interrupted: a slower, older query must not overwrite a newer one.
@@ -177,6 +185,5 @@ class SearchPane(Pane):
         ]
         # tagged whenever several SAEs are loaded: hits all from demo-late read as demo's untagged
         self.query_one("#search-results", FeatureList).show(rows, tagged=len(self.session.sae_names) > 1)
-        note = problem or ("" if result is None else (result.note or f"{len(result.hits)} feature{'' if len(result.hits) == 1 else 's'} · {result.kind} search"
-                                                       + (" · Enter/↓ to the list" if result.hits else "")))
+        note = problem or ("" if result is None else (result.note or self._count(result)))
         self.query_one("#search-note", TextBox).show(escape(note))
