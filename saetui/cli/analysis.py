@@ -167,6 +167,8 @@ def run_circuit(args: argparse.Namespace) -> int:
         warnings.warn("--field has no effect without --prompts")
     if not prompts:
         raise InputError("give --prompt TEXT, --prompts FILE or both")
+    if len(prompts) < 2 and args.held_out != CircuitSettings().held_out:
+        warnings.warn("--held-out has no effect with one prompt: give more with --prompts FILE")
     target, versus = inputs.target_and_versus(args.target, args.versus)
     settings = CircuitSettings(nodes=args.nodes, steps=args.steps, verify=args.verify, edges_per_node=args.edges,
                                held_out=args.held_out, metric=args.metric)

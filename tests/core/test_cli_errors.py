@@ -510,8 +510,11 @@ def test_max_new_tokens_beyond_the_context_is_capped_with_one_warning(capsys):
     (["analyze", *P, "--span-pool", "mean"], "--span-pool has no effect without --span"),
     (["steer", *P, "--feature", "demo-late/195:4", "--seed", "5", "--top-p", "0.5", "--max-new-tokens", "2"],
      "--top-p and --seed have no effect at --temperature 0 (greedy decoding)"),
+    (["circuit", *P, "--target", " the", "--held-out", "0.5", "--nodes", "2", "--steps", "0", "--verify", "2"],
+     "--held-out has no effect with one prompt"),
 ], ids=["contrast-identical-sets", "steer-template-scope-without-chat", "steer-template-in-a-union-without-chat",
-        "steer-scope-past-the-generation", "analyze-span-pool-without-span", "steer-seed-when-greedy"])
+        "steer-scope-past-the-generation", "analyze-span-pool-without-span", "steer-seed-when-greedy",
+        "circuit-held-out-with-one-prompt"])
 def test_odd_but_usable_inputs_succeed_with_one_warning_line(argv, warning, capsys):
     """Issue 25: accepted, but the user hears once why the result may not be what they meant."""
     code = main(argv)
