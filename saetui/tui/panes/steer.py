@@ -23,7 +23,7 @@ from saetui.tui.widgets.text_input import Input
 from saetui import state
 from saetui.errors import InputError, SaetuiError
 from saetui.generation import mean_kl, row_title
-from saetui.inputs import SweepValue, ascii_float, parse_sweep
+from saetui.inputs import SweepValue, parse_sweep
 from saetui.settings import AppSettings, GenerationSettings, SteeringSettings
 from saetui.steering.draft import Draft, coefficient_step
 from saetui.steering.spec import MAX_COEFFICIENT, SteeringSpec
@@ -244,22 +244,21 @@ class SteerPane(Pane):
 
     @on(Input.Submitted, "#coef")
     def _coefficient_typed(self, event: Input.Submitted) -> None:
-        """Enter in the coef box sets the highlighted spec's coefficient to the number typed."""
+        """Enter in the coef box sets the highlighted spec's coefficient to the number typed: raw, or with an `x`
+        (`2x`) that many times the feature's max activation, as the sweep box reads them (set as the raw value)."""
         event.stop()
         if not len(self.draft):
             self.post_message(Notice("no steering spec to set: add a feature first (a)", "warning"))
             return
-        try:
-            value = ascii_float(event.value)  # as the CLI reads a coefficient: float() took '1_0' and '١'
-            if not math.isfinite(value):
-                raise ValueError
-        except ValueError:
-            self.post_message(Notice(f"coefficient must be a finite number, got {event.value!r}", "error"))
-            return
         row = self._spec_row()
-        if self.draft.specs[row].mode == "ablate":  # set unseen, it came back with m: said, as for + and -
-            target = self.draft.specs[row].target
-            self.post_message(Notice(f"{target} is ablated: it has no coefficient (m changes its mode)", "warning"))
+        spec = self.draft.specs[row]
+        if spec.mode == "ablate":  # set unseen, it came back with m: said, as for + and -
+            self.post_message(Notice(f"{spec.target} is ablated: it has no coefficient (m changes its mode)", "warning"))
+            return
+        try:
+            value = self._coefficient(event.value, spec)
+        except InputError as exc:
+            self.post_message(Notice(str(exc), "error"))
             return
         try:
             self.draft.specs[row].with_coefficient(value)  # the spec's own check: within ±MAX_COEFFICIENT
@@ -268,6 +267,24 @@ class SteerPane(Pane):
             return
         self._set_draft(self.draft.set_coefficient(row, value))
         event.input.value = ""
+
+    def _coefficient(self, text: str, spec: Any) -> float:
+        """The coef box's text as a raw coefficient for `spec`: a number (ASCII digits, as the CLI reads one: float()
+        took '1_0' and '١'), or `2x` = 2 × the feature's max activation; else one InputError line."""
+        try:
+            # no limit here: the spec's own check says it (within ±MAX_COEFFICIENT)
+            (typed,) = parse_sweep(text, "coef", limit=math.inf) if text.strip() and "," not in text else (None,)
+        except (InputError, ValueError):
+            typed = None
+        if typed is None:
+            raise InputError(f"coefficient must be a finite number (or 2x: twice the max activation), got {text!r}")
+        if typed.unit == "raw":
+            return typed.value
+        top = self._max_of(spec)
+        if top is None:
+            raise InputError(f"{spec.target} has no known max activation (no feature index for a vector's, or its "
+                             f"SAE's): type a raw coefficient, not {text.strip()}")
+        return round(typed.value * top, 4)
 
     @on(Input.Submitted, "#sweep")
     async def _sweep_typed(self, event: Input.Submitted) -> None:
