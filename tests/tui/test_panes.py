@@ -1112,3 +1112,24 @@ async def test_the_generation_boxes_show_a_typed_value_whole_once_left(size):
             await pilot.press("ctrl+u", *value, "tab")
             await pilot.pause()
             assert box.value == value and box.render_line(0).text.strip() == value, (size, box_id)
+
+
+async def test_the_search_note_gives_the_highlighted_hits_whole_text_while_the_list_has_the_focus():
+    """At 80 columns the results' `about` column is cut (`promotes ' green' +2.98 logit/act; +9.82 at its in…`),
+    with no box to read it in full, unlike the token pane's list."""
+    app = SaeTuiApp(prompt=PROMPT)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("f3", *"promotes green")
+        await settle(pilot)
+        note = app.query_one("#search-note")
+        counted = str(note.render())
+        assert "ranked by the token ' green'" in counted  # how the query was read
+        await pilot.press("down", "down")  # into the list, then its second hit
+        await pilot.pause()
+        row = app.query_one("#search-results", FeatureList).current()
+        whole = " ".join(str(note.render()).split())
+        assert whole == " ".join(f"{row.sae}/{row.feature} · {row.about}".split()) and len(row.about) > 40
+        await pilot.press("escape")  # the list loses the focus: the note says how the query was read again
+        await pilot.pause()
+        assert str(note.render()) == counted

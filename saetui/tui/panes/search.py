@@ -126,7 +126,7 @@ class SearchPane(Pane):
 
     def contrast(self, a: list[str], b: list[str]) -> None:
         """Show every loaded SAE's features ranked by how they separate prompts `a` from prompts `b`."""
-        self.query_one("#search-note", TextBox).show(f"contrasting {len(a)} vs {len(b)} prompts…")
+        self._set_note(f"contrasting {len(a)} vs {len(b)} prompts…")
         self._contrast_worker(a, b)
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
@@ -146,9 +146,9 @@ class SearchPane(Pane):
         box.value = ""
         self.query_one("#search-results", FeatureList).show(rows, tagged=len(result.saes) > 1)
         (na, nb), (ta, tb) = result.n_prompts, result.n_tokens
-        self.query_one("#search-note", TextBox).show(escape(
+        self._set_note(
             f"contrast: A {na} prompt{'s' * (na != 1)} ({ta} tokens) vs B {nb} ({tb}); mean per token, A-ish first, B-ish last · "
-            "Ctrl+P 'save vector NAME' keeps A−B as a steering vector"))
+            "Ctrl+P 'save vector NAME' keeps A−B as a steering vector")
 
     def focus_box(self) -> None:
         self.query_one("#search-input").focus()
@@ -185,5 +185,31 @@ class SearchPane(Pane):
         ]
         # tagged whenever several SAEs are loaded: hits all from demo-late read as demo's untagged
         self.query_one("#search-results", FeatureList).show(rows, tagged=len(self.session.sae_names) > 1)
-        note = problem or ("" if result is None else (result.note or self._count(result)))
-        self.query_one("#search-note", TextBox).show(escape(note))
+        self._set_note(problem or ("" if result is None else (result.note or self._count(result))))
+
+    # ------------------------------------------------------------------ the note line
+    # It says how the query was read; while the results have the focus, the highlighted hit's whole text instead
+    # (the list's `about` column is cut at 80 columns), as the token pane's box does for its list.
+    _note = ""
+
+    def _set_note(self, text: str) -> None:
+        self._note = text
+        self._show_note()
+
+    def _show_note(self) -> None:
+        results = self.query_one("#search-results", FeatureList)
+        row = results.current() if results.has_focus else None
+        text = self._note if row is None else f"{row.sae}/{row.feature} · {row.about}"
+        self.query_one("#search-note", TextBox).show(escape(text))
+
+    @on(FeatureList.RowHighlighted, "#search-results")
+    def _hit_highlighted(self) -> None:
+        self._show_note()
+
+    def on_descendant_focus(self, event: Any) -> None:
+        if event.widget.id == "search-results":
+            self._show_note()
+
+    def on_descendant_blur(self, event: Any) -> None:
+        if event.widget.id == "search-results":
+            self._show_note()
