@@ -149,7 +149,8 @@ def format_attribution(result: dict[str, Any], labels: Any = None) -> str:
     for sae in result["saes"]:
         lines.append(f"== {sae['name']} ({sae['hook']}) error term {common.num(sae['error'])}, "
                      f"decoder bias {common.num(sae['bias'])}")
-        lines.append(f"{'feature':>8} {'attribution':>12} {'ablation':>10} {'activation':>10}  strongest at")
+        # `activation` is the max over the tokens; the last column the token with the largest share of attribution
+        lines.append(f"{'feature':>8} {'attribution':>12} {'ablation':>10} {'max act':>10}  most attributed at")
         for f in sae["features"]:
             p, _ = max(f["positions"], key=lambda item: abs(item[1]), default=(None, 0.0))
             at = f"{p} {tokens[p]['text']!r}" if p is not None else ""
