@@ -113,6 +113,9 @@ async def test_a_typed_target_and_versus_and_a_bad_token(size):
         assert str(bad.value) in note and "\n" not in str(bad.value)
         check_shown(screen, want)  # what was on screen stays
         assert not any("failed" in n for n in notes(app))
+        await pilot.press("a")  # the next action takes the refusal away (it stayed under the header)
+        await pilot.pause()
+        assert not screen.query_one("#why-note").display
         await pilot.press("v")  # the list opens on the versus chosen; "none" is its first entry
         await pilot.pause()
         await pilot.press(*["up"] * app.screen.query_one("#pick-list").highlighted, "enter")

@@ -237,6 +237,7 @@ class WhyScreen(InOrderKeys, ModalScreen[None]):
         return self.rows[table.cursor_row] if self.rows and 0 <= table.cursor_row < len(self.rows) else None
 
     def open_current(self) -> None:
+        self._note("")
         row = self._current()
         if row is not None:
             self.app.post_message(FeatureChosen(row[0], row[1].feature))
@@ -249,6 +250,7 @@ class WhyScreen(InOrderKeys, ModalScreen[None]):
         feature whose zeroing lowers the value pushes it up), and attribution's (a linear estimate) where it was
         not: on a row flagged "! sign" the ablation decides. Pressing it again changes nothing (the steer pane
         says so); the other key turns the feature around."""
+        self._note("")  # a refused target/versus (the red note under the header) is said once: an action ends it
         row = self._current()
         if row is None or self.result is None:
             return
@@ -270,6 +272,7 @@ class WhyScreen(InOrderKeys, ModalScreen[None]):
         """`c`: the circuit of the prediction explained here (saetui/tui/screens/circuit.py), on tokens 0..position."""
         from saetui.tui.messages import CircuitAsked
 
+        self._note("")
         if self.result is None:
             self.notify("wait for the attribution: the circuit explains its target", severity="warning", timeout=3)
             return
