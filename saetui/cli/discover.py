@@ -65,10 +65,11 @@ def run_search(args: argparse.Namespace) -> int:
         print(f"note: {result.note}", file=sys.stderr)
     several = len(session.sae_names) > 1
     width = min(30, max((len(h.label) for h in result.hits), default=0))
-    for h in result.hits:
+    names = [f"{h.sae}/{h.feature}" if several else str(h.feature) for h in result.hits]
+    room = max((len(n) for n in names), default=0)  # `demo/3` and `demo-late/101` in one column
+    for name, h in zip(names, result.hits):
         label = h.label if len(h.label) <= width else h.label[: width - 1] + "…"
-        name = f"{h.sae}/{h.feature}" if several else str(h.feature)
-        print(f"{name:>7}  {h.score:7.2f}  " + (f"{label:<{width}}  " if width else "") + h.why)
+        print(f"{name:>{room}}  {h.score:7.2f}  " + (f"{label:<{width}}  " if width else "") + h.why)
     if not result.hits:
         print(f"no features match {result.query!r}", file=sys.stderr)
     return 0

@@ -211,3 +211,12 @@ def test_analyze_predictions_print_without_json_too(capsys):
     assert len(lines) == len(data["tokens"]) == len(data["predictions"])
     for line, guesses in zip(lines, data["predictions"]):
         assert all(f"{t!r} {p:.1%}" in line for _, t, p in guesses)
+
+
+def test_search_text_keeps_its_columns_when_hits_come_from_several_saes(capsys):
+    """`demo/3` and `demo-late/101` in a 7-wide column: every hit after a longer name stood out of line."""
+    code, out, _ = run(capsys, "search", "red", "--limit", "12")
+    lines = out.splitlines()
+    assert code == 0 and len({line.split("/")[0].strip() for line in lines}) == 2  # hits of both SAEs
+    scores = {line.index(f"{float(line.split()[1]):7.2f}") for line in lines}
+    assert len(scores) == 1, out
