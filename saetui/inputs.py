@@ -138,7 +138,7 @@ def read_texts(source: str | Path | Sequence[str], field: str = "text", what: st
         suffix = path.suffix.lower()  # (.JSONL too: read as text, each line was a JSON record)
         if field != "text" and suffix not in (".jsonl", ".json"):  # asked for, and it would silently not be used
             warnings.warn(f"field {field!r} is not read: {source} is not .jsonl (one text a line)", stacklevel=2)
-        array = _json_array(content, path) if suffix == ".json" else None  # read as lines of text, it was garbage
+        array = _json_array(content, path, field) if suffix == ".json" else None  # as lines of text it was garbage
         if array is not None:
             texts = [check_utf8(item, f"text at {path} item {i}", argv=False) if isinstance(item, str)
                      else _record_text(item, field, f"{path} item {i}") for i, item in enumerate(array)]
@@ -169,7 +169,7 @@ def documents_within(counts: Sequence[int], budget: int) -> int:
     return len(counts)
 
 
-def _json_array(content: str, path: Path) -> list | None:
+def _json_array(content: str, path: Path, field: str) -> list | None:
     """A .json file's array; None where the file is JSON Lines (one object a line) instead."""
     try:
         data = json.loads(content)
@@ -178,7 +178,12 @@ def _json_array(content: str, path: Path) -> list | None:
     if isinstance(data, list):
         return data
     if isinstance(data, dict):
-        return None  # one object: a file of one JSON line
+        if field in data:
+            return None  # one object: a file of one JSON line
+        # a whole file as one object (`{"data": [...]}`): `path:1 has no field` read as a JSON Lines message
+        keys = ", ".join(repr(k) for k in list(data)[:5]) + (", ..." if len(data) > 5 else "")
+        raise InputError(f"{path} is one JSON object with no field {field!r} (its keys: {keys or 'none'}): a corpus "
+                         "is an array of texts or of objects with a text field, or one object a line")
     raise InputError(f"{path} is a JSON {'null' if data is None else type(data).__name__}: a corpus is an array of "
                      "texts or of objects with a text field, or one object a line")
 

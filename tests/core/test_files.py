@@ -466,7 +466,9 @@ def test_a_json_corpus_is_read_as_json(tmp_path):
     assert read_texts(tmp_path / "f.json", field="body") == texts
     for content, says in ((json.dumps(5), "is a JSON int: a corpus is an array of texts"),
                           (json.dumps([1]), r"item 0 is a JSON int, not an object with a field 'text'"),
-                          ('{"text": "a"}\n{oops\n', r"f\.json:2 is not valid JSON")):
+                          ('{"text": "a"}\n{oops\n', r"f\.json:2 is not valid JSON"),
+                          # a whole file as one object: it said `f.json:1 has no field`, a JSON Lines message
+                          (json.dumps({"data": texts}), r"is one JSON object with no field 'text' \(its keys: 'data'\)")):
         (tmp_path / "f.json").write_text(content)
         with pytest.raises(InputError, match=says):
             read_texts(tmp_path / "f.json")
