@@ -120,6 +120,7 @@ class ActivationCache:
         collector = ActivationCollector(model)
         bar = tqdm(total=len(prompts), unit="prompt", desc="caching activations", disable=not progress)
         bar.update(sum(s["prompts"][1] - s["prompts"][0] for s in manifest["shards"]))
+        cached = sum(s["n_tokens"] for s in manifest["shards"])  # the bar's running count of tokens (a resumed run's too)
         for index in range(n_shards):
             if index in done:
                 continue
@@ -136,7 +137,8 @@ class ActivationCache:
                 for h in hooks:
                     acts[h].append(captured[h][real].float().cpu().numpy().astype(dtype))
                 bar.update(len(batch))
-                bar.set_postfix(tokens=int(real.sum()))
+                cached += int(real.sum())
+                bar.set_postfix(tokens=cached)  # all so far, as the index's bar counts them (it showed one batch's)
             ids = np.concatenate(tokens)
             offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
             self._save(f"shard_{index:05d}.tokens.npy", ids)

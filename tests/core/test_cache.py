@@ -119,3 +119,12 @@ def test_temporaries_of_a_killed_writer_are_removed_on_resume(gemma2, tmp_path):
     (tmp_path / "c" / ".shard_00000.tokens.npy.abc123.tmp").write_bytes(b"half")  # as a SIGKILL leaves it
     cache.build(gemma2, TEXTS[:4], HOOKS[:1], progress=False)
     assert not [p for p in (tmp_path / "c").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_progress_bar_counts_every_token_so_far(gemma2, tmp_path, capsys):
+    """Its `tokens=` was the last batch's (48, then 42 at 100%), not the running total the index's bar gives."""
+    import re
+
+    cache = ActivationCache(tmp_path / "c").build(gemma2, TEXTS, HOOKS, batch_size=4, prompts_per_shard=10, progress=True)
+    shown = [int(n) for n in re.findall(r"tokens=(\d+)", capsys.readouterr().err)]
+    assert shown and shown[-1] == cache.n_tokens and shown == sorted(shown)
