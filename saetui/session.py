@@ -71,6 +71,10 @@ class Session(SteeringMethods, DiscoveryMethods):
         if model is None and dtype not in (None, "auto", "float32"):
             raise InputError(f"the bundled demo runs in float32 only; dtype {dtype} needs another model")
         saes = [saes] if isinstance(saes, str) else saes  # one spec as a string: not its letters, one by one
+        if saes:
+            from saetui.sae.manager import unique_specs
+
+            saes = unique_specs(saes)
         quiet_hf_output()  # a progress bar on stderr would garble the app's screen
         with hub.reporting(progress, cancel):
             targets = hub_targets(model, saes)

@@ -19,7 +19,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from saetui.errors import InputError, SAELoadError, SaetuiError, first_line
 from saetui.inputs import as_int, ascii_int
@@ -264,6 +264,24 @@ def _disk_loader(cfg: dict[str, Any]) -> Any:
         return read_sae_components_from_disk(cfg_dict=cfg_dict, weight_path=weights, device=device)
 
     return load
+
+
+def unique_specs(specs: Sequence[str]) -> list[str]:
+    """`specs` with each SAE once: a local path typed twice (`./saes/l1` and its absolute path too) or a registry
+    spec repeated is loaded once, with a warning (it was loaded again as `l1#2`, and a bare feature number then
+    asked which of the two)."""
+    seen: dict[tuple[str, str], str] = {}
+    unique = []
+    for spec in specs:
+        path_part, _, hook = str(spec).strip().partition("@")
+        local = Path(path_part).expanduser()
+        key = (str(local.resolve()) if local.exists() else path_part, hook)
+        if key in seen:
+            warnings.warn(f"SAE {spec} is given twice (as {seen[key]}): loaded once", stacklevel=2)
+            continue
+        seen[key] = spec
+        unique.append(spec)
+    return unique
 
 
 def _npz_loader(hook: str) -> Any:

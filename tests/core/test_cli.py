@@ -220,3 +220,11 @@ def test_search_text_keeps_its_columns_when_hits_come_from_several_saes(capsys):
     assert code == 0 and len({line.split("/")[0].strip() for line in lines}) == 2  # hits of both SAEs
     scores = {line.index(f"{float(line.split()[1]):7.2f}") for line in lines}
     assert len(scores) == 1, out
+
+
+def test_an_sae_given_twice_is_loaded_once_with_a_warning(capsys, gemma2_dir, sae_dir):
+    """`--sae ./s --sae /abs/s` loaded it again as `s#2`, and a bare feature number then asked which one."""
+    code, out, err = run(capsys, "analyze", "--model", str(gemma2_dir), "--sae", str(sae_dir), "--sae",
+                         f"{sae_dir}/../{sae_dir.name}", "--prompt", "The cat sat", "--json")
+    assert code == 0 and [s["name"] for s in json.loads(out)["saes"]] == [sae_dir.name]
+    assert err.splitlines() == [f"saetui: warning: SAE {sae_dir}/../{sae_dir.name} is given twice (as {sae_dir}): loaded once"]
