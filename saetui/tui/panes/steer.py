@@ -395,8 +395,7 @@ class SteerPane(Pane):
         of them, the swept one without its coefficient (the sweep sets it)."""
         if sweep is None:
             return tuple(s for s in self.draft.specs if s.enabled)
-        return tuple(replace(s, coefficient=0.0) if i == sweep and s.kind == "feature" else s
-                     for i, s in enumerate(self.draft.specs))
+        return tuple(replace(s, coefficient=0.0) if i == sweep else s for i, s in enumerate(self.draft.specs))
 
     def check_stale(self) -> None:
         """Say above the generated rows when they come from another prompt, chat mode or specs than those now (the
