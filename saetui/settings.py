@@ -153,7 +153,13 @@ class SteeringSettings:
     sweep: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
 
     def start(self, max_activation: float | None) -> float:
-        return self.coefficient if max_activation is None else round(self.max_multiple * max_activation, 2)
+        return self.coefficient if max_activation is None else self.times_max(self.max_multiple, max_activation)
+
+    @staticmethod
+    def times_max(multiple: float, max_activation: float) -> float:
+        """A raw coefficient of `multiple` times a max activation, to the 2 decimals the spec table shows (`a`
+        adds a feature at it, the coef box sets `2x` to it)."""
+        return round(multiple * max_activation, 2)
 
 
 MIN_TEMPERATURE = 1e-3

@@ -277,14 +277,14 @@ class SteerPane(Pane):
         except (InputError, ValueError):
             typed = None
         if typed is None:
-            raise InputError(f"coefficient must be a finite number (or 2x: twice the max activation), got {text!r}")
+            raise InputError(f"coef takes a number, or 2x for twice the max activation; got {text!r}")
         if typed.unit == "raw":
             return typed.value
         top = self._max_of(spec)
         if top is None:
             raise InputError(f"{spec.target} has no known max activation (no feature index for a vector's, or its "
                              f"SAE's): type a raw coefficient, not {text.strip()}")
-        return round(typed.value * top, 4)
+        return SteeringSettings.times_max(typed.value, top)  # what `a` sets for 2x
 
     @on(Input.Submitted, "#sweep")
     async def _sweep_typed(self, event: Input.Submitted) -> None:
@@ -476,12 +476,12 @@ class SteerPane(Pane):
         """The palette's "Export generation as JSON": the object `saetui steer --json` prints for the same run (its
         rows, specs, KL, the model, SAEs and decoding settings to run it again), written in a worker (the KL may
         still need its forward)."""
-        if self._steer_run is None or not any(self.generated):
-            self.notify("nothing generated yet", severity="warning")
-            return
-        if self.running:
+        if self.running:  # first: a generation just started has no token yet
             self.notify("the generation is still running: export it once it has ended (Ctrl+S stops it)",
                         severity="warning")
+            return
+        if self._steer_run is None or not any(self.generated):
+            self.notify("nothing generated yet", severity="warning")
             return
         self._export_worker(self._steer_run)
 
