@@ -164,11 +164,12 @@ class SteerRun:
 
     def __init__(self, session: Session, prompt: str | None, text: str | ChatTokens, specs: Sequence[Any],
                  rows: Sequence[Row], *, chat: Chat, system: str | None, steer_template: bool,
-                 settings: dict[str, Any], room: Room | None = None) -> None:
+                 settings: dict[str, Any], room: Room | None = None, held: Sequence[Any] = ()) -> None:
         self._session = session
         self.prompt = prompt
         self.text = text  # the prompt as the model reads it: plain text, or the rendered conversation
         self.specs = list(specs)  # as asked (a sweep's rows hold them at each coefficient)
+        self.held = list(held)  # a sweep's specs held as they are in every row (the app's other specs)
         self.rows = list(rows)
         self.chat, self.system, self.steer_template = chat, system, steer_template
         self.settings = settings
@@ -259,9 +260,9 @@ class SteerRun:
                          self.kl()[i] if kl else None)
 
     def to_dict(self) -> dict[str, Any]:
-        """`saetui steer --json` (and the app's "Export generation as JSON"): the prompt, the specs, what is needed
-        to run it again (`model`, `saes`: each SAE the specs name, by the spec it was loaded from, and the decoding
-        `settings`), the chat (if any), and the baseline, steered or variant rows, each with its text, token ids,
+        """`saetui steer --json` (and the app's "Export generation as JSON"): the prompt, the specs (and `held`: those
+        a sweep holds in every row, where any), what is needed to run it again (`model`, `saes`: each SAE the specs
+        name, by the spec it was loaded from, and the decoding `settings`), the chat (if any), and the baseline, steered or variant rows, each with its text, token ids,
         log-probabilities and (steered rows) KL per token and `kl_mean` (`mean_kl`); a variant also its
         coefficient's `unit` (raw, or max: times the max activation); `capped` (Room.to_dict) when the context
         left fewer new tokens than asked."""
@@ -280,9 +281,13 @@ class SteerRun:
                                 "settings": {**asdict(GenerationSettings()), **self.settings}}  # every one, given or not
         if self.room is not None and self.room.capped:
             data["capped"] = self.room.to_dict()
+        if self.held:  # steering every row beside the swept specs: the run is not reproduced without them
+            data["held"] = [s.to_dict() for s in self.held]
         if is_chat(self.chat):  # the conversation, what the template made of it, and the scopes the specs had there
             data["chat"] = {"messages": self.text.messages, "rendered": self.text.text, "steer_template": self.steer_template}
             data["specs"] = [s.to_dict() for s in chat_rows([specs], self.steer_template)[0]]
+            if self.held:
+                data["held"] = [s.to_dict() for s in chat_rows([self.held], self.steer_template)[0]]
         for row, out in zip(self.rows, self.outputs):
             if row.kind in ("baseline", "steered"):
                 data[row.kind] = out

@@ -101,7 +101,8 @@ class SteeringMethods(SessionState):
 
         GenerationSettings(**{k: v for k, v in settings.items() if k != "seeds"})  # bad numbers fail here, in one line
         specs = list(self.specs) if specs is None else as_specs(specs)
-        rows = plan_rows(specs, compare=compare, sweep=sweep, held=as_specs(held, "held"))
+        held = as_specs(held, "held")
+        rows = plan_rows(specs, compare=compare, sweep=sweep, held=held)
         checked: set[Any] = set()
         for spec in [s for row in rows for s in row.specs]:
             if spec.enabled and spec not in checked:  # a disabled spec is kept, never applied (nor checked)
@@ -112,7 +113,7 @@ class SteeringMethods(SessionState):
         room = room_to_generate(self._require_model(), text, wanted)
         settings["max_new_tokens"] = room.tokens
         return SteerRun(self, prompt, text, specs, rows, chat=chat, system=system, steer_template=steer_template,
-                        settings=settings, room=room)
+                        settings=settings, room=room, held=held)
 
     def steering_kl(self, prompt: str | None, rows: list[list[Any]], token_ids: list[list[int]], *,
                     chat: Chat = False, system: str | None = None, steer_template: bool = False) -> list[list[float] | None]:

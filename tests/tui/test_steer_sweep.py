@@ -344,3 +344,15 @@ async def test_export_generation_is_the_steer_json_with_what_runs_it_again(tmp_p
         for _ in run.pieces():
             pass
         assert data == json.loads(json.dumps(run.to_dict()))  # the same run from a script: the same object
+        # a sweep holds the other specs in every row: they were missing, so the export could not be run again
+        held = SteeringSpec(3, 2.0, sae="demo")
+        app.draft = Draft((SteeringSpec(COLOR, 6.0, sae=SAE), held))
+        app.query_one("#sweep").value = "0"
+        await pilot.press("f4", "home", "ctrl+w")
+        await settle(pilot)
+        app.steer.export_generation()
+        await settle(pilot)
+        newest = max(tmp_path.glob("saetui-generation-*.json"), key=lambda p: p.stat().st_mtime_ns)
+        data = json.loads(newest.read_text(encoding="utf-8"))
+        assert data["held"] == [held.to_dict()] and [s["feature"] for s in data["specs"]] == [COLOR]
+        assert set(data["saes"]) == {"demo", SAE}
