@@ -103,14 +103,14 @@ class CircuitResult:
 
 
 # ---------------------------------------------------------------------- the metric and the spliced forward
-def metric_name(target: str | int, versus: str | int | None, kind: str = "logprob", minus: str = "-") -> str:
+def metric_name(target: str | int, versus: str | int | None, kind: str = "logprob") -> str:
     """The metric in words, from the target's and versus's token texts (or ids, shown as numbers): `log p(' Paris')`
     (kind "logprob"), `logit(' Paris')` (kind "logit"), or with a versus `logit(' Paris') - logit(' Rome')`."""
     def token(t: str | int) -> str:
         return repr(t) if isinstance(t, str) else str(t)
 
     if versus is not None:
-        return f"logit({token(target)}) {minus} logit({token(versus)})"
+        return f"logit({token(target)}) - logit({token(versus)})"
     return f"log p({token(target)})" if kind == "logprob" else f"logit({token(target)})"
 
 

@@ -385,7 +385,7 @@ async def test_the_loading_line_names_tokens_by_their_text_when_given_ids(monkey
         tokenizer = app.session.model.tokenizer
         paris, rome = (tokenizer(t, add_special_tokens=False)["input_ids"][0] for t in (" Paris", " Rome"))
         for versus, metric, want in ((None, None, "log p(' Paris')"), (None, "logit", "logit(' Paris')"),
-                                     (rome, "logit", "logit(' Paris') − logit(' Rome')")):
+                                     (rome, "logit", "logit(' Paris') - logit(' Rome')")):
             screen = CircuitScreen(app.session, app.prompt_text, paris, versus, settings=FAST, metric=metric)
             app.push_screen(screen)
             await pilot.pause()

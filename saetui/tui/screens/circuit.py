@@ -129,7 +129,7 @@ class CircuitScreen(InOrderKeys, ModalScreen[None]):
         box.border_subtitle = "arrows: node · x: ablate · ⏎: open · Esc"
         # as the result will name it (circuit_parts.metric_text); a token id (why? passes ids) by its text
         target, versus = self._token_text(self.target), self._token_text(self.versus)
-        wanted = metric_name(target, versus, self.settings.metric, minus="−")
+        wanted = metric_name(target, versus, self.settings.metric)  # as why? writes it, and the JSON
         self.query_one("#circuit-head", Lines).show([
             f"finding the circuit of {escape(wanted)}…",
             "[dim]integrated gradients, the edges, then the top nodes ablated one at a time (Esc closes)[/dim]"])

@@ -48,7 +48,7 @@ class Lines(Widget):
 def metric_text(result: Any) -> str:
     from saetui.sae.circuit import metric_name
 
-    return metric_name(result.target, result.versus, result.kind, minus="−")
+    return metric_name(result.target, result.versus, result.kind)
 
 
 def header_lines(result: Any, verified: int) -> list[str]:
