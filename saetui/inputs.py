@@ -529,6 +529,14 @@ def token_ref(text: str | None, option: str) -> int | str | None:
     return ascii_int(text) if text.isascii() and text.isdigit() else text
 
 
+def word_token(word: str, tokenizer: Any) -> str:
+    """A bare word typed in the app (the palette's `circuit Paris`, why?'s picker) as the token it names: the word as
+    it follows a space (`Paris` -> ' Paris'), the way a word mid-sentence is one token, when that is one token; else
+    as typed (the library then says what is wrong). Quoted text is taken exactly by the callers, before this."""
+    spaced = " " + word
+    return spaced if len(tokenizer.encode(spaced, add_special_tokens=False)) == 1 else word
+
+
 def target_and_versus(target: str | None, versus: str | None) -> tuple[int | str | None, int | str | None]:
     """attribute's --target and --versus as token refs; the same token for both is refused (the difference is 0)."""
     t, v = token_ref(target, "--target"), token_ref(versus, "--versus")

@@ -202,6 +202,14 @@ async def test_a_token_typed_in_quotes_as_the_list_shows_it_is_its_text(size):
         await pilot.press("v", *"' Rome'", "enter")
         await settle(pilot)
         check_shown(screen, direct(app, versus=" Rome"))
+        # a bare word is the token after a space, as the palette's `circuit Rome` reads it (it was 'Rome', p 0.0%);
+        # quoted, the exact text
+        await pilot.press("v", *"Berlin", "enter")
+        await settle(pilot)
+        check_shown(screen, direct(app, versus=" Berlin"))
+        await pilot.press("v", *"'Berlin'", "enter")
+        await settle(pilot)
+        check_shown(screen, direct(app, versus="Berlin"))
 
 
 async def test_labels_show_as_typed_fit_the_width_and_follow_a_label_given_in_the_detail(size):

@@ -22,7 +22,7 @@ from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from saetui.errors import InputError, one_line
-from saetui.inputs import ascii_int
+from saetui.inputs import ascii_int, word_token
 from saetui.sae.circuit import metric_name
 from saetui.settings import CircuitSettings
 from saetui.tui.actions import bindings
@@ -48,8 +48,7 @@ def circuit_tokens(text: str, tokenizer: Any) -> tuple[int | str, int | str | No
         elif word.isascii() and word.isdigit():
             args.append(ascii_int(word))
         else:
-            spaced = " " + word
-            args.append(spaced if len(tokenizer.encode(spaced, add_special_tokens=False)) == 1 else word)
+            args.append(word_token(word, tokenizer))
     if not 1 <= len(args) <= 2:
         raise InputError(USAGE)
     return args[0], args[1] if len(args) == 2 else None

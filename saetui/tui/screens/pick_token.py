@@ -20,7 +20,7 @@ from saetui.tui.markup import escape
 from saetui.tui.widgets.text_input import Input
 from textual.widgets.option_list import Option
 
-from saetui.inputs import token_ref
+from saetui.inputs import token_ref, word_token
 from saetui.tui.actions import bindings
 
 NONE = "none"  # the option id of "no versus"
@@ -93,11 +93,18 @@ class PickTokenScreen(ModalScreen["Pick | None"]):
         self._pick_option(event.option.id)
 
     def _choose(self, typed: str) -> None:
-        """The typed token if there is one (a leading space is part of it), else the highlighted prediction."""
-        if len(typed) > 2 and typed[0] == typed[-1] and typed[0] in "'\"":
-            typed = typed[1:-1]  # typed as the list shows tokens (`' Rome'`): the quotes are not part of the token
-        if typed:  # digits are an id, as for the CLI's --target; anything else is checked by the why? worker
-            self.dismiss(Pick(token_ref(typed, self.what)))
+        """The typed token if there is one, else the highlighted prediction. Quoted, as the list shows tokens
+        (`' Rome'`, `'Rome'`), or with a leading space typed, it is that exact text; a bare word is the token after
+        a space where that is one (`Rome` = ' Rome'), as the palette's `circuit Rome` reads it; digits are an id."""
+        quoted = len(typed) > 2 and typed[0] == typed[-1] and typed[0] in "'\""
+        if quoted:
+            typed = typed[1:-1]  # the quotes are not part of the token
+        if typed:  # anything but digits is checked by the why? worker
+            token = token_ref(typed, self.what)
+            model = getattr(self.app.session, "model", None)
+            if isinstance(token, str) and not quoted and not token[0].isspace() and model is not None:
+                token = word_token(token, model.tokenizer)
+            self.dismiss(Pick(token))
             return
         listing = self.query_one(OptionList)
         if listing.highlighted is None:
