@@ -261,8 +261,8 @@ class Session(SteeringMethods, DiscoveryMethods):
     def circuit(self, prompts: str | Sequence[str], target: int | str, versus: int | str | None = None, *,
                 settings: CircuitSettings = CircuitSettings()) -> CircuitResult:
         """The feature circuit of every loaded SAE for logit(target) - logit(versus) at the last position (without
-        versus log p(target), or logit(target) with settings.metric "logit"), averaged over `prompts` (one text, or several of the same token length),
-        checked by ablation (see saetui.sae.circuit). With several prompts, the last `settings.held_out` share
+        versus log p(target), or logit(target) with settings.metric "logit"), averaged over `prompts` (one text, or
+        several of the same token length), checked by ablation (see saetui.sae.circuit). With several prompts, the last `settings.held_out` share
         is held out: the circuit is found on the others and its faithfulness scored on those too."""
         from saetui.sae.circuit import find_circuit
 

@@ -1,8 +1,9 @@
 """Feature circuits across SAEs, checked by ablation (Marks et al., Sparse Feature Circuits, on sae-lens SAEs).
 
 The metric m is logit(target) - logit(versus) at the last position, averaged over the prompts; without a versus
-log p(target) (CircuitSettings.metric "logprob", the default) or logit(target) ("logit": what why?, saetui.sae.
-attribution, explains). With a versus the two are one: log p(t) - log p(v) = logit(t) - logit(v). Every loaded SAE is spliced in with its error term kept, so the forward is unchanged:
+log p(target) (CircuitSettings.metric "logprob", the default) or logit(target) ("logit": what why?,
+saetui.sae.attribution, explains). With a versus the two are one: log p(t) - log p(v) = logit(t) - logit(v).
+Every loaded SAE is spliced in with its error term kept, so the forward is unchanged:
 
     at SAE s:   x_out = decode(a) + e,   a = encode(x_in),  e = x_in - decode(a)
 

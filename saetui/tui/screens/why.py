@@ -25,6 +25,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from saetui.errors import InputError, one_line
 from saetui.sae.attribution import disagreement_flag
+from saetui.sae.circuit import metric_name
 from saetui.settings import AttributionSettings
 from saetui.tui.actions import bindings
 from saetui.tui.key_order import InOrderKeys
@@ -37,9 +38,9 @@ SETTINGS = AttributionSettings()
 
 
 def explained(result: Any) -> str:
-    """What a result explains: "logit(' Paris')" or "logit(' Paris') - logit(' Berlin')"."""
-    text = f"logit({result.target.text!r})"
-    return text if result.versus is None else f"{text} - logit({result.versus.text!r})"
+    """What a result explains: "logit(' Paris')" or "logit(' Paris') - logit(' Berlin')" (as a circuit of the
+    logit metric names it)."""
+    return metric_name(result.target.text, None if result.versus is None else result.versus.text, "logit")
 
 
 def flag(f: Any) -> str:
