@@ -146,18 +146,20 @@ class DiscoveryMethods(SessionState):
         the notes of every SAE joined. A feature number outside one SAE only skips that SAE. `SAE/NUMBER`, as every
         list names a feature (`demo-late/416`), is that SAE's feature; with no SAE of that name it is searched as
         text, and the note says so."""
-        import re
         from dataclasses import replace
 
+        from saetui.inputs import feature_ref
         from saetui.sae.search import SearchResult
 
         saes = self._require_saes()
         note = None
-        named = re.fullmatch(r"\s*(.+)/(\d+)\s*", check_text(query, "query"))
-        if named and named.group(2).isascii():
-            sae, number = named.groups()
+        try:
+            sae, number = feature_ref(check_text(query, "query"))
+        except InputError:  # not SAE/NUMBER: a number, a label, `promotes WORD`
+            sae = None
+        if sae is not None:
             if any(s.name == sae for s in saes):
-                return replace(self.search(number, sae, limit), query=query)
+                return replace(self.search(str(number), sae, limit), query=query)
             note = f"no loaded SAE is named {sae!r} ({', '.join(s.name for s in saes)}): searched as text"
         results, errors = [], []
         for loaded in saes:
