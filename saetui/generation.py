@@ -176,6 +176,12 @@ class SteerRun:
         self.room = room
         self.outputs: list[dict[str, Any]] = [{"text": "", "token_ids": [], "logprobs": []} for _ in self.rows]
         self._kl: list[list[float] | None] | None = None
+        # what runs it again, as loaded now (an export made later must not name what was loaded since)
+        self.model = session.model.name if session.model is not None else None
+        self.saes = {}  # each SAE a feature spec uses: its name -> the spec it was loaded from
+        for spec in (s for row in self.rows for s in row.specs if s.kind == "feature" and s.enabled):
+            loaded = session.saes.get(spec.sae)  # checked already (a disabled one is not, nor applied)
+            self.saes[loaded.name] = loaded.spec
 
     @property
     def shown(self) -> str:
@@ -271,13 +277,8 @@ class SteerRun:
                 out["kl"] = kl
                 out["kl_mean"] = mean_kl(kl)
         specs = self.specs
-        session = self._session
-        saes = {}
-        for spec in (s for row in self.rows for s in row.specs if s.kind == "feature"):
-            loaded = session.saes.get(spec.sae)  # a spec without an SAE name: the one loaded (checked before running)
-            saes[loaded.name] = loaded.spec
-        data: dict[str, Any] = {"prompt": self.prompt, "specs": [s.to_dict() for s in specs],
-                                "model": session.model.name if session.model is not None else None, "saes": saes,
+        data: dict[str, Any] = {"prompt": self.prompt, "specs": [s.to_dict() for s in specs], "model": self.model,
+                                "saes": dict(self.saes),
                                 "settings": {**asdict(GenerationSettings()), **self.settings}}  # every one, given or not
         if self.room is not None and self.room.capped:
             data["capped"] = self.room.to_dict()
